@@ -1,0 +1,3 @@
+module github.com/latch-sessions/latch
+
+go 1.26

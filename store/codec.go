@@ -1,0 +1,154 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+)
+
+// codecVersion is the first byte of every encoded record. Decoders refuse
+// versions they do not know rather than guessing.
+const codecVersion = 1
+
+// maxField caps every variable-length field of an encoded record, so a corrupt
+// or hostile blob cannot make a decoder allocate without bound.
+const maxField = 1 << 20
+
+// ErrCorrupt is returned by [Record.UnmarshalBinary] for a blob that is not a
+// record this package encoded.
+var ErrCorrupt = errors.New("latch/store: corrupt record")
+
+// MarshalBinary encodes r in a compact, versioned binary form shared by the
+// stores that keep records as blobs.
+func (r *Record) MarshalBinary() ([]byte, error) {
+	return r.AppendBinary(make([]byte, 0, 300+len(r.Subject)+len(r.IP)+len(r.UserAgent)+len(r.Data)+len(r.Claims)+len(r.RevokeReason)))
+}
+
+// AppendBinary appends the encoding of r to b.
+func (r *Record) AppendBinary(b []byte) ([]byte, error) {
+	b = append(b, codecVersion)
+	b = append(b, r.ID[:]...)
+	b = binary.BigEndian.AppendUint64(b, r.Version)
+	b = append(b, r.VerifierHash[:]...)
+	b = append(b, r.CSRFSecret[:]...)
+	b = append(b, r.Refresh.Key[:]...)
+	b = append(b, r.Refresh.Current[:]...)
+	b = append(b, r.Refresh.Previous[:]...)
+	b = appendTime(b, r.Refresh.RotatedAt)
+	b = binary.BigEndian.AppendUint32(b, r.Refresh.Generation)
+	for _, t := range [...]time.Time{r.CreatedAt, r.AuthTime, r.LastSeenAt, r.IdleExpiresAt, r.ExpiresAt, r.RevokedAt} {
+		b = appendTime(b, t)
+	}
+	for _, s := range [...]string{r.Subject, r.RevokeReason, r.IP, r.UserAgent} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	for _, s := range [...][]byte{r.Data, r.Claims} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes a record encoded by [Record.MarshalBinary]. The
+// record does not retain b.
+func (r *Record) UnmarshalBinary(b []byte) error {
+	d := decoder{b: b}
+	if d.byte() != codecVersion {
+		return ErrCorrupt
+	}
+	var v Record
+	d.bytes(v.ID[:])
+	v.Version = d.uint64()
+	d.bytes(v.VerifierHash[:])
+	d.bytes(v.CSRFSecret[:])
+	d.bytes(v.Refresh.Key[:])
+	d.bytes(v.Refresh.Current[:])
+	d.bytes(v.Refresh.Previous[:])
+	v.Refresh.RotatedAt = d.time()
+	v.Refresh.Generation = d.uint32()
+	for _, t := range [...]*time.Time{&v.CreatedAt, &v.AuthTime, &v.LastSeenAt, &v.IdleExpiresAt, &v.ExpiresAt, &v.RevokedAt} {
+		*t = d.time()
+	}
+	for _, s := range [...]*string{&v.Subject, &v.RevokeReason, &v.IP, &v.UserAgent} {
+		*s = string(d.field())
+	}
+	for _, s := range [...]*[]byte{&v.Data, &v.Claims} {
+		if f := d.field(); len(f) > 0 {
+			*s = append([]byte(nil), f...)
+		}
+	}
+	if d.bad || len(d.b) != 0 {
+		return ErrCorrupt
+	}
+	*r = v
+	return nil
+}
+
+// appendTime encodes t as Unix nanoseconds; the zero Time encodes as 0.
+func appendTime(b []byte, t time.Time) []byte {
+	var n int64
+	if !t.IsZero() {
+		n = t.UnixNano()
+	}
+	return binary.BigEndian.AppendUint64(b, uint64(n))
+}
+
+type decoder struct {
+	b   []byte
+	bad bool
+}
+
+func (d *decoder) take(n int) []byte {
+	if d.bad || n < 0 || n > len(d.b) {
+		d.bad = true
+		return nil
+	}
+	p := d.b[:n]
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *decoder) byte() byte {
+	if p := d.take(1); p != nil {
+		return p[0]
+	}
+	return 0
+}
+
+func (d *decoder) bytes(dst []byte) { copy(dst, d.take(len(dst))) }
+
+func (d *decoder) uint64() uint64 {
+	if p := d.take(8); p != nil {
+		return binary.BigEndian.Uint64(p)
+	}
+	return 0
+}
+
+func (d *decoder) uint32() uint32 {
+	if p := d.take(4); p != nil {
+		return binary.BigEndian.Uint32(p)
+	}
+	return 0
+}
+
+func (d *decoder) time() time.Time {
+	n := int64(d.uint64())
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func (d *decoder) field() []byte {
+	if d.bad {
+		return nil
+	}
+	n, k := binary.Uvarint(d.b)
+	if k <= 0 || n > maxField {
+		d.bad = true
+		return nil
+	}
+	d.b = d.b[k:]
+	return d.take(int(n))
+}

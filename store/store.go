@@ -1,0 +1,173 @@
+// Package store defines the contract between latch's session manager and the
+// backends that keep session records: the [Store] interface, the [Record] it
+// stores, optional capabilities, and the sentinel errors every backend returns.
+//
+// Most users never call a Store directly: they pass one to latch.New and use
+// the Manager. Implementers should read the whole contract below and run
+// the conformance suite in package storetest from their tests.
+//
+// # Contract
+//
+// Errors. A store reports "no such record" with an error matching
+// [ErrNotFound], a failed compare-and-swap with [ErrConflict], and any
+// failure to reach or understand its backend (network, I/O, timeout, a corrupt
+// record, a cancelled context) with an error matching [ErrUnavailable]. The
+// manager treats every ErrUnavailable as "not authenticated": a store must
+// never answer a system failure with a record.
+//
+// Ownership. Records returned by a store are shared and read-only: callers
+// must not modify them (use [Record.Clone]). A Record passed to a store is
+// read during the call only; the store keeps its own copy.
+//
+// Versions. Every successful write of a record (Create, Update,
+// RotateRefresh, Revoke, RevokeSubject) stores it with a version one higher
+// than before; Create stores version 1. Update is a compare-and-swap on the
+// version, so two writers that read the same version never silently overwrite
+// each other: one wins, the other gets ErrConflict and retries from a fresh read.
+//
+// Revocation. Revoking sets RevokedAt and RevokeReason, bumps the version and
+// removes the session from its subject's index at once; the record itself may
+// be kept as a tombstone until its deadline so that its tokens are reported as
+// revoked rather than unknown. A revoked record is never live again: Update
+// and RotateRefresh on it fail with ErrConflict.
+//
+// Expiry. A record is live until [Record.Deadline], the earlier of its idle
+// and absolute deadlines. From then on a store may discard it; stores with
+// native TTL (Redis) do so themselves, others implement [Sweeper]. The manager
+// checks deadlines on every read, so a store may return a record that has just
+// expired. Listing and eviction take the caller's notion of now, so tests can
+// use a fake clock.
+//
+// Subject index. Every store can list a subject's live sessions and revoke
+// them all without scanning its whole keyspace. The first two bytes of an
+// [ID] are a tag derived from the subject ([SubjectTag]); a clustered store
+// uses it to keep a subject's records and index on one shard, so that
+// Create-with-eviction and RevokeSubject are atomic there as well.
+//
+// Concurrency. All methods are safe for concurrent use, and each is atomic
+// with respect to the others.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors; stores wrap them with %w to add detail, never with a token.
+var (
+	// ErrNotFound: the record does not exist, or no longer does.
+	ErrNotFound = errors.New("latch/store: session not found")
+	// ErrConflict: a compare-and-swap lost against a concurrent write, or the
+	// record was revoked.
+	ErrConflict = errors.New("latch/store: version conflict")
+	// ErrExists: Create was given an ID that is already stored.
+	ErrExists = errors.New("latch/store: session ID already exists")
+	// ErrUnavailable: the backend could not be reached or answered with
+	// something unusable. Treat it as "not authenticated".
+	ErrUnavailable = errors.New("latch/store: store unavailable")
+)
+
+// Limits every store must accept.
+const (
+	MaxSubjectLen = 256
+	// MaxValueLen is the largest Data or Claims value a store must keep.
+	MaxValueLen = 64 << 10
+)
+
+// Store keeps session records. See the package documentation for the contract
+// every method follows.
+type Store interface {
+	// Get returns the record with id, revoked or not, or ErrNotFound.
+	Get(ctx context.Context, id ID) (*Record, error)
+
+	// Create stores a new record (its Version is ignored and stored as 1) and
+	// adds it to its subject's index. If the subject then has more than max
+	// live sessions (max > 0), the least recently seen others are revoked with
+	// reason "evicted", in the same atomic step, and their IDs returned.
+	// "Live" is judged at rec.CreatedAt. Create fails with ErrExists if the ID
+	// is taken.
+	Create(ctx context.Context, rec *Record, max int) (evicted []ID, err error)
+
+	// Update replaces the stored record with rec if the stored version equals
+	// rec.Version and the record is not revoked; the store then writes
+	// version rec.Version+1. It fails with ErrConflict otherwise, and with
+	// ErrNotFound if there is no record. ID and Subject never change.
+	Update(ctx context.Context, rec *Record) error
+
+	// RotateRefresh atomically replaces the refresh state of a live
+	// (unrevoked) record if its Refresh.Current equals r.Expect, and records
+	// the activity in r. It returns the updated record. If the record's
+	// refresh state has moved on (or it is revoked) it returns the stored
+	// record together with ErrConflict, so the caller can tell a concurrent
+	// rotation from theft without another read.
+	RotateRefresh(ctx context.Context, r Rotation) (*Record, error)
+
+	// Revoke marks the record revoked with reason at time at and removes it
+	// from its subject's index. Revoking a revoked record succeeds and changes
+	// nothing; a missing record gives ErrNotFound.
+	Revoke(ctx context.Context, id ID, reason string, at time.Time) error
+
+	// RevokeSubject revokes every live session of subject except the one
+	// with ID except (the zero ID excepts none), atomically with respect to
+	// Create for the same subject, and returns the revoked IDs.
+	RevokeSubject(ctx context.Context, subject string, except ID, reason string, at time.Time) ([]ID, error)
+
+	// List returns the subject's sessions that are live at now, most
+	// recently seen first (ties: most recently created first). It also
+	// forgets index entries of records that are no longer live.
+	List(ctx context.Context, subject string, now time.Time) ([]*Record, error)
+}
+
+// Rotation is one atomic refresh-token rotation; see Store.RotateRefresh.
+type Rotation struct {
+	ID            ID
+	Expect        Hash    // the Refresh.Current the stored record must hold
+	Next          Refresh // the new refresh state
+	LastSeenAt    time.Time
+	IdleExpiresAt time.Time
+}
+
+// Sweeper is implemented by stores without native expiry. Sweep deletes
+// records (and tombstones) whose deadline is at or before now, with their
+// index entries, and returns how many it deleted. It must not scan every
+// record to find them.
+type Sweeper interface {
+	Sweep(ctx context.Context, now time.Time) (int, error)
+}
+
+// Pinger is implemented by stores that can check their backend is reachable.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// KeyStore is implemented by stores that can keep the signing keyring, so
+// every replica signs and verifies with the same keys. The blob is opaque to
+// the store (the keyring encrypts private keys before saving).
+type KeyStore interface {
+	// LoadKeyring returns the stored blob and its version, or (nil, 0, nil)
+	// if none has been saved.
+	LoadKeyring(ctx context.Context) (blob []byte, version uint64, err error)
+	// SaveKeyring stores blob as version expect+1 if the stored version is
+	// expect (0: none saved yet), and fails with ErrConflict otherwise.
+	SaveKeyring(ctx context.Context, blob []byte, expect uint64) error
+}
+
+// Ping checks s's backend if it implements [Pinger]; other stores are
+// assumed reachable.
+func Ping(ctx context.Context, s Store) error {
+	if p, ok := s.(Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return ctx.Err()
+}
+
+// Reasons recorded in Record.RevokeReason by the manager and the stores.
+const (
+	ReasonLogout    = "logout"
+	ReasonAdmin     = "admin"
+	ReasonRevokeAll = "revoke-all"
+	ReasonEvicted   = "evicted"
+	ReasonReplaced  = "replaced" // a new login replaced the session (fixation defence)
+	ReasonReuse     = "refresh-reuse"
+)
