@@ -1,0 +1,79 @@
+// Package boltstore is latch's embedded default session store: every session
+// record, its indexes and the signing keyring live in one file, managed by
+// go.etcd.io/bbolt (a copy-on-write B+tree with a single writer).
+//
+// Most users need two calls:
+//
+//	s, err := boltstore.Open("./latch-data/latch.db", nil)
+//	...
+//	defer s.Close()
+//
+// and pass s to latch.New. The *Store implements [store.Store],
+// [store.Sweeper], [store.KeyStore] and [store.Pinger]; nothing removes
+// expired records by itself, so whoever owns the store (the latch manager or
+// `latch serve`) must call [Store.Sweep] periodically.
+//
+// # Durability
+//
+// By default every write (Create, Update, RotateRefresh, Revoke,
+// RevokeSubject, Sweep, SaveKeyring, and the index housekeeping of List)
+// is one bbolt transaction that is fsync'ed before the call returns, so a
+// call that returned nil survives a process kill (kill -9), an OS crash and
+// a power cut. bbolt never overwrites live pages: a crash at any instant
+// leaves the file at the last committed transaction, which Open reads back
+// without a repair step.
+//
+// Concurrent writers are group-committed: while one transaction is being
+// synced, writes that arrive queue up and then commit together in the next
+// transaction, under one fsync. A lone writer is never delayed; under
+// concurrency throughput grows with the number of writers instead of being
+// capped at one fsync per write. Each call still returns only after its own
+// transaction is durable.
+//
+// [Options.NoSync] turns fsync off. A process crash then still loses
+// nothing (the data is in the OS page cache), but an OS crash or power cut
+// can lose recent writes or corrupt the file. It exists for tests and bulk
+// loads; do not set it in production.
+//
+// # Security model
+//
+// The store never holds a usable secret: records carry only hashes of token
+// secrets (see package store), and the keyring blob is encrypted by its
+// owner before it reaches [Store.SaveKeyring]. Still, the file reveals who
+// has sessions, from which IPs and user agents, so Open creates a missing
+// parent directory with mode 0700 and a missing file with mode 0600
+// (further restricted by the umask). An existing file or directory keeps
+// its mode; check it if the data directory was copied from elsewhere.
+//
+// Errors never contain a token, a hash, a subject or application data; at
+// most the file path and the name of the failed operation.
+//
+// Every failure to read or write the file (I/O error, a closed store, a
+// cancelled context, a record that does not decode) is reported as an error
+// matching [store.ErrUnavailable], never as a record, so the manager fails
+// closed.
+//
+// # Locking
+//
+// A bbolt file can be open in one process at a time (an exclusive flock(2)
+// lock). Open waits at most [Options.LockTimeout] (default 1 s) for the lock
+// and then fails with an error matching [ErrLocked] that names the path, so
+// a second `latch serve` on the same data directory fails fast with a clear
+// message instead of hanging. To run several replicas, use a shared store
+// (Redis or PostgreSQL) instead.
+//
+// # Layout
+//
+// The file holds four buckets:
+//
+//   - records: ID → [store.Record.MarshalBinary]
+//   - subjects: len(subject) (2 bytes) ‖ subject ‖ ID → empty, the subject
+//     index, holding the unrevoked sessions of each subject
+//   - expiry: deadline (8 bytes, order-preserving Unix nanoseconds) ‖ ID →
+//     empty, one entry per record, so Sweep walks only expired entries
+//   - meta: the schema version and the keyring
+//
+// Every write keeps the three record buckets in step in one transaction.
+// Revoked records stay as tombstones until their deadline so their tokens
+// are reported as revoked rather than unknown; Sweep then removes them.
+package boltstore

@@ -1,0 +1,560 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/latch-sessions/latch/store"
+)
+
+// Interface checks.
+var (
+	_ store.Store    = (*Store)(nil)
+	_ store.Sweeper  = (*Store)(nil)
+	_ store.KeyStore = (*Store)(nil)
+	_ store.Pinger   = (*Store)(nil)
+)
+
+// errCorrupt is returned for a stored record or index entry that does not
+// decode. It matches store.ErrUnavailable and store.ErrCorrupt.
+var errCorrupt = fmt.Errorf("boltstore: stored data does not decode: %w: %w", store.ErrUnavailable, store.ErrCorrupt)
+
+// errLayout is returned when a bucket is missing from an opened file.
+var errLayout = errors.New("bucket missing from data file")
+
+// present is the value of every index entry. It is not empty because bbolt
+// does not tell an empty value from a missing key.
+var present = []byte{1}
+
+// buckets are the record buckets of one transaction.
+type buckets struct {
+	rec, sub, exp *bolt.Bucket
+}
+
+func bucketsOf(tx *bolt.Tx) (buckets, error) {
+	b := buckets{tx.Bucket(bucketRecords), tx.Bucket(bucketSubjects), tx.Bucket(bucketExpiry)}
+	if b.rec == nil || b.sub == nil || b.exp == nil {
+		return b, errLayout
+	}
+	return b, nil
+}
+
+// load returns the record stored under id, or nil if there is none.
+func (b buckets) load(id []byte) (*store.Record, error) {
+	v := b.rec.Get(id)
+	if v == nil {
+		return nil, nil
+	}
+	r := new(store.Record)
+	if err := r.UnmarshalBinary(v); err != nil || !bytes.Equal(r.ID[:], id) {
+		return nil, errCorrupt
+	}
+	return r, nil
+}
+
+// put stores rec, which replaces old (nil for a new record), and brings the
+// expiry and subject indexes in step: the expiry entry follows the
+// deadline, and the subject entry exists exactly while rec is unrevoked.
+func (b buckets) put(old, rec *store.Record) error {
+	blob, err := rec.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := b.rec.Put(rec.ID[:], blob); err != nil {
+		return err
+	}
+	nk := deadlineKey(rec)
+	if old == nil || !bytes.Equal(deadlineKey(old), nk) {
+		if old != nil {
+			if err := b.exp.Delete(deadlineKey(old)); err != nil {
+				return err
+			}
+		}
+		if err := b.exp.Put(nk, present); err != nil {
+			return err
+		}
+	}
+	sk := subjectKey(rec.Subject, rec.ID)
+	if rec.Revoked() {
+		return b.sub.Delete(sk)
+	}
+	if old == nil || old.Revoked() || b.sub.Get(sk) == nil {
+		return b.sub.Put(sk, present)
+	}
+	return nil
+}
+
+// subjectIDs returns the IDs in subject's index.
+func (b buckets) subjectIDs(subject string) ([]store.ID, error) {
+	prefix := subjectPrefix(subject)
+	var ids []store.ID
+	c := b.sub.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) != len(prefix)+store.IDLen {
+			return nil, errCorrupt
+		}
+		ids = append(ids, store.ID(k[len(prefix):]))
+	}
+	return ids, nil
+}
+
+// Get returns the record with id, revoked or not, or an error matching
+// store.ErrNotFound. It reads without writing and never waits for a writer.
+func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
+	var rec *store.Record
+	err := s.view(ctx, "get", func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		if b == nil {
+			return errLayout
+		}
+		v := b.Get(id[:])
+		if v == nil {
+			return store.ErrNotFound
+		}
+		r := new(store.Record)
+		if err := r.UnmarshalBinary(v); err != nil || r.ID != id {
+			return errCorrupt
+		}
+		rec = r
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// Create stores rec as version 1 and adds it to its subject's index,
+// evicting the least recently seen of the subject's other live sessions
+// (live at rec.CreatedAt) beyond max, in the same transaction.
+func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store.ID, error) {
+	if rec == nil || rec.ID.IsZero() {
+		return nil, fmt.Errorf("%w: zero session ID", errInvalid)
+	}
+	if err := validSubject(rec.Subject); err != nil {
+		return nil, err
+	}
+	nr := *rec
+	nr.Version = 1
+	now := nr.CreatedAt
+	var evicted []store.ID
+	err := s.write(ctx, "create", func(tx *bolt.Tx) error {
+		evicted = nil
+		b, err := bucketsOf(tx)
+		if err != nil {
+			return err
+		}
+		if b.rec.Get(nr.ID[:]) != nil {
+			return store.ErrExists
+		}
+		var victims []*store.Record
+		if max > 0 {
+			ids, err := b.subjectIDs(nr.Subject)
+			if err != nil {
+				return err
+			}
+			var live []*store.Record
+			for _, id := range ids {
+				r, err := b.load(id[:])
+				if err != nil {
+					return err
+				}
+				if r != nil && r.ID != nr.ID && r.Live(now) {
+					live = append(live, r)
+				}
+			}
+			n := len(live)
+			if nr.Live(now) {
+				n++
+			}
+			if n > max {
+				slices.SortFunc(live, leastRecentFirst)
+				victims = live[:n-max]
+			}
+		}
+		if err := b.put(nil, &nr); err != nil {
+			return err
+		}
+		for _, v := range victims {
+			old := *v
+			v.RevokedAt = now
+			v.RevokeReason = store.ReasonEvicted
+			v.Version++
+			if err := b.put(&old, v); err != nil {
+				return err
+			}
+			evicted = append(evicted, v.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return evicted, nil
+}
+
+// leastRecentFirst orders records by LastSeenAt, then CreatedAt, then ID,
+// ascending: the order of eviction.
+func leastRecentFirst(a, b *store.Record) int {
+	if c := a.LastSeenAt.Compare(b.LastSeenAt); c != 0 {
+		return c
+	}
+	if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.ID[:], b.ID[:])
+}
+
+// Update replaces the stored record with rec if the stored version is
+// rec.Version and the record is unrevoked, storing version rec.Version+1.
+// ID and Subject are kept as stored.
+func (s *Store) Update(ctx context.Context, rec *store.Record) error {
+	if rec == nil {
+		return fmt.Errorf("%w: nil record", errInvalid)
+	}
+	nr := *rec
+	return s.write(ctx, "update", func(tx *bolt.Tx) error {
+		b, err := bucketsOf(tx)
+		if err != nil {
+			return err
+		}
+		old, err := b.load(nr.ID[:])
+		if err != nil {
+			return err
+		}
+		if old == nil {
+			return store.ErrNotFound
+		}
+		if old.Version != nr.Version || old.Revoked() {
+			return store.ErrConflict
+		}
+		w := nr
+		w.Subject = old.Subject
+		w.Version = old.Version + 1
+		return b.put(old, &w)
+	})
+}
+
+// RotateRefresh replaces the refresh state of an unrevoked record whose
+// Refresh.Current is r.Expect and records the activity in r. On a mismatch
+// it returns the stored record with an error matching store.ErrConflict.
+func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Record, error) {
+	var out *store.Record
+	err := s.write(ctx, "rotate refresh", func(tx *bolt.Tx) error {
+		out = nil
+		b, err := bucketsOf(tx)
+		if err != nil {
+			return err
+		}
+		old, err := b.load(r.ID[:])
+		if err != nil {
+			return err
+		}
+		if old == nil {
+			return store.ErrNotFound
+		}
+		if old.Revoked() || old.Refresh.Current != r.Expect {
+			out = old
+			return store.ErrConflict
+		}
+		w := *old
+		w.Refresh = r.Next
+		if !r.LastSeenAt.IsZero() {
+			w.LastSeenAt = r.LastSeenAt
+		}
+		if !r.IdleExpiresAt.IsZero() {
+			w.IdleExpiresAt = r.IdleExpiresAt
+		}
+		w.Version++
+		if err := b.put(old, &w); err != nil {
+			return err
+		}
+		out = &w
+		return nil
+	})
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		return nil, err
+	}
+	return out, err
+}
+
+// Revoke marks the record revoked and removes it from its subject's index;
+// the record stays as a tombstone until its deadline. Revoking a revoked
+// record succeeds and changes nothing.
+func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.Time) error {
+	return s.write(ctx, "revoke", func(tx *bolt.Tx) error {
+		b, err := bucketsOf(tx)
+		if err != nil {
+			return err
+		}
+		old, err := b.load(id[:])
+		if err != nil {
+			return err
+		}
+		if old == nil {
+			return store.ErrNotFound
+		}
+		if old.Revoked() {
+			return nil
+		}
+		return b.put(old, revoked(old, reason, at))
+	})
+}
+
+func revoked(old *store.Record, reason string, at time.Time) *store.Record {
+	w := *old
+	w.RevokedAt = at
+	w.RevokeReason = reason
+	w.Version++
+	return &w
+}
+
+// RevokeSubject revokes, in one transaction, every session of subject live
+// at at, except the one with ID except, and returns the revoked IDs.
+func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.ID, reason string, at time.Time) ([]store.ID, error) {
+	if err := validSubject(subject); err != nil {
+		return nil, err
+	}
+	var out []store.ID
+	err := s.write(ctx, "revoke subject", func(tx *bolt.Tx) error {
+		out = nil
+		b, err := bucketsOf(tx)
+		if err != nil {
+			return err
+		}
+		ids, err := b.subjectIDs(subject)
+		if err != nil {
+			return err
+		}
+		var victims []*store.Record
+		for _, id := range ids {
+			if id == except {
+				continue
+			}
+			r, err := b.load(id[:])
+			if err != nil {
+				return err
+			}
+			if r != nil && r.Live(at) {
+				victims = append(victims, r)
+			}
+		}
+		for _, v := range victims {
+			if err := b.put(v, revoked(v, reason, at)); err != nil {
+				return err
+			}
+			out = append(out, v.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// List returns the subject's sessions live at now, most recently seen
+// first (ties: most recently created first). Index entries of sessions no
+// longer live at now are then removed in a write transaction; List itself
+// reads without waiting for writers.
+func (s *Store) List(ctx context.Context, subject string, now time.Time) ([]*store.Record, error) {
+	if err := validSubject(subject); err != nil {
+		return nil, err
+	}
+	var live []*store.Record
+	var stale []store.ID
+	err := s.view(ctx, "list", func(tx *bolt.Tx) error {
+		live, stale = nil, nil
+		b, err := bucketsOf(tx)
+		if err != nil {
+			return err
+		}
+		ids, err := b.subjectIDs(subject)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			r, err := b.load(id[:])
+			if err != nil {
+				return err
+			}
+			if r != nil && r.Live(now) {
+				live = append(live, r)
+			} else {
+				stale = append(stale, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(live, func(a, b *store.Record) int { return -leastRecentFirst(a, b) })
+	if len(stale) > 0 {
+		if err := s.forget(ctx, subject, stale, now); err != nil {
+			return nil, err
+		}
+	}
+	return live, nil
+}
+
+// forget removes the index entries of ids that are still not live at now.
+func (s *Store) forget(ctx context.Context, subject string, ids []store.ID, now time.Time) error {
+	return s.write(ctx, "list", func(tx *bolt.Tx) error {
+		b, err := bucketsOf(tx)
+		if err != nil {
+			return err
+		}
+		var drop [][]byte
+		for _, id := range ids {
+			r, err := b.load(id[:])
+			if err != nil {
+				return err
+			}
+			if r == nil || !r.Live(now) {
+				drop = append(drop, subjectKey(subject, id))
+			}
+		}
+		for _, k := range drop {
+			if err := b.sub.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Sweep deletes the records (and tombstones) whose deadline is at or
+// before now, with their index entries, and returns how many it deleted.
+// It walks the expiry index from its oldest entry and stops at the first
+// entry after now, deleting at most Options.SweepBatch records per
+// transaction; it checks ctx between transactions.
+func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
+	total := 0
+	limit := sortableTime(now)
+	for {
+		n, more := 0, false
+		err := s.write(ctx, "sweep", func(tx *bolt.Tx) error {
+			n, more = 0, false
+			b, err := bucketsOf(tx)
+			if err != nil {
+				return err
+			}
+			var keys [][]byte
+			c := b.exp.Cursor()
+			for k, _ := c.First(); k != nil; k, _ = c.Next() {
+				if len(k) >= 8 && binary.BigEndian.Uint64(k) > limit {
+					break
+				}
+				if len(keys) == s.sweepBatch {
+					more = true
+					break
+				}
+				keys = append(keys, bytes.Clone(k))
+			}
+			for _, k := range keys {
+				if err := b.exp.Delete(k); err != nil {
+					return err
+				}
+				if len(k) != 8+store.IDLen {
+					continue // malformed entry: dropped
+				}
+				id := k[8:]
+				r, err := b.load(id)
+				switch {
+				case errors.Is(err, store.ErrCorrupt):
+					// Expired by its index entry and unreadable: remove it
+					// rather than stall every future sweep. A subject entry
+					// left behind is forgotten by List.
+				case err != nil:
+					return err
+				case r == nil:
+					continue // dangling entry
+				case !bytes.Equal(deadlineKey(r), k):
+					continue // stale entry; the record has a newer one
+				default:
+					if err := b.sub.Delete(subjectKey(r.Subject, r.ID)); err != nil {
+						return err
+					}
+				}
+				if err := b.rec.Delete(id); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if !more {
+			return total, nil
+		}
+		if err := ctxErr("sweep", ctx); err != nil {
+			return total, err
+		}
+	}
+}
+
+// LoadKeyring returns the stored keyring blob and its version, or
+// (nil, 0, nil) if none was saved.
+func (s *Store) LoadKeyring(ctx context.Context) ([]byte, uint64, error) {
+	var blob []byte
+	var version uint64
+	err := s.view(ctx, "load keyring", func(tx *bolt.Tx) error {
+		blob, version = nil, 0
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return errLayout
+		}
+		v := meta.Get(keyKeyring)
+		if v == nil {
+			return nil
+		}
+		if len(v) < 8 {
+			return errCorrupt
+		}
+		version = binary.BigEndian.Uint64(v)
+		blob = bytes.Clone(v[8:])
+		if blob == nil {
+			blob = []byte{}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return blob, version, nil
+}
+
+// SaveKeyring stores blob as version expect+1 if the stored version is
+// expect (0: none saved), and fails with store.ErrConflict otherwise.
+func (s *Store) SaveKeyring(ctx context.Context, blob []byte, expect uint64) error {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(blob)), expect+1)
+	v = append(v, blob...)
+	return s.write(ctx, "save keyring", func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return errLayout
+		}
+		var cur uint64
+		if old := meta.Get(keyKeyring); old != nil {
+			if len(old) < 8 {
+				return errCorrupt
+			}
+			cur = binary.BigEndian.Uint64(old)
+		}
+		if cur != expect {
+			return store.ErrConflict
+		}
+		return meta.Put(keyKeyring, v)
+	})
+}
