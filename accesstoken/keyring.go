@@ -1,0 +1,591 @@
+package accesstoken
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/latch-sessions/latch/store"
+)
+
+// Keyring defaults.
+const (
+	DefaultRotationPeriod = 30 * 24 * time.Hour
+	DefaultJWKSMaxAge     = 10 * time.Minute
+	DefaultPrePublication = time.Hour
+	DefaultMaxTokenTTL    = time.Hour
+	DefaultReloadInterval = 10 * time.Second
+)
+
+// KeyringConfig configures a Keyring. The zero value (apart from KEK when
+// Store is set) gives an in-memory EdDSA keyring with the defaults above.
+type KeyringConfig struct {
+	// Store persists the keyring so every replica signs and verifies with
+	// the same keys. Nil keeps the keyring in this process only (fine for a
+	// single process; its tokens die with it).
+	Store store.KeyStore
+	// KEK is the 32-byte key-encryption key (see KEKFromBase64 and
+	// LoadOrCreateKEKFile) that encrypts private keys with AES-256-GCM
+	// before they reach Store. Required when Store is set; every replica
+	// must use the same KEK.
+	KEK []byte
+	// Algorithm of new keys: EdDSA (default) or ES256. HS256 secrets are
+	// configured with NewHS256Key and StaticKeys, never in a keyring.
+	Algorithm Algorithm
+	// RotationPeriod is how long a key signs before Maintain makes its
+	// successor active. Default 30 days.
+	RotationPeriod time.Duration
+	// JWKSMaxAge is the Cache-Control max-age of the JWKS document.
+	// Default 10m.
+	JWKSMaxAge time.Duration
+	// PrePublication is how long a new key is published before it signs.
+	// It must exceed JWKSMaxAge, and every replica must call Maintain or
+	// Reload more often than PrePublication-JWKSMaxAge. Default 1h.
+	PrePublication time.Duration
+	// MaxTokenTTL is the longest lifetime of any token signed with the
+	// keyring: a retired key stays published and trusted for MaxTokenTTL
+	// plus DefaultLeeway after its successor started signing, then it is
+	// removed. Default 1h.
+	MaxTokenTTL time.Duration
+	// ReloadInterval is the least time between reloads of the stored
+	// keyring triggered by an unknown kid. Default 10s.
+	ReloadInterval time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Rand is the source of key material and nonces. Default crypto/rand.
+	Rand io.Reader
+}
+
+// KeyState is where a key is in its life.
+type KeyState string
+
+// Key states, in order.
+const (
+	KeyPending KeyState = "pending" // published, not yet signing
+	KeyActive  KeyState = "active"  // signing (and published)
+	KeyRetired KeyState = "retired" // published until Removes, no longer signing
+)
+
+// KeyInfo describes a key of a Keyring, without key material.
+type KeyInfo struct {
+	ID        string
+	Algorithm Algorithm
+	State     KeyState
+	Created   time.Time
+	Activates time.Time // starts signing
+	Retires   time.Time // stops signing: its successor's Activates; zero if none yet
+	Removes   time.Time // leaves JWKS and stops verifying; zero if not retiring yet
+}
+
+// Keyring holds the signing keys of an issuer: one active key that signs,
+// pending keys already published in JWKS, and retired keys still published
+// until every token they signed has expired. It is a KeySet for a Verifier
+// and SigningKeys for an Issuer, and safe for concurrent use.
+//
+// Timeline. A new key is added with an activation time at least
+// PrePublication in the future, so every cache of the JWKS document has
+// seen it before it signs anything. The active key is the one with the
+// latest activation time that has passed, so replicas that share the
+// stored keyring agree on it without coordination. A key is retired when
+// its successor activates, and removed MaxTokenTTL (plus leeway) later.
+//
+// Rotation. Maintain adds the successor PrePublication before the current
+// key has signed for RotationPeriod, and prunes removed keys. Rotate adds a
+// successor at once; it, too, starts signing only after PrePublication, so
+// an on-demand rotation takes effect PrePublication later.
+//
+// Replicas. Each replica keeps a snapshot; Maintain and Reload refresh it
+// from the store, and a lookup of an unknown kid reloads at most once per
+// ReloadInterval. Writes are compare-and-swap on the store's version and
+// retried after a reload on conflict.
+//
+// Private keys are stored sealed with AES-256-GCM under the KEK; the
+// sealed box is bound to the key's ID, algorithm, public key and
+// timestamps, so a store writer without the KEK can delete keys or replay
+// old ones but cannot add, alter or re-time a key.
+type Keyring struct {
+	cfg  KeyringConfig
+	st   store.KeyStore
+	aead cipher.AEAD
+	now  func() time.Time
+	rnd  io.Reader
+
+	mu         sync.Mutex // serializes loads and writes
+	ring       atomic.Pointer[ring]
+	lastReload atomic.Int64 // unix nanos of the last unknown-kid reload
+}
+
+type ring struct {
+	version uint64
+	keys    []ringKey // by activation time
+	byKid   map[string]int
+	jwks    []byte
+}
+
+type ringKey struct {
+	priv, pub          *Key
+	created, activates time.Time
+	retires, removes   time.Time
+	sealed             []byte
+	publicBytes        []byte
+}
+
+// OpenKeyring loads the keyring from cfg.Store, creating (and saving) a
+// first, immediately active key if none exists.
+func OpenKeyring(ctx context.Context, cfg KeyringConfig) (*Keyring, error) {
+	if cfg.Algorithm == "" {
+		cfg.Algorithm = EdDSA
+	}
+	if cfg.Algorithm != EdDSA && cfg.Algorithm != ES256 {
+		return nil, errors.New("accesstoken: keyring algorithm must be EdDSA or ES256 (HS256 secrets are configured with NewHS256Key)")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.RotationPeriod, DefaultRotationPeriod)
+	def(&cfg.JWKSMaxAge, DefaultJWKSMaxAge)
+	def(&cfg.PrePublication, DefaultPrePublication)
+	def(&cfg.MaxTokenTTL, DefaultMaxTokenTTL)
+	def(&cfg.ReloadInterval, DefaultReloadInterval)
+	if cfg.PrePublication <= cfg.JWKSMaxAge {
+		return nil, errors.New("accesstoken: PrePublication must be longer than JWKSMaxAge, or verifiers with a cached JWKS would see tokens from a key they do not know")
+	}
+	if cfg.RotationPeriod <= cfg.PrePublication {
+		return nil, errors.New("accesstoken: RotationPeriod must be longer than PrePublication")
+	}
+	k := &Keyring{cfg: cfg, st: cfg.Store, now: cfg.Now, rnd: cfg.Rand}
+	if k.now == nil {
+		k.now = time.Now
+	}
+	if k.rnd == nil {
+		k.rnd = rand.Reader
+	}
+	kek := cfg.KEK
+	if k.st == nil {
+		k.st = &memKeyStore{}
+		if kek == nil {
+			kek = make([]byte, KEKSize)
+			if _, err := io.ReadFull(k.rnd, kek); err != nil {
+				return nil, fmt.Errorf("accesstoken: generating KEK: %w", err)
+			}
+		}
+	}
+	if len(kek) != KEKSize {
+		return nil, fmt.Errorf("%w: KeyringConfig.KEK must be %d bytes (see KEKFromBase64 and LoadOrCreateKEKFile)", ErrKEK, KEKSize)
+	}
+	block, err := aes.NewCipher(kek)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrKEK, err)
+	}
+	if k.aead, err = cipher.NewGCM(block); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrKEK, err)
+	}
+	if err := k.update(ctx, func(keys []ringKey, now time.Time) ([]ringKey, string, error) {
+		if len(keys) > 0 {
+			return nil, "", nil
+		}
+		nk, err := k.newKey(now, now)
+		if err != nil {
+			return nil, "", err
+		}
+		return []ringKey{nk}, nk.pub.kid, nil
+	}); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// JWKSMaxAge is the lifetime a JWKS document of this keyring may be
+// cached for (the Cache-Control max-age to serve it with).
+func (k *Keyring) JWKSMaxAge() time.Duration { return k.cfg.JWKSMaxAge }
+
+// SigningKey implements SigningKeys: the active key.
+func (k *Keyring) SigningKey(context.Context) (*Key, error) {
+	r := k.ring.Load()
+	now := k.now()
+	for i := len(r.keys) - 1; i >= 0; i-- {
+		if !r.keys[i].activates.After(now) {
+			return r.keys[i].priv, nil
+		}
+	}
+	return nil, ErrNoSigningKey
+}
+
+var errKeyRemoved = wrap(ErrUnknownKey, "key retired and removed")
+
+// VerificationKey implements KeySet. A kid the snapshot does not know
+// triggers a reload from the store, at most once per ReloadInterval.
+func (k *Keyring) VerificationKey(ctx context.Context, kid string) (*Key, error) {
+	key, err := k.lookup(kid)
+	if err != errKidUnknown {
+		return key, err
+	}
+	now := k.now().UnixNano()
+	last := k.lastReload.Load()
+	if now-last < int64(k.cfg.ReloadInterval) || !k.lastReload.CompareAndSwap(last, now) {
+		return nil, err
+	}
+	if rerr := k.Reload(ctx); rerr != nil {
+		return nil, fmt.Errorf("%w: reloading keyring: %w", ErrUnknownKey, rerr)
+	}
+	return k.lookup(kid)
+}
+
+func (k *Keyring) lookup(kid string) (*Key, error) {
+	r := k.ring.Load()
+	i, ok := r.byKid[kid]
+	if !ok {
+		return nil, errKidUnknown
+	}
+	rk := &r.keys[i]
+	if !rk.removes.IsZero() && !k.now().Before(rk.removes) {
+		return nil, errKeyRemoved
+	}
+	return rk.pub, nil
+}
+
+// JWKS returns the JWK Set document of every published key (pending,
+// active and retired), public halves only.
+func (k *Keyring) JWKS() []byte { return slices.Clone(k.ring.Load().jwks) }
+
+// Keys lists the keyring's keys, oldest first.
+func (k *Keyring) Keys() []KeyInfo {
+	r := k.ring.Load()
+	now := k.now()
+	out := make([]KeyInfo, 0, len(r.keys))
+	for _, rk := range r.keys {
+		ki := KeyInfo{ID: rk.pub.kid, Algorithm: rk.pub.alg, Created: rk.created,
+			Activates: rk.activates, Retires: rk.retires, Removes: rk.removes, State: KeyActive}
+		switch {
+		case rk.activates.After(now):
+			ki.State = KeyPending
+		case !rk.retires.IsZero() && !rk.retires.After(now):
+			ki.State = KeyRetired
+		}
+		out = append(out, ki)
+	}
+	return out
+}
+
+// Reload refreshes the snapshot from the store. Call it (or Maintain)
+// periodically on every replica.
+func (k *Keyring) Reload(ctx context.Context) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	r, err := k.load(ctx)
+	if err != nil {
+		return err
+	}
+	k.ring.Store(r)
+	return nil
+}
+
+// Maintain reloads the keyring, prunes keys whose retirement period is
+// over, and adds the next key when the active one is due for rotation
+// (PrePublication before it has signed for RotationPeriod). The server
+// calls it periodically (every minute is plenty) on every replica;
+// concurrent calls from several replicas are safe.
+func (k *Keyring) Maintain(ctx context.Context) error {
+	return k.update(ctx, func(keys []ringKey, now time.Time) ([]ringKey, string, error) {
+		changed := false
+		kept := keys[:0:0]
+		for _, rk := range keys {
+			if !rk.removes.IsZero() && !now.Before(rk.removes) {
+				changed = true
+				continue
+			}
+			kept = append(kept, rk)
+		}
+		var last time.Time
+		if len(kept) > 0 {
+			last = kept[len(kept)-1].activates
+		}
+		switch {
+		case len(kept) == 0:
+			nk, err := k.newKey(now, now)
+			if err != nil {
+				return nil, "", err
+			}
+			return []ringKey{nk}, nk.pub.kid, nil
+		case last.After(now):
+			// A successor is already waiting.
+		case !now.Before(last.Add(k.cfg.RotationPeriod - k.cfg.PrePublication)):
+			at := last.Add(k.cfg.RotationPeriod)
+			if earliest := now.Add(k.cfg.PrePublication); at.Before(earliest) {
+				at = earliest
+			}
+			nk, err := k.newKey(now, at)
+			if err != nil {
+				return nil, "", err
+			}
+			return append(kept, nk), nk.pub.kid, nil
+		}
+		if !changed {
+			return nil, "", nil
+		}
+		return kept, "", nil
+	})
+}
+
+// Rotate adds a new key that starts signing PrePublication from now and
+// returns its kid. If a key is already waiting to activate, Rotate returns
+// that key's kid and changes nothing.
+func (k *Keyring) Rotate(ctx context.Context) (kid string, err error) {
+	err = k.update(ctx, func(keys []ringKey, now time.Time) ([]ringKey, string, error) {
+		if n := len(keys); n > 0 && keys[n-1].activates.After(now) {
+			kid = keys[n-1].pub.kid
+			return nil, "", nil
+		}
+		nk, err := k.newKey(now, now.Add(k.cfg.PrePublication))
+		if err != nil {
+			return nil, "", err
+		}
+		kid = nk.pub.kid
+		return append(keys, nk), kid, nil
+	})
+	return kid, err
+}
+
+// update applies change to the stored keyring with compare-and-swap,
+// reloading and retrying on conflict. change returns nil keys for "no
+// change".
+func (k *Keyring) update(ctx context.Context, change func([]ringKey, time.Time) ([]ringKey, string, error)) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for range 16 {
+		r, err := k.load(ctx)
+		if err != nil {
+			return err
+		}
+		keys, _, err := change(slices.Clone(r.keys), k.now())
+		if err != nil {
+			return err
+		}
+		if keys == nil {
+			k.ring.Store(r)
+			return nil
+		}
+		blob, err := k.marshal(keys)
+		if err != nil {
+			return err
+		}
+		err = k.st.SaveKeyring(ctx, blob, r.version)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("accesstoken: saving keyring: %w", err)
+		}
+		k.ring.Store(k.build(keys, r.version+1))
+		return nil
+	}
+	return fmt.Errorf("accesstoken: saving keyring: %w (gave up after repeated conflicts)", store.ErrConflict)
+}
+
+// load reads the stored keyring, reusing the current snapshot (and its
+// decrypted keys) where nothing changed. Callers hold k.mu.
+func (k *Keyring) load(ctx context.Context) (*ring, error) {
+	blob, version, err := k.st.LoadKeyring(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("accesstoken: loading keyring: %w", err)
+	}
+	cur := k.ring.Load()
+	if cur != nil && cur.version == version && version != 0 {
+		return cur, nil
+	}
+	if blob == nil {
+		return k.build(nil, version), nil
+	}
+	var sr storedRing
+	if err := json.Unmarshal(blob, &sr); err != nil || sr.Format != 1 {
+		return nil, wrap(ErrKeyring, "unknown format")
+	}
+	keys := make([]ringKey, 0, len(sr.Keys))
+	for _, sk := range sr.Keys {
+		if cur != nil {
+			if i, ok := cur.byKid[sk.Kid]; ok {
+				old := cur.keys[i]
+				if bytes.Equal(old.sealed, sk.Sealed) && old.created.UnixNano() == sk.Created &&
+					old.activates.UnixNano() == sk.Activates && bytes.Equal(old.publicBytes, sk.Public) {
+					keys = append(keys, old)
+					continue
+				}
+			}
+		}
+		rk, err := k.open(sk)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, rk)
+	}
+	slices.SortStableFunc(keys, func(a, b ringKey) int { return a.activates.Compare(b.activates) })
+	return k.build(keys, version), nil
+}
+
+// build makes a snapshot: retirement times, kid index and JWKS.
+func (k *Keyring) build(keys []ringKey, version uint64) *ring {
+	r := &ring{version: version, keys: keys, byKid: make(map[string]int, len(keys))}
+	pubs := make([]*Key, 0, len(keys))
+	for i := range keys {
+		rk := &keys[i]
+		rk.retires, rk.removes = time.Time{}, time.Time{}
+		if i+1 < len(keys) {
+			rk.retires = keys[i+1].activates
+			rk.removes = rk.retires.Add(k.cfg.MaxTokenTTL + DefaultLeeway)
+		}
+		r.byKid[rk.pub.kid] = i
+		pubs = append(pubs, rk.pub)
+	}
+	r.jwks = JWKS(pubs...)
+	return r
+}
+
+type storedRing struct {
+	Format int         `json:"format"`
+	Keys   []storedKey `json:"keys"`
+}
+
+type storedKey struct {
+	Kid       string    `json:"kid"`
+	Alg       Algorithm `json:"alg"`
+	Created   int64     `json:"created"`   // unix nanoseconds
+	Activates int64     `json:"activates"` // unix nanoseconds
+	Public    []byte    `json:"public"`
+	Sealed    []byte    `json:"sealed"` // nonce ‖ AES-256-GCM(private key)
+}
+
+func (k *Keyring) marshal(keys []ringKey) ([]byte, error) {
+	sr := storedRing{Format: 1, Keys: make([]storedKey, 0, len(keys))}
+	for _, rk := range keys {
+		sr.Keys = append(sr.Keys, storedKey{Kid: rk.pub.kid, Alg: rk.pub.alg,
+			Created: rk.created.UnixNano(), Activates: rk.activates.UnixNano(),
+			Public: rk.publicBytes, Sealed: rk.sealed})
+	}
+	return json.Marshal(sr)
+}
+
+func aad(sk *storedKey) []byte {
+	b := []byte("latch/accesstoken keyring v1\x00")
+	b = append(b, sk.Kid...)
+	b = append(b, 0)
+	b = append(b, sk.Alg...)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, sk.Created, 10)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, sk.Activates, 10)
+	b = append(b, 0)
+	return append(b, sk.Public...)
+}
+
+// newKey generates a key created at now that activates at at, and seals it.
+func (k *Keyring) newKey(now, at time.Time) (ringKey, error) {
+	var seed [32]byte
+	var priv *Key
+	var err error
+	for range 100 {
+		if _, err = io.ReadFull(k.rnd, seed[:]); err != nil {
+			return ringKey{}, fmt.Errorf("accesstoken: generating key: %w", err)
+		}
+		priv, err = privateFromBytes(k.cfg.Algorithm, seed[:])
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return ringKey{}, errors.New("accesstoken: generating key failed")
+	}
+	// Round-trip through UnixNano so the snapshot equals what is stored.
+	now, at = time.Unix(0, now.UnixNano()), time.Unix(0, at.UnixNano())
+	sk := storedKey{Kid: priv.kid, Alg: priv.alg, Created: now.UnixNano(), Activates: at.UnixNano(),
+		Public: publicBytes(priv)}
+	nonce := make([]byte, k.aead.NonceSize(), k.aead.NonceSize()+len(seed)+k.aead.Overhead())
+	if _, err := io.ReadFull(k.rnd, nonce); err != nil {
+		return ringKey{}, fmt.Errorf("accesstoken: generating nonce: %w", err)
+	}
+	sk.Sealed = k.aead.Seal(nonce, nonce, seed[:], aad(&sk))
+	clear(seed[:])
+	return ringKey{priv: priv, pub: priv.Public(), created: now, activates: at,
+		sealed: sk.Sealed, publicBytes: sk.Public}, nil
+}
+
+// open decrypts a stored key and checks it against its public half and kid.
+func (k *Keyring) open(sk storedKey) (ringKey, error) {
+	ns := k.aead.NonceSize()
+	if len(sk.Sealed) < ns {
+		return ringKey{}, wrap(ErrKeyring, "sealed key too short")
+	}
+	seed, err := k.aead.Open(nil, sk.Sealed[:ns], sk.Sealed[ns:], aad(&sk))
+	if err != nil {
+		return ringKey{}, wrap(ErrKeyring, "cannot decrypt a private key (wrong KEK, or the stored keyring was altered)")
+	}
+	defer clear(seed)
+	priv, err := privateFromBytes(sk.Alg, seed)
+	if err != nil || priv.kid != sk.Kid || !bytes.Equal(publicBytes(priv), sk.Public) {
+		return ringKey{}, wrap(ErrKeyring, "stored key does not match its ID")
+	}
+	return ringKey{priv: priv, pub: priv.Public(), created: time.Unix(0, sk.Created),
+		activates: time.Unix(0, sk.Activates), sealed: sk.Sealed, publicBytes: sk.Public}, nil
+}
+
+// privateFromBytes makes a signing key (kid: its thumbprint) from 32
+// bytes: an Ed25519 seed or a P-256 scalar.
+func privateFromBytes(alg Algorithm, b []byte) (*Key, error) {
+	switch alg {
+	case EdDSA:
+		return NewEd25519Key("", ed25519.NewKeyFromSeed(b))
+	case ES256:
+		p, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), b)
+		if err != nil {
+			return nil, err
+		}
+		return NewES256Key("", p)
+	}
+	return nil, errors.New("accesstoken: unsupported key algorithm")
+}
+
+func publicBytes(k *Key) []byte {
+	if k.edPub != nil {
+		return slices.Clone(k.edPub)
+	}
+	b, _ := k.ecPub.Bytes()
+	return b
+}
+
+// memKeyStore is the KeyStore of a keyring without a store.
+type memKeyStore struct {
+	mu      sync.Mutex
+	blob    []byte
+	version uint64
+}
+
+func (m *memKeyStore) LoadKeyring(context.Context) ([]byte, uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.blob, m.version, nil
+}
+
+func (m *memKeyStore) SaveKeyring(_ context.Context, blob []byte, expect uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if expect != m.version {
+		return store.ErrConflict
+	}
+	m.blob, m.version = slices.Clone(blob), m.version+1
+	return nil
+}
