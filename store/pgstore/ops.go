@@ -1,0 +1,390 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/latch-sessions/latch/store"
+)
+
+// nanos encodes t as the columns hold it: Unix nanoseconds, 0 for the zero
+// Time (as store's binary codec does).
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// revokeTime is the time a revocation records. A zero time would read back
+// as "not revoked", so it becomes the current time: a revocation must never
+// be lost to a missing timestamp.
+func revokeTime(at time.Time) int64 {
+	if n := nanos(at); n != 0 {
+		return n
+	}
+	return time.Now().UnixNano()
+}
+
+// subjectLockKey is the advisory-lock object ID of subject (class
+// lockClassSubject). Collisions only serialise two subjects' writes.
+func subjectLockKey(subject string) int32 {
+	h := fnv.New32a()
+	h.Write([]byte(subject))
+	return int32(h.Sum32())
+}
+
+func nullable(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// recordArgs are the insert/update parameters $3..$21 (after id and
+// version/subject), in the order the statements use.
+func recordArgs(r *store.Record) []any {
+	return []any{
+		r.VerifierHash[:], r.CSRFSecret[:],
+		r.Refresh.Key[:], r.Refresh.Current[:], r.Refresh.Previous[:],
+		nanos(r.Refresh.RotatedAt), int64(r.Refresh.Generation),
+		nanos(r.CreatedAt), nanos(r.AuthTime), nanos(r.LastSeenAt),
+		nanos(r.IdleExpiresAt), nanos(r.ExpiresAt),
+		nanos(r.RevokedAt), []byte(r.RevokeReason), []byte(r.IP), []byte(r.UserAgent),
+		nullable(r.Data), nullable(r.Claims),
+		nanos(r.Deadline()),
+	}
+}
+
+// scanRecord reads one row of [columns].
+func scanRecord(row pgx.Row) (*store.Record, error) {
+	var (
+		id, subject, verifier, csrf, rkey, rcur, rprev []byte
+		reason, ip, ua, data, claims                   []byte
+		version, rotated, gen                          int64
+		created, auth, seen, idle, expires, revoked    int64
+	)
+	if err := row.Scan(&id, &subject, &version, &verifier, &csrf,
+		&rkey, &rcur, &rprev, &rotated, &gen,
+		&created, &auth, &seen, &idle, &expires,
+		&revoked, &reason, &ip, &ua, &data, &claims); err != nil {
+		return nil, err
+	}
+	r := &store.Record{
+		Subject:      string(subject),
+		Version:      uint64(version),
+		RevokeReason: string(reason),
+		IP:           string(ip),
+		UserAgent:    string(ua),
+		Data:         nullable(data),
+		Claims:       nullable(claims),
+	}
+	ok := copyExact(r.ID[:], id) && copyExact(r.VerifierHash[:], verifier) &&
+		copyExact(r.CSRFSecret[:], csrf) && copyExact(r.Refresh.Key[:], rkey) &&
+		copyExact(r.Refresh.Current[:], rcur) && copyExact(r.Refresh.Previous[:], rprev) &&
+		version >= 0 && gen >= 0 && gen <= 1<<32-1
+	if !ok {
+		return nil, fmt.Errorf("%w: malformed row", store.ErrCorrupt)
+	}
+	r.Refresh.RotatedAt = fromNanos(rotated)
+	r.Refresh.Generation = uint32(gen)
+	r.CreatedAt = fromNanos(created)
+	r.AuthTime = fromNanos(auth)
+	r.LastSeenAt = fromNanos(seen)
+	r.IdleExpiresAt = fromNanos(idle)
+	r.ExpiresAt = fromNanos(expires)
+	r.RevokedAt = fromNanos(revoked)
+	return r, nil
+}
+
+func copyExact(dst, src []byte) bool {
+	if len(src) != len(dst) {
+		return false
+	}
+	copy(dst, src)
+	return true
+}
+
+// Get implements [store.Store]: one indexed read by primary key.
+func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	r, err := scanRecord(s.pool.QueryRow(ctx, s.q.get, id[:]))
+	if err != nil {
+		return nil, s.err("get", err)
+	}
+	return r, nil
+}
+
+// Create implements [store.Store]. The subject's advisory lock, the insert
+// and the eviction run in one implicit transaction sent in a single round
+// trip, so concurrent creates for one subject never leave more than max live
+// sessions and never race a RevokeSubject.
+func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store.ID, error) {
+	if rec.ID.IsZero() {
+		return nil, fmt.Errorf("pgstore: create: zero session ID")
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+
+	b := &pgx.Batch{}
+	b.Queue(s.q.lockSubject, int32(lockClassSubject), subjectLockKey(rec.Subject))
+	args := append([]any{rec.ID[:], []byte(rec.Subject)}, recordArgs(rec)...)
+	b.Queue(s.q.insert, args...)
+	if max > 0 {
+		keep := max
+		if rec.Live(rec.CreatedAt) {
+			keep-- // the new session counts towards max
+		}
+		b.Queue(s.q.evict, []byte(rec.Subject), rec.ID[:], revokeTime(rec.CreatedAt), keep, []byte(store.ReasonEvicted))
+	}
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, s.err("create", err)
+	}
+	if _, err := br.Exec(); err != nil {
+		return nil, s.err("create", err)
+	}
+	var evicted []store.ID
+	if max > 0 {
+		rows, err := br.Query()
+		if err != nil {
+			return nil, s.err("create", err)
+		}
+		evicted, err = collectIDs(rows)
+		if err != nil {
+			return nil, s.err("create", err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return nil, s.err("create", err)
+	}
+	return evicted, nil
+}
+
+func collectIDs(rows pgx.Rows) ([]store.ID, error) {
+	defer rows.Close()
+	var ids []store.ID
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		var id store.ID
+		if !copyExact(id[:], b) {
+			return nil, fmt.Errorf("%w: malformed ID", store.ErrCorrupt)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// Update implements [store.Store]: a compare-and-swap on the version column
+// (UPDATE … WHERE id = $1 AND version = $2 AND revoked_at = 0) that also
+// tells "not found" from "conflict", in one statement.
+func (s *Store) Update(ctx context.Context, rec *store.Record) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	args := append([]any{rec.ID[:], int64(rec.Version)}, recordArgs(rec)...)
+	var updated, exists bool
+	if err := s.pool.QueryRow(ctx, s.q.update, args...).Scan(&updated, &exists); err != nil {
+		return s.err("update", err)
+	}
+	switch {
+	case updated:
+		return nil
+	case exists:
+		return sentinelErr("update", store.ErrConflict)
+	default:
+		return sentinelErr("update", store.ErrNotFound)
+	}
+}
+
+// RotateRefresh implements [store.Store]. The comparison of the current
+// refresh hash and the rotation are one UPDATE; only when it matches no row
+// does a second read fetch the stored record for the caller.
+func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Record, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	rec, err := scanRecord(s.pool.QueryRow(ctx, s.q.rotate, r.ID[:], r.Expect[:],
+		r.Next.Key[:], r.Next.Current[:], r.Next.Previous[:],
+		nanos(r.Next.RotatedAt), int64(r.Next.Generation),
+		nanos(r.LastSeenAt), nanos(r.IdleExpiresAt)))
+	if err == nil {
+		return rec, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, s.err("rotate refresh", err)
+	}
+	// A fresh statement (fresh snapshot) so the caller sees the state that
+	// beat it, not the one it expected.
+	rec, err = scanRecord(s.pool.QueryRow(ctx, s.q.get, r.ID[:]))
+	if err != nil {
+		return nil, s.err("rotate refresh", err)
+	}
+	return rec, sentinelErr("rotate refresh", store.ErrConflict)
+}
+
+// Revoke implements [store.Store].
+func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.Time) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var found bool
+	if err := s.pool.QueryRow(ctx, s.q.revoke, id[:], []byte(reason), revokeTime(at)).Scan(&found); err != nil {
+		return s.err("revoke", err)
+	}
+	if !found {
+		return sentinelErr("revoke", store.ErrNotFound)
+	}
+	return nil
+}
+
+// RevokeSubject implements [store.Store]. It takes the subject's advisory
+// lock, as Create does, so the two are serialised per subject.
+func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.ID, reason string, at time.Time) ([]store.ID, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	b := &pgx.Batch{}
+	b.Queue(s.q.lockSubject, int32(lockClassSubject), subjectLockKey(subject))
+	b.Queue(s.q.revokeSubject, []byte(subject), except[:], []byte(reason), revokeTime(at))
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, s.err("revoke subject", err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, s.err("revoke subject", err)
+	}
+	ids, err := collectIDs(rows)
+	if err != nil {
+		return nil, s.err("revoke subject", err)
+	}
+	if err := br.Close(); err != nil {
+		return nil, s.err("revoke subject", err)
+	}
+	return ids, nil
+}
+
+// List implements [store.Store] from the partial subject index. Revoked rows
+// are not in the index; expired ones are skipped here and deleted by Sweep,
+// so there are no index entries to forget.
+func (s *Store) List(ctx context.Context, subject string, now time.Time) ([]*store.Record, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, s.q.list, []byte(subject), nanos(now))
+	if err != nil {
+		return nil, s.err("list", err)
+	}
+	defer rows.Close()
+	var recs []*store.Record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, s.err("list", err)
+		}
+		recs = append(recs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.err("list", err)
+	}
+	return recs, nil
+}
+
+// Sweep implements [store.Sweeper]. It deletes records and tombstones whose
+// deadline is at or before now in batches of Options.SweepBatch rows, each
+// its own short statement found through the deadline index and skipping
+// rows other calls hold locked, until a batch comes back short. Each batch
+// gets the per-call deadline; ctx bounds the whole sweep. On error it
+// returns how many it deleted so far.
+func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
+	total := 0
+	cutoff := nanos(now)
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, s.err("sweep", err)
+		}
+		n, err := s.sweepBatch(ctx, cutoff)
+		total += n
+		if err != nil {
+			return total, s.err("sweep", err)
+		}
+		if n < s.batch {
+			return total, nil
+		}
+	}
+}
+
+func (s *Store) sweepBatch(ctx context.Context, cutoff int64) (int, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, s.q.sweep, cutoff, s.batch)
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// Ping implements [store.Pinger]: a round trip to the server, bounded by
+// the per-call deadline.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	return s.err("ping", s.pool.Ping(ctx))
+}
+
+// LoadKeyring implements [store.KeyStore].
+func (s *Store) LoadKeyring(ctx context.Context) ([]byte, uint64, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var blob []byte
+	var version int64
+	err := s.pool.QueryRow(ctx, s.q.loadKeyring).Scan(&blob, &version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, s.err("load keyring", err)
+	}
+	return blob, uint64(version), nil
+}
+
+// SaveKeyring implements [store.KeyStore] with a compare-and-swap on the
+// keyring's version.
+func (s *Store) SaveKeyring(ctx context.Context, blob []byte, expect uint64) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	if blob == nil {
+		blob = []byte{} // the column is NOT NULL; nil is "empty", not "none"
+	}
+	var n int64
+	if expect == 0 {
+		tag, err := s.pool.Exec(ctx, s.q.insertKeyring, blob)
+		if err != nil {
+			return s.err("save keyring", err)
+		}
+		n = tag.RowsAffected()
+	} else {
+		tag, err := s.pool.Exec(ctx, s.q.updateKeyring, blob, int64(expect))
+		if err != nil {
+			return s.err("save keyring", err)
+		}
+		n = tag.RowsAffected()
+	}
+	if n != 1 {
+		return sentinelErr("save keyring", store.ErrConflict)
+	}
+	return nil
+}

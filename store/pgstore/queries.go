@@ -1,0 +1,101 @@
+package pgstore
+
+import (
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// columns are the stored fields of a record, in the order scanRecord reads
+// them. The deadline column is derived and never read back.
+const columns = `id, subject, version, verifier_hash, csrf_secret,
+	refresh_key, refresh_current, refresh_previous, refresh_rotated_at, refresh_generation,
+	created_at, auth_time, last_seen_at, idle_expires_at, expires_at,
+	revoked_at, revoke_reason, ip, user_agent, data, claims`
+
+// queries holds every statement with the schema name baked in (schema-
+// qualified names rather than search_path, so a Store works on a pool shared
+// with other code). pgx prepares and caches each on first use per connection.
+type queries struct {
+	get, insert, evict, update, rotate, revoke, revokeSubject, list, sweep string
+	lockSubject                                                            string
+	loadKeyring, insertKeyring, updateKeyring                              string
+	sessions                                                               string // the qualified table name
+}
+
+func buildQueries(schema string) queries {
+	s := pgx.Identifier{schema}.Sanitize()
+	r := strings.NewReplacer("{s}", s, "{cols}", columns)
+	return queries{
+		sessions: s + ".sessions",
+		get:      r.Replace(`SELECT {cols} FROM {s}.sessions WHERE id = $1`),
+
+		// Serialises Create and RevokeSubject per subject until the end of
+		// their (implicit) transaction. Two-int4 form, class lockClassSubject.
+		lockSubject: `SELECT pg_advisory_xact_lock($1::int4, $2::int4)`,
+
+		insert: r.Replace(`INSERT INTO {s}.sessions (id, subject, version, verifier_hash, csrf_secret,
+			refresh_key, refresh_current, refresh_previous, refresh_rotated_at, refresh_generation,
+			created_at, auth_time, last_seen_at, idle_expires_at, expires_at,
+			revoked_at, revoke_reason, ip, user_agent, data, claims, deadline)
+			VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`),
+
+		// $1 subject, $2 the new ID, $3 now (also the revocation time),
+		// $4 how many other live sessions to keep, $5 the reason.
+		evict: r.Replace(`UPDATE {s}.sessions SET revoked_at = $3, revoke_reason = $5, version = version + 1
+			WHERE id IN (
+				SELECT id FROM {s}.sessions
+				WHERE subject = $1 AND revoked_at = 0 AND deadline > $3 AND id <> $2
+				ORDER BY last_seen_at DESC, created_at DESC, id DESC
+				OFFSET $4)
+			AND revoked_at = 0
+			RETURNING id`),
+
+		// Compare-and-swap on version; the second column tells "not found"
+		// from "conflict" in the same round trip.
+		update: r.Replace(`WITH u AS (
+				UPDATE {s}.sessions SET version = version + 1,
+					verifier_hash = $3, csrf_secret = $4,
+					refresh_key = $5, refresh_current = $6, refresh_previous = $7,
+					refresh_rotated_at = $8, refresh_generation = $9,
+					created_at = $10, auth_time = $11, last_seen_at = $12,
+					idle_expires_at = $13, expires_at = $14,
+					revoked_at = $15, revoke_reason = $16, ip = $17, user_agent = $18,
+					data = $19, claims = $20, deadline = $21
+				WHERE id = $1 AND version = $2 AND revoked_at = 0
+				RETURNING 1)
+			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.sessions WHERE id = $1)`),
+
+		// One statement: compares the current refresh hash and rotates.
+		rotate: r.Replace(`UPDATE {s}.sessions SET version = version + 1,
+				refresh_key = $3, refresh_current = $4, refresh_previous = $5,
+				refresh_rotated_at = $6, refresh_generation = $7,
+				last_seen_at = $8, idle_expires_at = $9, deadline = LEAST($9, expires_at)
+			WHERE id = $1 AND refresh_current = $2 AND revoked_at = 0
+			RETURNING {cols}`),
+
+		revoke: r.Replace(`WITH u AS (
+				UPDATE {s}.sessions SET revoked_at = $3, revoke_reason = $2, version = version + 1
+				WHERE id = $1 AND revoked_at = 0
+				RETURNING 1)
+			SELECT EXISTS (SELECT 1 FROM u) OR EXISTS (SELECT 1 FROM {s}.sessions WHERE id = $1)`),
+
+		revokeSubject: r.Replace(`UPDATE {s}.sessions SET revoked_at = $4, revoke_reason = $3, version = version + 1
+			WHERE subject = $1 AND revoked_at = 0 AND deadline > $4 AND id <> $2
+			RETURNING id`),
+
+		list: r.Replace(`SELECT {cols} FROM {s}.sessions
+			WHERE subject = $1 AND revoked_at = 0 AND deadline > $2
+			ORDER BY last_seen_at DESC, created_at DESC, id DESC`),
+
+		// One small batch; Sweep loops. SKIP LOCKED: rows another call is
+		// writing are left for the next sweep instead of waited for.
+		sweep: r.Replace(`DELETE FROM {s}.sessions WHERE id IN (
+				SELECT id FROM {s}.sessions WHERE deadline <= $1
+				LIMIT $2 FOR UPDATE SKIP LOCKED)`),
+
+		loadKeyring:   r.Replace(`SELECT blob, version FROM {s}.keyring WHERE id`),
+		insertKeyring: r.Replace(`INSERT INTO {s}.keyring (id, version, blob) VALUES (true, 1, $1) ON CONFLICT (id) DO NOTHING`),
+		updateKeyring: r.Replace(`UPDATE {s}.keyring SET blob = $1, version = version + 1 WHERE id AND version = $2`),
+	}
+}
