@@ -1,0 +1,81 @@
+package pgstore
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/latch-sessions/latch/store"
+)
+
+// BenchmarkGet measures the validation read path: one Get by ID of a stored
+// session, sequentially, over loopback. Besides ns/op it reports the p50 and
+// p99 of the individual Get latencies (µs).
+//
+//	go test -run '^$' -bench BenchmarkGet -benchtime 20000x ./store/pgstore/
+func BenchmarkGet(b *testing.B) {
+	s := openTestStore(b, Options{})
+	ctx := context.Background()
+	const n = 1000
+	recs := make([]store.ID, n)
+	for i := range recs {
+		r := newRecord(b, "bench-"+string(rune('a'+i%26)), 0)
+		r.ExpiresAt = time.Now().Add(time.Hour)
+		if _, err := s.Create(ctx, r, 0); err != nil {
+			b.Fatal(err)
+		}
+		recs[i] = r.ID
+	}
+	// Warm the pool's connection and its prepared statement.
+	for i := 0; i < 100; i++ {
+		if _, err := s.Get(ctx, recs[i%n]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if _, err := s.Get(ctx, recs[i%n]); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	reportPercentiles(b, lat)
+}
+
+// BenchmarkGetParallel is BenchmarkGet from GOMAXPROCS goroutines (raise
+// with -cpu), for throughput.
+func BenchmarkGetParallel(b *testing.B) {
+	s := openTestStore(b, Options{})
+	ctx := context.Background()
+	r := newRecord(b, "bench", 0)
+	if _, err := s.Create(ctx, r, 0); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.Get(ctx, r.ID); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func reportPercentiles(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) / 1e3
+	}
+	b.ReportMetric(pct(0.50), "p50-µs")
+	b.ReportMetric(pct(0.99), "p99-µs")
+}
