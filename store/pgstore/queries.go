@@ -21,12 +21,14 @@ type queries struct {
 	lockSubject                                                            string
 	loadKeyring, insertKeyring, updateKeyring                              string
 	sessions                                                               string // the qualified table name
+	schema                                                                 string // unquoted
 }
 
 func buildQueries(schema string) queries {
 	s := pgx.Identifier{schema}.Sanitize()
 	r := strings.NewReplacer("{s}", s, "{cols}", columns)
 	return queries{
+		schema:   schema,
 		sessions: s + ".sessions",
 		get:      r.Replace(`SELECT {cols} FROM {s}.sessions WHERE id = $1`),
 
