@@ -88,8 +88,9 @@ type Store struct {
 	path       string
 	sweepBatch int
 
-	// Group commit; see write.
-	mu      sync.Mutex
+	// Group commit; see write. commitMode is for benchmarks only.
+	commitMode int
+	mu         sync.Mutex
 	queue   []*writeReq
 	leading bool
 }
@@ -271,6 +272,9 @@ func (s *Store) write(ctx context.Context, op string, fn func(*bolt.Tx) error) e
 		return err
 	}
 	req := &writeReq{ctx: ctx, op: op, fn: fn, done: make(chan error, 1)}
+	if s.commitMode != groupCommit {
+		return s.writeAlone(req)
+	}
 	s.mu.Lock()
 	s.queue = append(s.queue, req)
 	if s.leading {
@@ -296,6 +300,36 @@ func (s *Store) write(ctx context.Context, op string, fn func(*bolt.Tx) error) e
 	}
 	s.mu.Unlock()
 	return <-req.done
+}
+
+// Commit modes; only benchmarks change the default.
+const (
+	groupCommit = iota
+	updatePerWrite
+	boltBatch
+)
+
+// writeAlone runs one write in its own transaction (updatePerWrite) or
+// through bbolt's timer-based DB.Batch, for comparison with groupCommit.
+func (s *Store) writeAlone(r *writeReq) error {
+	var res error
+	txfn := func(tx *bolt.Tx) error {
+		res = run(tx, r)
+		if res != nil && !verdict(res) {
+			return res
+		}
+		return nil
+	}
+	var err error
+	if s.commitMode == boltBatch {
+		err = s.db.Batch(txfn)
+	} else {
+		err = s.db.Update(txfn)
+	}
+	if err != nil {
+		return mapErr(r.op, err)
+	}
+	return res
 }
 
 // commit runs the group in one transaction and delivers each result.

@@ -439,6 +439,20 @@ func (s *Store) forget(ctx context.Context, subject string, ids []store.ID, now 
 func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 	total := 0
 	limit := sortableTime(now)
+	// The common case, nothing expired, needs no write transaction.
+	var due bool
+	err := s.view(ctx, "sweep", func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketExpiry)
+		if b == nil {
+			return errLayout
+		}
+		k, _ := b.Cursor().First()
+		due = k != nil && (len(k) < 8 || binary.BigEndian.Uint64(k) <= limit)
+		return nil
+	})
+	if err != nil || !due {
+		return 0, err
+	}
 	for {
 		n, more := 0, false
 		err := s.write(ctx, "sweep", func(tx *bolt.Tx) error {
