@@ -105,11 +105,6 @@ var (
 	errIat        = wrap(ErrNotYetValid, "iat in the future")
 )
 
-func headerErr(name string) error {
-	// name is one of our own constants, never token text.
-	return wrap(ErrHeader, name)
-}
-
 // ExtraClaimsError explains why CheckExtraClaims refused an Extra object.
 // Name is the offending member name when the problem is a reserved or
 // duplicate name (claim names are chosen by the application, not secret);

@@ -69,12 +69,22 @@ func (s *scanner) str() (raw []byte, esc, ok bool) {
 				if s.i+5 > len(s.b) {
 					return nil, false, false
 				}
-				for _, h := range s.b[s.i+1 : s.i+5] {
-					if unhex(h) < 0 {
-						return nil, false, false
-					}
+				r, ok := s.hex4At(s.i + 1)
+				if !ok {
+					return nil, false, false
 				}
 				s.i += 5
+				// Surrogates must come as a high-low pair.
+				if utf16.IsSurrogate(r) {
+					if r >= 0xdc00 || s.i+6 > len(s.b) || s.b[s.i] != '\\' || s.b[s.i+1] != 'u' {
+						return nil, false, false
+					}
+					r2, ok := s.hex4At(s.i + 2)
+					if !ok || r2 < 0xdc00 || r2 > 0xdfff {
+						return nil, false, false
+					}
+					s.i += 6
+				}
 			default:
 				return nil, false, false
 			}
@@ -88,6 +98,18 @@ func (s *scanner) str() (raw []byte, esc, ok bool) {
 		}
 	}
 	return nil, false, false
+}
+
+func (s *scanner) hex4At(i int) (rune, bool) {
+	var r rune
+	for _, h := range s.b[i : i+4] {
+		d := unhex(h)
+		if d < 0 {
+			return 0, false
+		}
+		r = r<<4 | rune(d)
+	}
+	return r, true
 }
 
 func unhex(c byte) int {

@@ -247,9 +247,13 @@ func (k *Keyring) VerificationKey(ctx context.Context, kid string) (*Key, error)
 	return k.lookup(kid)
 }
 
-func (k *Keyring) lookup(kid string) (*Key, error) {
+func (k *Keyring) lookup(kid string) (*Key, error) { return lookupKid(k, kid) }
+
+func (k *Keyring) lookupBytes(kid []byte) (*Key, error) { return lookupKid(k, kid) }
+
+func lookupKid[S string | []byte](k *Keyring, kid S) (*Key, error) {
 	r := k.ring.Load()
-	i, ok := r.byKid[kid]
+	i, ok := r.byKid[string(kid)]
 	if !ok {
 		return nil, errKidUnknown
 	}

@@ -22,16 +22,19 @@ const MaxTokenSize = 8 << 10
 const DefaultLeeway = 30 * time.Second
 
 const (
-	maxHeaderSeg  = 1024                         // encoded header segment
-	maxPayloadLen = MaxTokenSize * 3 / 4         // decoded payload
-	bufLen        = MaxTokenSize + maxPayloadLen // token copy ‖ payload
+	maxHeaderSeg  = 1024                 // encoded header segment
+	maxPayloadLen = MaxTokenSize * 3 / 4 // decoded payload
 )
 
 var strict = base64.RawURLEncoding.Strict()
 
 // tokenBuf holds a copy of the token (the signing input is read from it)
-// and the decoded payload.
-type tokenBuf [bufLen]byte
+// and the decoded header and payload.
+type tokenBuf struct {
+	tok     [MaxTokenSize]byte
+	payload [maxPayloadLen]byte
+	hdr     [maxHeaderSeg * 3 / 4]byte
+}
 
 var bufPool = sync.Pool{New: func() any { return new(tokenBuf) }}
 
@@ -41,6 +44,17 @@ var b64url = func() (t [256]bool) {
 		t[c] = true
 	}
 	return t
+}()
+
+// forbiddenHeaders are the header parameters latch refuses: keys or key
+// locations supplied by the token itself, and extensions it does not
+// implement.
+var forbiddenHeaders = func() map[string]error {
+	m := map[string]error{}
+	for _, n := range []string{"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256", "crit", "b64", "zip", "enc"} {
+		m[n] = wrap(ErrHeader, n)
+	}
+	return m
 }()
 
 // header is the part of the JOSE header latch reads.
@@ -62,18 +76,11 @@ type compact struct {
 	payload []byte // encoded payload segment
 	sig     []byte // encoded signature segment
 	hdr     header
-	hbuf    [maxHeaderSeg * 3 / 4]byte
 }
 
-func (c *compact) release() {
-	if c.buf != nil {
-		bufPool.Put(c.buf)
-		c.buf = nil
-	}
-}
-
-// parse splits token, checks its alphabet and decodes and reads the header.
-func (c *compact) parse(token string) error {
+// parse splits token (already copied into buf), checks its alphabet and
+// decodes and reads the header.
+func (c *compact) parse(buf *tokenBuf, token string) error {
 	if len(token) > MaxTokenSize {
 		return ErrTooLarge
 	}
@@ -103,17 +110,16 @@ func (c *compact) parse(token string) error {
 	if dot1 > maxHeaderSeg {
 		return errHeaderSize
 	}
-	c.buf = bufPool.Get().(*tokenBuf)
-	n := copy(c.buf[:], token)
-	b := c.buf[:n]
+	c.buf = buf
+	b := buf.tok[:len(token)]
 	c.signed = b[:dot2]
 	c.payload = b[dot1+1 : dot2]
 	c.sig = b[dot2+1:]
-	hn, err := strict.Decode(c.hbuf[:], b[:dot1])
+	hn, err := strict.Decode(buf.hdr[:], b[:dot1])
 	if err != nil {
 		return errBase64
 	}
-	return c.hdr.parse(c.hbuf[:hn])
+	return c.hdr.parse(buf.hdr[:hn])
 }
 
 func (h *header) parse(b []byte) error {
@@ -142,8 +148,10 @@ func (h *header) parse(b []byte) error {
 			bit, dst = hKid, &h.kid
 		case "typ":
 			bit, dst = hTyp, &h.typ
-		case "jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256", "crit", "b64", "zip", "enc":
-			return headerErr(string(name))
+		default:
+			if err, ok := forbiddenHeaders[string(name)]; ok {
+				return err
+			}
 		}
 		if bit != 0 {
 			if h.seen&bit != 0 {
@@ -264,9 +272,14 @@ func rawToDER(dst, sig []byte) []byte {
 // Most users won't need this: it exists for test vectors and for
 // protocols other than access tokens. Use a Verifier for access tokens.
 func VerifySignature(token string, key *Key) ([]byte, error) {
+	if len(token) > MaxTokenSize {
+		return nil, ErrTooLarge
+	}
+	buf := bufPool.Get().(*tokenBuf)
+	defer bufPool.Put(buf)
+	copy(buf.tok[:], token)
 	var c compact
-	defer c.release()
-	if err := c.parse(token); err != nil {
+	if err := c.parse(buf, token); err != nil {
 		return nil, err
 	}
 	if c.hdr.seen&hKid != 0 && string(c.hdr.kid) != key.kid {
@@ -362,9 +375,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if len(token) > MaxTokenSize {
 		return Claims{}, ErrTooLarge
 	}
+	buf := bufPool.Get().(*tokenBuf)
+	defer bufPool.Put(buf)
+	copy(buf.tok[:], token)
 	var sum [sha256.Size]byte
 	if v.cache != nil {
-		sum = tokenSum(token)
+		sum = sha256.Sum256(buf.tok[:len(token)])
 		if c, ok := v.cache.get(ctx, &sum, v); ok {
 			if err := v.checkOnline(ctx, c.SessionID); err != nil {
 				return Claims{}, err
@@ -375,7 +391,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 			return c, nil
 		}
 	}
-	c, k, err := v.verify(ctx, token)
+	c, k, err := v.verify(ctx, buf, token)
 	if err != nil {
 		return Claims{}, err
 	}
@@ -404,22 +420,9 @@ func (v *Verifier) checkOnline(ctx context.Context, sid string) error {
 	return nil
 }
 
-func tokenSum(token string) [sha256.Size]byte {
-	h := sha256.New()
-	if sw, ok := h.(interface{ WriteString(string) (int, error) }); ok {
-		sw.WriteString(token)
-	} else {
-		h.Write([]byte(token))
-	}
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	return sum
-}
-
-func (v *Verifier) verify(ctx context.Context, token string) (Claims, *Key, error) {
+func (v *Verifier) verify(ctx context.Context, buf *tokenBuf, token string) (Claims, *Key, error) {
 	var c compact
-	defer c.release()
-	if err := c.parse(token); err != nil {
+	if err := c.parse(buf, token); err != nil {
 		return Claims{}, nil, err
 	}
 	h := &c.hdr
@@ -441,7 +444,7 @@ func (v *Verifier) verify(ctx context.Context, token string) (Claims, *Key, erro
 	if !validKid(string(h.kid)) {
 		return Claims{}, nil, errKidChars
 	}
-	k, err := v.keys.VerificationKey(ctx, string(h.kid))
+	k, err := v.key(ctx, h.kid)
 	if err != nil {
 		if errors.Is(err, ErrUnknownKey) {
 			return Claims{}, nil, err
@@ -454,13 +457,30 @@ func (v *Verifier) verify(ctx context.Context, token string) (Claims, *Key, erro
 	if err := k.verify(c.signed, c.sig); err != nil {
 		return Claims{}, nil, err
 	}
-	p := c.buf[MaxTokenSize:]
+	p := buf.payload[:]
 	n, err := strict.Decode(p, c.payload)
 	if err != nil {
 		return Claims{}, nil, errBase64
 	}
 	cl, err := v.claims(p[:n])
 	return cl, k, err
+}
+
+// key looks kid up without converting it to a string for the key sets
+// of this package.
+func (v *Verifier) key(ctx context.Context, kid []byte) (*Key, error) {
+	switch ks := v.keys.(type) {
+	case *Keyring:
+		if k, err := ks.lookupBytes(kid); err != errKidUnknown {
+			return k, err
+		}
+	case *StaticKeys:
+		if k, ok := ks.byKid[string(kid)]; ok {
+			return k, nil
+		}
+		return nil, errKidUnknown
+	}
+	return v.keys.VerificationKey(ctx, string(kid))
 }
 
 func isATJWT(typ []byte) bool {
