@@ -1,0 +1,107 @@
+package latch_test
+
+import (
+	"testing"
+
+	"github.com/latch-sessions/latch"
+	"github.com/latch-sessions/latch/store/memstore"
+)
+
+func benchManager(tb testing.TB) (*latch.Manager, string) {
+	m, err := latch.New(latch.Config{Store: memstore.New(), Observer: latch.DiscardObserver})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	is, err := m.Create(ctx, latch.NewSession{Subject: "alice", Data: []byte(`{"user":"alice","role":"admin","n":3}`)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m, is.SessionToken.Reveal()
+}
+
+// BenchmarkValidate is the hot path: a warm session on the memory store,
+// validated within its touch interval.
+func BenchmarkValidate(b *testing.B) {
+	m, tok := benchManager(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Validate(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkValidateParallel(b *testing.B) {
+	m, tok := benchManager(b)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := m.Validate(ctx, tok); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkValidateRead is validation plus reading one value of the
+// session's data: the job compared with scs in the bench module.
+func BenchmarkValidateRead(b *testing.B) {
+	m, tok := benchManager(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := m.Validate(ctx, tok)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if v, ok := s.Value("role"); !ok || len(v) == 0 {
+			b.Fatal("no role")
+		}
+	}
+}
+
+func BenchmarkCreate(b *testing.B) {
+	m, _ := benchManager(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Create(ctx, latch.NewSession{Subject: "bob"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRefresh measures rotation on the memory store (target ≥ 30k/s on
+// one core); each iteration presents the token the previous one returned.
+func BenchmarkRefresh(b *testing.B) {
+	m, err := latch.New(latch.Config{Store: memstore.New(), Observer: latch.DiscardObserver})
+	if err != nil {
+		b.Fatal(err)
+	}
+	is, err := m.Create(ctx, latch.NewSession{Subject: "alice"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok := is.RefreshToken.Reveal()
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := m.Refresh(ctx, tok)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tok = r.RefreshToken.Reveal()
+	}
+}
+
+// TestValidateAllocs enforces the hot-path allocation budget.
+func TestValidateAllocs(t *testing.T) {
+	m, tok := benchManager(t)
+	n := testing.AllocsPerRun(200, func() {
+		s, err := m.Validate(ctx, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Value("role")
+	})
+	if n > 3 {
+		t.Fatalf("Validate allocates %v times per call; the budget is 3", n)
+	}
+}

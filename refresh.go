@@ -1,0 +1,138 @@
+package latch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"time"
+
+	"github.com/latch-sessions/latch/internal/token"
+	"github.com/latch-sessions/latch/store"
+)
+
+// maxAncestorWalk bounds how many generations back Refresh looks to
+// recognise a rotated token. Sessions rotating every few minutes for a day
+// stay far below it; the bound caps the work an unknown token can cause.
+const maxAncestorWalk = 1024
+
+// Refreshed is the result of a refresh: the successor refresh token and a
+// new access token. The old refresh token is spent.
+type Refreshed struct {
+	Session         *Session
+	RefreshToken    Token
+	AccessToken     Token     // zero unless Config.AccessTokens is set
+	AccessExpiresAt time.Time // zero unless AccessToken is set
+}
+
+// Refresh rotates a refresh token: it returns the successor refresh token
+// and a fresh access token, and records the activity.
+//
+// Refresh tokens are single-use. Presenting the token that the last rotation
+// replaced, within Config.RefreshGrace of that rotation, returns the
+// identical successor and access token (so tabs refreshing at once do not
+// log the user out). Presenting it later, or presenting any older token of
+// the family, is treated as theft: the session is revoked and the error
+// matches ErrRefreshReuse and ErrRevoked. A token that is not part of the
+// family (forged, or from before a renewal) is ErrInvalidToken and changes
+// nothing.
+func (m *Manager) Refresh(ctx context.Context, refreshToken string) (*Refreshed, error) {
+	id, secret, err := token.Parse(token.Refresh, refreshToken)
+	if err != nil {
+		m.Emit(ctx, Event{Type: EventValidationFailed, Reason: FailMalformed})
+		return nil, ErrInvalidToken
+	}
+	rec, err := m.load(ctx, id, "")
+	if err != nil {
+		return nil, err
+	}
+	h := token.Hash(token.Refresh, secret)
+	for attempt := 0; ; attempt++ {
+		now := m.now()
+		if err := m.checkLive(ctx, rec, now); err != nil {
+			return nil, err
+		}
+		switch {
+		case token.Equal(h, rec.Refresh.Current):
+			next := token.NextRefresh(&rec.Refresh.Key, secret)
+			now = now.UTC()
+			rot := store.Rotation{
+				ID:     rec.ID,
+				Expect: h,
+				Next: store.Refresh{
+					Key:        rec.Refresh.Key,
+					Current:    token.Hash(token.Refresh, next),
+					Previous:   h,
+					RotatedAt:  now,
+					Generation: rec.Refresh.Generation + 1,
+				},
+				LastSeenAt:    now,
+				IdleExpiresAt: now.Add(m.cfg.IdleTimeout),
+			}
+			got, err := m.cfg.Store.RotateRefresh(ctx, rot)
+			if errors.Is(err, store.ErrConflict) && got != nil && attempt == 0 {
+				rec = got // a concurrent rotation won: judge the token against its result
+				continue
+			}
+			if err != nil {
+				return nil, storeErr(err)
+			}
+			m.emitFor(ctx, EventRefreshed, got, "")
+			return m.refreshed(ctx, got, next)
+
+		case token.Equal(h, rec.Refresh.Previous):
+			next := token.NextRefresh(&rec.Refresh.Key, secret)
+			if now.Sub(rec.Refresh.RotatedAt) <= m.cfg.RefreshGrace && token.Equal(token.Hash(token.Refresh, next), rec.Refresh.Current) {
+				return m.refreshed(ctx, rec, next)
+			}
+			return nil, m.reuse(ctx, rec)
+
+		case m.isAncestor(rec, secret):
+			return nil, m.reuse(ctx, rec)
+
+		default:
+			m.emitFor(ctx, EventValidationFailed, rec, FailMismatch)
+			return nil, ErrInvalidToken
+		}
+	}
+}
+
+// refreshed builds the answer for the rotation recorded in rec, whose live
+// refresh secret is next. Its access token depends only on rec and next, so
+// every caller that presents the same parent gets the same token.
+func (m *Manager) refreshed(ctx context.Context, rec *store.Record, next token.Secret) (*Refreshed, error) {
+	out := &Refreshed{
+		Session:      &Session{rec: rec},
+		RefreshToken: Token{token.Encode(token.Refresh, rec.ID, next)},
+	}
+	jti := sha256.Sum256(append([]byte("latch jti v1"), next[:]...))
+	err := m.accessToken(ctx, rec, rec.Refresh.RotatedAt, base64.RawURLEncoding.EncodeToString(jti[:16]), &out.AccessToken, &out.AccessExpiresAt)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// isAncestor reports whether secret is an older member of rec's refresh
+// family: deriving forward from it reaches the stored hashes.
+func (m *Manager) isAncestor(rec *store.Record, secret token.Secret) bool {
+	s := secret
+	for i := uint32(0); i < rec.Refresh.Generation && i < maxAncestorWalk; i++ {
+		s = token.NextRefresh(&rec.Refresh.Key, s)
+		h := token.Hash(token.Refresh, s)
+		if token.Equal(h, rec.Refresh.Previous) || token.Equal(h, rec.Refresh.Current) {
+			return true
+		}
+	}
+	return false
+}
+
+// reuse revokes a session whose rotated refresh token came back.
+func (m *Manager) reuse(ctx context.Context, rec *store.Record) error {
+	m.emitFor(ctx, EventRefreshReuse, rec, "")
+	if err := m.cfg.Store.Revoke(ctx, rec.ID, store.ReasonReuse, m.now().UTC()); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return storeErr(err)
+	}
+	m.emitFor(ctx, EventRevoked, rec, store.ReasonReuse)
+	return ErrRefreshReuse
+}

@@ -1,0 +1,181 @@
+package latch
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/latch-sessions/latch/store"
+)
+
+// Session is a read-only view of a session record as it was when the
+// Manager returned it. It holds no secret: the session's tokens are not
+// recoverable from it. A Session is safe for concurrent reads.
+type Session struct {
+	rec *store.Record
+}
+
+// ID returns the session's public handle ("ses_…"): safe to show and log.
+func (s *Session) ID() string { return s.rec.ID.String() }
+
+// Subject returns the user (or client) the session belongs to.
+func (s *Session) Subject() string { return s.rec.Subject }
+
+// Version increases on every write; pass it back to UpdateData as an
+// If-Match precondition.
+func (s *Session) Version() uint64 { return s.rec.Version }
+
+// CreatedAt is when the session was created.
+func (s *Session) CreatedAt() time.Time { return s.rec.CreatedAt }
+
+// AuthTime is when the user last proved who they are (login or
+// re-authenticated renewal).
+func (s *Session) AuthTime() time.Time { return s.rec.AuthTime }
+
+// LastSeenAt is the last recorded activity, accurate to the touch interval.
+func (s *Session) LastSeenAt() time.Time { return s.rec.LastSeenAt }
+
+// IdleExpiresAt is when the session ends unless it is used before then.
+// Pages can show it to warn the user before it runs out.
+func (s *Session) IdleExpiresAt() time.Time { return s.rec.IdleExpiresAt }
+
+// ExpiresAt is the absolute deadline; it never moves.
+func (s *Session) ExpiresAt() time.Time { return s.rec.ExpiresAt }
+
+// Deadline is the earlier of IdleExpiresAt and ExpiresAt.
+func (s *Session) Deadline() time.Time { return s.rec.Deadline() }
+
+// IP and UserAgent are the client metadata last recorded for the session.
+func (s *Session) IP() string        { return s.rec.IP }
+func (s *Session) UserAgent() string { return s.rec.UserAgent }
+
+// Data returns the application data, a JSON object, or nil. The returned
+// slice is shared: do not modify it.
+func (s *Session) Data() json.RawMessage { return s.rec.Data }
+
+// Claims returns the claims copied into access tokens, a JSON object, or nil.
+// The returned slice is shared: do not modify it.
+func (s *Session) Claims() json.RawMessage { return s.rec.Claims }
+
+// Value returns the raw JSON of the top-level member key of Data, without
+// decoding the whole object and without allocating.
+func (s *Session) Value(key string) (json.RawMessage, bool) {
+	v, ok := lookup(s.rec.Data, key)
+	return json.RawMessage(v), ok
+}
+
+// StringValue returns the top-level string member key of Data. It
+// allocates only the returned string unless the value contains escapes.
+func (s *Session) StringValue(key string) (string, bool) {
+	v, ok := lookup(s.rec.Data, key)
+	if !ok || len(v) < 2 || v[0] != '"' {
+		return "", false
+	}
+	if end, escaped := scanString(v, 0); end == len(v) && !escaped {
+		return string(v[1 : len(v)-1]), true
+	}
+	var out string
+	if err := json.Unmarshal(v, &out); err != nil {
+		return "", false
+	}
+	return out, true
+}
+
+// lookup finds the top-level member key in the JSON object obj, which the
+// Manager validated when it was stored. Malformed input yields false.
+func lookup(obj []byte, key string) ([]byte, bool) {
+	i := skipSpace(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return nil, false
+	}
+	i++
+	for {
+		i = skipSpace(obj, i)
+		if i >= len(obj) || obj[i] != '"' {
+			return nil, false
+		}
+		kEnd, escaped := scanString(obj, i)
+		if kEnd < 0 {
+			return nil, false
+		}
+		match := !escaped && string(obj[i+1:kEnd-1]) == key
+		i = skipSpace(obj, kEnd)
+		if i >= len(obj) || obj[i] != ':' {
+			return nil, false
+		}
+		i = skipSpace(obj, i+1)
+		vEnd := scanValue(obj, i)
+		if vEnd < 0 {
+			return nil, false
+		}
+		if match {
+			return obj[i:vEnd], true
+		}
+		i = skipSpace(obj, vEnd)
+		if i >= len(obj) || obj[i] != ',' {
+			return nil, false
+		}
+		i++
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanString returns the index just past the string starting at b[i] == '"'.
+func scanString(b []byte, i int) (end int, escaped bool) {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			escaped = true
+			j++
+		case '"':
+			return j + 1, escaped
+		}
+	}
+	return -1, false
+}
+
+// scanValue returns the index just past the JSON value starting at b[i].
+func scanValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		end, _ := scanString(b, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				end, _ := scanString(b, j)
+				if end < 0 {
+					return -1
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	default:
+		j := i
+		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\n' && b[j] != '\t' && b[j] != '\r' {
+			j++
+		}
+		if j == i {
+			return -1
+		}
+		return j
+	}
+}

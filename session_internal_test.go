@@ -1,0 +1,76 @@
+package latch
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestLookup(t *testing.T) {
+	obj := []byte(` { "a" : 1, "b":"x\"y", "c":{"a":[1,{"z":"}"}]}, "d":[ "]" ], "e":null ,"k\u0065":true, "f":-1.5e3}`)
+	for _, c := range []struct {
+		key, want string
+		ok        bool
+	}{
+		{"a", "1", true}, {"b", `"x\"y"`, true}, {"c", `{"a":[1,{"z":"}"}]}`, true},
+		{"d", `[ "]" ]`, true}, {"e", "null", true}, {"f", "-1.5e3", true},
+		{"z", "", false}, {"ke", "", false}, // escaped keys are not matched
+	} {
+		got, ok := lookup(obj, c.key)
+		if ok != c.ok || string(got) != c.want {
+			t.Errorf("lookup(%q) = %q, %v; want %q, %v", c.key, got, ok, c.want, c.ok)
+		}
+	}
+	for _, bad := range []string{"", "[]", "{", `{"a"}`, `{"a":}`, `{"a":1 "b":2}`, `{"a":"}`} {
+		if _, ok := lookup([]byte(bad), "b"); ok {
+			t.Errorf("lookup in %q succeeded", bad)
+		}
+	}
+}
+
+func TestLookupAllocs(t *testing.T) {
+	s := &Session{rec: nil}
+	_ = s
+	obj := []byte(`{"user":"alice","role":"admin","n":3}`)
+	if n := testing.AllocsPerRun(100, func() { lookup(obj, "n") }); n != 0 {
+		t.Fatalf("lookup allocates %v", n)
+	}
+}
+
+// FuzzLookup checks lookup against encoding/json on valid objects with
+// unescaped keys, and that it never panics on anything.
+func FuzzLookup(f *testing.F) {
+	f.Add([]byte(`{"a":1,"b":{"c":[1,2,"]"]}}`), "b")
+	f.Add([]byte(`{"a":"\\","b":2}`), "b")
+	f.Fuzz(func(t *testing.T, obj []byte, key string) {
+		got, ok := lookup(obj, key)
+		var m map[string]json.RawMessage
+		if json.Unmarshal(obj, &m) != nil || !json.Valid([]byte(`"`+key+`"`)) {
+			return
+		}
+		var c struct{}
+		_ = c
+		want, has := m[key]
+		if has != ok && !hasEscapedKeys(obj) {
+			t.Fatalf("lookup(%q) ok=%v, encoding/json has=%v", key, ok, has)
+		}
+		if ok && has && !jsonEqual(got, want) {
+			t.Fatalf("lookup(%q) = %s, want %s", key, got, want)
+		}
+	})
+}
+
+func hasEscapedKeys(obj []byte) bool {
+	for _, b := range obj {
+		if b == '\\' {
+			return true
+		}
+	}
+	return false
+}
+
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && string(mustMarshal(x)) == string(mustMarshal(y))
+}
+
+func mustMarshal(v any) []byte { b, _ := json.Marshal(v); return b }
