@@ -1,0 +1,342 @@
+// Package testredis starts and finds Redis servers for tests: the shared
+// standalone server named by LATCH_TEST_REDIS, private redis-server
+// processes on free loopback ports (which a test may kill and restart), and
+// a three-master Redis Cluster joined with redis-cli.
+//
+// Where a server or the redis-server binary is missing, the helpers skip the
+// test with a message saying what to set or start, unless
+// LATCH_REQUIRE_INTEGRATION=1 (CI sets it), in which case they fail it.
+package testredis
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// DefaultAddr is the standalone Redis tests use when LATCH_TEST_REDIS is unset.
+const DefaultAddr = "127.0.0.1:6379"
+
+// Unavailable skips t with msg, or fails it when LATCH_REQUIRE_INTEGRATION=1.
+func Unavailable(t testing.TB, msg string) {
+	t.Helper()
+	if os.Getenv("LATCH_REQUIRE_INTEGRATION") == "1" {
+		t.Fatalf("%s (LATCH_REQUIRE_INTEGRATION=1, so this is a failure)", msg)
+	}
+	t.Skip(msg)
+}
+
+// Addr returns the address of the shared standalone Redis (LATCH_TEST_REDIS,
+// default 127.0.0.1:6379) after checking it answers PING; otherwise it skips
+// or fails t as [Unavailable] does.
+func Addr(t testing.TB) string {
+	t.Helper()
+	addr := os.Getenv("LATCH_TEST_REDIS")
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	if err := ping(addr, 2*time.Second); err != nil {
+		Unavailable(t, fmt.Sprintf("redis not reachable at %s (%v): set LATCH_TEST_REDIS or start redis-server", addr, err))
+	}
+	return addr
+}
+
+// ping sends an inline PING and waits for +PONG (or an auth error, which
+// still proves a server is there).
+func ping(addr string, timeout time.Duration) error {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH") {
+		return nil
+	}
+	return fmt.Errorf("unexpected reply %q", strings.TrimSpace(line))
+}
+
+// binary returns the path of name or skips/fails t.
+func binary(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Unavailable(t, fmt.Sprintf("%s not installed (%v): install redis-server (Debian: apt-get install redis-server) to run the Redis tests", name, err))
+	}
+	return p
+}
+
+// portMu serialises port picking within the process, so two helpers never
+// pick the same port before either binds it.
+var portMu sync.Mutex
+
+// freePort returns a loopback port that is free now and, when bus is true,
+// whose cluster-bus port (port+10000) is free as well.
+func freePort(t testing.TB, bus bool) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testredis: listen: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !bus {
+			return port
+		}
+		if port+10000 > 65535 {
+			continue
+		}
+		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+10000))
+		if err != nil {
+			continue
+		}
+		l2.Close()
+		return port
+	}
+	t.Fatalf("testredis: no free port pair found")
+	return 0
+}
+
+// Server is a redis-server process this package started on a loopback port.
+// Kill and Restart let a test take it away and bring it back on the same
+// port. Its methods are not safe for concurrent use.
+type Server struct {
+	t    testing.TB
+	bin  string
+	args []string
+	port int
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	out  *bytes.Buffer
+}
+
+// StartServer starts a private, persistence-free redis-server on a free
+// loopback port and stops it when t ends. extra arguments are appended to
+// the command line (e.g. "--cluster-enabled", "yes").
+func StartServer(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	portMu.Lock()
+	defer portMu.Unlock()
+	bin := binary(t, "redis-server")
+	cluster := false
+	for _, a := range extra {
+		if a == "--cluster-enabled" {
+			cluster = true
+		}
+	}
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		port := freePort(t, cluster)
+		dir := t.TempDir()
+		args := []string{
+			"--port", strconv.Itoa(port),
+			"--bind", "127.0.0.1",
+			"--dir", dir,
+			"--save", "",
+			"--appendonly", "no",
+			"--protected-mode", "yes",
+		}
+		if cluster {
+			args = append(args, "--cluster-config-file", filepath.Join(dir, "nodes.conf"))
+		}
+		args = append(args, extra...)
+		s := &Server{t: t, bin: bin, args: args, port: port, dir: dir}
+		if err = s.start(); err == nil {
+			t.Cleanup(s.stop)
+			return s
+		}
+	}
+	t.Fatalf("testredis: start redis-server: %v", err)
+	return nil
+}
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// Port is the server's TCP port.
+func (s *Server) Port() int { return s.port }
+
+func (s *Server) start() error {
+	s.out = new(bytes.Buffer)
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Stdout = s.out
+	cmd.Stderr = s.out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	s.cmd = cmd
+	s.done = make(chan struct{})
+	go func() { cmd.Wait(); close(s.done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			return fmt.Errorf("redis-server exited at start: %s", lastLines(s.out.String(), 5))
+		default:
+		}
+		if ping(s.Addr(), 200*time.Millisecond) == nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.kill()
+	return fmt.Errorf("redis-server did not answer on %s within 10s", s.Addr())
+}
+
+// kill sends SIGKILL and waits for the process to go.
+func (s *Server) kill() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	<-s.done
+	s.cmd = nil
+}
+
+func (s *Server) stop() { s.kill() }
+
+// Kill kills the server with SIGKILL (as kill -9 would) and waits until it
+// has exited. Its data is lost: it runs without persistence.
+func (s *Server) Kill() {
+	s.t.Helper()
+	if s.cmd == nil {
+		s.t.Fatalf("testredis: Kill of a server that is not running")
+	}
+	s.kill()
+}
+
+// Restart starts the killed server again on the same port.
+func (s *Server) Restart() {
+	s.t.Helper()
+	if s.cmd != nil {
+		s.t.Fatalf("testredis: Restart of a server that is running")
+	}
+	var err error
+	// The port was ours a moment ago; another process may grab it, so retry
+	// briefly before giving up.
+	for range 20 {
+		if err = s.start(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("testredis: restart redis-server on %s: %v", s.Addr(), err)
+}
+
+// CLI runs redis-cli against the server with args and returns its output.
+func (s *Server) CLI(args ...string) (string, error) {
+	return cli(append([]string{"-h", "127.0.0.1", "-p", strconv.Itoa(s.port)}, args...)...)
+}
+
+func cli(args ...string) (string, error) {
+	bin, err := exec.LookPath("redis-cli")
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	return string(out), err
+}
+
+// Cluster is a Redis Cluster of private redis-server processes.
+type Cluster struct {
+	Nodes []*Server
+}
+
+// Addrs returns every node's host:port.
+func (c *Cluster) Addrs() []string {
+	a := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		a[i] = n.Addr()
+	}
+	return a
+}
+
+// StartCluster starts three cluster-enabled redis-server processes on free
+// loopback ports, joins them as a three-master cluster (no replicas) with
+// redis-cli --cluster create, waits until every node reports cluster_state:ok
+// and returns their addresses. The processes are killed when t ends.
+func StartCluster(t testing.TB) []string {
+	t.Helper()
+	return NewCluster(t, 3).Addrs()
+}
+
+// NewCluster is StartCluster with n masters, returning the servers.
+func NewCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	binary(t, "redis-cli")
+	c := &Cluster{}
+	for range n {
+		c.Nodes = append(c.Nodes, StartServer(t, "--cluster-enabled", "yes", "--cluster-node-timeout", "5000"))
+	}
+	args := []string{"--cluster", "create"}
+	args = append(args, c.Addrs()...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := cli(args...); err != nil {
+		t.Fatalf("testredis: redis-cli --cluster create: %v\n%s", err, lastLines(out, 10))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok := true
+		for _, s := range c.Nodes {
+			out, err := s.CLI("cluster", "info")
+			if err != nil || !strings.Contains(out, "cluster_state:ok") {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			// cluster_state:ok can come before every node has learned every
+			// other's slots; wait until each maps all 16384 slots.
+			if err := c.slotsEverywhere(); err == nil {
+				return c
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testredis: cluster on %v not ok after 30s", c.Addrs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) slotsEverywhere() error {
+	for _, s := range c.Nodes {
+		out, err := s.CLI("cluster", "info")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "cluster_slots_ok:16384") {
+			return errors.New("slots not yet known everywhere")
+		}
+	}
+	return nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,294 @@
+package redisstore
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/latch-sessions/latch/store"
+)
+
+// The value of a record key is a compact binary encoding of the record,
+// smaller than store.Record.MarshalBinary so that a session fits in the
+// memory budget (the ID lives in the key, the version is a varint, and
+// fields that are usually empty cost a bit in a flags byte). The Lua
+// scripts in scripts.go read and splice it, so the two must agree:
+//
+//	1 byte   format (valueFormat)
+//	uvarint  Version
+//	32       VerifierHash
+//	32       CSRFSecret
+//	32       Refresh.Key
+//	32       Refresh.Current
+//	8        CreatedAt      } times are big-endian Unix nanoseconds,
+//	8        LastSeenAt     } the zero Time as 0 (as store's codec)
+//	8        IdleExpiresAt  }
+//	8        ExpiresAt      }
+//	1 byte   flags: flagAuth, flagPrev, flagRotated, flagRevoked
+//	8        AuthTime           if flagAuth (else AuthTime == CreatedAt)
+//	32       Refresh.Previous   if flagPrev (else zero)
+//	8        Refresh.RotatedAt  if flagRotated (else zero)
+//	8        RevokedAt          if flagRevoked (else zero)
+//	uvarint  Refresh.Generation
+//	6 × (uvarint length, bytes): Subject, RevokeReason, IP, UserAgent, Data, Claims
+const valueFormat = 1
+
+const (
+	flagAuth    = 1
+	flagPrev    = 2
+	flagRotated = 4
+	flagRevoked = 8
+)
+
+// maxVarField caps each variable-length field when decoding.
+const maxVarField = 1 << 20
+
+// errCorrupt is wrapped in ErrUnavailable: a record that cannot be decoded
+// is a backend failure, never a session.
+var errCorrupt = errors.New("redisstore: corrupt record value")
+
+// unixNano encodes t as store's codec does: the zero Time as 0.
+func unixNano(t time.Time) uint64 {
+	if t.IsZero() {
+		return 0
+	}
+	return uint64(t.UnixNano())
+}
+
+func fromNano(n uint64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(n)).UTC()
+}
+
+// be64 is the 8-byte big-endian form of a time, as the scripts take it.
+func be64(t time.Time) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], unixNano(t))
+	return string(b[:])
+}
+
+// encodeValue appends the value encoding of r, with version v, to b.
+func encodeValue(b []byte, r *store.Record, v uint64) []byte {
+	b = append(b, valueFormat)
+	b = binary.AppendUvarint(b, v)
+	b = append(b, r.VerifierHash[:]...)
+	b = append(b, r.CSRFSecret[:]...)
+	b = append(b, r.Refresh.Key[:]...)
+	b = append(b, r.Refresh.Current[:]...)
+	created := unixNano(r.CreatedAt)
+	b = binary.BigEndian.AppendUint64(b, created)
+	b = binary.BigEndian.AppendUint64(b, unixNano(r.LastSeenAt))
+	b = binary.BigEndian.AppendUint64(b, unixNano(r.IdleExpiresAt))
+	b = binary.BigEndian.AppendUint64(b, unixNano(r.ExpiresAt))
+	var flags byte
+	auth := unixNano(r.AuthTime)
+	if auth != created {
+		flags |= flagAuth
+	}
+	if r.Refresh.Previous != (store.Hash{}) {
+		flags |= flagPrev
+	}
+	rot := unixNano(r.Refresh.RotatedAt)
+	if rot != 0 {
+		flags |= flagRotated
+	}
+	rev := unixNano(r.RevokedAt)
+	if rev != 0 {
+		flags |= flagRevoked
+	}
+	b = append(b, flags)
+	if flags&flagAuth != 0 {
+		b = binary.BigEndian.AppendUint64(b, auth)
+	}
+	if flags&flagPrev != 0 {
+		b = append(b, r.Refresh.Previous[:]...)
+	}
+	if flags&flagRotated != 0 {
+		b = binary.BigEndian.AppendUint64(b, rot)
+	}
+	if flags&flagRevoked != 0 {
+		b = binary.BigEndian.AppendUint64(b, rev)
+	}
+	b = binary.AppendUvarint(b, uint64(r.Refresh.Generation))
+	for _, s := range [...]string{r.Subject, r.RevokeReason, r.IP, r.UserAgent} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	for _, s := range [...][]byte{r.Data, r.Claims} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+// valueDecoder reads a value; any short read sets bad.
+type valueDecoder struct {
+	b   []byte
+	bad bool
+}
+
+func (d *valueDecoder) take(n int) []byte {
+	if d.bad || n < 0 || n > len(d.b) {
+		d.bad = true
+		return nil
+	}
+	p := d.b[:n]
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *valueDecoder) uvarint() uint64 {
+	if d.bad {
+		return 0
+	}
+	n, k := binary.Uvarint(d.b)
+	if k <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.b = d.b[k:]
+	return n
+}
+
+func (d *valueDecoder) u64() uint64 {
+	if p := d.take(8); p != nil {
+		return binary.BigEndian.Uint64(p)
+	}
+	return 0
+}
+
+func (d *valueDecoder) field() []byte {
+	n := d.uvarint()
+	if n > maxVarField {
+		d.bad = true
+		return nil
+	}
+	return d.take(int(n))
+}
+
+// decodeValue decodes the value of the record key of id.
+func decodeValue(id store.ID, b []byte) (*store.Record, error) {
+	d := valueDecoder{b: b}
+	if p := d.take(1); p == nil || p[0] != valueFormat {
+		return nil, errCorrupt
+	}
+	r := &store.Record{ID: id}
+	r.Version = d.uvarint()
+	copy(r.VerifierHash[:], d.take(32))
+	copy(r.CSRFSecret[:], d.take(32))
+	copy(r.Refresh.Key[:], d.take(32))
+	copy(r.Refresh.Current[:], d.take(32))
+	created := d.u64()
+	r.CreatedAt = fromNano(created)
+	r.LastSeenAt = fromNano(d.u64())
+	r.IdleExpiresAt = fromNano(d.u64())
+	r.ExpiresAt = fromNano(d.u64())
+	var flags byte
+	if p := d.take(1); p != nil {
+		flags = p[0]
+	}
+	if flags&^(flagAuth|flagPrev|flagRotated|flagRevoked) != 0 {
+		return nil, errCorrupt
+	}
+	r.AuthTime = r.CreatedAt
+	if flags&flagAuth != 0 {
+		r.AuthTime = fromNano(d.u64())
+	}
+	if flags&flagPrev != 0 {
+		copy(r.Refresh.Previous[:], d.take(32))
+	}
+	if flags&flagRotated != 0 {
+		r.Refresh.RotatedAt = fromNano(d.u64())
+	}
+	if flags&flagRevoked != 0 {
+		r.RevokedAt = fromNano(d.u64())
+	}
+	gen := d.uvarint()
+	if gen > 1<<32-1 {
+		return nil, errCorrupt
+	}
+	r.Refresh.Generation = uint32(gen)
+	// One allocation for the four strings.
+	var lens [4]int
+	var parts [4][]byte
+	total := 0
+	for i := range parts {
+		parts[i] = d.field()
+		lens[i] = len(parts[i])
+		total += lens[i]
+	}
+	data, claims := d.field(), d.field()
+	if d.bad || len(d.b) != 0 {
+		return nil, errCorrupt
+	}
+	buf := make([]byte, 0, total+len(data)+len(claims))
+	for _, p := range parts {
+		buf = append(buf, p...)
+	}
+	s := string(buf) // copies the string part only
+	off := 0
+	for i, dst := range [...]*string{&r.Subject, &r.RevokeReason, &r.IP, &r.UserAgent} {
+		*dst = s[off : off+lens[i]]
+		off += lens[i]
+	}
+	if len(data) > 0 {
+		r.Data = append(buf[total:total:total+len(data)], data...)
+	}
+	if len(claims) > 0 {
+		r.Claims = append(buf[total+len(data):total+len(data):total+len(data)+len(claims)], claims...)
+	}
+	return r, nil
+}
+
+// ceilMillis is t in Unix milliseconds rounded up, and at least 1: the
+// PEXPIREAT of a record whose deadline is t (a key must never vanish
+// while its record is still live; PXAT 0 is refused by Redis).
+func ceilMillis(t time.Time) int64 {
+	if t.IsZero() {
+		return 1
+	}
+	ns := t.UnixNano()
+	ms := ns / 1e6
+	if ns%1e6 > 0 {
+		ms++
+	}
+	return max(ms, 1)
+}
+
+// floorMillis is t in Unix milliseconds rounded down: the index score.
+func floorMillis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	ns := t.UnixNano()
+	ms := ns / 1e6
+	if ns%1e6 < 0 {
+		ms--
+	}
+	return ms
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// member is the index member (and record key suffix) of id: the base64url
+// form of its 16 random bytes. The 2-byte tag is in the key's hash tag.
+func member(id store.ID) string {
+	return base64.RawURLEncoding.EncodeToString(id[2:])
+}
+
+// parseMember rebuilds an ID from its subject tag and index member.
+func parseMember(tag uint16, m string) (store.ID, error) {
+	var id store.ID
+	binary.BigEndian.PutUint16(id[:2], tag)
+	if len(m) != base64.RawURLEncoding.EncodedLen(len(id)-2) {
+		return id, errCorrupt
+	}
+	if n, err := base64.RawURLEncoding.Strict().Decode(id[2:], []byte(m)); err != nil || n != len(id)-2 {
+		return id, errCorrupt
+	}
+	return id, nil
+}

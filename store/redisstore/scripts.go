@@ -1,0 +1,325 @@
+package redisstore
+
+import "github.com/redis/rueidis"
+
+// Every write is one Lua script run with EVALSHA (rueidis falls back to EVAL
+// after a restart empties the script cache). A script touches only keys
+// that share the hash tag of the keys it declares, so it runs atomically on
+// one Cluster shard. Scripts never call KEYS or SCAN.
+//
+// Common arguments: kp is the slot prefix "<prefix>{t:abcd}:", from which
+// a script builds record keys (kp.."s:"..member) and index keys
+// (kp.."u:"..subject). Times are 8-byte big-endian Unix nanoseconds (see
+// codec.go), compared byte-wise, so no precision is lost to Lua's doubles.
+//
+// Replies are arrays whose first element is a status code:
+const (
+	codeOK       = 0
+	codeNotFound = 1
+	codeConflict = 2
+	codeCorrupt  = 3
+	codeSubject  = 4 // Update tried to change the subject
+	codeExists   = 5
+)
+
+// luaLib is prepended to every script: the value decoder and splicers,
+// which must agree with codec.go.
+const luaLib = `
+local sub, byte, char, concat = string.sub, string.byte, string.char, table.concat
+local band = bit.band
+
+local function uvarint(s, p)
+  local n, m = 0, 1
+  for _ = 1, 8 do
+    local b = byte(s, p)
+    if b == nil then return nil, p end
+    p = p + 1
+    if b < 128 then return n + b * m, p end
+    n = n + (b - 128) * m
+    m = m * 128
+  end
+  return nil, p
+end
+
+local function uvar(n)
+  local t = {}
+  while n >= 128 do
+    t[#t + 1] = char(n % 128 + 128)
+    n = math.floor(n / 128)
+  end
+  t[#t + 1] = char(n)
+  return concat(t)
+end
+
+-- dec parses a record value into the fields and positions the scripts use;
+-- nil if v is not a value (missing key: false).
+local function dec(v)
+  if type(v) ~= 'string' or byte(v, 1) ~= 1 then return nil end
+  local r = {s = v}
+  local p
+  r.ver, p = uvarint(v, 2)
+  if r.ver == nil then return nil end
+  r.fix = p
+  r.rcur = sub(v, p + 96, p + 127)
+  r.created = sub(v, p + 128, p + 135)
+  r.seen = sub(v, p + 136, p + 143)
+  r.idle = sub(v, p + 144, p + 151)
+  r.exp = sub(v, p + 152, p + 159)
+  p = p + 160
+  local f = byte(v, p)
+  if f == nil then return nil end
+  r.flags, r.fpos = f, p
+  p = p + 1
+  if band(f, 1) ~= 0 then p = p + 8 end
+  r.prevpos = p
+  if band(f, 2) ~= 0 then p = p + 32 end
+  if band(f, 4) ~= 0 then p = p + 8 end
+  r.revpos = p
+  r.revoked = band(f, 8) ~= 0
+  if r.revoked then p = p + 8 end
+  r.gen, p = uvarint(v, p)
+  if r.gen == nil then return nil end
+  r.subjpos = p
+  local n
+  n, p = uvarint(v, p)
+  if n == nil then return nil end
+  r.subject = sub(v, p, p + n - 1)
+  p = p + n
+  r.reasonpos = p
+  n, p = uvarint(v, p)
+  if n == nil then return nil end
+  p = p + n
+  r.tail = p
+  if p - 1 > #v then return nil end
+  return r
+end
+
+-- cmp compares two byte strings (8-byte big-endian times, members)
+-- byte-wise; Lua's own < uses the locale.
+local function cmp(a, b)
+  local la, lb = #a, #b
+  for i = 1, math.min(la, lb) do
+    local x, y = byte(a, i), byte(b, i)
+    if x ~= y then
+      if x < y then return -1 end
+      return 1
+    end
+  end
+  if la == lb then return 0 end
+  if la < lb then return -1 end
+  return 1
+end
+
+local function deadline(r)
+  if cmp(r.idle, r.exp) < 0 then return r.idle end
+  return r.exp
+end
+
+local function live(r, now)
+  return not r.revoked and cmp(now, deadline(r)) < 0
+end
+
+-- ceilms turns an 8-byte time into Unix milliseconds rounded up, at least 1,
+-- exactly (hi*2^32 = hi*4294*10^6 + hi*967296).
+local function ceilms(t)
+  local b1, b2, b3, b4, b5, b6, b7, b8 = byte(t, 1, 8)
+  if b1 >= 128 then return 1 end
+  local hi = ((b1 * 256 + b2) * 256 + b3) * 256 + b4
+  local lo = ((b5 * 256 + b6) * 256 + b7) * 256 + b8
+  local rem = hi * 967296 + lo
+  local q = math.floor(rem / 1000000)
+  if rem - q * 1000000 > 0 then q = q + 1 end
+  local ms = hi * 4294 + q
+  if ms < 1 then ms = 1 end
+  return ms
+end
+
+-- revoke returns r's value revoked at at with reason, version bumped.
+local function revoke(r, at, reason)
+  local s = r.s
+  return concat({char(1), uvar(r.ver + 1), sub(s, r.fix, r.fpos - 1), char(r.flags + 8),
+    sub(s, r.fpos + 1, r.revpos - 1), at, sub(s, r.revpos, r.reasonpos - 1),
+    uvar(#reason), reason, sub(s, r.tail)})
+end
+
+local function zrem(idx, ms)
+  for i = 1, #ms, 1000 do
+    redis.call('ZREM', idx, unpack(ms, i, math.min(i + 999, #ms)))
+  end
+end
+
+-- scan walks the index entries with the lowest scores (last < 0: all),
+-- forgets those whose record is gone (Redis expired it at its deadline),
+-- unreadable or revoked, and returns those live at now (when given) as
+-- {member, record}. An entry merely dead at the caller's now is kept: the
+-- caller's clock is not Redis's, and the key expires by itself.
+local function scan(idx, kp, now, last)
+  local ms = redis.call('ZRANGE', idx, 0, last)
+  local dead, alive = {}, {}
+  for _, m in ipairs(ms) do
+    local r = dec(redis.call('GET', kp .. 's:' .. m))
+    if r == nil or r.revoked then
+      dead[#dead + 1] = m
+    elseif now and live(r, now) then
+      alive[#alive + 1] = {m, r}
+    end
+  end
+  zrem(idx, dead)
+  return alive
+end
+
+-- keepidx makes the index outlive its longest-lived entry and no more:
+-- its PEXPIREAT only ever moves later.
+local function keepidx(idx, ms)
+  local cur = redis.call('PEXPIRETIME', idx)
+  if cur == -1 or (cur >= 0 and cur < ms) then
+    redis.call('PEXPIREAT', idx, string.format('%d', ms))
+  end
+end
+
+-- How many low-scored index entries a write checks besides its own.
+local PRUNE = 7
+`
+
+// createScript: KEYS record, index. ARGV kp, value, pxat, score, member,
+// max, now, evict reason, evict at. Reply {OK, evicted members} | {EXISTS}.
+var createScript = rueidis.NewLuaScript(luaLib + `
+local kp = ARGV[1]
+if redis.call('EXISTS', KEYS[1]) == 1 then return {5} end
+local max = tonumber(ARGV[6])
+local evicted = {}
+if max > 0 then
+  local alive = scan(KEYS[2], kp, ARGV[7], -1)
+  local over = #alive + 1 - max
+  if over > 0 then
+    table.sort(alive, function(a, b)
+      local c = cmp(a[2].seen, b[2].seen)
+      if c == 0 then c = cmp(a[2].created, b[2].created) end
+      if c == 0 then c = cmp(a[1], b[1]) end
+      return c < 0
+    end)
+    for i = 1, over do
+      local m, r = alive[i][1], alive[i][2]
+      redis.call('SET', kp .. 's:' .. m, revoke(r, ARGV[9], ARGV[8]), 'KEEPTTL')
+      evicted[#evicted + 1] = m
+    end
+    zrem(KEYS[2], evicted)
+  end
+else
+  scan(KEYS[2], kp, false, PRUNE)
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+keepidx(KEYS[2], tonumber(ARGV[3]))
+return {0, evicted}
+`)
+
+// updateScript: KEYS record, index. ARGV kp, expected version, value,
+// pxat, score, member, subject, "1" if the new value is revoked.
+// Reply {OK} | {NOTFOUND} | {CONFLICT} | {CORRUPT} | {SUBJECT}.
+var updateScript = rueidis.NewLuaScript(luaLib + `
+local v = redis.call('GET', KEYS[1])
+if not v then return {1} end
+local r = dec(v)
+if r == nil then return {3} end
+if r.revoked or r.ver ~= tonumber(ARGV[2]) then return {2} end
+if r.subject ~= ARGV[7] then return {4} end
+redis.call('SET', KEYS[1], ARGV[3], 'PXAT', ARGV[4])
+if ARGV[8] == '1' then
+  redis.call('ZREM', KEYS[2], ARGV[6])
+else
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
+  keepidx(KEYS[2], tonumber(ARGV[4]))
+end
+scan(KEYS[2], ARGV[1], false, PRUNE)
+return {0}
+`)
+
+// rotateScript: KEYS record. ARGV kp, expected Refresh.Current, next Key,
+// next Current, next Previous ("" if zero), next RotatedAt ("" if zero),
+// next Generation, LastSeenAt, IdleExpiresAt, score, member.
+// Reply {OK, new value} | {CONFLICT, stored value} | {NOTFOUND} | {CORRUPT}.
+var rotateScript = rueidis.NewLuaScript(luaLib + `
+local v = redis.call('GET', KEYS[1])
+if not v then return {1} end
+local r = dec(v)
+if r == nil then return {3} end
+if r.revoked or r.rcur ~= ARGV[2] then return {2, v} end
+local f = band(r.flags, 1)
+if ARGV[5] ~= '' then f = f + 2 end
+if ARGV[6] ~= '' then f = f + 4 end
+local nv = concat({char(1), uvar(r.ver + 1), sub(v, r.fix, r.fix + 63), ARGV[3], ARGV[4],
+  r.created, ARGV[8], ARGV[9], r.exp, char(f), sub(v, r.fpos + 1, r.prevpos - 1),
+  ARGV[5], ARGV[6], uvar(tonumber(ARGV[7])), sub(v, r.subjpos)})
+local dl = ARGV[9]
+if cmp(r.exp, dl) < 0 then dl = r.exp end
+local px = ceilms(dl)
+redis.call('SET', KEYS[1], nv, 'PXAT', string.format('%d', px))
+local idx = ARGV[1] .. 'u:' .. r.subject
+redis.call('ZADD', idx, ARGV[10], ARGV[11])
+keepidx(idx, px)
+scan(idx, ARGV[1], false, PRUNE)
+return {0, nv}
+`)
+
+// revokeScript: KEYS record. ARGV kp, member, reason, at.
+// Reply {OK} | {NOTFOUND} | {CORRUPT}.
+var revokeScript = rueidis.NewLuaScript(luaLib + `
+local v = redis.call('GET', KEYS[1])
+if not v then return {1} end
+local r = dec(v)
+if r == nil then return {3} end
+if r.revoked then return {0} end
+redis.call('SET', KEYS[1], revoke(r, ARGV[4], ARGV[3]), 'KEEPTTL')
+local idx = ARGV[1] .. 'u:' .. r.subject
+redis.call('ZREM', idx, ARGV[2])
+scan(idx, ARGV[1], false, PRUNE)
+return {0}
+`)
+
+// revokeSubjectScript: KEYS index. ARGV kp, except member ("" for none),
+// reason, at. Reply: the revoked members.
+var revokeSubjectScript = rueidis.NewLuaScript(luaLib + `
+local kp = ARGV[1]
+local ms = redis.call('ZRANGE', KEYS[1], 0, -1)
+local drop, out = {}, {}
+for _, m in ipairs(ms) do
+  local k = kp .. 's:' .. m
+  local r = dec(redis.call('GET', k))
+  if r == nil or r.revoked then
+    drop[#drop + 1] = m
+  elseif m ~= ARGV[2] and live(r, ARGV[4]) then
+    redis.call('SET', k, revoke(r, ARGV[4], ARGV[3]), 'KEEPTTL')
+    drop[#drop + 1] = m
+    out[#out + 1] = m
+  end
+end
+if #drop == #ms then
+  redis.call('DEL', KEYS[1])
+else
+  zrem(KEYS[1], drop)
+end
+return out
+`)
+
+// listScript: KEYS index. ARGV kp, now. Prunes the whole index and replies
+// with member, value pairs of the live entries.
+var listScript = rueidis.NewLuaScript(luaLib + `
+local alive = scan(KEYS[1], ARGV[1], ARGV[2], -1)
+local out = {}
+for _, a in ipairs(alive) do
+  out[#out + 1] = a[1]
+  out[#out + 1] = a[2].s
+end
+return out
+`)
+
+// saveKeyringScript: KEYS keyring hash. ARGV expected version, new version,
+// blob. Reply 1 on success, 0 on a version mismatch.
+var saveKeyringScript = rueidis.NewLuaScript(`
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then v = '0' end
+if v ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'b', ARGV[3])
+return 1
+`)
