@@ -1,0 +1,132 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MaxBodySize caps every request body (64 KiB, per the contract).
+const MaxBodySize = 64 << 10
+
+// readJSON decodes the request body into dst: a single JSON object with no
+// unknown members, sent as application/json (or, where mergePatch is set,
+// application/merge-patch+json), at most MaxBodySize bytes. If optional is
+// set, an empty body leaves dst alone.
+func readJSON(w http.ResponseWriter, r *http.Request, dst any, optional bool) error {
+	if r.ContentLength > MaxBodySize {
+		return tooLarge()
+	}
+	body := http.MaxBytesReader(w, r.Body, MaxBodySize)
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(body); err != nil {
+		if errors.As(err, new(*http.MaxBytesError)) {
+			return tooLarge()
+		}
+		return badRequest("the request body could not be read")
+	}
+	if buf.Len() == 0 {
+		if optional {
+			return nil
+		}
+		return badRequest("a JSON request body is required")
+	}
+	if err := checkContentType(r); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(&buf)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return badRequest(describeJSONError(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("the request body must hold a single JSON object")
+	}
+	return nil
+}
+
+func tooLarge() error {
+	return errorf(http.StatusRequestEntityTooLarge, CodeTooLarge,
+		fmt.Sprintf("request bodies are limited to %d bytes", MaxBodySize))
+}
+
+func checkContentType(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == "application/json" || mt == "application/merge-patch+json") {
+		return nil
+	}
+	return errorf(http.StatusUnsupportedMediaType, CodeBadRequest, "request bodies must be sent as Content-Type: application/json")
+}
+
+// describeJSONError explains a decoding failure without quoting the input:
+// a body may hold a token.
+func describeJSONError(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return "malformed JSON at byte " + strconv.FormatInt(se.Offset, 10)
+	case errors.As(err, &te):
+		if te.Field != "" {
+			return "member " + strconv.Quote(te.Field) + " must be " + jsonKind(te.Type.Kind().String())
+		}
+		return "the request body must be a JSON object"
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "truncated JSON"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown member " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	}
+	return "malformed JSON"
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "struct", "map":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	case "bool":
+		return "a boolean"
+	case "ptr", "interface":
+		return "a JSON value of another type"
+	}
+	return "a number"
+}
+
+// writeJSON sends v with status. API answers are never cached: many carry
+// tokens.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeProblem(w, problemFor(err))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// rfc3339 formats t in UTC, or omits it when zero.
+type timeUTC time.Time
+
+func (t timeUTC) MarshalJSON() ([]byte, error) {
+	tt := time.Time(t)
+	if tt.IsZero() {
+		return []byte("null"), nil
+	}
+	return []byte(`"` + tt.UTC().Format(time.RFC3339Nano) + `"`), nil
+}

@@ -1,0 +1,496 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/latch-sessions/latch"
+	"github.com/latch-sessions/latch/api"
+	"github.com/latch-sessions/latch/store"
+)
+
+// sessionID reads and checks the {id} path parameter.
+func sessionID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if _, err := store.ParseID(id); err != nil {
+		return "", badRequest("the path does not hold a session ID (ses_…)")
+	}
+	return id, nil
+}
+
+func (s *Server) client(r *http.Request) latch.Client {
+	return latch.Client{IP: clientIP(r), UserAgent: r.UserAgent()}
+}
+
+// POST /v1/sessions
+func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Subject             string          `json:"subject"`
+		Data                json.RawMessage `json:"data"`
+		Claims              json.RawMessage `json:"claims"`
+		IP                  string          `json:"ip"`
+		UserAgent           string          `json:"user_agent"`
+		ReplaceSessionToken string          `json:"replace_session_token"`
+	}
+	if err := readJSON(w, r, &req, false); err != nil {
+		return err
+	}
+	is, err := s.mgr.Create(r.Context(), latch.NewSession{
+		Subject: req.Subject,
+		Data:    req.Data,
+		Claims:  req.Claims,
+		Client:  latch.Client{IP: req.IP, UserAgent: req.UserAgent},
+		Replace: req.ReplaceSessionToken,
+	})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/sessions/"+is.Session.ID())
+	w.Header().Set("ETag", etag(is.Session.Version()))
+	writeJSON(w, http.StatusCreated, issuedOf(is, s.now()))
+	return nil
+}
+
+// POST /v1/sessions/verify
+func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		SessionToken string `json:"session_token"`
+		AccessToken  string `json:"access_token"`
+		IP           string `json:"ip"`
+		UserAgent    string `json:"user_agent"`
+	}
+	if err := readJSON(w, r, &req, false); err != nil {
+		return err
+	}
+	var (
+		sess *latch.Session
+		err  error
+	)
+	switch {
+	case (req.SessionToken == "") == (req.AccessToken == ""):
+		return badRequest("send exactly one of session_token and access_token")
+	case req.SessionToken != "":
+		sess, err = s.mgr.ValidateClient(r.Context(), req.SessionToken, latch.Client{IP: req.IP, UserAgent: req.UserAgent})
+		s.metrics.validations.WithLabelValues("session", result(err)).Inc()
+	default:
+		sess, err = s.verifyAccess(r.Context(), req.AccessToken)
+		s.metrics.validations.WithLabelValues("access", result(err)).Inc()
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", etag(sess.Version()))
+	writeJSON(w, http.StatusOK, sessionResponse{Session: viewOf(sess)})
+	return nil
+}
+
+// verifyAccess verifies an access token and checks that its session is
+// live, with one store read when it is.
+func (s *Server) verifyAccess(ctx context.Context, tok string) (*latch.Session, error) {
+	c, err := s.verifier.Verify(ctx, tok)
+	if err != nil {
+		return nil, err
+	}
+	if c.SessionID == "" {
+		return nil, latch.ErrInvalidToken
+	}
+	sess, err := s.mgr.Get(ctx, c.SessionID)
+	if errors.Is(err, latch.ErrNotFound) {
+		// Say why: revoked or expired. A session that is gone altogether
+		// was swept after its end; its tokens are as good as revoked.
+		if err := s.mgr.CheckLive(ctx, c.SessionID); err != nil && !errors.Is(err, latch.ErrNotFound) {
+			return nil, err
+		}
+		return nil, latch.ErrRevoked
+	}
+	if err != nil {
+		return nil, err
+	}
+	if sess.Subject() != c.Subject {
+		return nil, latch.ErrInvalidToken
+	}
+	return sess, nil
+}
+
+// GET /v1/sessions/{id}
+func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
+	id, err := sessionID(r)
+	if err != nil {
+		return err
+	}
+	sess, err := s.mgr.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	tag := etag(sess.Version())
+	w.Header().Set("ETag", tag)
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagListMatches(inm, sess.Version()) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	writeJSON(w, http.StatusOK, sessionResponse{Session: viewOf(sess)})
+	return nil
+}
+
+// PATCH /v1/sessions/{id}
+func (s *Server) patchSession(w http.ResponseWriter, r *http.Request) error {
+	id, err := sessionID(r)
+	if err != nil {
+		return err
+	}
+	var ifVersion uint64
+	if im := r.Header.Get("If-Match"); im != "" && strings.TrimSpace(im) != "*" {
+		v, ok := parseETag(im)
+		if !ok {
+			return errorf(http.StatusPreconditionFailed, CodeConflict, "If-Match must be an ETag of this session, as returned by GET")
+		}
+		ifVersion = v
+	}
+	var req struct {
+		Data *json.RawMessage `json:"data"`
+	}
+	if err := readJSON(w, r, &req, false); err != nil {
+		return err
+	}
+	if req.Data == nil {
+		return badRequest(`the body must be {"data": <JSON merge patch>}`)
+	}
+	patch := *req.Data
+	sess, err := s.mgr.UpdateData(r.Context(), id, ifVersion, func(cur json.RawMessage) (json.RawMessage, error) {
+		return mergePatch(cur, patch)
+	})
+	switch {
+	case errors.Is(err, latch.ErrConflict) && ifVersion != 0:
+		return errorf(http.StatusPreconditionFailed, CodeConflict, "the session changed since that version (If-Match did not match); re-read it and retry")
+	case err != nil:
+		return err
+	}
+	w.Header().Set("ETag", etag(sess.Version()))
+	writeJSON(w, http.StatusOK, sessionResponse{Session: viewOf(sess)})
+	return nil
+}
+
+// DELETE /v1/sessions/{id}
+func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) error {
+	id, err := sessionID(r)
+	if err != nil {
+		return err
+	}
+	if err := s.mgr.Revoke(r.Context(), id, store.ReasonAdmin); err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// POST /v1/sessions/{id}/renew
+func (s *Server) renewSession(w http.ResponseWriter, r *http.Request) error {
+	id, err := sessionID(r)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Claims   json.RawMessage `json:"claims"`
+		AuthTime *time.Time      `json:"auth_time"`
+	}
+	if err := readJSON(w, r, &req, true); err != nil {
+		return err
+	}
+	rn := latch.Renewal{Claims: req.Claims}
+	if req.AuthTime != nil {
+		rn.AuthTime = *req.AuthTime
+	}
+	is, err := s.mgr.Renew(r.Context(), id, rn)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", etag(is.Session.Version()))
+	writeJSON(w, http.StatusOK, issuedOf(is, s.now()))
+	return nil
+}
+
+// GET /v1/subjects/{subject}/sessions
+func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
+	list, err := s.mgr.List(r.Context(), r.PathValue("subject"))
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Sessions []*sessionView `json:"sessions"`
+	}{Sessions: make([]*sessionView, len(list))}
+	for i, sess := range list {
+		out.Sessions[i] = viewOf(sess)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// DELETE /v1/subjects/{subject}/sessions?except={id}
+func (s *Server) revokeSubject(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	for k := range q {
+		if k != "except" {
+			return badRequest("unknown query parameter " + strconv.Quote(k))
+		}
+	}
+	n, err := s.mgr.RevokeSubject(r.Context(), r.PathValue("subject"), q.Get("except"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Revoked int `json:"revoked"`
+	}{n})
+	return nil
+}
+
+type keyView struct {
+	ID          string  `json:"kid"`
+	Algorithm   string  `json:"alg"`
+	State       string  `json:"state"`
+	CreatedAt   timeUTC `json:"created_at"`
+	ActivatesAt timeUTC `json:"activates_at"`
+	RetiresAt   timeUTC `json:"retires_at"`
+	RemovesAt   timeUTC `json:"removes_at"`
+}
+
+// GET /v1/keys
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
+	if err := s.keys.Reload(r.Context()); err != nil {
+		return err
+	}
+	out := struct {
+		Keys []keyView `json:"keys"`
+	}{Keys: []keyView{}}
+	for _, k := range s.keys.Keys() {
+		out.Keys = append(out.Keys, keyView{
+			ID: k.ID, Algorithm: string(k.Algorithm), State: string(k.State),
+			CreatedAt: timeUTC(k.Created), ActivatesAt: timeUTC(k.Activates),
+			RetiresAt: timeUTC(k.Retires), RemovesAt: timeUTC(k.Removes),
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// POST /v1/keys/rotate
+func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) error {
+	if err := readJSON(w, r, &struct{}{}, true); err != nil {
+		return err
+	}
+	kid, err := s.keys.Rotate(r.Context())
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Kid         string  `json:"kid"`
+		ActivatesAt timeUTC `json:"activates_at"`
+	}{Kid: kid}
+	for _, k := range s.keys.Keys() {
+		if k.ID == kid {
+			out.ActivatesAt = timeUTC(k.Activates)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// POST /v1/refresh
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := readJSON(w, r, &req, false); err != nil {
+		return err
+	}
+	if req.RefreshToken == "" {
+		return badRequest("refresh_token is required")
+	}
+	rf, err := s.mgr.Refresh(r.Context(), req.RefreshToken)
+	s.metrics.refreshes.WithLabelValues(result(err)).Inc()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, refreshResponse{
+		AccessToken:  rf.AccessToken.Reveal(),
+		RefreshToken: rf.RefreshToken.Reveal(),
+		TokenType:    "Bearer",
+		ExpiresIn:    expiresIn(rf.AccessExpiresAt, s.now()),
+	})
+	return nil
+}
+
+// GET /v1/whoami
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request) error {
+	if r.Header.Get("Authorization") != "" {
+		tok, ok := bearer(r)
+		if !ok {
+			return errorf(http.StatusUnauthorized, CodeInvalidToken, "the Authorization header must be Bearer <access token>")
+		}
+		sess, err := s.verifyAccess(r.Context(), tok)
+		s.metrics.validations.WithLabelValues("access", result(err)).Inc()
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, sessionResponse{Session: viewOf(sess)})
+		return nil
+	}
+	c, err := r.Cookie(s.cookie)
+	if err != nil {
+		return errorf(http.StatusUnauthorized, CodeUnauthorized, "send an access token as Authorization: Bearer <token>, or the session cookie")
+	}
+	sess, err := s.mgr.ValidateClient(r.Context(), c.Value, s.client(r))
+	s.metrics.validations.WithLabelValues("session", result(err)).Inc()
+	if err != nil {
+		return err
+	}
+	csrf, err := s.mgr.CSRFToken(sess)
+	if err != nil {
+		return err
+	}
+	w.Header().Add("Vary", "Cookie")
+	writeJSON(w, http.StatusOK, sessionResponse{Session: viewOf(sess), CSRFToken: csrf})
+	return nil
+}
+
+// POST /v1/logout
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
+	if err := readJSON(w, r, &struct{}{}, true); err != nil {
+		return err
+	}
+	if r.Header.Get("Authorization") != "" {
+		tok, ok := bearer(r)
+		if !ok {
+			return errorf(http.StatusUnauthorized, CodeInvalidToken, "the Authorization header must be Bearer <access token>")
+		}
+		c, err := s.verifier.Verify(r.Context(), tok)
+		if err != nil {
+			return err
+		}
+		if err := s.mgr.Revoke(r.Context(), c.SessionID, store.ReasonLogout); err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	c, err := r.Cookie(s.cookie)
+	if err != nil {
+		return errorf(http.StatusUnauthorized, CodeUnauthorized, "send an access token as Authorization: Bearer <token>, or the session cookie with its CSRF token")
+	}
+	if err := s.cop.Check(r); err != nil {
+		return s.csrfRejected(w, r, "cross-origin request")
+	}
+	sess, err := s.mgr.ValidateClient(r.Context(), c.Value, s.client(r))
+	switch {
+	case errors.Is(err, latch.ErrUnavailable):
+		return err
+	case err == nil:
+		if !s.mgr.CheckCSRF(sess, r.Header.Get("X-CSRF-Token")) {
+			return s.csrfRejected(w, r, "missing or wrong CSRF token")
+		}
+		if err := s.mgr.RevokeToken(r.Context(), c.Value, store.ReasonLogout); err != nil {
+			return err
+		}
+	}
+	// The session is over (or already was): expire the cookie with the
+	// attributes it was set with.
+	http.SetCookie(w, &http.Cookie{
+		Name: s.cookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode,
+	})
+	w.Header().Set("Clear-Site-Data", `"cookies"`)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// csrfRejected reports a CSRF rejection as an event and answers 403 csrf.
+func (s *Server) csrfRejected(w http.ResponseWriter, r *http.Request, why string) error {
+	s.mgr.Emit(r.Context(), latch.Event{Type: latch.EventCSRFRejected, Reason: why, IP: clientIP(r)})
+	return errorf(http.StatusForbidden, CodeCSRF, why+": cookie-authenticated requests must come from the same origin and carry the X-CSRF-Token from whoami")
+}
+
+// GET /.well-known/jwks.json
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) error {
+	b := s.keys.JWKS()
+	h := w.Header()
+	h.Set("Content-Type", "application/jwk-set+json")
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(s.keys.JWKSMaxAge()/time.Second)))
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.Write(b)
+	return nil
+}
+
+// GET /healthz
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+// readyTimeout bounds the store check of /readyz.
+const readyTimeout = 2 * time.Second
+
+// GET /readyz
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if err := store.Ping(ctx, s.store); err != nil {
+		if !errors.Is(err, latch.ErrUnavailable) {
+			err = errors.Join(latch.ErrUnavailable, err)
+		}
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+// GET /metrics
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {
+	s.metrics.handler().ServeHTTP(w, r)
+	return nil
+}
+
+// GET /openapi.json
+func (s *Server) openapi(w http.ResponseWriter, r *http.Request) error {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Content-Length", strconv.Itoa(len(api.OpenAPI)))
+	w.Write(api.OpenAPI)
+	return nil
+}
+
+func etag(v uint64) string { return `"` + strconv.FormatUint(v, 10) + `"` }
+
+// parseETag reads a strong ETag of the form "N".
+func parseETag(s string) (uint64, bool) {
+	s = strings.TrimSpace(s)
+	if len(s) < 3 || s[0] != '"' || s[len(s)-1] != '"' {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(s[1:len(s)-1], 10, 64)
+	return v, err == nil && v > 0
+}
+
+// etagListMatches reports whether an If-None-Match list names version v
+// (weak comparison, RFC 9110 §13.1.2).
+func etagListMatches(list string, v uint64) bool {
+	for _, t := range strings.Split(list, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" {
+			return true
+		}
+		t = strings.TrimPrefix(t, "W/")
+		if got, ok := parseETag(t); ok && got == v {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,121 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/latch-sessions/latch"
+	"github.com/latch-sessions/latch/store"
+)
+
+// metrics are the server's Prometheus collectors, on a registry of their
+// own (no global state, so several servers can run in one test binary).
+type metrics struct {
+	reg *prometheus.Registry
+
+	validations *prometheus.CounterVec   // carrier, result
+	refreshes   *prometheus.CounterVec   // result
+	created     prometheus.Counter       //
+	revocations *prometheus.CounterVec   // reason
+	reuse       prometheus.Counter       //
+	csrf        prometheus.Counter       //
+	storeOps    *prometheus.HistogramVec // operation, result
+	httpReqs    *prometheus.HistogramVec // route, code
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		validations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latch_validations_total",
+			Help: "Session validations by carrier (session token or access token) and result (ok or a problem code).",
+		}, []string{"carrier", "result"}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latch_refreshes_total",
+			Help: "Refresh-token rotations by result (ok or a problem code).",
+		}, []string{"result"}),
+		created: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "latch_sessions_created_total",
+			Help: "Sessions created.",
+		}),
+		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latch_revocations_total",
+			Help: "Session revocations by reason (logout, admin, revoke-all, evicted, replaced, refresh-reuse).",
+		}, []string{"reason"}),
+		reuse: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "latch_refresh_reuse_detections_total",
+			Help: "Rotated refresh tokens presented again (treated as theft; the session is revoked).",
+		}),
+		csrf: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "latch_csrf_rejections_total",
+			Help: "Requests rejected by CSRF protection.",
+		}),
+		storeOps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "latch_store_operation_duration_seconds",
+			Help:    "Latency of session store operations by operation and result (ok, not_found, conflict, error).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"operation", "result"}),
+		httpReqs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "latch_http_request_duration_seconds",
+			Help:    "HTTP request duration by route pattern and status code.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route", "code"}),
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.validations, m.refreshes, m.created, m.revocations, m.reuse, m.csrf, m.storeOps, m.httpReqs,
+	)
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Observe implements latch.Observer: it counts the Manager's events.
+func (m *metrics) Observe(_ context.Context, e latch.Event) {
+	switch e.Type {
+	case latch.EventCreated:
+		m.created.Inc()
+	case latch.EventRevoked:
+		m.revocations.WithLabelValues(e.Reason).Inc()
+	case latch.EventRefreshReuse:
+		m.reuse.Inc()
+	case latch.EventCSRFRejected:
+		m.csrf.Inc()
+	}
+}
+
+// result labels an outcome: "ok" or the problem code the error maps to.
+func result(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return problemFor(err).Code
+}
+
+func (m *metrics) storeOp(op string, start time.Time, err error) {
+	r := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrNotFound):
+		r = "not_found"
+	case errors.Is(err, store.ErrConflict):
+		r = "conflict"
+	default:
+		r = "error"
+	}
+	m.storeOps.WithLabelValues(op, r).Observe(time.Since(start).Seconds())
+}
+
+func (m *metrics) httpRequest(route string, code int, d time.Duration) {
+	m.httpReqs.WithLabelValues(route, strconv.Itoa(code)).Observe(d.Seconds())
+}

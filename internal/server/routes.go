@@ -1,0 +1,238 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/latch-sessions/latch/store"
+)
+
+// route is one endpoint of the API. The table in routeTable is the only
+// place routes are registered, so the OpenAPI test can compare it with the
+// document.
+type route struct {
+	pattern string
+	apiKey  bool // back-channel: needs the API key
+	h       func(w http.ResponseWriter, r *http.Request) error
+}
+
+func (s *Server) routeTable() []route {
+	return []route{
+		// Back-channel.
+		{"POST /v1/sessions", true, s.createSession},
+		{"POST /v1/sessions/verify", true, s.verifySession},
+		{"GET /v1/sessions/{id}", true, s.getSession},
+		{"PATCH /v1/sessions/{id}", true, s.patchSession},
+		{"DELETE /v1/sessions/{id}", true, s.deleteSession},
+		{"POST /v1/sessions/{id}/renew", true, s.renewSession},
+		{"GET /v1/subjects/{subject}/sessions", true, s.listSessions},
+		{"DELETE /v1/subjects/{subject}/sessions", true, s.revokeSubject},
+		{"GET /v1/keys", true, s.listKeys},
+		{"POST /v1/keys/rotate", true, s.rotateKeys},
+		// Public.
+		{"POST /v1/refresh", false, s.refresh},
+		{"GET /v1/whoami", false, s.whoami},
+		{"POST /v1/logout", false, s.logout},
+		{"GET /.well-known/jwks.json", false, s.jwks},
+		// Operations.
+		{"GET /healthz", false, s.healthz},
+		{"GET /readyz", false, s.readyz},
+		{"GET /metrics", false, s.serveMetrics},
+		{"GET /openapi.json", false, s.openapi},
+	}
+}
+
+// Routes returns the patterns of every API route, for documentation and
+// tests.
+func (s *Server) Routes() []string {
+	var out []string
+	for _, rt := range s.routeTable() {
+		out = append(out, rt.pattern)
+	}
+	return out
+}
+
+func (s *Server) routes() {
+	mux := http.NewServeMux()
+	allow := map[string][]string{}
+	for _, rt := range s.routeTable() {
+		mux.Handle(rt.pattern, s.endpoint(rt))
+		method, path, _ := strings.Cut(rt.pattern, " ")
+		allow[path] = append(allow[path], method)
+	}
+	// A known path with another method is 405 with Allow; anything else
+	// under /v1/ is a 404 problem. Other paths go to the mounted handler.
+	paths := http.NewServeMux()
+	for path, methods := range allow {
+		if slices.Contains(methods, http.MethodGet) {
+			methods = append(methods, http.MethodHead)
+		}
+		slices.Sort(methods)
+		allowed := strings.Join(methods, ", ")
+		paths.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allowed)
+			writeProblem(w, problemFor(errorf(http.StatusMethodNotAllowed, CodeBadRequest,
+				fmt.Sprintf("method %s is not allowed here; use %s", r.Method, allowed))))
+		})
+		if !strings.HasPrefix(path, "/v1/") {
+			mux.Handle(path, paths)
+		}
+	}
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		if _, p := paths.Handler(r); p != "" {
+			paths.ServeHTTP(w, r)
+			return
+		}
+		writeProblem(w, problemFor(errorf(http.StatusNotFound, CodeNotFound, "no such endpoint")))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if h := s.root.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		writeProblem(w, problemFor(errorf(http.StatusNotFound, CodeNotFound, "no such endpoint")))
+	})
+	s.mux = mux
+	s.handler = s.instrumentHTTP(s.recoverer(mux))
+}
+
+// endpoint adapts a route's handler: the API-key check, then errors
+// written as problem documents.
+func (s *Server) endpoint(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt.apiKey && !s.authorized(r) {
+			writeProblem(w, problemFor(errorf(http.StatusUnauthorized, CodeUnauthorized,
+				"this endpoint needs the API key as Authorization: Bearer <key>")))
+			return
+		}
+		if err := rt.h(w, r); err != nil {
+			s.fail(w, r, err)
+		}
+	})
+}
+
+// fail writes err as a problem document. Unexpected errors are logged; the
+// errors of latch and its stores never contain a token or key.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	p := problemFor(err)
+	switch p.Code {
+	case CodeInternal:
+		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed", slog.String("route", r.Pattern), slog.String("err", err.Error()))
+	case CodeStoreUnavailable:
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "store unavailable", slog.String("route", r.Pattern), slog.String("err", err.Error()))
+	}
+	writeProblem(w, p)
+}
+
+// recoverer turns a panic into a 500 problem. The client never sees the
+// panic; the log gets its type and the stack (not its value, which could
+// hold request data).
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
+				slog.String("route", r.Pattern), slog.String("panic_type", fmt.Sprintf("%T", v)),
+				slog.String("stack", string(debug.Stack())))
+			if rec, ok := w.(*statusRecorder); ok && rec.status != 0 {
+				return // too late for a problem document
+			}
+			writeProblem(w, problemFor(errorf(http.StatusInternalServerError, CodeInternal, "unexpected error")))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusRecorder records the status and size of a response. It implements
+// Unwrap so http.ResponseController reaches the real writer.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (rec *statusRecorder) WriteHeader(code int) {
+	if rec.status == 0 {
+		rec.status = code
+	}
+	rec.ResponseWriter.WriteHeader(code)
+}
+
+func (rec *statusRecorder) Write(b []byte) (int, error) {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	n, err := rec.ResponseWriter.Write(b)
+	rec.bytes += int64(n)
+	return n, err
+}
+
+func (rec *statusRecorder) Flush() {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	http.NewResponseController(rec.ResponseWriter).Flush()
+}
+
+func (rec *statusRecorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
+
+// instrumentHTTP logs every request and records its duration by route
+// pattern and status. The log line has no path, query string, header or
+// body: nothing that could carry a secret.
+func (s *Server) instrumentHTTP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		d := time.Since(start)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		s.metrics.httpRequest(route, rec.status, d)
+		level := slog.LevelInfo
+		if rec.status >= 500 {
+			level = slog.LevelError
+		}
+		attrs := []slog.Attr{
+			slog.String("method", r.Method),
+			slog.String("route", route),
+			slog.Int("status", rec.status),
+			slog.Int64("bytes", rec.bytes),
+			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+			slog.String("remote", clientIP(r)),
+		}
+		// The path itself is not logged: a careless client could put a
+		// token in it. A session ID is public and useful, so it is kept.
+		if id := r.PathValue("id"); id != "" {
+			if _, err := store.ParseID(id); err == nil {
+				attrs = append(attrs, slog.String("session_id", id))
+			}
+		}
+		s.log.LogAttrs(r.Context(), level, "request", attrs...)
+	})
+}
+
+// clientIP is the address of the peer (proxy headers are not trusted).
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	return host
+}

@@ -1,0 +1,65 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// HTTP server limits. Bodies are capped separately (MaxBodySize).
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 15 * time.Second
+	WriteTimeout      = 30 * time.Second
+	IdleTimeout       = 120 * time.Second
+	MaxHeaderBytes    = 32 << 10 // room for an 8 KiB access token and cookies
+	// ShutdownTimeout bounds how long Serve waits for in-flight requests
+	// to finish after its context ends.
+	ShutdownTimeout = 20 * time.Second
+)
+
+// HTTPServer returns an http.Server for s with the timeouts and header
+// limit above, logging its own errors (TLS handshakes, malformed requests)
+// to s's logger.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Serve serves hs on ln (over TLS when certFile is set) until ctx ends,
+// then stops accepting connections and waits up to drain for in-flight
+// requests to finish. It returns nil after a clean shutdown.
+func Serve(ctx context.Context, hs *http.Server, ln net.Listener, certFile, keyFile string, drain time.Duration) error {
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		if certFile != "" {
+			err = hs.ServeTLS(ln, certFile, keyFile)
+		} else {
+			err = hs.Serve(ln)
+		}
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}

@@ -1,0 +1,271 @@
+// Package server implements `latch serve`: latch's session API over HTTP
+// for services written in any language, as specified by the "Server
+// contract" of the design and by the OpenAPI document in package api.
+//
+// A Server is built from Options with [New]; [Server.Handler] is the whole
+// HTTP surface (back-channel API, public API, JWKS, operations endpoints),
+// [Server.Run] runs the background loops (expiry sweeper, keyring
+// maintenance) and [Serve] runs an http.Server with the right timeouts
+// until its context ends, then drains in-flight requests.
+//
+// # Security model
+//
+//   - Back-channel calls need the API key as a Bearer credential. The key is
+//     compared in constant time (through SHA-256, so its length does not
+//     leak either); anything else is 401 unauthorized.
+//   - No token, API key or request body is ever written to a log line or an
+//     error detail: the request log records method, route, path, status,
+//     duration and client address only (never the query string), and
+//     problem details are fixed strings.
+//   - Fail closed: a store failure is 503 store_unavailable, never a session.
+//   - Bodies are JSON objects of at most 64 KiB with no unknown members.
+//   - Cookie-authenticated logout needs a same-origin request and the
+//     session's CSRF token; Bearer-authenticated calls need neither.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/latch-sessions/latch"
+	"github.com/latch-sessions/latch/accesstoken"
+	"github.com/latch-sessions/latch/store"
+)
+
+// MinAPIKeyLen is the shortest API key the server accepts.
+const MinAPIKeyLen = 32
+
+// DefaultCookieName is the session cookie read by whoami and logout.
+const DefaultCookieName = "__Host-latch"
+
+// ErrWeakAPIKey reports an API key shorter than MinAPIKeyLen.
+var ErrWeakAPIKey = fmt.Errorf("server: the API key must be at least %d characters (generate one with: openssl rand -base64 32)", MinAPIKeyLen)
+
+// Options configure a Server. Store and APIKey are required; zero values
+// of the rest mean the documented defaults.
+type Options struct {
+	// Store keeps the sessions; if it implements store.KeyStore, the
+	// signing keyring is kept there too (sealed under KEK).
+	Store store.Store
+	// APIKey authenticates back-channel calls; at least MinAPIKeyLen
+	// characters.
+	APIKey string
+	// KEK is the 32-byte key-encryption key of the keyring. Required when
+	// Store implements store.KeyStore.
+	KEK []byte
+
+	// Issuer is the iss of access tokens (default "latch").
+	Issuer string
+	// Audience is the aud of access tokens (default "latch").
+	Audience string
+
+	IdleTimeout     time.Duration // default latch.DefaultIdleTimeout
+	AbsoluteTimeout time.Duration // default latch.DefaultAbsoluteTimeout
+	TouchInterval   time.Duration // default latch.DefaultTouchInterval
+	AccessTokenTTL  time.Duration // default latch.DefaultAccessTokenTTL
+	RefreshGrace    time.Duration // default latch.DefaultRefreshGrace
+	MaxPerSubject   int           // default latch.DefaultMaxPerSubject; negative: no cap
+
+	// CookieName is the session cookie whoami and logout accept (default
+	// DefaultCookieName).
+	CookieName string
+
+	// Logger receives the request log and the Manager's events (default:
+	// JSON on stderr).
+	Logger *slog.Logger
+	// Observer, if set, also receives the Manager's events.
+	Observer latch.Observer
+	// Now is the clock (default time.Now). Tests pass a fake one.
+	Now func() time.Time
+
+	// SweepInterval is how often expired sessions are swept from stores
+	// without native expiry (default 1 min).
+	SweepInterval time.Duration
+	// KeyMaintenanceInterval is how often the keyring is reloaded and
+	// rotated when due (default 1 min).
+	KeyMaintenanceInterval time.Duration
+}
+
+// Server is latch's HTTP API. It is safe for concurrent use.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	now      func() time.Time
+	metrics  *metrics
+	store    store.Store // instrumented
+	mgr      *latch.Manager
+	keys     *accesstoken.Keyring
+	verifier *accesstoken.Verifier
+	keyHash  [sha256.Size]byte
+	cop      *http.CrossOriginProtection
+	cookie   string
+
+	mux     *http.ServeMux
+	handler http.Handler
+	root    atomic.Pointer[http.Handler]
+}
+
+// New checks opts, opens the keyring and returns a Server.
+func New(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Store == nil {
+		return nil, errors.New("server: Options.Store is required")
+	}
+	if len(opts.APIKey) < MinAPIKeyLen {
+		return nil, ErrWeakAPIKey
+	}
+	if opts.Issuer == "" {
+		opts.Issuer = "latch"
+	}
+	if opts.Audience == "" {
+		opts.Audience = "latch"
+	}
+	if opts.CookieName == "" {
+		opts.CookieName = DefaultCookieName
+	}
+	if opts.AccessTokenTTL == 0 {
+		opts.AccessTokenTTL = latch.DefaultAccessTokenTTL
+	}
+	if opts.SweepInterval <= 0 {
+		opts.SweepInterval = time.Minute
+	}
+	if opts.KeyMaintenanceInterval <= 0 {
+		opts.KeyMaintenanceInterval = time.Minute
+	}
+	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, cookie: opts.CookieName}
+	if s.log == nil {
+		s.log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.keyHash = sha256.Sum256([]byte(opts.APIKey))
+	s.metrics = newMetrics()
+	s.store = instrument(opts.Store, s.metrics)
+
+	kc := accesstoken.KeyringConfig{
+		KEK:         opts.KEK,
+		Now:         s.now,
+		MaxTokenTTL: max(accesstoken.DefaultMaxTokenTTL, opts.AccessTokenTTL),
+	}
+	if ks, ok := s.store.(store.KeyStore); ok {
+		if len(opts.KEK) == 0 {
+			return nil, errors.New("server: Options.KEK is required to keep signing keys in the store")
+		}
+		kc.Store = ks
+	} else {
+		s.log.Warn("the store cannot keep signing keys; they live in this process only, and its access tokens die with it")
+	}
+	var err error
+	if s.keys, err = accesstoken.OpenKeyring(ctx, kc); err != nil {
+		return nil, fmt.Errorf("server: opening the signing keyring: %w", err)
+	}
+	issuer, err := accesstoken.NewIssuer(accesstoken.IssuerConfig{
+		Keys: s.keys, Issuer: opts.Issuer, Audience: opts.Audience, TTL: opts.AccessTokenTTL, Now: s.now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if s.verifier, err = accesstoken.NewVerifier(accesstoken.VerifierConfig{
+		Keys: s.keys, Issuer: opts.Issuer, Audience: opts.Audience, Now: s.now,
+	}); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	obs := []latch.Observer{s.metrics, latch.SlogObserver(s.log)}
+	if opts.Observer != nil {
+		obs = append(obs, opts.Observer)
+	}
+	if s.mgr, err = latch.New(latch.Config{
+		Store:           s.store,
+		IdleTimeout:     opts.IdleTimeout,
+		AbsoluteTimeout: opts.AbsoluteTimeout,
+		TouchInterval:   opts.TouchInterval,
+		MaxPerSubject:   opts.MaxPerSubject,
+		AccessTokens:    issuer,
+		AccessTokenTTL:  opts.AccessTokenTTL,
+		RefreshGrace:    opts.RefreshGrace,
+		Observer:        latch.MultiObserver(obs...),
+		Now:             s.now,
+	}); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.cop = http.NewCrossOriginProtection()
+	s.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.csrfRejected(w, r, "cross-origin request")
+	}))
+	s.routes()
+	return s, nil
+}
+
+// Manager returns the server's session manager, for handlers mounted with
+// Mount (the demo app builds its middleware on it).
+func (s *Server) Manager() *latch.Manager { return s.mgr }
+
+// Verifier returns the server's access-token verifier.
+func (s *Server) Verifier() *accesstoken.Verifier { return s.verifier }
+
+// Keyring returns the server's signing keyring.
+func (s *Server) Keyring() *accesstoken.Keyring { return s.keys }
+
+// Logger returns the server's logger.
+func (s *Server) Logger() *slog.Logger { return s.log }
+
+// Mount serves h for every request no API route matches (the demo web app
+// at "/"). Paths under /v1/ and the operations endpoints stay the API's.
+// It may be called at any time, concurrently with requests.
+func (s *Server) Mount(h http.Handler) { s.root.Store(&h) }
+
+// Handler returns the server's complete HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run runs the background loops until ctx ends: the expiry sweeper (for
+// stores without native expiry) and keyring maintenance, which reloads the
+// keys other replicas saved and rotates when due.
+func (s *Server) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.mgr.RunSweeper(ctx, s.opts.SweepInterval)
+	}()
+	t := time.NewTicker(s.opts.KeyMaintenanceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			<-done
+			return
+		case <-t.C:
+			if err := s.keys.Maintain(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("keyring maintenance failed; retrying later", "err", err.Error())
+			}
+		}
+	}
+}
+
+// authorized reports whether r carries the API key as a Bearer credential.
+func (s *Server) authorized(r *http.Request) bool {
+	tok, ok := bearer(r)
+	if !ok {
+		return false
+	}
+	h := sha256.Sum256([]byte(tok))
+	return subtle.ConstantTimeCompare(h[:], s.keyHash[:]) == 1
+}
+
+// bearer returns the credential of an "Authorization: Bearer" header.
+func bearer(r *http.Request) (string, bool) {
+	a := r.Header.Get("Authorization")
+	const p = "bearer "
+	if len(a) <= len(p) || !strings.EqualFold(a[:len(p)], p) {
+		return "", false
+	}
+	return strings.TrimSpace(a[len(p):]), true
+}
