@@ -339,16 +339,31 @@ func TestListOrderAndForget(t *testing.T) {
 	if want := []store.ID{c.ID, b.ID, a.ID}; !slices.Equal(got, want) {
 		t.Fatalf("List = %v, want %v", got, want)
 	}
-	// The expired session's index entry is gone, the record stays until swept.
-	var entries int
-	s.db.View(func(tx *bolt.Tx) error {
-		entries = tx.Bucket(bucketSubjects).Stats().KeyN
-		return nil
-	})
-	if entries != 3 {
-		t.Errorf("%d subject entries after List, want 3", entries)
+	entries := func() (n int) {
+		s.db.View(func(tx *bolt.Tx) error {
+			n = tx.Bucket(bucketSubjects).Stats().KeyN
+			return nil
+		})
+		return n
 	}
-	mustGet(t, s, short.ID)
+	// List judges liveness at the caller's now but forgets nothing for it:
+	// an earlier now still sees the expired session.
+	if l, _ := s.List(ctx, "carol", t0); len(l) != 4 || entries() != 4 {
+		t.Errorf("List at an earlier now: %d records, %d entries; want 4, 4", len(l), entries())
+	}
+	// Sweep removes the expired record with its entry.
+	if n, err := s.Sweep(ctx, t0.Add(2*time.Minute)); n != 1 || err != nil || entries() != 3 {
+		t.Errorf("Sweep = %d, %v; %d entries left, want 3", n, err, entries())
+	}
+	// An entry whose record vanished is forgotten by List.
+	s.db.Update(func(tx *bolt.Tx) error {
+		b, _ := bucketsOf(tx)
+		b.exp.Delete(deadlineKey(a))
+		return b.rec.Delete(a.ID[:])
+	})
+	if l, err := s.List(ctx, "carol", t0); err != nil || len(l) != 2 || entries() != 2 {
+		t.Errorf("List with a dangling entry: %d records, %v, %d entries; want 2, 2", len(l), err, entries())
+	}
 }
 
 func TestRevokeSubject(t *testing.T) {

@@ -16,8 +16,7 @@
 // # Durability
 //
 // By default every write (Create, Update, RotateRefresh, Revoke,
-// RevokeSubject, Sweep, SaveKeyring, and the index housekeeping of List)
-// is one bbolt transaction that is fsync'ed before the call returns, so a
+// RevokeSubject, Sweep, SaveKeyring) is one bbolt transaction that is fsync'ed before the call returns, so a
 // call that returned nil survives a process kill (kill -9), an OS crash and
 // a power cut. bbolt never overwrites live pages: a crash at any instant
 // leaves the file at the last committed transaction, which Open reads back

@@ -361,9 +361,16 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.
 }
 
 // List returns the subject's sessions live at now, most recently seen
-// first (ties: most recently created first). Index entries of sessions no
-// longer live at now are then removed in a write transaction; List itself
-// reads without waiting for writers.
+// first (ties: most recently created first). It is a read transaction and
+// never waits for writers.
+//
+// List does not forget index entries of sessions that merely expired at
+// now: now is the caller's clock, and a later List with an earlier now must
+// still see them (the conformance suite checks this). Revoke removes
+// entries at once and Sweep removes those of expired records, so the index
+// holds dead entries at most until the next sweep. Only an entry whose
+// record is gone (which the store itself never leaves behind) is removed,
+// in a separate write transaction.
 func (s *Store) List(ctx context.Context, subject string, now time.Time) ([]*store.Record, error) {
 	if err := validSubject(subject); err != nil {
 		return nil, err
@@ -385,10 +392,11 @@ func (s *Store) List(ctx context.Context, subject string, now time.Time) ([]*sto
 			if err != nil {
 				return err
 			}
-			if r != nil && r.Live(now) {
-				live = append(live, r)
-			} else {
+			switch {
+			case r == nil:
 				stale = append(stale, id)
+			case r.Live(now):
+				live = append(live, r)
 			}
 		}
 		return nil
@@ -398,15 +406,15 @@ func (s *Store) List(ctx context.Context, subject string, now time.Time) ([]*sto
 	}
 	slices.SortFunc(live, func(a, b *store.Record) int { return -leastRecentFirst(a, b) })
 	if len(stale) > 0 {
-		if err := s.forget(ctx, subject, stale, now); err != nil {
+		if err := s.forget(ctx, subject, stale); err != nil {
 			return nil, err
 		}
 	}
 	return live, nil
 }
 
-// forget removes the index entries of ids that are still not live at now.
-func (s *Store) forget(ctx context.Context, subject string, ids []store.ID, now time.Time) error {
+// forget removes the index entries of ids whose records are still missing.
+func (s *Store) forget(ctx context.Context, subject string, ids []store.ID) error {
 	return s.write(ctx, "list", func(tx *bolt.Tx) error {
 		b, err := bucketsOf(tx)
 		if err != nil {
@@ -414,11 +422,7 @@ func (s *Store) forget(ctx context.Context, subject string, ids []store.ID, now 
 		}
 		var drop [][]byte
 		for _, id := range ids {
-			r, err := b.load(id[:])
-			if err != nil {
-				return err
-			}
-			if r == nil || !r.Live(now) {
+			if b.rec.Get(id[:]) == nil {
 				drop = append(drop, subjectKey(subject, id))
 			}
 		}
