@@ -91,8 +91,8 @@ type Store struct {
 	// Group commit; see write. commitMode is for benchmarks only.
 	commitMode int
 	mu         sync.Mutex
-	queue   []*writeReq
-	leading bool
+	queue      []*writeReq
+	leading    bool
 }
 
 // Open opens the store in the bbolt file at path, creating the file (mode

@@ -224,10 +224,15 @@ func TestInvalidArguments(t *testing.T) {
 		"zero ID":       func() error { _, err := s.Create(ctx, &store.Record{Subject: "a"}, 0); return err }(),
 		"nil record":    func() error { _, err := s.Create(ctx, nil, 0); return err }(),
 		"empty subject": func() error { r := newRecord(t, "a", t0); r.Subject = ""; _, err := s.Create(ctx, r, 0); return err }(),
-		"long subject":  func() error { r := newRecord(t, "a", t0); r.Subject = secret; _, err := s.Create(ctx, r, 0); return err }(),
-		"list long":     func() error { _, err := s.List(ctx, secret, t0); return err }(),
-		"revoke long":   func() error { _, err := s.RevokeSubject(ctx, secret, store.ID{}, "x", t0); return err }(),
-		"update nil":    s.Update(ctx, nil),
+		"long subject": func() error {
+			r := newRecord(t, "a", t0)
+			r.Subject = secret
+			_, err := s.Create(ctx, r, 0)
+			return err
+		}(),
+		"list long":   func() error { _, err := s.List(ctx, secret, t0); return err }(),
+		"revoke long": func() error { _, err := s.RevokeSubject(ctx, secret, store.ID{}, "x", t0); return err }(),
+		"update nil":  s.Update(ctx, nil),
 	} {
 		if err == nil || errors.Is(err, store.ErrUnavailable) || strings.Contains(err.Error(), secret) {
 			t.Errorf("%s: %v", name, err)
