@@ -9,9 +9,11 @@
 //	defer s.Close()
 //
 // and pass s to latch.New. The *Store implements [store.Store],
-// [store.Sweeper], [store.KeyStore] and [store.Pinger]; nothing removes
-// expired records by itself, so whoever owns the store (the latch manager or
-// `latch serve`) must call [Store.Sweep] periodically.
+// [store.Sweeper], [store.KeyStore] and [store.Pinger]. It starts no
+// goroutine and removes expired records only when [Store.Sweep] is called:
+// run the manager's RunSweeper (as `latch serve` does), or call Sweep
+// yourself every minute or so. A sweep with nothing due is a read
+// transaction and costs about a microsecond.
 //
 // # Durability
 //
@@ -56,7 +58,8 @@
 //
 // A bbolt file can be open in one process at a time (an exclusive flock(2)
 // lock). Open waits at most [Options.LockTimeout] (default 1 s) for the lock
-// and then fails with an error matching [ErrLocked] that names the path, so
+// and then fails with an error matching [ErrLocked] that names the path
+// (a second Open in the same process is refused the same way), so
 // a second `latch serve` on the same data directory fails fast with a clear
 // message instead of hanging. To run several replicas, use a shared store
 // (Redis or PostgreSQL) instead.
@@ -66,13 +69,19 @@
 // The file holds four buckets:
 //
 //   - records: ID → [store.Record.MarshalBinary]
-//   - subjects: len(subject) (2 bytes) ‖ subject ‖ ID → empty, the subject
-//     index, holding the unrevoked sessions of each subject
+//   - subjects: len(subject) (2 bytes) ‖ subject ‖ ID → marker, the subject
+//     index: every unrevoked session of each subject, until it is swept
 //   - expiry: deadline (8 bytes, order-preserving Unix nanoseconds) ‖ ID →
-//     empty, one entry per record, so Sweep walks only expired entries
+//     marker, one entry per record, so Sweep walks only expired entries
 //   - meta: the schema version and the keyring
 //
-// Every write keeps the three record buckets in step in one transaction.
+// Every write keeps the three record buckets in step in one transaction;
+// Create-with-eviction and RevokeSubject are each one transaction, so they
+// are atomic with respect to each other and to every other call.
+//
+// Reads (Get, List, LoadKeyring, Ping) are bbolt read transactions on a
+// consistent snapshot: they never wait for a writer, except briefly while
+// the file grows and is mapped again.
 // Revoked records stay as tombstones until their deadline so their tokens
 // are reported as revoked rather than unknown; Sweep then removes them.
 package boltstore
