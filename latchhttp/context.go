@@ -1,0 +1,115 @@
+package latchhttp
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/latch-sessions/latch"
+	"github.com/latch-sessions/latch/accesstoken"
+)
+
+// FromContext returns the session the middleware authenticated for the
+// request whose context is ctx, if any. After Login or Renew in the same
+// request it returns the new session; after Logout, none.
+func FromContext(ctx context.Context) (*latch.Session, bool) {
+	st := stateOf(ctx)
+	if st == nil || st.sess == nil {
+		return nil, false
+	}
+	return st.sess, true
+}
+
+// Method reports how the request whose context is ctx was authenticated.
+func Method(ctx context.Context) AuthMethod {
+	st := stateOf(ctx)
+	if st == nil || st.sess == nil {
+		return AuthNone
+	}
+	return st.via
+}
+
+// AccessClaims returns the verified claims of a bearer-authenticated
+// request's access token.
+func AccessClaims(ctx context.Context) (accesstoken.Claims, bool) {
+	st := stateOf(ctx)
+	if st == nil || st.sess == nil || st.via != AuthBearer {
+		return accesstoken.Claims{}, false
+	}
+	return st.claims, true
+}
+
+// CSRFToken returns a synchronizer token for the request's cookie session,
+// to put in forms as a hidden csrf_token field or in the X-CSRF-Token
+// header of scripted requests; "" if the request is not cookie-authenticated.
+// Every call returns a differently masked token (BREACH); all are valid until
+// the session is renewed or ends.
+//
+// A response that carries a CSRF token is marked "Cache-Control: no-store",
+// so call CSRFToken before writing the response (compute it, then render
+// the template).
+func CSRFToken(r *http.Request) string {
+	st := stateOf(r.Context())
+	if st == nil || st.sess == nil || st.via != AuthCookie {
+		return ""
+	}
+	t, err := st.s.m.CSRFToken(st.sess)
+	if err != nil {
+		return ""
+	}
+	st.noStore = true
+	return t
+}
+
+// IdleTimeLeft returns how long the request's session has before its idle
+// or absolute deadline, whichever is first, unless it is used again; zero if
+// there is no session. A page can show it, or schedule a warning, so that the
+// user is asked to sign in again before it runs out rather than after.
+func IdleTimeLeft(r *http.Request) time.Duration {
+	st := stateOf(r.Context())
+	if st == nil || st.sess == nil {
+		return 0
+	}
+	if d := st.sess.Deadline().Sub(st.s.now()); d > 0 {
+		return d
+	}
+	return 0
+}
+
+// Info describes the request's session for templates and JSON responses
+// (for example a "whoami" endpoint polled by a page that warns before the
+// session times out). It holds no secret other than the masked CSRF token.
+type Info struct {
+	Authenticated bool       `json:"authenticated"`
+	Method        AuthMethod `json:"method,omitempty"`
+	SessionID     string     `json:"session_id,omitempty"`
+	Subject       string     `json:"subject,omitempty"`
+	AuthTime      time.Time  `json:"auth_time,omitzero"`
+	// IdleExpiresAt moves forward as the session is used; ExpiresAt never
+	// moves. IdleSecondsLeft counts down to the earlier of the two.
+	IdleExpiresAt   time.Time `json:"idle_expires_at,omitzero"`
+	ExpiresAt       time.Time `json:"expires_at,omitzero"`
+	IdleSecondsLeft int64     `json:"idle_seconds_left"`
+	// CSRFToken is set for cookie-authenticated requests (see CSRFToken).
+	CSRFToken string `json:"csrf_token,omitempty"`
+}
+
+// SessionInfo returns the Info of the request's session. Like CSRFToken it
+// marks the response "Cache-Control: no-store" when it includes a CSRF token.
+func SessionInfo(r *http.Request) Info {
+	sess, ok := FromContext(r.Context())
+	if !ok {
+		return Info{}
+	}
+	return Info{
+		Authenticated:   true,
+		Method:          Method(r.Context()),
+		SessionID:       sess.ID(),
+		Subject:         sess.Subject(),
+		AuthTime:        sess.AuthTime(),
+		IdleExpiresAt:   sess.IdleExpiresAt(),
+		ExpiresAt:       sess.ExpiresAt(),
+		IdleSecondsLeft: int64(IdleTimeLeft(r) / time.Second),
+		CSRFToken:       CSRFToken(r),
+	}
+}

@@ -1,0 +1,95 @@
+package latchhttp
+
+import (
+	"errors"
+	"mime"
+	"net/http"
+
+	"github.com/latch-sessions/latch"
+)
+
+// CSRFHeader and CSRFField are where the middleware looks for the
+// synchronizer token on cookie-authenticated unsafe requests: the header
+// first; without it, the form field of a url-encoded or multipart body.
+const (
+	CSRFHeader = "X-CSRF-Token"
+	CSRFField  = "csrf_token"
+)
+
+// Reasons for a CSRF rejection, in CSRFError.Reason and the event's Reason.
+const (
+	csrfCrossOrigin = "cross-origin"
+	csrfMissing     = "missing-token"
+	csrfInvalid     = "invalid-token"
+)
+
+// CSRFError is a CSRF rejection. It matches ErrCSRF. Reason is
+// "cross-origin" (net/http.CrossOriginProtection refused the request),
+// "missing-token" or "invalid-token" (the synchronizer token is absent, or
+// not one issued for this session: forged, from another session, or from
+// before a renewal). It never contains the token.
+type CSRFError struct {
+	Reason string
+}
+
+func (e *CSRFError) Error() string        { return ErrCSRF.Error() + ": " + e.Reason }
+func (e *CSRFError) Is(target error) bool { return target == ErrCSRF }
+
+func (s *Sessions) rejectCSRF(w http.ResponseWriter, r *http.Request, st *state, reason string) {
+	e := latch.Event{Type: latch.EventCSRFRejected, Reason: reason, IP: st.client.IP}
+	if e.IP == "" {
+		e.IP = s.client(r).IP
+	}
+	if st.sess != nil {
+		e.SessionID, e.Subject = st.sess.ID(), st.sess.Subject()
+	}
+	s.m.Emit(r.Context(), e)
+	s.errHandler(w, r, &CSRFError{Reason: reason})
+}
+
+// csrfTokenFrom returns the synchronizer token the request presents: the
+// X-CSRF-Token header, else the csrf_token field of a form body. Reading the
+// form leaves it parsed in r.PostForm (and r.MultipartForm) for the
+// handler, as if the handler had called ParseForm or ParseMultipartForm
+// itself; the raw body is then consumed. Handlers that stream a body
+// themselves (large uploads through r.MultipartReader) should send the
+// header instead, which leaves the body untouched.
+func (s *Sessions) csrfTokenFrom(w *responseWriter, r *http.Request) (string, error) {
+	if v := r.Header.Get(CSRFHeader); v != "" {
+		return v, nil
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return "", nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return "", nil
+	}
+	var perr error
+	switch mt {
+	case "application/x-www-form-urlencoded":
+		if r.Body == nil {
+			return "", nil
+		}
+		r.Body = http.MaxBytesReader(w.ResponseWriter, r.Body, s.maxForm)
+		perr = r.ParseForm()
+	case "multipart/form-data":
+		if r.Body == nil {
+			return "", nil
+		}
+		r.Body = http.MaxBytesReader(w.ResponseWriter, r.Body, s.maxForm)
+		perr = r.ParseMultipartForm(s.maxMemory)
+	default:
+		return "", nil
+	}
+	if perr != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(perr, &mbe) {
+			return "", errors.Join(ErrBadRequest, mbe)
+		}
+		return "", ErrBadRequest
+	}
+	// PostForm holds body fields only, never the query string.
+	return r.PostForm.Get(CSRFField), nil
+}

@@ -1,0 +1,435 @@
+package latchhttp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/latch-sessions/latch"
+	"github.com/latch-sessions/latch/accesstoken"
+)
+
+// AuthMethod says how a request was authenticated.
+type AuthMethod string
+
+// Authentication methods.
+const (
+	AuthNone   AuthMethod = ""       // no valid session
+	AuthCookie AuthMethod = "cookie" // the session cookie; unsafe methods passed the CSRF checks
+	AuthBearer AuthMethod = "bearer" // an Authorization: Bearer access token
+)
+
+type ctxKey struct{}
+
+// state is the per-request state of the middleware. It is also the request's
+// context (it embeds the parent and answers Value(ctxKey{})) and holds the
+// response writer wrapper, so the middleware costs one allocation for all
+// three.
+type state struct {
+	context.Context
+	s *Sessions
+
+	sess    *latch.Session
+	via     AuthMethod
+	claims  accesstoken.Claims // for AuthBearer
+	authErr error              // why the request is unauthenticated, if it presented credentials
+	bearer  bool               // the request presented a Bearer token
+	cookie  string             // the session token the request carried (or Login set)
+	client  latch.Client
+
+	// Pending response headers, written when the response is committed.
+	setCookie     string
+	noStore       bool
+	clearSiteData bool
+
+	rw responseWriter
+}
+
+func (st *state) Value(key any) any {
+	if key == (ctxKey{}) {
+		return st
+	}
+	return st.Context.Value(key)
+}
+
+func stateOf(ctx context.Context) *state {
+	st, _ := ctx.Value(ctxKey{}).(*state)
+	return st
+}
+
+// responseWriter commits the pending headers (Vary, Set-Cookie,
+// Cache-Control, Clear-Site-Data) just before the status line goes out.
+// Unwrap lets http.ResponseController reach the underlying writer's
+// Flush, Hijack, SetReadDeadline, EnableFullDuplex and so on.
+type responseWriter struct {
+	http.ResponseWriter
+	st        *state
+	committed bool
+}
+
+func (w *responseWriter) commit() {
+	if w.committed {
+		return
+	}
+	w.committed = true
+	st := w.st
+	h := w.ResponseWriter.Header()
+	h["Vary"] = append(h["Vary"], "Cookie", "Authorization")
+	if st.setCookie != "" {
+		h["Set-Cookie"] = append(h["Set-Cookie"], st.setCookie)
+	}
+	if st.noStore {
+		h.Set("Cache-Control", "no-store")
+		h.Del("Expires")
+		h.Del("Last-Modified")
+		h.Del("ETag")
+	}
+	if st.clearSiteData {
+		h.Set("Clear-Site-Data", `"cookies"`)
+	}
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	// Informational responses (103 Early Hints) do not commit: the final
+	// response does.
+	if code < 100 || code > 199 || code == http.StatusSwitchingProtocols {
+		w.commit()
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	w.commit()
+	return w.ResponseWriter.Write(b)
+}
+
+// ReadFrom keeps the underlying writer's io.ReaderFrom (sendfile) fast path.
+func (w *responseWriter) ReadFrom(r io.Reader) (int64, error) {
+	w.commit()
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(w.ResponseWriter, r)
+}
+
+// Flush implements http.Flusher for handlers that type-assert it.
+func (w *responseWriter) Flush() {
+	w.commit()
+	http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap returns the underlying writer, for http.ResponseController.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func isSafeMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// Middleware loads the request's session into its context and enforces
+// CSRF protection; handlers read it with [FromContext]. Wrap your whole
+// router with it:
+//
+//	http.ListenAndServe(addr, sessions.Middleware(mux))
+//
+// For every request it:
+//
+//   - authenticates "Authorization: Bearer <access token>" when
+//     Config.AccessTokens is set: the token is verified and its session
+//     loaded (a revoked session ends bearer access at once). Such a request
+//     never uses the cookie, and an invalid token leaves it unauthenticated.
+//   - otherwise validates the session cookie with Manager.ValidateClient. An
+//     invalid, expired or revoked cookie leaves the request unauthenticated
+//     and the cookie is deleted in the response.
+//   - answers 503 (Config.ErrorHandler with ErrUnavailable) when the store
+//     fails: such a request is never treated as authenticated.
+//   - rejects unsafe methods (anything but GET, HEAD, OPTIONS, TRACE) that
+//     come cross-origin, per net/http.CrossOriginProtection, unless they are
+//     bearer-authenticated; this also stops login CSRF on forms posted
+//     without a session.
+//   - requires a valid synchronizer token (see [CSRFToken]) on
+//     cookie-authenticated unsafe requests, from the X-CSRF-Token header or
+//     else the csrf_token field of a url-encoded or multipart form body
+//     (never the query string). Rejections get 403 and a
+//     latch.EventCSRFRejected event.
+//   - adds "Vary: Cookie, Authorization" to the response, and writes
+//     Set-Cookie only when the session changed (login, renewal, logout, a
+//     dead cookie), always with "Cache-Control: no-store".
+//
+// Tokens are never read from the URL.
+func (s *Sessions) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := &state{Context: r.Context(), s: s}
+		st.rw = responseWriter{ResponseWriter: w, st: st}
+		r2 := r.WithContext(st)
+		ok := s.authenticate(&st.rw, r2, st)
+		if r2.MultipartForm != nil && r.MultipartForm == nil {
+			// The server removes temporary files only for its own request.
+			defer r2.MultipartForm.RemoveAll()
+		}
+		if ok {
+			next.ServeHTTP(&st.rw, r2)
+		}
+		st.rw.commit()
+	})
+}
+
+// authenticate fills st from r and runs the CSRF checks. It answers the
+// request itself and returns false if the request must not proceed.
+func (s *Sessions) authenticate(w *responseWriter, r *http.Request, st *state) bool {
+	ctx := r.Context()
+	unsafe := !isSafeMethod(r.Method)
+
+	if s.bearer != nil {
+		if tok, ok := bearerToken(r); ok {
+			st.bearer = true
+			st.client = s.client(r)
+			sess, claims, err := s.verifyBearer(ctx, tok)
+			switch {
+			case err == nil:
+				st.sess, st.claims, st.via = sess, claims, AuthBearer
+			case errors.Is(err, latch.ErrUnavailable):
+				s.errHandler(w, r, err)
+				return false
+			default:
+				st.authErr = err
+			}
+			return true
+		}
+	}
+
+	tok, hasCookie := s.readCookie(r)
+	st.cookie = tok
+	if unsafe {
+		// Layer one: refuse cross-origin browser requests before any store
+		// read, whether or not they carry a session (login CSRF).
+		if err := s.cop.Check(r); err != nil {
+			s.rejectCSRF(w, r, st, csrfCrossOrigin)
+			return false
+		}
+	}
+	if !hasCookie {
+		return true
+	}
+	st.client = s.client(r)
+	sess, err := s.m.ValidateClient(ctx, tok, st.client)
+	switch {
+	case err == nil:
+		st.sess, st.via = sess, AuthCookie
+	case errors.Is(err, latch.ErrInvalidToken), errors.Is(err, latch.ErrRevoked), errors.Is(err, latch.ErrExpired):
+		// A dead cookie: proceed unauthenticated and delete it.
+		st.authErr = err
+		st.cookie = ""
+		st.setCookie = s.expiredCookie()
+		st.noStore = true
+		return true
+	default:
+		s.errHandler(w, r, errUnavailable(err))
+		return false
+	}
+	if unsafe {
+		// Layer two: the synchronizer token.
+		got, err := s.csrfTokenFrom(w, r)
+		if err != nil {
+			s.errHandler(w, r, err)
+			return false
+		}
+		switch {
+		case got == "":
+			s.rejectCSRF(w, r, st, csrfMissing)
+			return false
+		case !s.m.CheckCSRF(sess, got):
+			s.rejectCSRF(w, r, st, csrfInvalid)
+			return false
+		}
+	}
+	return true
+}
+
+// errUnavailable makes sure a store failure matches ErrUnavailable.
+func errUnavailable(err error) error {
+	if errors.Is(err, latch.ErrUnavailable) {
+		return err
+	}
+	return errors.Join(latch.ErrUnavailable, err)
+}
+
+// verifyBearer verifies an access token and loads its session, so that a
+// revoked or expired session ends bearer access at once even if the
+// verifier has no online check.
+func (s *Sessions) verifyBearer(ctx context.Context, tok string) (*latch.Session, accesstoken.Claims, error) {
+	claims, err := s.bearer.Verify(ctx, tok)
+	if err != nil {
+		return nil, claims, err
+	}
+	if claims.SessionID == "" {
+		return nil, claims, errNoSID
+	}
+	sess, err := s.m.Get(ctx, claims.SessionID)
+	if err != nil {
+		if errors.Is(err, latch.ErrNotFound) {
+			return nil, claims, latch.ErrRevoked
+		}
+		return nil, claims, errUnavailable(err)
+	}
+	if sess.Subject() != claims.Subject {
+		return nil, claims, errSubjectMismatch
+	}
+	return sess, claims, nil
+}
+
+var (
+	errNoSID           = errors.New("latchhttp: access token has no sid claim")
+	errSubjectMismatch = errors.New("latchhttp: access token subject does not match its session")
+)
+
+// bearerToken returns the token of an "Authorization: Bearer" header.
+func bearerToken(r *http.Request) (string, bool) {
+	v := r.Header["Authorization"]
+	if len(v) == 0 {
+		return "", false
+	}
+	const scheme = "Bearer "
+	a := v[0]
+	if len(a) < len(scheme) || !strings.EqualFold(a[:len(scheme)], scheme) {
+		return "", false
+	}
+	return strings.TrimSpace(a[len(scheme):]), true
+}
+
+// readCookie finds the session cookie without allocating. If the request
+// carries several cookies of that name, the first one counts (a __Host-
+// cookie cannot be planted by another host).
+func (s *Sessions) readCookie(r *http.Request) (string, bool) {
+	for _, line := range r.Header["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			if i := strings.IndexByte(line, ';'); i >= 0 {
+				part, line = line[:i], line[i+1:]
+			} else {
+				part, line = line, ""
+			}
+			part = strings.TrimSpace(part)
+			eq := strings.IndexByte(part, '=')
+			if eq < 0 || part[:eq] != s.name {
+				continue
+			}
+			v := part[eq+1:]
+			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// cookie returns the Set-Cookie value carrying token until the session's
+// absolute deadline.
+func (s *Sessions) cookie(token string, expires time.Time) string {
+	maxAge := int(expires.Sub(s.now()) / time.Second)
+	if maxAge < 1 {
+		maxAge = 1
+	}
+	c := http.Cookie{
+		Name:     s.name,
+		Value:    token,
+		Path:     s.path,
+		Domain:   s.domain,
+		MaxAge:   maxAge,
+		Secure:   s.secure,
+		HttpOnly: true,
+		SameSite: s.sameSite,
+	}
+	return c.String()
+}
+
+// expiredCookie returns the Set-Cookie value that deletes the cookie: the
+// same name, Path, Domain, Secure, HttpOnly and SameSite, so that browsers
+// match and accept it.
+func (s *Sessions) expiredCookie() string {
+	c := http.Cookie{
+		Name:     s.name,
+		Value:    "",
+		Path:     s.path,
+		Domain:   s.domain,
+		MaxAge:   -1,
+		Expires:  time.Unix(0, 0),
+		Secure:   s.secure,
+		HttpOnly: true,
+		SameSite: s.sameSite,
+	}
+	return c.String()
+}
+
+// RequireSession answers requests without a valid session with 401
+// (Config.ErrorHandler with an error matching ErrUnauthenticated) and passes
+// the others to next. It must run inside Middleware.
+func (s *Sessions) RequireSession(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := mustState(r, "RequireSession")
+		if st.sess == nil {
+			err := ErrUnauthenticated
+			if st.authErr != nil {
+				err = &authError{st.authErr}
+			}
+			if st.bearer {
+				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			} else if s.bearer != nil {
+				w.Header().Set("WWW-Authenticate", `Bearer`)
+			}
+			s.errHandler(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// authError is ErrUnauthenticated with the reason the credentials failed.
+type authError struct{ cause error }
+
+func (e *authError) Error() string        { return ErrUnauthenticated.Error() + ": " + e.cause.Error() }
+func (e *authError) Unwrap() []error      { return []error{ErrUnauthenticated, e.cause} }
+func (e *authError) Is(target error) bool { return target == ErrUnauthenticated }
+
+func mustState(r *http.Request, fn string) *state {
+	st := stateOf(r.Context())
+	if st == nil {
+		panic("latchhttp: " + fn + " called on a request that did not pass through Sessions.Middleware")
+	}
+	return st
+}
+
+// StatusCode maps an error given to Config.ErrorHandler to its HTTP status.
+func StatusCode(err error) int {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.Is(err, ErrCSRF):
+		return http.StatusForbidden
+	case errors.Is(err, ErrUnauthenticated):
+		return http.StatusUnauthorized
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrBadRequest):
+		return http.StatusBadRequest
+	default:
+		return http.StatusServiceUnavailable
+	}
+}
+
+// DefaultErrorHandler answers with the status of StatusCode(err) and its
+// standard text; the error's own text is not sent.
+func DefaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	code := StatusCode(err)
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, http.StatusText(code), code)
+}
