@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -146,8 +145,8 @@ func writeProblem(w http.ResponseWriter, p Problem) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Del("ETag")
-	b, _ := json.Marshal(p)
-	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	b, _ := marshal(p)
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(p.Status)
-	w.Write(append(b, '\n'))
+	w.Write(b)
 }

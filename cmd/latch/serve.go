@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/latch-sessions/latch"
+	"github.com/latch-sessions/latch/accesstoken"
+	"github.com/latch-sessions/latch/internal/server"
+)
+
+// Defaults of latch serve.
+const (
+	defaultAddr    = "127.0.0.1:8080"
+	defaultDataDir = "latch-data"
+	apiKeyFile     = "api-key"
+	kekFile        = "kek"
+)
+
+type serveConfig struct {
+	addr, storeURL, dataDir string
+	issuer, audience        string
+	idle, absolute, touch   time.Duration
+	accessTTL, refreshGrace time.Duration
+	maxPerSubject           int
+	cookieName              string
+	demo                    bool
+	demoPassword            string
+	tlsCert, tlsKey         string
+	insecure                bool
+	logLevel                string
+}
+
+var serveCmd = command{
+	name:  "serve",
+	about: "Run the latch server: the HTTP API, JWKS, health checks and metrics.",
+}
+
+func serve(ctx context.Context, u *ui, args []string) error {
+	var c serveConfig
+	fs := newFlags(serveCmd)
+	fs.StringVar(&c.addr, "addr", defaultAddr, "`host:port` to listen on; plain HTTP only on loopback addresses")
+	fs.StringVar(&c.storeURL, "store", "", "session store: a bbolt file path, `URL` memory:, redis://…, redis-cluster://h1,h2,…, redis-sentinel://…, postgres://… (default: the bbolt file latch-data/latch.db)")
+	fs.StringVar(&c.dataDir, "data-dir", "", "`directory` for the generated API key and KEK files (default: the bbolt file's directory, else ./latch-data)")
+	fs.StringVar(&c.issuer, "issuer", "", "`iss` of access tokens (default: the server's URL)")
+	fs.StringVar(&c.audience, "audience", "latch", "`aud` of access tokens")
+	fs.DurationVar(&c.idle, "idle-timeout", latch.DefaultIdleTimeout, "end sessions unused for this `duration`")
+	fs.DurationVar(&c.absolute, "absolute-timeout", latch.DefaultAbsoluteTimeout, "end every session this `duration` after it started")
+	fs.DurationVar(&c.touch, "touch-interval", latch.DefaultTouchInterval, "record activity at most once per `duration` per session")
+	fs.DurationVar(&c.accessTTL, "access-ttl", latch.DefaultAccessTokenTTL, "lifetime of access tokens")
+	fs.DurationVar(&c.refreshGrace, "refresh-grace", latch.DefaultRefreshGrace, "how long a rotated refresh token still yields the same successor")
+	fs.IntVar(&c.maxPerSubject, "max-per-subject", latch.DefaultMaxPerSubject, "live sessions per subject before the least recently used is evicted; -1: no limit")
+	fs.StringVar(&c.cookieName, "cookie-name", server.DefaultCookieName, "session cookie `name` accepted by /v1/whoami and /v1/logout")
+	fs.BoolVar(&c.demo, "demo", false, "also serve the demo web app at /")
+	fs.StringVar(&c.demoPassword, "demo-password", "", "`password` of the demo users alice and bob (default: generated and printed)")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
+	fs.BoolVar(&c.insecure, "insecure", false, "allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	pos, err := parse(u, serveCmd, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErrorf("serve takes no arguments, got %q", pos[0]).hint(`run "latch serve --help" for its flags`)
+	}
+	if err := c.check(); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return usageErrorf("invalid --log-level").hint("use debug, info, warn or error")
+	}
+	logger := slog.New(slog.NewJSONHandler(u.stderr, &slog.HandlerOptions{Level: level}))
+
+	st, err := openStore(ctx, c.storeURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	dataDir := c.dataDir
+	if dataDir == "" {
+		dataDir = defaultDataDir
+		if st.boltPath != "" {
+			dataDir = filepath.Dir(st.boltPath)
+		}
+	}
+	apiKey, err := loadOrCreateAPIKey(u, dataDir)
+	if err != nil {
+		return err
+	}
+	kek, err := loadKEK(st, dataDir)
+	if err != nil {
+		return err
+	}
+	scheme := "http"
+	if c.tlsCert != "" {
+		scheme = "https"
+	}
+	issuer := c.issuer
+	if issuer == "" {
+		issuer = scheme + "://" + c.addr
+	}
+	srv, err := server.New(ctx, server.Options{
+		Store:           st.Store,
+		APIKey:          apiKey,
+		KEK:             kek,
+		Issuer:          issuer,
+		Audience:        c.audience,
+		IdleTimeout:     c.idle,
+		AbsoluteTimeout: c.absolute,
+		TouchInterval:   c.touch,
+		AccessTokenTTL:  c.accessTTL,
+		RefreshGrace:    c.refreshGrace,
+		MaxPerSubject:   c.maxPerSubject,
+		CookieName:      c.cookieName,
+		Logger:          logger,
+	})
+	if err != nil {
+		e := errorf("%v", err)
+		if errors.Is(err, accesstoken.ErrKEK) {
+			e.hint("every replica must use the same KEK; set LATCH_KEK (generate one with: openssl rand -base64 32)")
+		}
+		return e
+	}
+	if c.demo {
+		srv.Mount(demoPlaceholder(u))
+	}
+
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return errorf("cannot listen on %s: %v", c.addr, err).hint("choose another address with --addr or LATCH_ADDR")
+	}
+	u.printf("listening on %s://%s (store %s)", scheme, ln.Addr(), st.describe)
+	if c.demo {
+		u.printf("demo at %s://%s/", scheme, ln.Addr())
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Run(runCtx)
+	}()
+	err = server.Serve(ctx, srv.HTTPServer(), ln, c.tlsCert, c.tlsKey, server.ShutdownTimeout)
+	stop()
+	<-done
+	if err != nil {
+		return errorf("serving: %v", err)
+	}
+	u.printf("shut down")
+	return nil
+}
+
+func (c *serveConfig) check() error {
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return usageErrorf("--tls-cert and --tls-key go together").hint("pass both, or neither for plain HTTP on a loopback address")
+	}
+	host, _, err := net.SplitHostPort(c.addr)
+	if err != nil {
+		return usageErrorf("invalid --addr: %v", unquoteFlagErr(err)).hint("use host:port, e.g. 127.0.0.1:8080")
+	}
+	if c.tlsCert == "" && !c.insecure && !isLoopback(host) {
+		return usageErrorf("refusing to serve plain HTTP on %s: tokens and the API key would cross the network in the clear", c.addr).
+			hint("pass --tls-cert and --tls-key, or listen on 127.0.0.1").
+			hint("behind a proxy that terminates TLS, pass --insecure")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"idle-timeout", c.idle}, {"absolute-timeout", c.absolute}, {"touch-interval", c.touch}, {"access-ttl", c.accessTTL}, {"refresh-grace", c.refreshGrace}} {
+		if d.v <= 0 {
+			return usageErrorf("--%s must be positive", d.name)
+		}
+	}
+	if c.maxPerSubject == 0 || c.maxPerSubject < -1 {
+		return usageErrorf("--max-per-subject must be positive, or -1 for no limit")
+	}
+	return nil
+}
+
+// isLoopback reports whether host names only the loopback interface. An
+// empty host (all interfaces) is not loopback.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// loadOrCreateAPIKey returns the API key from LATCH_API_KEY, or from the
+// data directory's key file, generating that file (mode 0600) on first
+// start. The key itself is never printed.
+func loadOrCreateAPIKey(u *ui, dataDir string) (string, error) {
+	if k, ok := os.LookupEnv("LATCH_API_KEY"); ok {
+		k = strings.TrimSpace(k)
+		if len(k) < server.MinAPIKeyLen {
+			return "", errorf("LATCH_API_KEY is too short (%d characters); it must have at least %d", len(k), server.MinAPIKeyLen).
+				hint("generate one with: openssl rand -base64 32")
+		}
+		return k, nil
+	}
+	path := filepath.Join(dataDir, apiKeyFile)
+	k, err := readSecretFile(path)
+	if err == nil {
+		if len(k) < server.MinAPIKeyLen {
+			return "", errorf("the API key in %s is too short (%d characters); it must have at least %d", path, len(k), server.MinAPIKeyLen).
+				hint("delete the file to have a new one generated, or set LATCH_API_KEY (openssl rand -base64 32)")
+		}
+		return k, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", errorf("creating the data directory: %v", err)
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", errorf("generating an API key: %v", err)
+	}
+	k = "lak_" + base64.RawURLEncoding.EncodeToString(b[:])
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", errorf("creating the API key file: %v", err)
+	}
+	_, err = io.WriteString(f, k+"\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return "", errorf("writing the API key file: %v", err)
+	}
+	u.printf("generated an API key for the back-channel API in %s (mode 0600)", path)
+	u.printf("clients send it as Authorization: Bearer <key>; the latch CLI reads it from there or from LATCH_API_KEY")
+	return k, nil
+}
+
+// readSecretFile reads a small secret file that must not be accessible to
+// group or others.
+func readSecretFile(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", errorf("%s is not a regular file", path)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", errorf("%s is accessible by group or others (mode %v)", path, fi.Mode().Perm()).
+			hint("run: chmod 600 %s", path)
+	}
+	if fi.Size() > 4096 {
+		return "", errorf("%s is too large to be a key file", path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", errorf("reading %s: %v", path, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// loadKEK returns the keyring's key-encryption key: LATCH_KEK, or for the
+// embedded store a generated 0600 file beside it; a memory store gets a
+// random one (nothing outlives the process anyway).
+func loadKEK(st *openedStore, dataDir string) ([]byte, error) {
+	if v, ok := os.LookupEnv("LATCH_KEK"); ok {
+		k, err := accesstoken.KEKFromBase64(v)
+		if err != nil {
+			return nil, errorf("invalid LATCH_KEK: it must be 32 bytes in base64").hint("generate one with: openssl rand -base64 32")
+		}
+		return k, nil
+	}
+	switch {
+	case st.memory:
+		k := make([]byte, accesstoken.KEKSize)
+		_, err := rand.Read(k)
+		return k, err
+	case st.boltPath != "":
+		k, err := accesstoken.LoadOrCreateKEKFile(filepath.Join(dataDir, kekFile))
+		if err != nil {
+			return nil, errorf("%v", err)
+		}
+		return k, nil
+	}
+	return nil, errorf("LATCH_KEK is required with a shared store (%s): it encrypts the signing keys, and every replica must use the same one", st.describe).
+		hint("generate one with: openssl rand -base64 32, and set it as LATCH_KEK on every replica")
+}
+
+// demoPlaceholder stands in for the demo web app until it lands.
+func demoPlaceholder(u *ui) http.Handler {
+	u.warningf("the demo web app is not available in this build yet; serving a placeholder page at /")
+	const page = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>latch</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f3f3f3;padding:.1em .3em;border-radius:3px}</style>
+</head><body>
+<h1>latch is running</h1>
+<p>The demo web app is not available in this build yet.</p>
+<p>The HTTP API is described at <a href="/openapi.json"><code>/openapi.json</code></a>;
+public keys are at <a href="/.well-known/jwks.json"><code>/.well-known/jwks.json</code></a>.</p>
+</body></html>
+`
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+		fmt.Fprint(w, page)
+	})
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/latch-sessions/latch/store"
+	"github.com/latch-sessions/latch/store/boltstore"
+	"github.com/latch-sessions/latch/store/memstore"
+	"github.com/latch-sessions/latch/store/pgstore"
+	"github.com/latch-sessions/latch/store/redisstore"
+)
+
+// openedStore is a store opened from a --store value.
+type openedStore struct {
+	store.Store
+	close    func() error
+	boltPath string // set for the embedded store
+	memory   bool
+	describe string // for messages: never includes a password
+}
+
+func (s *openedStore) Close() error {
+	if s.close == nil {
+		return nil
+	}
+	return s.close()
+}
+
+// connectTimeout bounds connecting to a network store at start.
+const connectTimeout = 10 * time.Second
+
+// openStore opens the store named by u:
+//
+//	""                          the embedded bbolt file latch-data/latch.db
+//	memory:                     in memory (tests, trying things out)
+//	bolt:PATH, or a plain path  a bbolt file
+//	redis://, rediss://, redis-sentinel://, redis-cluster:// (and rediss-…)
+//	postgres://, postgresql://
+func openStore(ctx context.Context, u string) (*openedStore, error) {
+	scheme, rest, hasScheme := strings.Cut(u, ":")
+	if !hasScheme || len(scheme) == 1 { // a plain path (or a Windows drive letter)
+		scheme, rest = "bolt", u
+	}
+	switch strings.ToLower(scheme) {
+	case "bolt", "bbolt":
+		path := rest
+		if u == "" {
+			path = filepath.Join(defaultDataDir, "latch.db")
+		}
+		if path == "" {
+			return nil, usageErrorf("--store bolt: needs a file path").hint("e.g. --store bolt:./latch-data/latch.db")
+		}
+		s, err := boltstore.Open(path, nil)
+		if err != nil {
+			e := errorf("opening the store: %v", err)
+			if errors.Is(err, boltstore.ErrLocked) {
+				e.hint("another latch serve has %s open; stop it, or use another file with --store", path)
+			}
+			return nil, e
+		}
+		return &openedStore{Store: s, close: s.Close, boltPath: path, describe: "bbolt " + path}, nil
+	case "memory", "mem":
+		if rest != "" {
+			return nil, usageErrorf("--store memory: takes no path")
+		}
+		return &openedStore{Store: memstore.New(), memory: true, describe: "memory (sessions are lost on exit)"}, nil
+	case "redis", "rediss", "redis-sentinel", "rediss-sentinel", "redis-cluster", "rediss-cluster":
+		cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+		defer cancel()
+		s, err := redisstore.Open(cctx, u)
+		if err != nil {
+			return nil, errorf("opening the Redis store: %v", err).hint("check that Redis is reachable and the --store URL is right")
+		}
+		return &openedStore{Store: s, close: s.Close, describe: strings.ToLower(scheme)}, nil
+	case "postgres", "postgresql":
+		cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+		defer cancel()
+		s, err := pgstore.Open(cctx, u, pgstore.Options{})
+		if err != nil {
+			return nil, errorf("opening the PostgreSQL store: %v", err).hint("check that PostgreSQL is reachable and the --store URL is right")
+		}
+		return &openedStore{Store: s, close: s.Close, describe: "postgres"}, nil
+	}
+	return nil, usageErrorf("unknown --store scheme %q", scheme).
+		hint("use a bbolt file path, memory:, redis://…, redis-cluster://…, redis-sentinel://… or postgres://…")
+}
