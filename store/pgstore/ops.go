@@ -1,7 +1,9 @@
 package pgstore
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -67,44 +69,128 @@ func recordArgs(r *store.Record) []any {
 	}
 }
 
-// scanRecord reads one row of [columns].
+// scanRecord reads one row of [columns] through pgx's generic Scan. It is
+// the fallback for rows not in binary format (simple protocol).
 func scanRecord(row pgx.Row) (*store.Record, error) {
 	var (
-		id, subject, verifier, csrf, rkey, rcur, rprev []byte
-		reason, ip, ua, data, claims                   []byte
-		version, rotated, gen                          int64
-		created, auth, seen, idle, expires, revoked    int64
+		vals                                        [len(columnOIDs)][]byte
+		version, rotated, gen                       int64
+		created, auth, seen, idle, expires, revoked int64
 	)
-	if err := row.Scan(&id, &subject, &version, &verifier, &csrf,
-		&rkey, &rcur, &rprev, &rotated, &gen,
+	if err := row.Scan(&vals[0], &vals[1], &version, &vals[3], &vals[4],
+		&vals[5], &vals[6], &vals[7], &rotated, &gen,
 		&created, &auth, &seen, &idle, &expires,
-		&revoked, &reason, &ip, &ua, &data, &claims); err != nil {
+		&revoked, &vals[16], &vals[17], &vals[18], &vals[19], &vals[20]); err != nil {
 		return nil, err
 	}
-	r := &store.Record{
-		Subject:      string(subject),
-		Version:      uint64(version),
-		RevokeReason: string(reason),
-		IP:           string(ip),
-		UserAgent:    string(ua),
-		Data:         nullable(data),
-		Claims:       nullable(claims),
+	for i, n := range map[int]int64{2: version, 8: rotated, 9: gen, 10: created, 11: auth, 12: seen, 13: idle, 14: expires, 15: revoked} {
+		vals[i] = binary.BigEndian.AppendUint64(nil, uint64(n))
 	}
-	ok := copyExact(r.ID[:], id) && copyExact(r.VerifierHash[:], verifier) &&
-		copyExact(r.CSRFSecret[:], csrf) && copyExact(r.Refresh.Key[:], rkey) &&
-		copyExact(r.Refresh.Current[:], rcur) && copyExact(r.Refresh.Previous[:], rprev) &&
-		version >= 0 && gen >= 0 && gen <= 1<<32-1
-	if !ok {
+	return decodeRow(vals[:])
+}
+
+// columnOIDs are the types of [columns]: bytea (17) or int8 (20).
+var columnOIDs = [...]uint32{17, 17, 20, 17, 17, 17, 17, 17, 20, 20, 20, 20, 20, 20, 20, 20, 17, 17, 17, 17, 17}
+
+// readRecord decodes the current row of rows, which selected [columns]. On
+// the hot path (binary results, pgx's default) it reads the raw column
+// values directly instead of through Scan's reflection and boxing.
+func readRecord(rows pgx.Rows) (*store.Record, error) {
+	fds := rows.FieldDescriptions()
+	if len(fds) != len(columnOIDs) {
+		return nil, fmt.Errorf("%w: %d columns", store.ErrCorrupt, len(fds))
+	}
+	for i, fd := range fds {
+		if fd.Format != pgx.BinaryFormatCode || fd.DataTypeOID != columnOIDs[i] {
+			return scanRecord(rows)
+		}
+	}
+	return decodeRow(rows.RawValues())
+}
+
+// decodeRow builds a record from the binary values of [columns]; it copies
+// what it keeps.
+func decodeRow(v [][]byte) (*store.Record, error) {
+	bad := false
+	i64 := func(b []byte) int64 {
+		if len(b) != 8 {
+			bad = true
+			return 0
+		}
+		return int64(binary.BigEndian.Uint64(b))
+	}
+	fixed := func(dst, src []byte) {
+		if len(src) != len(dst) {
+			bad = true
+		}
+		copy(dst, src)
+	}
+	str := func(b []byte) string {
+		if b == nil {
+			bad = true // NOT NULL columns
+		}
+		return string(b)
+	}
+	r := &store.Record{
+		Subject:      str(v[1]),
+		Version:      uint64(i64(v[2])),
+		RevokeReason: str(v[16]),
+		IP:           str(v[17]),
+		UserAgent:    str(v[18]),
+		Data:         clone(v[19]),
+		Claims:       clone(v[20]),
+	}
+	fixed(r.ID[:], v[0])
+	fixed(r.VerifierHash[:], v[3])
+	fixed(r.CSRFSecret[:], v[4])
+	fixed(r.Refresh.Key[:], v[5])
+	fixed(r.Refresh.Current[:], v[6])
+	fixed(r.Refresh.Previous[:], v[7])
+	r.Refresh.RotatedAt = fromNanos(i64(v[8]))
+	gen := i64(v[9])
+	r.Refresh.Generation = uint32(gen)
+	r.CreatedAt = fromNanos(i64(v[10]))
+	r.AuthTime = fromNanos(i64(v[11]))
+	r.LastSeenAt = fromNanos(i64(v[12]))
+	r.IdleExpiresAt = fromNanos(i64(v[13]))
+	r.ExpiresAt = fromNanos(i64(v[14]))
+	r.RevokedAt = fromNanos(i64(v[15]))
+	if bad || int64(r.Version) < 0 || gen < 0 || gen > 1<<32-1 {
 		return nil, fmt.Errorf("%w: malformed row", store.ErrCorrupt)
 	}
-	r.Refresh.RotatedAt = fromNanos(rotated)
-	r.Refresh.Generation = uint32(gen)
-	r.CreatedAt = fromNanos(created)
-	r.AuthTime = fromNanos(auth)
-	r.LastSeenAt = fromNanos(seen)
-	r.IdleExpiresAt = fromNanos(idle)
-	r.ExpiresAt = fromNanos(expires)
-	r.RevokedAt = fromNanos(revoked)
+	return r, nil
+}
+
+// clone copies b, returning nil for an empty or NULL value.
+func clone(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return bytes.Clone(b)
+}
+
+// queryRecord runs a statement that returns at most one row of [columns];
+// no row is pgx.ErrNoRows.
+func (s *Store) queryRecord(ctx context.Context, sql string, args ...any) (*store.Record, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		return nil, pgx.ErrNoRows
+	}
+	r, err := readRecord(rows)
+	if err != nil {
+		return nil, err
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -120,7 +206,7 @@ func copyExact(dst, src []byte) bool {
 func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	r, err := scanRecord(s.pool.QueryRow(ctx, s.q.get, id[:]))
+	r, err := s.queryRecord(ctx, s.q.get, id[:])
 	if err != nil {
 		return nil, s.err("get", err)
 	}
@@ -218,10 +304,10 @@ func (s *Store) Update(ctx context.Context, rec *store.Record) error {
 func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Record, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	rec, err := scanRecord(s.pool.QueryRow(ctx, s.q.rotate, r.ID[:], r.Expect[:],
+	rec, err := s.queryRecord(ctx, s.q.rotate, r.ID[:], r.Expect[:],
 		r.Next.Key[:], r.Next.Current[:], r.Next.Previous[:],
 		nanos(r.Next.RotatedAt), int64(r.Next.Generation),
-		nanos(r.LastSeenAt), nanos(r.IdleExpiresAt)))
+		nanos(r.LastSeenAt), nanos(r.IdleExpiresAt))
 	if err == nil {
 		return rec, nil
 	}
@@ -230,7 +316,7 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Rec
 	}
 	// A fresh statement (fresh snapshot) so the caller sees the state that
 	// beat it, not the one it expected.
-	rec, err = scanRecord(s.pool.QueryRow(ctx, s.q.get, r.ID[:]))
+	rec, err = s.queryRecord(ctx, s.q.get, r.ID[:])
 	if err != nil {
 		return nil, s.err("rotate refresh", err)
 	}
@@ -291,7 +377,7 @@ func (s *Store) List(ctx context.Context, subject string, now time.Time) ([]*sto
 	defer rows.Close()
 	var recs []*store.Record
 	for rows.Next() {
-		r, err := scanRecord(rows)
+		r, err := readRecord(rows)
 		if err != nil {
 			return nil, s.err("list", err)
 		}

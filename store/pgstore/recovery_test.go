@@ -97,7 +97,7 @@ func TestOutageFailsClosedThenRecovers(t *testing.T) {
 	pu := *u
 	pu.Host = p.addr
 	s := openTestStore(t, Options{}) // migrates a fresh schema
-	ps, err := Open(ctxT(t), pu.String(), Options{Schema: s.q.schema, OpTimeout: 2 * time.Second, ConnectTimeout: time.Second})
+	ps, err := Open(ctxT(t), pu.String(), Options{Schema: s.q.schema, OpTimeout: 10 * time.Second, ConnectTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
