@@ -337,7 +337,7 @@ func (s *Store) commit(group []*writeReq) {
 	results := make([]error, len(group))
 	for len(group) > 0 {
 		failed := -1
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := safeUpdate(s.db, func(tx *bolt.Tx) error {
 			for i, r := range group {
 				if err := r.ctx.Err(); err != nil {
 					// Gave up while queued: skip it, nothing was written.
@@ -369,6 +369,18 @@ func (s *Store) commit(group []*writeReq) {
 		}
 		return
 	}
+}
+
+// safeUpdate is db.Update that turns a panic inside bbolt (say, on a
+// corrupt page) into an error, so the group leader always hands over and
+// no writer waits forever. bbolt rolls the transaction back on the way out.
+func safeUpdate(db *bolt.DB, fn func(*bolt.Tx) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in bbolt commit: %v", p)
+		}
+	}()
+	return db.Update(fn)
 }
 
 // run calls one writer's function, turning a panic into an error that

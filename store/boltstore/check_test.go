@@ -37,8 +37,8 @@ func newTestStore(t testing.TB, opts *Options) *Store {
 //   - every record decodes, under its own ID;
 //   - every record has exactly one expiry entry, keyed by its deadline, and
 //     every expiry entry belongs to such a record;
-//   - every subject entry names an existing, unrevoked record of that
-//     subject, and no revoked record has one.
+//   - every unrevoked record has a subject entry, and every subject entry
+//     names an existing, unrevoked record of that subject.
 func checkDB(db *bolt.DB) error {
 	return db.View(func(tx *bolt.Tx) error {
 		for err := range tx.Check() {
@@ -105,9 +105,12 @@ func checkDB(db *bolt.DB) error {
 		if err != nil {
 			return err
 		}
-		for id := range recs {
+		for id, r := range recs {
 			if expiries[id] != 1 {
 				return fmt.Errorf("record %v has %d expiry entries", id, expiries[id])
+			}
+			if !r.Revoked() && !indexed[id] {
+				return fmt.Errorf("unrevoked record %v missing from its subject index", id)
 			}
 		}
 		return nil
