@@ -79,6 +79,11 @@ type item struct {
 	heapIdx  int
 }
 
+// liveAt reports whether an indexed item is live at now. The index holds
+// only unrevoked records, so only the cached deadline needs checking, which
+// spares following it.rec for the entries that are filtered out.
+func (it *item) liveAt(now time.Time) bool { return now.Before(it.deadline) }
+
 // New returns an empty Store.
 func New() *Store {
 	s := &Store{}
@@ -183,7 +188,7 @@ func (sh *shard) evict(c *store.Record, max int) []store.ID {
 	}
 	others := make([]*item, 0, len(idx))
 	for _, it := range idx {
-		if it.rec != c && it.rec.Live(c.CreatedAt) {
+		if it.rec != c && it.liveAt(c.CreatedAt) {
 			others = append(others, it)
 		}
 	}
@@ -297,7 +302,7 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.
 	defer sh.mu.Unlock()
 	var revoked []store.ID
 	for id, it := range sh.subjects[subject] {
-		if id == except || !it.rec.Live(at) {
+		if id == except || !it.liveAt(at) {
 			continue
 		}
 		sh.revoke(it, reason, at)
@@ -317,7 +322,7 @@ func (s *Store) List(ctx context.Context, subject string, now time.Time) ([]*sto
 	idx := sh.subjects[subject]
 	out := make([]*store.Record, 0, len(idx))
 	for _, it := range idx {
-		if it.rec.Live(now) {
+		if it.liveAt(now) {
 			out = append(out, it.rec)
 		}
 	}

@@ -15,12 +15,13 @@
 // taken to expire records natively (Redis TTL) and is checked with real
 // deadlines a second or two ahead, polled for at most ten seconds.
 //
-// newStore is called once per subtest and must return an empty store: in
-// particular with no keyring saved. The suite uses random subjects, so a
-// shared backend only needs its keyring cleared. Records carry deadlines
-// relative to the real clock, so stores with native TTL keep them for the
-// duration of a subtest. The suite runs its subtests sequentially; several
-// of them start up to 50 goroutines against one store.
+// newStore is called once per subtest and must return an empty store:
+// Sweep counts and the keyring checks assume nothing else is stored. (The
+// suite still uses random subjects, so leftovers of an earlier run do not
+// disturb the other subtests.) Records carry deadlines relative to the real
+// clock, so stores with native TTL keep them for the duration of a subtest.
+// The suite runs its subtests sequentially; several of them start up to 50
+// goroutines against one store.
 package storetest
 
 import (
