@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -252,6 +253,9 @@ type writeReq struct {
 	op   string
 	fn   func(*bolt.Tx) error
 	done chan error // buffered; receives errLead or the final result
+	// taken is set, under Store.mu, once a leader took the write into a
+	// transaction; before that it may be withdrawn.
+	taken bool
 }
 
 var errLead = errors.New("lead")
@@ -262,7 +266,8 @@ var errLead = errors.New("lead")
 // Writes are group-committed: the first writer to arrive becomes the leader
 // and commits at once; writers that arrive meanwhile queue up, and when the
 // leader's commit is done the first of them leads the next commit of the
-// whole queue. No writer waits for a timer.
+// whole queue. No writer waits for a timer. A queued writer whose context
+// ends gives up at once with ErrUnavailable (see abandon).
 //
 // fn must not modify the transaction before it returns a verdict (see
 // verdict); any other error from fn rolls the shared transaction back, and
@@ -279,8 +284,13 @@ func (s *Store) write(ctx context.Context, op string, fn func(*bolt.Tx) error) e
 	s.queue = append(s.queue, req)
 	if s.leading {
 		s.mu.Unlock()
-		if err := <-req.done; err != errLead {
-			return err
+		select {
+		case err := <-req.done:
+			if err != errLead {
+				return err
+			}
+		case <-ctx.Done():
+			return s.abandon(req)
 		}
 		s.mu.Lock()
 	} else {
@@ -288,6 +298,9 @@ func (s *Store) write(ctx context.Context, op string, fn func(*bolt.Tx) error) e
 	}
 	group := s.queue
 	s.queue = nil
+	for _, r := range group {
+		r.taken = true
+	}
 	s.mu.Unlock()
 
 	s.commit(group)
@@ -300,6 +313,31 @@ func (s *Store) write(ctx context.Context, op string, fn func(*bolt.Tx) error) e
 	}
 	s.mu.Unlock()
 	return <-req.done
+}
+
+// abandon withdraws a queued write whose context ended, so a stalled
+// commit (a hung disk) cannot hold every caller past its deadline. If a
+// leader already took the write into its transaction, the outcome is
+// unknown: the error says so.
+func (s *Store) abandon(req *writeReq) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if req.taken {
+		return unavailable(req.op, fmt.Errorf("gave up waiting for the commit, the write may or may not be stored: %w", req.ctx.Err()))
+	}
+	// Not taken, so anything in done is a promotion: pass it on.
+	promoted := len(req.done) > 0
+	if i := slices.Index(s.queue, req); i >= 0 {
+		s.queue = slices.Delete(s.queue, i, i+1)
+	}
+	if promoted {
+		if len(s.queue) > 0 {
+			s.queue[0].done <- errLead
+		} else {
+			s.leading = false
+		}
+	}
+	return unavailable(req.op, req.ctx.Err())
 }
 
 // Commit modes; only benchmarks change the default.

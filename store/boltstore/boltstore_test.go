@@ -722,3 +722,74 @@ func TestGroupCommitIsolation(t *testing.T) {
 		return nil
 	})
 }
+
+// TestWriteDeadlineWhileQueued: while a commit is stalled (a hung disk,
+// simulated by a blocking write), queued writers whose context ends return
+// ErrUnavailable at once, and the queue still drains afterwards, whichever
+// way the race between cancellation and promotion to leader goes.
+func TestWriteDeadlineWhileQueued(t *testing.T) {
+	s := newTestStore(t, &Options{NoSync: true})
+	for i := range 50 {
+		release := make(chan struct{})
+		leaderIn := make(chan struct{})
+		leaderDone := make(chan error, 1)
+		go func() {
+			leaderDone <- s.write(t.Context(), "stall", func(tx *bolt.Tx) error {
+				close(leaderIn)
+				<-release
+				return nil
+			})
+		}()
+		<-leaderIn
+
+		ctx, cancel := context.WithCancel(t.Context())
+		w2 := make(chan error, 1)
+		go func() { w2 <- s.write(ctx, "w2", func(tx *bolt.Tx) error { return nil }) }()
+		w3 := make(chan error, 1)
+		go func() {
+			w3 <- s.write(t.Context(), "w3", func(tx *bolt.Tx) error {
+				return tx.Bucket(bucketMeta).Put(fmt.Appendf(nil, "w3-%d", i), []byte{1})
+			})
+		}()
+		// Wait until both are queued.
+		for {
+			s.mu.Lock()
+			n := len(s.queue)
+			s.mu.Unlock()
+			if n == 2 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if i%2 == 0 {
+			cancel()
+			if err := <-w2; !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, context.Canceled) {
+				t.Fatalf("cancelled queued writer: %v", err)
+			}
+			close(release)
+		} else {
+			// Race cancellation against promotion.
+			close(release)
+			cancel()
+			if err := <-w2; err != nil && !errors.Is(err, context.Canceled) {
+				t.Fatalf("writer racing cancellation: %v", err)
+			}
+		}
+		select {
+		case err := <-w3:
+			if err != nil {
+				t.Fatalf("writer behind a cancelled one: %v", err)
+			}
+		case <-time.After(30 * time.Second): // a deadlock, not a slow machine
+			t.Fatal("queue did not drain after a queued writer gave up")
+		}
+		if err := <-leaderDone; err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.leading || len(s.queue) != 0 {
+		t.Errorf("after all writes: leading %v, %d queued", s.leading, len(s.queue))
+	}
+}
