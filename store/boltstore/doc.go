@@ -31,6 +31,12 @@
 // capped at one fsync per write. Each call still returns only after its own
 // transaction is durable.
 //
+// Every method checks its context before it starts. A write still queued
+// behind a stalled commit (a hung disk) when its context ends returns an
+// error matching [store.ErrUnavailable] at once and is not applied; one
+// whose transaction had already begun returns the same kind of error, and
+// may or may not have been stored.
+//
 // [Options.NoSync] turns fsync off. A process crash then still loses
 // nothing (the data is in the OS page cache), but an OS crash or power cut
 // can lose recent writes or corrupt the file. It exists for tests and bulk
