@@ -94,7 +94,9 @@
 //
 // # Compatibility
 //
-// PostgreSQL 12 or later. Statements are prepared and cached per connection
-// (pgx's default), which a transaction-pooling PgBouncer in front of the
-// server does not support; use session pooling or connect directly.
+// PostgreSQL 12 or later. By default pgx prepares and caches statements per
+// connection; behind a transaction-pooling PgBouncer add
+// default_query_exec_mode=exec (or simple_protocol) to the DSN. Every mode is
+// tested; Create and RevokeSubject stay atomic in all of them because each
+// is one implicit transaction.
 package pgstore

@@ -3,6 +3,7 @@ package pgstore
 import (
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,6 +65,21 @@ func TestQueryExecModes(t *testing.T) {
 			}
 			if n, err := s.Sweep(ctx, testEpoch.Add(48*time.Hour)); err != nil || n != 2 {
 				t.Fatalf("Sweep: %d, %v", n, err)
+			}
+			// Create-with-eviction stays atomic in this mode.
+			var wg sync.WaitGroup
+			for i := 0; i < 8; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := s.Create(ctx, newRecord(t, "bob", time.Duration(i)), 2); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			if l, err := s.List(ctx, "bob", testEpoch); err != nil || len(l) != 2 {
+				t.Fatalf("%d live after 8 concurrent creates with max 2 (%v)", len(l), err)
 			}
 		})
 	}
