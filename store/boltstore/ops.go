@@ -266,12 +266,8 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Rec
 		}
 		w := *old
 		w.Refresh = r.Next
-		if !r.LastSeenAt.IsZero() {
-			w.LastSeenAt = r.LastSeenAt
-		}
-		if !r.IdleExpiresAt.IsZero() {
-			w.IdleExpiresAt = r.IdleExpiresAt
-		}
+		w.LastSeenAt = r.LastSeenAt
+		w.IdleExpiresAt = r.IdleExpiresAt
 		w.Version++
 		if err := b.put(old, &w); err != nil {
 			return err
