@@ -36,7 +36,7 @@ func AccessClaims(ctx context.Context) (accesstoken.Claims, bool) {
 	if st == nil || st.sess == nil || st.via != AuthBearer {
 		return accesstoken.Claims{}, false
 	}
-	return st.claims, true
+	return *st.claims, true
 }
 
 // CSRFToken returns a synchronizer token for the request's cookie session,

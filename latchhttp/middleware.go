@@ -34,7 +34,7 @@ type state struct {
 
 	sess    *latch.Session
 	via     AuthMethod
-	claims  accesstoken.Claims // for AuthBearer
+	claims  *accesstoken.Claims // for AuthBearer
 	authErr error              // why the request is unauthenticated, if it presented credentials
 	bearer  bool               // the request presented a Bearer token
 	cookie  string             // the session token the request carried (or Login set)
@@ -193,7 +193,7 @@ func (s *Sessions) authenticate(w *responseWriter, r *http.Request, st *state) b
 			sess, claims, err := s.verifyBearer(ctx, tok)
 			switch {
 			case err == nil:
-				st.sess, st.claims, st.via = sess, claims, AuthBearer
+				st.sess, st.claims, st.via = sess, &claims, AuthBearer
 			case errors.Is(err, latch.ErrUnavailable):
 				s.errHandler(w, r, err)
 				return false
