@@ -87,4 +87,3 @@ func Example() {
 	// logout: 303 "cookies"
 	// after logout: 401
 }
-

@@ -35,9 +35,9 @@ type state struct {
 	sess    *latch.Session
 	via     AuthMethod
 	claims  *accesstoken.Claims // for AuthBearer
-	authErr error              // why the request is unauthenticated, if it presented credentials
-	bearer  bool               // the request presented a Bearer token
-	cookie  string             // the session token the request carried (or Login set)
+	authErr error               // why the request is unauthenticated, if it presented credentials
+	bearer  bool                // the request presented a Bearer token
+	cookie  string              // the session token the request carried (or Login set)
 	client  latch.Client
 
 	// Pending response headers, written when the response is committed.
