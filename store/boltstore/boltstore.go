@@ -156,6 +156,12 @@ func syncDir(dir string) error {
 }
 
 func initSchema(tx *bolt.Tx) error {
+	if tx.Bucket(bucketMeta) == nil {
+		// A new file is empty; a bbolt file of another program is not.
+		if k, _ := tx.Cursor().First(); k != nil {
+			return errors.New("not a latch data file (a bbolt file without latch's schema)")
+		}
+	}
 	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 	if err != nil {
 		return err

@@ -74,6 +74,17 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := Open(path, nil); err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("Open of a junk file: %v, want an error naming the path", err)
 	}
+	// Another program's bbolt file is left alone.
+	path = filepath.Join(t.TempDir(), "other.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("theirs")); return err })
+	db.Close()
+	if _, err := Open(path, nil); err == nil || !strings.Contains(err.Error(), "not a latch data file") {
+		t.Errorf("Open of another program's bbolt file: %v", err)
+	}
 	// A schema from the future.
 	path = filepath.Join(t.TempDir(), "future.db")
 	s, err := Open(path, nil)
