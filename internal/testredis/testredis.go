@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -223,6 +224,29 @@ func (s *Server) Kill() {
 		s.t.Fatalf("testredis: Kill of a server that is not running")
 	}
 	s.kill()
+}
+
+// Pause stops the server with SIGSTOP: connections stay open but nothing
+// answers, as with a hung or partitioned server. Resume undoes it.
+func (s *Server) Pause() {
+	s.t.Helper()
+	if s.cmd == nil {
+		s.t.Fatalf("testredis: Pause of a server that is not running")
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatalf("testredis: SIGSTOP: %v", err)
+	}
+}
+
+// Resume continues a paused server with SIGCONT.
+func (s *Server) Resume() {
+	s.t.Helper()
+	if s.cmd == nil {
+		s.t.Fatalf("testredis: Resume of a server that is not running")
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		s.t.Fatalf("testredis: SIGCONT: %v", err)
+	}
 }
 
 // Restart starts the killed server again on the same port.

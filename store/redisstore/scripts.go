@@ -42,6 +42,7 @@ local function uvarint(s, p)
 end
 
 local function uvar(n)
+  if n < 128 then return char(n) end
   local t = {}
   while n >= 128 do
     t[#t + 1] = char(n % 128 + 128)
@@ -52,51 +53,47 @@ local function uvar(n)
 end
 
 -- dec parses a record value into the fields and positions the scripts use;
--- nil if v is not a value (missing key: false).
+-- nil if v is not a value (missing key: false). The table is built by one
+-- constructor, so it is allocated once at its final size.
 local function dec(v)
   if type(v) ~= 'string' or byte(v, 1) ~= 1 then return nil end
-  local r = {s = v}
-  local p
-  r.ver, p = uvarint(v, 2)
-  if r.ver == nil then return nil end
-  r.fix = p
-  r.rcur = sub(v, p + 96, p + 127)
-  r.created = sub(v, p + 128, p + 135)
-  r.seen = sub(v, p + 136, p + 143)
-  r.idle = sub(v, p + 144, p + 151)
-  r.exp = sub(v, p + 152, p + 159)
-  p = p + 160
-  local f = byte(v, p)
+  local ver, fix = uvarint(v, 2)
+  if ver == nil then return nil end
+  local fpos = fix + 160
+  local f = byte(v, fpos)
   if f == nil then return nil end
-  r.flags, r.fpos = f, p
-  p = p + 1
+  local p = fpos + 1
   if band(f, 1) ~= 0 then p = p + 8 end
-  r.prevpos = p
+  local prevpos = p
   if band(f, 2) ~= 0 then p = p + 32 end
   if band(f, 4) ~= 0 then p = p + 8 end
-  r.revpos = p
-  r.revoked = band(f, 8) ~= 0
-  if r.revoked then p = p + 8 end
-  r.gen, p = uvarint(v, p)
-  if r.gen == nil then return nil end
-  r.subjpos = p
-  local n
-  n, p = uvarint(v, p)
+  local revpos = p
+  local revoked = band(f, 8) ~= 0
+  if revoked then p = p + 8 end
+  local gen, subjpos = uvarint(v, p)
+  if gen == nil then return nil end
+  local n, sp = uvarint(v, subjpos)
   if n == nil then return nil end
-  r.subject = sub(v, p, p + n - 1)
-  p = p + n
-  r.reasonpos = p
-  n, p = uvarint(v, p)
-  if n == nil then return nil end
-  p = p + n
-  r.tail = p
-  if p - 1 > #v then return nil end
-  return r
+  local reasonpos = sp + n
+  local rn, rp = uvarint(v, reasonpos)
+  if rn == nil then return nil end
+  local tail = rp + rn
+  if tail - 1 > #v then return nil end
+  return {s = v, ver = ver, fix = fix, fpos = fpos, flags = f, prevpos = prevpos,
+    revpos = revpos, revoked = revoked, gen = gen, subjpos = subjpos,
+    reasonpos = reasonpos, tail = tail,
+    subject = sub(v, sp, reasonpos - 1),
+    rcur = sub(v, fix + 96, fix + 127),
+    created = sub(v, fix + 128, fix + 135),
+    seen = sub(v, fix + 136, fix + 143),
+    idle = sub(v, fix + 144, fix + 151),
+    exp = sub(v, fix + 152, fix + 159)}
 end
 
--- cmp compares two byte strings (8-byte big-endian times, members)
--- byte-wise; Lua's own < uses the locale.
+-- cmp compares two byte strings (index members) byte-wise; Lua's own <
+-- uses the locale.
 local function cmp(a, b)
+  if a == b then return 0 end
   local la, lb = #a, #b
   for i = 1, math.min(la, lb) do
     local x, y = byte(a, i), byte(b, i)
@@ -105,18 +102,32 @@ local function cmp(a, b)
       return 1
     end
   end
-  if la == lb then return 0 end
   if la < lb then return -1 end
   return 1
 end
 
+-- tcmp compares two 8-byte big-endian times exactly, as two 32-bit halves.
+local function tcmp(a, b)
+  if a == b then return 0 end
+  local a1, a2, a3, a4, a5, a6, a7, a8 = byte(a, 1, 8)
+  local b1, b2, b3, b4, b5, b6, b7, b8 = byte(b, 1, 8)
+  local x = ((a1 * 256 + a2) * 256 + a3) * 256 + a4
+  local y = ((b1 * 256 + b2) * 256 + b3) * 256 + b4
+  if x == y then
+    x = ((a5 * 256 + a6) * 256 + a7) * 256 + a8
+    y = ((b5 * 256 + b6) * 256 + b7) * 256 + b8
+  end
+  if x < y then return -1 end
+  return 1
+end
+
 local function deadline(r)
-  if cmp(r.idle, r.exp) < 0 then return r.idle end
+  if tcmp(r.idle, r.exp) < 0 then return r.idle end
   return r.exp
 end
 
 local function live(r, now)
-  return not r.revoked and cmp(now, deadline(r)) < 0
+  return not r.revoked and tcmp(now, deadline(r)) < 0
 end
 
 -- ceilms turns an 8-byte time into Unix milliseconds rounded up, at least 1,
@@ -137,9 +148,9 @@ end
 -- revoke returns r's value revoked at at with reason, version bumped.
 local function revoke(r, at, reason)
   local s = r.s
-  return concat({char(1), uvar(r.ver + 1), sub(s, r.fix, r.fpos - 1), char(r.flags + 8),
-    sub(s, r.fpos + 1, r.revpos - 1), at, sub(s, r.revpos, r.reasonpos - 1),
-    uvar(#reason), reason, sub(s, r.tail)})
+  return char(1) .. uvar(r.ver + 1) .. sub(s, r.fix, r.fpos - 1) .. char(r.flags + 8) ..
+    sub(s, r.fpos + 1, r.revpos - 1) .. at .. sub(s, r.revpos, r.reasonpos - 1) ..
+    uvar(#reason) .. reason .. sub(s, r.tail)
 end
 
 local function zrem(idx, ms)
@@ -193,8 +204,8 @@ if max > 0 then
   local over = #alive + 1 - max
   if over > 0 then
     table.sort(alive, function(a, b)
-      local c = cmp(a[2].seen, b[2].seen)
-      if c == 0 then c = cmp(a[2].created, b[2].created) end
+      local c = tcmp(a[2].seen, b[2].seen)
+      if c == 0 then c = tcmp(a[2].created, b[2].created) end
       if c == 0 then c = cmp(a[1], b[1]) end
       return c < 0
     end)
@@ -252,7 +263,7 @@ local nv = concat({char(1), uvar(r.ver + 1), sub(v, r.fix, r.fix + 63), ARGV[3],
   r.created, ARGV[8], ARGV[9], r.exp, char(f), sub(v, r.fpos + 1, r.prevpos - 1),
   ARGV[5], ARGV[6], uvar(tonumber(ARGV[7])), sub(v, r.subjpos)})
 local dl = ARGV[9]
-if cmp(r.exp, dl) < 0 then dl = r.exp end
+if tcmp(r.exp, dl) < 0 then dl = r.exp end
 local px = ceilms(dl)
 redis.call('SET', KEYS[1], nv, 'PXAT', string.format('%d', px))
 local idx = ARGV[1] .. 'u:' .. r.subject
@@ -279,19 +290,58 @@ return {0}
 
 // revokeSubjectScript: KEYS index. ARGV kp, except member ("" for none),
 // reason, at. Reply: the revoked members.
-var revokeSubjectScript = rueidis.NewLuaScript(luaLib + `
-local kp = ARGV[1]
+//
+// This is the one script whose cost grows with a subject's sessions, so its
+// loop reads the few bytes it needs without building a table per record.
+var revokeSubjectScript = rueidis.NewLuaScript(luaLib + revokeSubjectSrc)
+
+const revokeSubjectSrc = `
+local kp, except, at = ARGV[1], ARGV[2], ARGV[4]
+local rf = uvar(#ARGV[3]) .. ARGV[3]
+local t1, t2, t3, t4, t5, t6, t7, t8 = byte(at, 1, 8)
+local athi = ((t1 * 256 + t2) * 256 + t3) * 256 + t4
+local atlo = ((t5 * 256 + t6) * 256 + t7) * 256 + t8
+local ks = kp .. 's:'
 local ms = redis.call('ZRANGE', KEYS[1], 0, -1)
 local drop, out = {}, {}
 for _, m in ipairs(ms) do
-  local k = kp .. 's:' .. m
-  local r = dec(redis.call('GET', k))
-  if r == nil or r.revoked then
+  local k = ks .. m
+  local v = redis.call('GET', k)
+  local ver, fix
+  if v and byte(v, 1) == 1 then ver, fix = uvarint(v, 2) end
+  local fpos = (fix or 0) + 160
+  local f = ver and byte(v, fpos)
+  if f == nil or band(f, 8) ~= 0 then
+    -- gone, unreadable or already revoked
     drop[#drop + 1] = m
-  elseif m ~= ARGV[2] and live(r, ARGV[4]) then
-    redis.call('SET', k, revoke(r, ARGV[4], ARGV[3]), 'KEEPTTL')
-    drop[#drop + 1] = m
-    out[#out + 1] = m
+  elseif m ~= except then
+    local i1, i2, i3, i4, i5, i6, i7, i8, e1, e2, e3, e4, e5, e6, e7, e8 = byte(v, fix + 144, fix + 159)
+    local dhi = ((i1 * 256 + i2) * 256 + i3) * 256 + i4
+    local dlo = ((i5 * 256 + i6) * 256 + i7) * 256 + i8
+    local ehi = ((e1 * 256 + e2) * 256 + e3) * 256 + e4
+    local elo = ((e5 * 256 + e6) * 256 + e7) * 256 + e8
+    if ehi < dhi or (ehi == dhi and elo < dlo) then dhi, dlo = ehi, elo end
+    if athi < dhi or (athi == dhi and atlo < dlo) then
+      -- live at at: revoke it
+      local p = fpos + 1
+      if band(f, 1) ~= 0 then p = p + 8 end
+      if band(f, 2) ~= 0 then p = p + 32 end
+      if band(f, 4) ~= 0 then p = p + 8 end
+      local revpos = p
+      -- skip the generation, then the subject and reason fields (their
+      -- varints are one byte unless >= 128)
+      local q, n
+      if byte(v, p) < 128 then q = p + 1 else n, q = uvarint(v, p) end
+      n = byte(v, q)
+      if n < 128 then q = q + 1 else n, q = uvarint(v, q) end
+      local reasonpos = q + n
+      n = byte(v, reasonpos)
+      if n < 128 then q = reasonpos + 1 else n, q = uvarint(v, reasonpos) end
+      redis.call('SET', k, char(1) .. uvar(ver + 1) .. sub(v, fix, fpos - 1) .. char(f + 8) ..
+        sub(v, fpos + 1, revpos - 1) .. at .. sub(v, revpos, reasonpos - 1) .. rf .. sub(v, q + n), 'KEEPTTL')
+      drop[#drop + 1] = m
+      out[#out + 1] = m
+    end
   end
 end
 if #drop == #ms then
@@ -300,7 +350,7 @@ else
   zrem(KEYS[1], drop)
 end
 return out
-`)
+`
 
 // listScript: KEYS index. ARGV kp, now. Prunes the whole index and replies
 // with member, value pairs of the live entries.
