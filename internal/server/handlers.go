@@ -153,7 +153,7 @@ func (s *Server) patchSession(w http.ResponseWriter, r *http.Request) error {
 		ifVersion = v
 	}
 	var req struct {
-		Data *json.RawMessage `json:"data"`
+		Data json.RawMessage `json:"data"` // "null" when sent as null, nil when absent
 	}
 	if err := readJSON(w, r, &req, false); err != nil {
 		return err
@@ -161,7 +161,7 @@ func (s *Server) patchSession(w http.ResponseWriter, r *http.Request) error {
 	if req.Data == nil {
 		return badRequest(`the body must be {"data": <JSON merge patch>}`)
 	}
-	patch := *req.Data
+	patch := req.Data
 	sess, err := s.mgr.UpdateData(r.Context(), id, ifVersion, func(cur json.RawMessage) (json.RawMessage, error) {
 		return mergePatch(cur, patch)
 	})
