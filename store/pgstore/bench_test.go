@@ -2,7 +2,9 @@ package pgstore
 
 import (
 	"context"
+	"encoding/binary"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -78,4 +80,79 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	}
 	b.ReportMetric(pct(0.50), "p50-µs")
 	b.ReportMetric(pct(0.99), "p99-µs")
+}
+
+// BenchmarkTouch measures the activity write the manager makes at most once
+// per touch interval: a compare-and-swap Update of LastSeenAt.
+func BenchmarkTouch(b *testing.B) {
+	s := openTestStore(b, Options{})
+	ctx := context.Background()
+	r := newRecord(b, "bench", 0)
+	if _, err := s.Create(ctx, r, 0); err != nil {
+		b.Fatal(err)
+	}
+	cur := r.Clone()
+	cur.Version = 1
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cur.LastSeenAt = cur.LastSeenAt.Add(time.Second)
+		t0 := time.Now()
+		if err := s.Update(ctx, cur); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+		cur.Version++
+	}
+	b.StopTimer()
+	reportPercentiles(b, lat)
+}
+
+// BenchmarkCreate measures login: Create with eviction at the default limit
+// of 100 sessions per subject, spread over 100 subjects.
+func BenchmarkCreate(b *testing.B) {
+	s := openTestStore(b, Options{})
+	ctx := context.Background()
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		r := newRecord(b, "bench-"+strconv.Itoa(i%100), time.Duration(i))
+		b.StartTimer()
+		t0 := time.Now()
+		if _, err := s.Create(ctx, r, 100); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	reportPercentiles(b, lat)
+}
+
+// BenchmarkRotateRefresh measures one refresh-token rotation.
+func BenchmarkRotateRefresh(b *testing.B) {
+	s := openTestStore(b, Options{})
+	ctx := context.Background()
+	r := newRecord(b, "bench", 0)
+	if _, err := s.Create(ctx, r, 0); err != nil {
+		b.Fatal(err)
+	}
+	cur := r.Refresh.Current
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		next := store.Refresh{Key: r.Refresh.Key, Previous: cur, Generation: uint32(i + 1)}
+		binary.BigEndian.PutUint64(next.Current[:], uint64(i+1))
+		t0 := time.Now()
+		if _, err := s.RotateRefresh(ctx, store.Rotation{ID: r.ID, Expect: cur, Next: next, LastSeenAt: testEpoch, IdleExpiresAt: r.IdleExpiresAt}); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+		cur = next.Current
+	}
+	b.StopTimer()
+	reportPercentiles(b, lat)
 }
