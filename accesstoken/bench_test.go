@@ -121,3 +121,56 @@ func BenchmarkIssueEdDSA(b *testing.B) {
 		}
 	}
 }
+
+// benchRatio runs raw and latch in alternating batches and reports the
+// ratio of their total times, which stays meaningful on a busy machine
+// where absolute ns/op drift between separate benchmarks.
+func benchRatio(b *testing.B, raw, latch func()) {
+	const batch = 8
+	var tRaw, tLatch time.Duration
+	i := 0
+	for b.Loop() {
+		for k := range 2 {
+			start := time.Now()
+			if (i+k)%2 == 0 {
+				for range batch {
+					raw()
+				}
+				tRaw += time.Since(start)
+			} else {
+				for range batch {
+					latch()
+				}
+				tLatch += time.Since(start)
+			}
+		}
+		i++
+	}
+	b.ReportMetric(float64(tLatch)/float64(tRaw), "latch/raw")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkRatioEdDSA: latch's full EdDSA verification relative to a bare
+// ed25519.Verify of the same token (target ≤ 1.2).
+func BenchmarkRatioEdDSA(b *testing.B) {
+	priv := seedKey(1)
+	tok, v := benchToken(b, mustKey(NewEd25519Key("", priv)))
+	msg, sig := signingParts(tok)
+	pub := priv.Public().(ed25519.PublicKey)
+	ctx := context.Background()
+	benchRatio(b, func() { ed25519.Verify(pub, msg, sig) }, func() { v.Verify(ctx, tok) })
+}
+
+// BenchmarkRatioHS256: latch's full HS256 verification relative to a bare
+// HMAC-SHA256 check of the same token (target ≤ 3).
+func BenchmarkRatioHS256(b *testing.B) {
+	secret := bytes.Repeat([]byte{3}, 32)
+	tok, v := benchToken(b, mustKey(NewHS256Key("", secret)))
+	msg, sig := signingParts(tok)
+	ctx := context.Background()
+	benchRatio(b, func() {
+		m := hmac.New(sha256.New, secret)
+		m.Write(msg)
+		hmac.Equal(m.Sum(nil), sig)
+	}, func() { v.Verify(ctx, tok) })
+}

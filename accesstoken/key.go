@@ -169,7 +169,7 @@ func (k *Key) finish(kid string) (*Key, error) {
 // validKid reports whether kid is 1-MaxKeyIDLen printable ASCII characters
 // with none of / \ ? # % " and no "..", so it can never act as a path,
 // query or fragment if some key source uses it to build a URL or file name.
-func validKid(kid string) bool {
+func validKid[S string | []byte](kid S) bool {
 	if len(kid) == 0 || len(kid) > MaxKeyIDLen {
 		return false
 	}

@@ -441,7 +441,7 @@ func (v *Verifier) verify(ctx context.Context, buf *tokenBuf, token string) (Cla
 	if h.seen&hKid == 0 {
 		return Claims{}, nil, errNoKid
 	}
-	if !validKid(string(h.kid)) {
+	if !validKid(h.kid) {
 		return Claims{}, nil, errKidChars
 	}
 	k, err := v.key(ctx, h.kid)

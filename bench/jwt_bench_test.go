@@ -161,3 +161,85 @@ func BenchmarkJWTVerify(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkJWTRatio runs the raw signature check, latch (cache off),
+// golang-jwt, go-jose and jwx on the same token in rotating, interleaved
+// batches and reports each one's total time relative to the raw check.
+// Interleaving keeps the ratios meaningful on a shared, busy machine.
+//
+//	go test -run '^$' -bench 'JWTRatio' -count=6 . | tee ratio.txt && benchstat ratio.txt
+func BenchmarkJWTRatio(b *testing.B) {
+	for _, alg := range []accesstoken.Algorithm{accesstoken.EdDSA, accesstoken.HS256} {
+		b.Run(string(alg), func(b *testing.B) {
+			s := newBenchSetup(b, alg)
+			ctx := context.Background()
+			i := strings.LastIndexByte(s.tok, '.')
+			msg := []byte(s.tok[:i])
+			sig, _ := base64.RawURLEncoding.DecodeString(s.tok[i+1:])
+			v, _ := accesstoken.NewVerifier(accesstoken.VerifierConfig{Keys: s.keys, Issuer: interopIss, Audience: interopAud, CacheSize: -1})
+			gp := gojwt.NewParser(gojwt.WithValidMethods([]string{s.method.Alg()}), gojwt.WithIssuer(interopIss),
+				gojwt.WithAudience(interopAud), gojwt.WithExpirationRequired())
+			kf := func(*gojwt.Token) (any, error) { return s.pub, nil }
+			jk, err := jwk.Import(s.pub)
+			if err != nil {
+				b.Fatal(err)
+			}
+			must := func(err error) {
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			fns := []struct {
+				name string
+				fn   func()
+			}{
+				{"raw", func() {
+					if alg == accesstoken.EdDSA {
+						ed25519.Verify(s.pub.(ed25519.PublicKey), msg, sig)
+						return
+					}
+					m := hmac.New(sha256.New, s.pub.([]byte))
+					m.Write(msg)
+					hmac.Equal(m.Sum(nil), sig)
+				}},
+				{"latch", func() { _, err := v.Verify(ctx, s.tok); must(err) }},
+				{"golangjwt", func() {
+					var c gojwt.MapClaims
+					_, err := gp.ParseWithClaims(s.tok, &c, kf)
+					must(err)
+				}},
+				{"gojose", func() {
+					t, err := josejwt.ParseSigned(s.tok, []jose.SignatureAlgorithm{s.jose})
+					must(err)
+					var c josejwt.Claims
+					extra := map[string]any{}
+					must(t.Claims(s.pub, &c, &extra))
+					must(c.Validate(josejwt.Expected{Issuer: interopIss, AnyAudience: josejwt.Audience{interopAud}}))
+				}},
+				{"jwx", func() {
+					_, err := jwxjwt.ParseString(s.tok, jwxjwt.WithKey(s.jwa, jk), jwxjwt.WithIssuer(interopIss),
+						jwxjwt.WithAudience(interopAud))
+					must(err)
+				}},
+			}
+			const batch = 4
+			total := make([]time.Duration, len(fns))
+			round := 0
+			for b.Loop() {
+				for j := range fns {
+					k := (j + round) % len(fns)
+					start := time.Now()
+					for range batch {
+						fns[k].fn()
+					}
+					total[k] += time.Since(start)
+				}
+				round++
+			}
+			for k := 1; k < len(fns); k++ {
+				b.ReportMetric(float64(total[k])/float64(total[0]), fns[k].name+"/raw")
+			}
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
