@@ -114,13 +114,13 @@ func parse(u *ui, cmd command, fs *flag.FlagSet, args []string) ([]string, error
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envName(f.Name)
-		v, ok := os.LookupEnv(name)
-		if !ok || envErr != nil {
+		v := os.Getenv(name) // empty counts as unset
+		if v == "" || envErr != nil {
 			return
 		}
 		if err := fs.Set(f.Name, v); err != nil {
-			envErr = usageErrorf("invalid %s: %v", name, unquoteFlagErr(err)).
-				hint("unset it or fix its value; --%s on the command line overrides it", f.Name)
+			envErr = usageErrorf("invalid %s: not a valid value for --%s", name, f.Name).
+				hint("unset it or fix its value (see latch %s --help); --%s on the command line overrides it", cmd.name, f.Name)
 		}
 	})
 	if envErr != nil {

@@ -205,7 +205,7 @@ func isLoopback(host string) bool {
 // data directory's key file, generating that file (mode 0600) on first
 // start. The key itself is never printed.
 func loadOrCreateAPIKey(u *ui, dataDir string) (string, error) {
-	if k, ok := os.LookupEnv("LATCH_API_KEY"); ok {
+	if k := os.Getenv("LATCH_API_KEY"); k != "" {
 		k = strings.TrimSpace(k)
 		if len(k) < server.MinAPIKeyLen {
 			return "", errorf("LATCH_API_KEY is too short (%d characters); it must have at least %d", len(k), server.MinAPIKeyLen).
@@ -278,7 +278,7 @@ func readSecretFile(path string) (string, error) {
 // embedded store a generated 0600 file beside it; a memory store gets a
 // random one (nothing outlives the process anyway).
 func loadKEK(st *openedStore, dataDir string) ([]byte, error) {
-	if v, ok := os.LookupEnv("LATCH_KEK"); ok {
+	if v := os.Getenv("LATCH_KEK"); v != "" {
 		k, err := accesstoken.KEKFromBase64(v)
 		if err != nil {
 			return nil, errorf("invalid LATCH_KEK: it must be 32 bytes in base64").hint("generate one with: openssl rand -base64 32")
