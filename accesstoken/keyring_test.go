@@ -128,6 +128,15 @@ func TestKeyringRotationTimeline(t *testing.T) {
 	clk := newClock(t0)
 	kr := openRing(t, st, clk, EdDSA)
 	first, _ := kr.SigningKey(ctx)
+	// A token signed by the first key that claims to live for a year.
+	longLived, err := sign(first, &Claims{Issuer: testIss, Audience: testAud, Subject: "u", IssuedAt: t0, ExpiresAt: t0.AddDate(1, 0, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := NewVerifier(VerifierConfig{Keys: kr, Issuer: testIss, Audience: testAud, Now: clk.Now})
+	if _, err := v.Verify(ctx, longLived); err != nil {
+		t.Fatal(err)
+	}
 	if err := kr.Maintain(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -150,9 +159,9 @@ func TestKeyringRotationTimeline(t *testing.T) {
 		t.Error("pre-publication not longer than the JWKS cache lifetime")
 	}
 	// Maintain again changes nothing.
-	v := st.version
+	ver := st.version
 	kr.Maintain(ctx)
-	if st.version != v {
+	if st.version != ver {
 		t.Error("Maintain wrote without a change")
 	}
 	// Successor activates; first is retired but still verifies.
@@ -171,6 +180,9 @@ func TestKeyringRotationTimeline(t *testing.T) {
 	clk.Add(10*time.Minute + DefaultLeeway)
 	if _, err := kr.VerificationKey(ctx, first.ID()); !errors.Is(err, ErrUnknownKey) {
 		t.Errorf("removed key: %v", err)
+	}
+	if _, err := v.Verify(ctx, longLived); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("token of a rotated-out key after retirement: %v", err)
 	}
 	kr.Maintain(ctx)
 	if n := len(kr.Keys()); n != 1 || strings.Contains(string(kr.JWKS()), first.ID()) {
