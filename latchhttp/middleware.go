@@ -168,12 +168,14 @@ func (s *Sessions) Middleware(next http.Handler) http.Handler {
 		st := &state{Context: r.Context(), s: s}
 		st.rw = responseWriter{ResponseWriter: w, st: st}
 		r2 := r.WithContext(st)
-		ok := s.authenticate(&st.rw, r2, st)
-		if r2.MultipartForm != nil && r.MultipartForm == nil {
-			// The server removes temporary files only for its own request.
-			defer r2.MultipartForm.RemoveAll()
-		}
-		if ok {
+		// The server removes the temporary files of a parsed multipart form
+		// only for its own request, not for this copy.
+		defer func() {
+			if r2.MultipartForm != nil && r.MultipartForm == nil {
+				r2.MultipartForm.RemoveAll()
+			}
+		}()
+		if s.authenticate(&st.rw, r2, st) {
 			next.ServeHTTP(&st.rw, r2)
 		}
 		st.rw.commit()
