@@ -38,6 +38,17 @@
 // expired. Listing and eviction take the caller's notion of now, so tests can
 // use a fake clock.
 //
+// Times. Every time passed to a store (CreatedAt, the at of a revocation)
+// is non-zero; a store may substitute its own clock for a zero one. Stores
+// keep times to the nanosecond between the years 1678 and 2262, the range of
+// Unix nanoseconds in an int64; the zero Time is the only time that encodes
+// as 0.
+//
+// Fields. Update writes every field of the record except ID and Subject. It
+// is not a way to revoke: use Revoke, which also maintains the index. Update
+// and RotateRefresh do not judge deadlines (the manager does before calling
+// them), so they succeed on an expired record that has not been swept yet.
+//
 // Subject index. Every store can list a subject's live sessions and revoke
 // them all without scanning its whole keyspace. The first two bytes of an
 // [ID] are a tag derived from the subject ([SubjectTag]); a clustered store
@@ -108,14 +119,17 @@ type Store interface {
 	// nothing; a missing record gives ErrNotFound.
 	Revoke(ctx context.Context, id ID, reason string, at time.Time) error
 
-	// RevokeSubject revokes every live session of subject except the one
-	// with ID except (the zero ID excepts none), atomically with respect to
-	// Create for the same subject, and returns the revoked IDs.
+	// RevokeSubject revokes every session of subject that is live at at,
+	// except the one with ID except (the zero ID excepts none), atomically
+	// with respect to Create for the same subject, and returns the revoked
+	// IDs.
 	RevokeSubject(ctx context.Context, subject string, except ID, reason string, at time.Time) ([]ID, error)
 
 	// List returns the subject's sessions that are live at now, most
-	// recently seen first (ties: most recently created first). It also
-	// forgets index entries of records that are no longer live.
+	// recently seen first (ties: most recently created first). It may
+	// forget index entries of records that are gone or revoked; it must not
+	// forget one merely because its deadline has passed by the caller's now,
+	// since a later touch can move that deadline.
 	List(ctx context.Context, subject string, now time.Time) ([]*Record, error)
 }
 
@@ -152,6 +166,9 @@ type KeyStore interface {
 	// expect (0: none saved yet), and fails with ErrConflict otherwise.
 	SaveKeyring(ctx context.Context, blob []byte, expect uint64) error
 }
+
+// Stores that hold resources (files, connections) implement io.Closer; the
+// code that opened a store closes it, after the last call.
 
 // Ping checks s's backend if it implements [Pinger]; other stores are
 // assumed reachable.
