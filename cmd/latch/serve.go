@@ -111,7 +111,7 @@ func serve(ctx context.Context, u *ui, args []string) error {
 	}
 	issuer := c.issuer
 	if issuer == "" {
-		issuer = scheme + "://" + c.addr
+		issuer = scheme + "://" + defaultIssuerHost(c.addr)
 	}
 	srv, err := server.New(ctx, server.Options{
 		Store:           st.Store,
@@ -136,7 +136,11 @@ func serve(ctx context.Context, u *ui, args []string) error {
 		return e
 	}
 	if c.demo {
-		srv.Mount(demoPlaceholder(u))
+		h, err := demoHandler(u, srv, c.demoPassword)
+		if err != nil {
+			return errorf("starting the demo: %v", err)
+		}
+		srv.Mount(h)
 	}
 
 	ln, err := net.Listen("tcp", c.addr)
@@ -299,6 +303,33 @@ func loadKEK(st *openedStore, dataDir string) ([]byte, error) {
 	}
 	return nil, errorf("LATCH_KEK is required with a shared store (%s): it encrypts the signing keys, and every replica must use the same one", st.describe).
 		hint("generate one with: openssl rand -base64 32, and set it as LATCH_KEK on every replica")
+}
+
+// defaultIssuerHost is the host:port of the default issuer URL: addr, with
+// a wildcard host replaced by the machine's name. Replicas behind one name
+// should set --issuer.
+func defaultIssuerHost(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if host, err = os.Hostname(); err != nil || host == "" {
+			host = "localhost"
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// demoHandler returns the handler latch serve --demo mounts at "/", built
+// on srv.Manager(). password is --demo-password ("" means generate one and
+// print it).
+//
+// It is the seam for the demo web app (internal/demo, built on latchhttp):
+// until that lands it serves a placeholder page.
+func demoHandler(u *ui, srv *server.Server, password string) (http.Handler, error) {
+	_, _ = srv, password
+	return demoPlaceholder(u), nil
 }
 
 // demoPlaceholder stands in for the demo web app until it lands.
