@@ -209,6 +209,11 @@ var concurrencyTests = []test{
 		},
 	},
 	{
+		name:   "Revoke/RacingWrites",
+		clause: "Revocation ... A revoked record is never live again: Update and RotateRefresh on it fail with ErrConflict. All methods are safe for concurrent use, and each is atomic with respect to the others.",
+		run:    testRevokeRace,
+	},
+	{
 		name:   "RevokeSubject/RacingCreate",
 		clause: "RevokeSubject revokes every live session of subject except the one with ID except (the zero ID excepts none), atomically with respect to Create for the same subject, and returns the revoked IDs.",
 		run:    testRevokeSubjectRace,
@@ -300,9 +305,7 @@ func testRevokeSubjectRace(t *T) {
 	revokes := make([]revokeOp, rounds)
 	for k := range revokes {
 		// Spread the calls over the creators' run: wait for progress.
-		for count.Load() < int64(k*creators*step) && count.Load() < creators*maxEach/2 {
-			time.Sleep(50 * time.Microsecond)
-		}
+		waitFor(func() bool { return count.Load() >= int64(min(k*creators*step, creators*maxEach/2)) }, &wg)
 		at := t.now.Add(time.Duration(k+1) * time.Second)
 		st := clock.Add(1)
 		ids, err := t.s.RevokeSubject(t.ctx, sub, except.ID, store.ReasonRevokeAll, at)
@@ -507,4 +510,113 @@ func counter(data []byte) (int, error) {
 		return 0, fmt.Errorf("Data %q is not a counter", s)
 	}
 	return strconv.Atoi(s[5 : len(s)-1])
+}
+
+// testRevokeRace races touch-style Updates and refresh rotations of one
+// record against a Revoke: the revocation must not be lost to a concurrent
+// write (a read-modify-write Revoke would be), no write may succeed once
+// Revoke has returned, and the version counts every successful write.
+func testRevokeRace(t *T) {
+	const updaters, rotators = 6, 4
+	r := t.record(t.subject("revrace"), t.now)
+	t.create(r)
+
+	var clock, writes atomic.Int64
+	var revokedEnd atomic.Int64
+	revokedEnd.Store(1 << 62)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	writer := func(w int, write func(cur *store.Record) error) {
+		<-start
+		// Write until the record is seen revoked, for at most 100 tries
+		// after Revoke returned (the final check reports a lost one).
+		for after := 0; after < 100; {
+			if revokedEnd.Load() < 1<<62 {
+				after++
+			}
+			cur, err := t.s.Get(t.ctx, r.ID)
+			if errors.Is(err, store.ErrNotFound) {
+				return
+			}
+			if err != nil {
+				t.Errorf("writer %d: Get: %v", w, err)
+				return
+			}
+			if cur.Revoked() {
+				return
+			}
+			st := clock.Add(1)
+			switch err := write(cur); {
+			case err == nil:
+				writes.Add(1)
+				if st > revokedEnd.Load() {
+					t.Errorf("writer %d: a write that started after Revoke returned succeeded", w)
+					return
+				}
+			case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+			default:
+				t.Errorf("writer %d: %v", w, err)
+				return
+			}
+		}
+	}
+	for w := range updaters {
+		wg.Go(func() {
+			writer(w, func(cur *store.Record) error {
+				c := cur.Clone()
+				c.LastSeenAt = c.LastSeenAt.Add(time.Millisecond)
+				c.IdleExpiresAt = c.LastSeenAt.Add(30 * time.Minute)
+				return t.s.Update(t.ctx, c)
+			})
+		})
+	}
+	for w := range rotators {
+		wg.Go(func() {
+			writer(updaters+w, func(cur *store.Record) error {
+				next := store.Refresh{Key: cur.Refresh.Key, Previous: cur.Refresh.Current, RotatedAt: t.now, Generation: cur.Refresh.Generation + 1}
+				rand.Read(next.Current[:])
+				_, err := t.s.RotateRefresh(t.ctx, store.Rotation{ID: r.ID, Expect: cur.Refresh.Current, Next: next,
+					LastSeenAt: cur.LastSeenAt.Add(time.Millisecond), IdleExpiresAt: cur.LastSeenAt.Add(31 * time.Minute)})
+				return err
+			})
+		})
+	}
+	close(start)
+	waitFor(func() bool { return writes.Load() >= 40 }, &wg)
+	at := t.now.Add(time.Hour)
+	err := t.s.Revoke(t.ctx, r.ID, store.ReasonReuse, at)
+	revokedEnd.Store(clock.Add(1))
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	got, err := t.s.Get(t.ctx, r.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return
+	}
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if !got.Revoked() || !got.RevokedAt.Equal(at) || got.RevokeReason != store.ReasonReuse {
+		t.Errorf("after Revoke raced with writes the record is revoked=%v with reason %q: the revocation was lost", got.Revoked(), got.RevokeReason)
+	}
+	if want := uint64(writes.Load()) + 2; got.Version != want {
+		t.Errorf("Version %d after Create, %d successful writes and Revoke; want %d", got.Version, writes.Load(), want)
+	}
+	if ids := t.listIDs(r.Subject, t.now); len(ids) != 0 {
+		t.Errorf("List returned the revoked record")
+	}
+}
+
+// waitFor polls until cond holds or every goroutine of wg has exited.
+func waitFor(cond func() bool, wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for !cond() {
+		select {
+		case <-done:
+			return
+		case <-time.After(50 * time.Microsecond):
+		}
+	}
 }
