@@ -1,0 +1,175 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"math/bits"
+	"os"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/latch-sessions/latch/internal/testredis"
+	"github.com/latch-sessions/latch/store"
+	"github.com/redis/rueidis"
+)
+
+// Benchmarks (see BENCHMARKS.md for figures):
+//
+//	go test -run '^$' -bench . -benchtime 3s ./store/redisstore/
+//
+// Get benchmarks run 64 goroutines (b.SetParallelism) and report ops/s.
+// LATCH_BENCH_SESSIONS sets the large size of BenchmarkGetScale (default
+// 1,000,000; loading it takes a while and ~450 MB in a private redis-server).
+
+// parallel64 makes b.RunParallel use 64 goroutines in all.
+func parallel64(b *testing.B) {
+	b.SetParallelism((64 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+}
+
+func reportOps(b *testing.B, start time.Time) {
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
+}
+
+// benchGet runs Get over ids with 64 goroutines.
+func benchGet(b *testing.B, s *tracked, ids []store.ID) {
+	ctx := context.Background()
+	var seed atomic.Uint64
+	parallel64(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		x := seed.Add(0x9E3779B97F4A7C15)
+		for pb.Next() {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			hi, _ := bits.Mul64(x, uint64(len(ids)))
+			if _, err := s.Get(ctx, ids[hi]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportOps(b, start)
+}
+
+// BenchmarkGet is a session load (validation's one store read) on the
+// shared Redis, 1,000 sessions, without and with client-side caching.
+func BenchmarkGet(b *testing.B) {
+	for _, cache := range []bool{false, true} {
+		b.Run(fmt.Sprintf("cache=%v", cache), func(b *testing.B) {
+			s := standalone(b, func(o *Options) { o.DisableCache = !cache })
+			ids := loadSubjects(b, s, 1000, 10)
+			if cache { // warm the cache (after the store's own-write guard)
+				time.Sleep(writeGuard)
+				for _, id := range ids {
+					s.Get(context.Background(), id)
+				}
+			}
+			benchGet(b, s, ids)
+		})
+	}
+}
+
+// BenchmarkRevokeSubject10k revokes all 10,000 sessions of one subject.
+func BenchmarkRevokeSubject10k(b *testing.B) {
+	srv := testredis.StartServer(b)
+	s := openURL(b, "redis://"+srv.Addr(), func(o *Options) { o.Timeout = 10 * time.Second })
+	ctx := context.Background()
+	b.ResetTimer()
+	b.StopTimer()
+	var total, cpu time.Duration
+	for range b.N {
+		sub := "big-" + rand.Text()[:8]
+		ids := loadSubject(b, s, sub, 10000)
+		cpu0 := serverCPU(b, s)
+		b.StartTimer()
+		start := time.Now()
+		got, err := s.RevokeSubject(ctx, sub, store.ID{}, store.ReasonRevokeAll, time.Now())
+		total += time.Since(start)
+		b.StopTimer()
+		cpu += serverCPU(b, s) - cpu0
+		if err != nil || len(got) != len(ids) {
+			b.Fatalf("RevokeSubject: %d of %d, %v", len(got), len(ids), err)
+		}
+	}
+	b.ReportMetric(float64(total.Microseconds())/1e3/float64(b.N), "ms/revoke-all")
+	b.ReportMetric(float64(cpu.Microseconds())/1e3/float64(b.N), "redis-cpu-ms/revoke-all")
+}
+
+// BenchmarkGetScale compares uncached Get latency with 1,000 and with
+// LATCH_BENCH_SESSIONS (default 1,000,000) sessions stored, each in a
+// private redis-server; the target is within 20 %.
+func BenchmarkGetScale(b *testing.B) {
+	large := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("LATCH_BENCH_SESSIONS")); err == nil && v > 0 {
+		large = v
+	}
+	for _, n := range []int{1000, large} {
+		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+			srv := testredis.StartServer(b)
+			s := openURL(b, "redis://"+srv.Addr(), func(o *Options) { o.DisableCache = true; o.Timeout = 10 * time.Second })
+			start := time.Now()
+			ids := bulkLoad(b, s, n, 10)
+			b.Logf("loaded %d sessions in %v", n, time.Since(start).Round(time.Millisecond))
+			benchGet(b, s, ids)
+		})
+	}
+}
+
+// loadSubjects creates n sessions, perSubject per subject, through Create.
+func loadSubjects(tb testing.TB, s *tracked, n, perSubject int) []store.ID {
+	var ids []store.ID
+	for i := 0; i < n; i += perSubject {
+		ids = append(ids, loadSubject(tb, s, fmt.Sprintf("bench-%s-%d", rand.Text()[:6], i), min(perSubject, n-i))...)
+	}
+	return ids
+}
+
+// bulkLoad writes n sessions straight in the store's key layout (the value
+// encoding, the index entry and expiries a Create writes, without its
+// pruning), pipelined, for loading a large store quickly.
+func bulkLoad(tb testing.TB, s *tracked, n, perSubject int) []store.ID {
+	tb.Helper()
+	ctx := context.Background()
+	c := s.client
+	now := time.Now()
+	ids := make([]store.ID, n)
+	const batch = 2000
+	cmds := make(rueidis.Commands, 0, 3*batch)
+	var sub string
+	flush := func() {
+		for _, r := range c.DoMulti(ctx, cmds...) {
+			if err := r.Error(); err != nil {
+				tb.Fatalf("bulk load: %v", err)
+			}
+		}
+		cmds = cmds[:0]
+	}
+	for i := range n {
+		if i%perSubject == 0 {
+			sub = fmt.Sprintf("user-%07d", i/perSubject)
+		}
+		r := newRecord(tb, sub, now)
+		ids[i] = r.ID
+		px := ceilMillis(r.Deadline())
+		m := member(r.ID)
+		idx := s.indexKey(sub)
+		cmds = append(cmds,
+			c.B().Set().Key(s.recordKey(r.ID)).Value(string(encodeValue(nil, r, 1))).Pxat(time.UnixMilli(px)).Build(),
+			c.B().Zadd().Key(idx).ScoreMember().ScoreMember(float64(floorMillis(r.LastSeenAt)), m).Build(),
+			c.B().Pexpireat().Key(idx).MillisecondsTimestamp(px).Build())
+		if len(cmds) >= 3*batch {
+			flush()
+		}
+	}
+	if len(cmds) > 0 {
+		flush()
+	}
+	return ids
+}
