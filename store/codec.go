@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"time"
 )
 
@@ -26,6 +27,9 @@ func (r *Record) MarshalBinary() ([]byte, error) {
 
 // AppendBinary appends the encoding of r to b.
 func (r *Record) AppendBinary(b []byte) ([]byte, error) {
+	if err := checkEncodable(r); err != nil {
+		return b, err
+	}
 	b = append(b, codecVersion)
 	b = append(b, r.ID[:]...)
 	b = binary.BigEndian.AppendUint64(b, r.Version)
@@ -85,7 +89,40 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	return nil
 }
 
-// appendTime encodes t as Unix nanoseconds; the zero Time encodes as 0.
+func uvarintLen(n uint64) int {
+	k := 1
+	for ; n >= 0x80; n >>= 7 {
+		k++
+	}
+	return k
+}
+
+// Times a record can hold: Unix nanoseconds in an int64.
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// ErrUnencodable is returned by [Record.MarshalBinary] for a record with a
+// time outside the years 1678–2262 or a field over 1 MiB.
+var ErrUnencodable = errors.New("latch/store: record cannot be encoded")
+
+func checkEncodable(r *Record) error {
+	for _, t := range [...]time.Time{r.Refresh.RotatedAt, r.CreatedAt, r.AuthTime, r.LastSeenAt, r.IdleExpiresAt, r.ExpiresAt, r.RevokedAt} {
+		if !t.IsZero() && (t.Before(minTime) || t.After(maxTime)) {
+			return ErrUnencodable
+		}
+	}
+	for _, n := range [...]int{len(r.Subject), len(r.RevokeReason), len(r.IP), len(r.UserAgent), len(r.Data), len(r.Claims)} {
+		if n > maxField {
+			return ErrUnencodable
+		}
+	}
+	return nil
+}
+
+// appendTime encodes t as Unix nanoseconds; the zero Time encodes as 0, so
+// an instant exactly at the Unix epoch reads back as the zero Time.
 func appendTime(b []byte, t time.Time) []byte {
 	var n int64
 	if !t.IsZero() {
@@ -145,7 +182,8 @@ func (d *decoder) field() []byte {
 		return nil
 	}
 	n, k := binary.Uvarint(d.b)
-	if k <= 0 || n > maxField {
+	// Refusing overlong varints keeps the encoding of a record unique.
+	if k <= 0 || n > maxField || k != uvarintLen(n) {
 		d.bad = true
 		return nil
 	}

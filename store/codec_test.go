@@ -157,9 +157,8 @@ func TestCodecCorrupt(t *testing.T) {
 }
 
 // canonical reports whether every length prefix in an encoded record is a
-// minimal uvarint. The codec accepts overlong ones (binary.Uvarint does), so
-// such inputs decode but do not re-encode byte for byte; see
-// TestCodecAcceptsOverlongVarint.
+// minimal uvarint; the codec refuses overlong ones (see
+// TestCodecRefusesOverlongVarint).
 func canonical(b []byte) bool {
 	const fixed = 1 + store.IDLen + 8 + 5*store.HashLen + 8 + 4 + 6*8
 	if len(b) < fixed {
@@ -182,25 +181,32 @@ func canonical(b []byte) bool {
 	return true
 }
 
-// TestCodecAcceptsOverlongVarint documents a flaw in the codec: a length
-// written as an overlong uvarint (0x80 0x00 for 0) decodes, so two distinct
-// blobs decode to one record. Nothing relies on encodings being unique
-// today; the fix is to refuse k != minimal length in decoder.field.
-func TestCodecAcceptsOverlongVarint(t *testing.T) {
+// TestCodecRefusesOverlongVarint: a length written as an overlong uvarint
+// (0x80 0x00 for 0) would give one record two encodings.
+func TestCodecRefusesOverlongVarint(t *testing.T) {
 	r := &store.Record{ID: fullRecord(t).ID, Subject: "a"}
 	b, _ := r.MarshalBinary()
 	// The encoding ends with the empty Data and Claims: 0x00 0x00. Write
 	// Data's length in its overlong form.
 	over := append(bytes.Clone(b[:len(b)-2]), 0x80, 0x00, 0x00)
-	var got store.Record
-	err := got.UnmarshalBinary(over)
 	if canonical(over) {
 		t.Fatal("test input is canonical")
 	}
-	if err == nil {
-		t.Log("known flaw: an overlong uvarint length decodes (two encodings of one record)")
-	} else if !errors.Is(err, store.ErrCorrupt) {
-		t.Errorf("UnmarshalBinary: %v", err)
+	var got store.Record
+	if err := got.UnmarshalBinary(over); !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("UnmarshalBinary of an overlong length: %v, want ErrCorrupt", err)
+	}
+}
+
+func TestCodecRefusesUnencodable(t *testing.T) {
+	for name, r := range map[string]*store.Record{
+		"year 3000":  {Subject: "a", ExpiresAt: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		"year 1000":  {Subject: "a", CreatedAt: time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		"huge field": {Subject: "a", Data: make([]byte, 1<<20+1)},
+	} {
+		if _, err := r.MarshalBinary(); !errors.Is(err, store.ErrUnencodable) {
+			t.Errorf("%s: MarshalBinary: %v, want ErrUnencodable", name, err)
+		}
 	}
 }
 

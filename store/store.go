@@ -41,8 +41,8 @@
 // Times. Every time passed to a store (CreatedAt, the at of a revocation)
 // is non-zero; a store may substitute its own clock for a zero one. Stores
 // keep times to the nanosecond between the years 1678 and 2262, the range of
-// Unix nanoseconds in an int64; the zero Time is the only time that encodes
-// as 0.
+// Unix nanoseconds in an int64; an instant exactly at the Unix epoch
+// reads back as the zero Time.
 //
 // Fields. Update writes every field of the record except ID and Subject. It
 // is not a way to revoke: use Revoke, which also maintains the index. Update
@@ -62,6 +62,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -74,6 +75,10 @@ var (
 	ErrConflict = errors.New("latch/store: version conflict")
 	// ErrExists: Create was given an ID that is already stored.
 	ErrExists = errors.New("latch/store: session ID already exists")
+	// ErrInvalid: the store refuses a record that breaks the contract: nil,
+	// zero ID, a subject outside 1..MaxSubjectLen bytes, or an ID whose tag
+	// is not SubjectTag(Subject).
+	ErrInvalid = errors.New("latch/store: invalid record")
 	// ErrUnavailable: the backend could not be reached or answered with
 	// something unusable. Treat it as "not authenticated".
 	ErrUnavailable = errors.New("latch/store: store unavailable")
@@ -92,7 +97,8 @@ type Store interface {
 	// Get returns the record with id, revoked or not, or ErrNotFound.
 	Get(ctx context.Context, id ID) (*Record, error)
 
-	// Create stores a new record (its Version is ignored and stored as 1) and
+	// Create stores a new record (its Version is ignored and stored as 1),
+	// whose ID must carry its subject's tag (ErrInvalid otherwise), and
 	// adds it to its subject's index. If the subject then has more than max
 	// live sessions (max > 0), the least recently seen others are revoked with
 	// reason "evicted", in the same atomic step, and their IDs returned.
@@ -176,7 +182,10 @@ func Ping(ctx context.Context, s Store) error {
 	if p, ok := s.(Pinger); ok {
 		return p.Ping(ctx)
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
 }
 
 // Reasons recorded in Record.RevokeReason by the manager and the stores.

@@ -37,7 +37,6 @@ package memstore
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -101,13 +100,12 @@ var (
 	_ store.Pinger   = (*Store)(nil)
 )
 
-// Errors for records the store refuses. They match no sentinel of package
-// store, which has none for invalid input.
+// Errors for records the store refuses; all match store.ErrInvalid.
 var (
-	errNilRecord  = errors.New("latch/memstore: nil record")
-	errZeroID     = errors.New("latch/memstore: zero session ID")
-	errSubjectLen = fmt.Errorf("latch/memstore: subject must be 1 to %d bytes", store.MaxSubjectLen)
-	errTag        = errors.New("latch/memstore: session ID does not carry its subject's tag")
+	errNilRecord  = fmt.Errorf("%w: nil record", store.ErrInvalid)
+	errZeroID     = fmt.Errorf("%w: zero session ID", store.ErrInvalid)
+	errSubjectLen = fmt.Errorf("%w: subject must be 1 to %d bytes", store.ErrInvalid, store.MaxSubjectLen)
+	errTag        = fmt.Errorf("%w: session ID does not carry its subject's tag", store.ErrInvalid)
 )
 
 func (s *Store) shardOf(id store.ID) *shard { return &s.shards[id.Tag()%numShards] }
