@@ -1,9 +1,12 @@
 package latch_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"testing"
 
 	"github.com/latch-sessions/latch"
+	"github.com/latch-sessions/latch/accesstoken"
 	"github.com/latch-sessions/latch/store/memstore"
 )
 
@@ -104,4 +107,34 @@ func TestValidateAllocs(t *testing.T) {
 	if n > 3 {
 		t.Fatalf("Validate allocates %v times per call; the budget is 3", n)
 	}
+}
+
+// BenchmarkRefreshSigned is rotation including a real EdDSA access token:
+// what a refresh costs end to end on the memory store.
+func BenchmarkRefreshSigned(b *testing.B) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	key, _ := accesstoken.NewEd25519Key("", priv)
+	keys, _ := accesstoken.NewStaticKeys(key)
+	iss, err := accesstoken.NewIssuer(accesstoken.IssuerConfig{Keys: keys, Issuer: "https://latch.test", Audience: "app"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := latch.New(latch.Config{Store: memstore.New(), Observer: latch.DiscardObserver, AccessTokens: iss})
+	if err != nil {
+		b.Fatal(err)
+	}
+	is, err := m.Create(ctx, latch.NewSession{Subject: "alice", Claims: []byte(`{"role":"reader"}`)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok := is.RefreshToken.Reveal()
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := m.Refresh(ctx, tok)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tok = r.RefreshToken.Reveal()
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "refreshes/s")
 }
