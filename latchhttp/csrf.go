@@ -36,10 +36,7 @@ func (e *CSRFError) Error() string        { return ErrCSRF.Error() + ": " + e.Re
 func (e *CSRFError) Is(target error) bool { return target == ErrCSRF }
 
 func (s *Sessions) rejectCSRF(w http.ResponseWriter, r *http.Request, st *state, reason string) {
-	e := latch.Event{Type: latch.EventCSRFRejected, Reason: reason, IP: st.client.IP}
-	if e.IP == "" {
-		e.IP = s.client(r).IP
-	}
+	e := latch.Event{Type: latch.EventCSRFRejected, Reason: reason, IP: s.clientIP(r)}
 	if st.sess != nil {
 		e.SessionID, e.Subject = st.sess.ID(), st.sess.Subject()
 	}

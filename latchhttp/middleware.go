@@ -38,7 +38,6 @@ type state struct {
 	authErr error               // why the request is unauthenticated, if it presented credentials
 	bearer  bool                // the request presented a Bearer token
 	cookie  string              // the session token the request carried (or Login set)
-	client  latch.Client
 
 	// Pending response headers, written when the response is committed.
 	setCookie     string
@@ -191,7 +190,6 @@ func (s *Sessions) authenticate(w *responseWriter, r *http.Request, st *state) b
 	if s.bearer != nil {
 		if tok, ok := bearerToken(r); ok {
 			st.bearer = true
-			st.client = s.client(r)
 			sess, claims, err := s.verifyBearer(ctx, tok)
 			switch {
 			case err == nil:
@@ -219,8 +217,7 @@ func (s *Sessions) authenticate(w *responseWriter, r *http.Request, st *state) b
 	if !hasCookie {
 		return true
 	}
-	st.client = s.client(r)
-	sess, err := s.m.ValidateClient(ctx, tok, st.client)
+	sess, err := s.m.ValidateClient(ctx, tok, s.client(r))
 	switch {
 	case err == nil:
 		st.sess, st.via = sess, AuthCookie
