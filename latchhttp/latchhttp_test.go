@@ -3,6 +3,7 @@ package latchhttp_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -662,5 +663,35 @@ func TestClientIP(t *testing.T) {
 	}
 	if !slices.Contains(seen, "198.51.100.1") {
 		t.Fatalf("events saw IPs %q", seen)
+	}
+}
+
+func TestHijack(t *testing.T) {
+	e := newEnv(t)
+	h := e.s.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hj, ok := w.(http.Hijacker)
+		if !ok {
+			t.Error("the middleware's writer is not an http.Hijacker")
+			return
+		}
+		conn, buf, err := hj.Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nhijacked")
+		buf.Flush()
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	res, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if string(b) != "hijacked" {
+		t.Fatalf("body %q", b)
 	}
 }
