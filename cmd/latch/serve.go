@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -18,7 +17,9 @@ import (
 
 	"github.com/latch-sessions/latch"
 	"github.com/latch-sessions/latch/accesstoken"
+	"github.com/latch-sessions/latch/internal/demo"
 	"github.com/latch-sessions/latch/internal/server"
+	"github.com/latch-sessions/latch/latchhttp"
 )
 
 // Defaults of latch serve.
@@ -136,9 +137,13 @@ func serve(ctx context.Context, u *ui, args []string) error {
 		return e
 	}
 	if c.demo {
-		h, err := demoHandler(u, srv, c.demoPassword)
+		h, err := demoHandler(u, srv, c.demoPassword, c.cookieName)
 		if err != nil {
-			return errorf("starting the demo: %v", err)
+			e := errorf("starting the demo: %v", err)
+			if c.demoPassword != "" {
+				e.hint("choose a --demo-password of at least %d characters, or leave it unset to have one generated", demo.MinPasswordLen)
+			}
+			return e
 		}
 		srv.Mount(h)
 	}
@@ -321,37 +326,26 @@ func defaultIssuerHost(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// demoHandler returns the handler latch serve --demo mounts at "/", built
-// on srv.Manager(). password is --demo-password ("" means generate one and
-// print it).
-//
-// It is the seam for the demo web app (internal/demo, built on latchhttp):
-// until that lands it serves a placeholder page.
-func demoHandler(u *ui, srv *server.Server, password string) (http.Handler, error) {
-	_, _ = srv, password
-	return demoPlaceholder(u), nil
-}
-
-// demoPlaceholder stands in for the demo web app until it lands.
-func demoPlaceholder(u *ui) http.Handler {
-	u.warningf("the demo web app is not available in this build yet; serving a placeholder page at /")
-	const page = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>latch</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f3f3f3;padding:.1em .3em;border-radius:3px}</style>
-</head><body>
-<h1>latch is running</h1>
-<p>The demo web app is not available in this build yet.</p>
-<p>The HTTP API is described at <a href="/openapi.json"><code>/openapi.json</code></a>;
-public keys are at <a href="/.well-known/jwks.json"><code>/.well-known/jwks.json</code></a>.</p>
-</body></html>
-`
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-		fmt.Fprint(w, page)
+// demoHandler returns the demo web app latch serve --demo mounts at "/",
+// built on srv.Manager() and the library's latchhttp middleware. password
+// is --demo-password; if empty, one is generated and printed (the user needs
+// it to sign in; a password the user chose is never printed).
+func demoHandler(u *ui, srv *server.Server, password, cookieName string) (http.Handler, error) {
+	generated := password == ""
+	if generated {
+		password = demo.GeneratePassword()
+	}
+	h, err := demo.New(srv.Manager(), demo.Config{
+		Password: password,
+		HTTP:     latchhttp.Config{CookieName: cookieName},
+		Logger:   srv.Logger(),
+		APILinks: true,
 	})
+	if err != nil {
+		return nil, err
+	}
+	if generated {
+		u.printf("demo users alice and bob, password %s (set your own with --demo-password)", password)
+	}
+	return h, nil
 }
