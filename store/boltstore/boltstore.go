@@ -206,9 +206,32 @@ func (s *Store) Ping(ctx context.Context) error {
 	})
 }
 
-// errInvalid marks a caller's malformed argument. It matches none of the
-// store sentinels.
-var errInvalid = errors.New("boltstore: invalid argument")
+// Errors for arguments the store refuses; all match store.ErrInvalid.
+var (
+	errNilRecord  = fmt.Errorf("boltstore: %w: nil record", store.ErrInvalid)
+	errZeroID     = fmt.Errorf("boltstore: %w: zero session ID", store.ErrInvalid)
+	errSubjectLen = fmt.Errorf("boltstore: %w: subject must be 1 to %d bytes", store.ErrInvalid, store.MaxSubjectLen)
+	errTag        = fmt.Errorf("boltstore: %w: session ID does not carry its subject's tag", store.ErrInvalid)
+)
+
+// encodable refuses, with an error matching store.ErrInvalid and
+// store.ErrUnencodable, a record the codec cannot encode (a time outside
+// 1678–2262, a field over 1 MiB), before any transaction starts.
+func encodable(op string, r *store.Record) error {
+	if _, err := r.MarshalBinary(); err != nil {
+		return fmt.Errorf("boltstore: %s: %w: %w", op, store.ErrInvalid, err)
+	}
+	return nil
+}
+
+// orNow substitutes the store's clock for a zero time, as the contract
+// allows; a revocation at the zero time would otherwise not be one.
+func orNow(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now()
+	}
+	return t
+}
 
 // unavailable wraps err so it matches store.ErrUnavailable.
 func unavailable(op string, err error) error {
@@ -221,7 +244,7 @@ func unavailable(op string, err error) error {
 // transaction.
 func verdict(err error) bool {
 	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) ||
-		errors.Is(err, store.ErrExists) || errors.Is(err, errInvalid)
+		errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrInvalid)
 }
 
 // mapErr passes verdicts and ErrUnavailable through and turns everything
@@ -473,7 +496,7 @@ func subjectKey(subject string, id store.ID) []byte {
 
 func validSubject(subject string) error {
 	if len(subject) == 0 || len(subject) > store.MaxSubjectLen {
-		return fmt.Errorf("%w: subject must be 1 to %d bytes", errInvalid, store.MaxSubjectLen)
+		return errSubjectLen
 	}
 	return nil
 }

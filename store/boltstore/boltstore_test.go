@@ -244,10 +244,40 @@ func TestInvalidArguments(t *testing.T) {
 		"list long":   func() error { _, err := s.List(ctx, secret, t0); return err }(),
 		"revoke long": func() error { _, err := s.RevokeSubject(ctx, secret, store.ID{}, "x", t0); return err }(),
 		"update nil":  s.Update(ctx, nil),
+		"wrong tag": func() error {
+			r := newRecord(t, "a", t0)
+			r.Subject = "b"
+			_, err := s.Create(ctx, r, 0)
+			return err
+		}(),
+		"time out of range": func() error {
+			r := newRecord(t, "a", t0)
+			r.ExpiresAt = time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
+			_, err := s.Create(ctx, r, 0)
+			return err
+		}(),
+		"revoke at year 1000": s.Revoke(ctx, store.ID{1}, "x", time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)),
+		"rotate to year 3000": func() error {
+			_, err := s.RotateRefresh(ctx, store.Rotation{ID: store.ID{1}, IdleExpiresAt: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)})
+			return err
+		}(),
 	} {
-		if err == nil || errors.Is(err, store.ErrUnavailable) || strings.Contains(err.Error(), secret) {
-			t.Errorf("%s: %v", name, err)
+		if !errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrUnavailable) || strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
 		}
+	}
+	// Refused writes left nothing behind.
+	if l, err := s.List(ctx, "a", t0); err != nil || len(l) != 0 {
+		t.Errorf("List after refused creates: %d records, %v", len(l), err)
+	}
+	// A zero revocation time means now: the session is revoked, not kept.
+	z := newRecord(t, "z", t0)
+	mustCreate(t, s, z, 0)
+	if err := s.Revoke(ctx, z.ID, store.ReasonAdmin, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if g := mustGet(t, s, z.ID); !g.Revoked() {
+		t.Error("Revoke at the zero time did not revoke")
 	}
 	r := newRecord(t, strings.Repeat("s", store.MaxSubjectLen), t0)
 	r.Data = []byte(strings.Repeat("d", store.MaxValueLen))

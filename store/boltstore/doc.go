@@ -55,6 +55,9 @@
 // Errors never contain a token, a hash, a subject or application data; at
 // most the file path and the name of the failed operation.
 //
+// Arguments the contract forbids (see [store.ErrInvalid]) are refused
+// before any transaction starts, with an error matching store.ErrInvalid.
+//
 // Every failure to read or write the file (I/O error, a closed store, a
 // cancelled context, a record that does not decode) is reported as an error
 // matching [store.ErrUnavailable], never as a record, so the manager fails

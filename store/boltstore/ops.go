@@ -67,6 +67,11 @@ func (b buckets) put(old, rec *store.Record) error {
 	if err != nil {
 		return err
 	}
+	return b.putBlob(old, rec, blob)
+}
+
+// putBlob is put with rec already encoded as blob.
+func (b buckets) putBlob(old, rec *store.Record, blob []byte) error {
 	if err := b.rec.Put(rec.ID[:], blob); err != nil {
 		return err
 	}
@@ -133,19 +138,33 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 
 // Create stores rec as version 1 and adds it to its subject's index,
 // evicting the least recently seen of the subject's other live sessions
-// (live at rec.CreatedAt) beyond max, in the same transaction.
+// (live at rec.CreatedAt) beyond max, in the same transaction. It refuses
+// with an error matching store.ErrInvalid a nil record, a zero ID, a
+// subject outside 1..store.MaxSubjectLen bytes, an ID without its
+// subject's tag, and a record the codec cannot encode.
 func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store.ID, error) {
-	if rec == nil || rec.ID.IsZero() {
-		return nil, fmt.Errorf("%w: zero session ID", errInvalid)
+	switch {
+	case rec == nil:
+		return nil, errNilRecord
+	case rec.ID.IsZero():
+		return nil, errZeroID
 	}
 	if err := validSubject(rec.Subject); err != nil {
 		return nil, err
 	}
+	if rec.ID.Tag() != store.SubjectTag(rec.Subject) {
+		return nil, errTag
+	}
 	nr := *rec
 	nr.Version = 1
+	nr.CreatedAt = orNow(nr.CreatedAt)
 	now := nr.CreatedAt
+	blob, err := nr.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: create: %w: %w", store.ErrInvalid, err)
+	}
 	var evicted []store.ID
-	err := s.write(ctx, "create", func(tx *bolt.Tx) error {
+	err = s.write(ctx, "create", func(tx *bolt.Tx) error {
 		evicted = nil
 		b, err := bucketsOf(tx)
 		if err != nil {
@@ -179,7 +198,7 @@ func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store
 				victims = live[:n-max]
 			}
 		}
-		if err := b.put(nil, &nr); err != nil {
+		if err := b.putBlob(nil, &nr, blob); err != nil {
 			return err
 		}
 		for _, v := range victims {
@@ -217,9 +236,13 @@ func leastRecentFirst(a, b *store.Record) int {
 // ID and Subject are kept as stored.
 func (s *Store) Update(ctx context.Context, rec *store.Record) error {
 	if rec == nil {
-		return fmt.Errorf("%w: nil record", errInvalid)
+		return errNilRecord
 	}
 	nr := *rec
+	nr.Subject = "" // the stored one is kept
+	if err := encodable("update", &nr); err != nil {
+		return err
+	}
 	return s.write(ctx, "update", func(tx *bolt.Tx) error {
 		b, err := bucketsOf(tx)
 		if err != nil {
@@ -246,6 +269,9 @@ func (s *Store) Update(ctx context.Context, rec *store.Record) error {
 // Refresh.Current is r.Expect and records the activity in r. On a mismatch
 // it returns the stored record with an error matching store.ErrConflict.
 func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Record, error) {
+	if err := encodable("rotate refresh", &store.Record{Refresh: r.Next, LastSeenAt: r.LastSeenAt, IdleExpiresAt: r.IdleExpiresAt}); err != nil {
+		return nil, err
+	}
 	var out *store.Record
 	err := s.write(ctx, "rotate refresh", func(tx *bolt.Tx) error {
 		out = nil
@@ -285,6 +311,10 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Rec
 // the record stays as a tombstone until its deadline. Revoking a revoked
 // record succeeds and changes nothing.
 func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.Time) error {
+	at = orNow(at)
+	if err := encodable("revoke", &store.Record{RevokedAt: at, RevokeReason: reason}); err != nil {
+		return err
+	}
 	return s.write(ctx, "revoke", func(tx *bolt.Tx) error {
 		b, err := bucketsOf(tx)
 		if err != nil {
@@ -316,6 +346,10 @@ func revoked(old *store.Record, reason string, at time.Time) *store.Record {
 // at at, except the one with ID except, and returns the revoked IDs.
 func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.ID, reason string, at time.Time) ([]store.ID, error) {
 	if err := validSubject(subject); err != nil {
+		return nil, err
+	}
+	at = orNow(at)
+	if err := encodable("revoke subject", &store.Record{RevokedAt: at, RevokeReason: reason}); err != nil {
 		return nil, err
 	}
 	var out []store.ID
@@ -371,6 +405,7 @@ func (s *Store) List(ctx context.Context, subject string, now time.Time) ([]*sto
 	if err := validSubject(subject); err != nil {
 		return nil, err
 	}
+	now = orNow(now)
 	var live []*store.Record
 	var stale []store.ID
 	err := s.view(ctx, "list", func(tx *bolt.Tx) error {
@@ -438,7 +473,7 @@ func (s *Store) forget(ctx context.Context, subject string, ids []store.ID) erro
 // transaction; it checks ctx between transactions.
 func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 	total := 0
-	limit := sortableTime(now)
+	limit := sortableTime(orNow(now))
 	// The common case, nothing expired, needs no write transaction.
 	var due bool
 	err := s.view(ctx, "sweep", func(tx *bolt.Tx) error {
