@@ -130,5 +130,3 @@ func latchHTTP(tb testing.TB) (http.Handler, *http.Request) {
 	r.AddCookie(&http.Cookie{Name: latchhttp.DefaultCookieName, Value: is.SessionToken.Reveal()})
 	return h, r
 }
-
-var _ = scs.New
