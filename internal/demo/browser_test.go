@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -187,9 +189,10 @@ func TestBrowserSignIn(t *testing.T) {
 
 func TestBrowserSecondSessionRevoked(t *testing.T) {
 	b := browsertest.New(t)
-	// A short idle timeout makes the page poll its status often (every 5 s),
-	// so the revoked tab notices without waiting long.
-	d := startDemo(t, 30*time.Second, time.Second)
+	// A short idle timeout makes the page poll its status often (every
+	// 10 s), so the revoked tab notices without waiting long; it is still
+	// long enough that no session idles out during the test.
+	d := startDemo(t, time.Minute, time.Second)
 	first, second := b.Tab(), b.NewContext()
 
 	firstID := d.mustSignIn(t, first, "bob")
@@ -215,6 +218,7 @@ func TestBrowserSecondSessionRevoked(t *testing.T) {
 		t.Errorf("the second session's row %q lacks its device or IP", row)
 	}
 	browsertest.Screenshot(t, first, "two-sessions")
+	checkLayouts(t, first)
 
 	// Revoke the second session from the first.
 	browsertest.Click(t, first, fmt.Sprintf(`tr[data-session-id=%q] button`, secondID))
@@ -225,7 +229,7 @@ func TestBrowserSecondSessionRevoked(t *testing.T) {
 	}
 
 	// The second tab, still open, learns it was signed out...
-	browsertest.WaitJS(t, second, `!document.getElementById("expired").hidden`, pageWait)
+	browsertest.WaitJS(t, second, `!document.getElementById("expired").hidden`, 2*pageWait)
 	if h := browsertest.Run(t, second, chromedp.Text(chromedp.ID("expired-heading"))); h != "You were signed out" {
 		t.Errorf("overlay heading %q, want %q", h, "You were signed out")
 	}
@@ -339,6 +343,28 @@ func TestBrowserIdleTimeout(t *testing.T) {
 	browsertest.WaitJS(t, tab, `location.pathname === "/login" && !!document.getElementById("notice") && document.getElementById("notice").textContent.includes("expired")`, pageWait)
 	for _, p := range problems() {
 		t.Errorf("console: %s", p)
+	}
+}
+
+// checkLayouts checks that the page fits a phone's width without sideways
+// scrolling, and takes screenshots of it there and in dark mode.
+func checkLayouts(t *testing.T, tab context.Context) {
+	t.Helper()
+	browsertest.Do(t, tab, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Reload())
+	browsertest.WaitJS(t, tab, `!!document.getElementById("sessions")`, pageWait)
+	if w := browsertest.Eval[int](t, tab, `document.documentElement.scrollWidth - window.innerWidth`); w > 0 {
+		t.Errorf("on a 390 px wide phone the page is %d px too wide", w)
+	}
+	browsertest.Screenshot(t, tab, "phone")
+	browsertest.Do(t, tab, chromedp.EmulateViewport(1280, 900))
+	if os.Getenv("LATCH_SCREENSHOTS") != "" {
+		// Reduced motion turns the CSS transitions off, so the screenshot
+		// shows the dark colours, not a transition towards them.
+		dark := []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}, {Name: "prefers-reduced-motion", Value: "reduce"}}
+		if _, err := chromedp.Call(tab, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: dark}); err == nil {
+			browsertest.Screenshot(t, tab, "dark")
+			chromedp.Call(tab, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{})
+		}
 	}
 }
 
