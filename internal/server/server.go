@@ -197,10 +197,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s.cop = http.NewCrossOriginProtection()
-	s.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.csrfRejected(w, r, "cross-origin request")
-	}))
+	s.cop = http.NewCrossOriginProtection() // checked by logout with a cookie
 	s.routes()
 	return s, nil
 }
