@@ -206,6 +206,29 @@ func (m *Manager) ValidateClient(ctx context.Context, sessionToken string, c Cli
 		m.emitFor(ctx, EventValidationFailed, rec, FailMismatch)
 		return nil, ErrInvalidToken
 	}
+	return m.live(ctx, rec, c)
+}
+
+// ValidateID returns the live session with the given ID and records
+// activity like Validate. It is for requests already authenticated by other
+// means that name the session, such as a verified access token's sid claim:
+// it proves nothing by itself. Failures match ErrNotFound, ErrRevoked,
+// ErrExpired or ErrUnavailable.
+func (m *Manager) ValidateID(ctx context.Context, id string, c Client) (*Session, error) {
+	sid, err := store.ParseID(id)
+	if err != nil {
+		return nil, ErrNotFound
+	}
+	rec, err := m.cfg.Store.Get(ctx, sid)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return m.live(ctx, rec, c)
+}
+
+// live checks rec's deadlines and revocation, and touches it when the
+// recorded activity is older than the touch interval.
+func (m *Manager) live(ctx context.Context, rec *store.Record, c Client) (*Session, error) {
 	now := m.now()
 	if err := m.checkLive(ctx, rec, now); err != nil {
 		return nil, err

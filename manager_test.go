@@ -654,3 +654,28 @@ func forgeWithID(t *testing.T, victim, donor string) string {
 	t.Helper()
 	return forge(victim, donor)
 }
+
+func TestValidateIDTouchesAndReportsWhy(t *testing.T) {
+	e := newEnv(t)
+	is := e.create(t, "alice")
+	e.clock.Advance(2 * time.Minute)
+	s, err := e.m.ValidateID(ctx, is.Session.ID(), latch.Client{IP: "2001:db8::1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.LastSeenAt().Equal(e.clock.Now()) || s.IP() != "2001:db8::1" {
+		t.Fatalf("ValidateID did not record activity")
+	}
+	if _, err := e.m.ValidateID(ctx, "ses_bogus", latch.Client{}); !errors.Is(err, latch.ErrNotFound) {
+		t.Fatalf("malformed ID: %v", err)
+	}
+	e.m.Revoke(ctx, is.Session.ID(), "admin")
+	if _, err := e.m.ValidateID(ctx, is.Session.ID(), latch.Client{}); !errors.Is(err, latch.ErrRevoked) {
+		t.Fatalf("revoked: %v", err)
+	}
+	b := e.create(t, "bob")
+	e.clock.Advance(latch.DefaultIdleTimeout)
+	if _, err := e.m.ValidateID(ctx, b.Session.ID(), latch.Client{}); !errors.Is(err, latch.ErrIdleTimeout) {
+		t.Fatalf("idle: %v", err)
+	}
+}

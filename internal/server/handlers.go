@@ -78,7 +78,7 @@ func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
 		sess, err = s.mgr.ValidateClient(r.Context(), req.SessionToken, latch.Client{IP: req.IP, UserAgent: req.UserAgent})
 		s.metrics.validations.WithLabelValues("session", result(err)).Inc()
 	default:
-		sess, err = s.verifyAccess(r.Context(), req.AccessToken)
+		sess, err = s.verifyAccess(r.Context(), req.AccessToken, latch.Client{IP: req.IP, UserAgent: req.UserAgent})
 		s.metrics.validations.WithLabelValues("access", result(err)).Inc()
 	}
 	if err != nil {
@@ -90,8 +90,8 @@ func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
 }
 
 // verifyAccess verifies an access token and checks that its session is
-// live, with one store read when it is.
-func (s *Server) verifyAccess(ctx context.Context, tok string) (*latch.Session, error) {
+// live, recording activity like a session-token verify: one store read.
+func (s *Server) verifyAccess(ctx context.Context, tok string, client latch.Client) (*latch.Session, error) {
 	c, err := s.verifier.Verify(ctx, tok)
 	if err != nil {
 		return nil, err
@@ -99,13 +99,10 @@ func (s *Server) verifyAccess(ctx context.Context, tok string) (*latch.Session, 
 	if c.SessionID == "" {
 		return nil, latch.ErrInvalidToken
 	}
-	sess, err := s.mgr.Get(ctx, c.SessionID)
+	sess, err := s.mgr.ValidateID(ctx, c.SessionID, client)
 	if errors.Is(err, latch.ErrNotFound) {
-		// Say why: revoked or expired. A session that is gone altogether
-		// was swept after its end; its tokens are as good as revoked.
-		if err := s.mgr.CheckLive(ctx, c.SessionID); err != nil && !errors.Is(err, latch.ErrNotFound) {
-			return nil, err
-		}
+		// The session is gone altogether: swept after its end, so its
+		// tokens are as good as revoked.
 		return nil, latch.ErrRevoked
 	}
 	if err != nil {
@@ -333,7 +330,7 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) error {
 		if !ok {
 			return errorf(http.StatusUnauthorized, CodeInvalidToken, "the Authorization header must be Bearer <access token>")
 		}
-		sess, err := s.verifyAccess(r.Context(), tok)
+		sess, err := s.verifyAccess(r.Context(), tok, s.client(r))
 		s.metrics.validations.WithLabelValues("access", result(err)).Inc()
 		if err != nil {
 			return err

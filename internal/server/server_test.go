@@ -777,3 +777,20 @@ func decodeSegment(t *testing.T, s string) string {
 	}
 	return string(b)
 }
+
+// Verifying by access token records activity like a session token does, so
+// an API client's session does not idle out while its tokens are in use.
+func TestVerifyAccessTokenTouches(t *testing.T) {
+	h := newHarness(t)
+	c := h.create("alice", "")
+	h.clock.Advance(2 * time.Minute)
+	r := h.api("POST", "/v1/sessions/verify", fmt.Sprintf(`{"access_token":%q,"ip":"198.51.100.4"}`, c.accessToken))
+	wantStatus(t, r, 200)
+	s := r.json(t)["session"].(map[string]any)
+	if s["last_seen_at"] != "2030-01-02T03:06:05Z" || s["ip"] != "198.51.100.4" {
+		t.Fatalf("access-token verify did not record activity: %v", s)
+	}
+	h.api("DELETE", "/v1/sessions/"+c.id, "")
+	r = h.api("POST", "/v1/sessions/verify", fmt.Sprintf(`{"access_token":%q}`, c.accessToken))
+	wantProblem(t, r, 401, "revoked")
+}
