@@ -12,17 +12,18 @@ import (
 // client returns the request's client metadata: the IP (see
 // Config.ClientIPHeader) and the User-Agent.
 func (s *Sessions) client(r *http.Request) latch.Client {
-	return latch.Client{IP: s.clientIP(r), UserAgent: r.Header.Get("User-Agent")}
+	c := latch.Client{IP: s.clientIP(r)}
+	if ua := r.Header["User-Agent"]; len(ua) > 0 { // the key is canonical: skip Header.Get's canonicalisation
+		c.UserAgent = ua[0]
+	}
+	return c
 }
 
-// remoteHost returns the host part of r.RemoteAddr without allocating, or
-// "" if it is not an IP address.
+// remoteHost returns the host part of r.RemoteAddr without allocating. It is
+// not validated here: the Manager records only valid IP addresses.
 func remoteHost(addr string) string {
 	if h, _, err := net.SplitHostPort(addr); err == nil {
-		addr = h
-	}
-	if _, err := netip.ParseAddr(addr); err != nil {
-		return ""
+		return h
 	}
 	return addr
 }
@@ -32,8 +33,8 @@ func (s *Sessions) clientIP(r *http.Request) string {
 	if s.ipHeader == "" || remote == "" {
 		return remote
 	}
-	ra, _ := netip.ParseAddr(remote)
-	if !s.trusted(ra) {
+	ra, err := netip.ParseAddr(remote)
+	if err != nil || !s.trusted(ra) {
 		return remote
 	}
 	// Walk the header's addresses from the right (the ones added by the

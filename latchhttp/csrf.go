@@ -52,8 +52,8 @@ func (s *Sessions) rejectCSRF(w http.ResponseWriter, r *http.Request, st *state,
 // themselves (large uploads through r.MultipartReader) should send the
 // header instead, which leaves the body untouched.
 func (s *Sessions) csrfTokenFrom(w *responseWriter, r *http.Request) (string, error) {
-	if v := r.Header.Get(CSRFHeader); v != "" {
-		return v, nil
+	if v := r.Header["X-Csrf-Token"]; len(v) > 0 && v[0] != "" { // http.CanonicalHeaderKey(CSRFHeader)
+		return v[0], nil
 	}
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
