@@ -30,7 +30,6 @@ func BenchmarkGet(b *testing.B) {
 	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 }
 
-
 func BenchmarkGetParallel(b *testing.B) {
 	s := newTestStore(b, nil)
 	ids := fill(b, s, 10_000)
