@@ -6,6 +6,7 @@
 //	latch sessions revoke-subject <subject>     revoke all of a subject's sessions
 //	latch keys list                             list the signing keys
 //	latch keys rotate                           start a new signing key
+//	latch bench                                 load a running server: ops/s, p50/p99
 //	latch version                               print the version
 //
 // Every flag can also be set with a LATCH_* environment variable (--access-ttl
@@ -38,6 +39,7 @@ Usage:
                                                      revoke a subject's sessions
     latch keys list                                  list the signing keys
     latch keys rotate                                start a new signing key
+    latch bench [--baseline]                         load a running server: ops/s, p50/p99
     latch version                                    print the version
 
 Every flag can also be set with a LATCH_* environment variable, e.g.
@@ -73,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = sessionsCmd(ctx, u, rest)
 	case "keys":
 		err = keysCmd(ctx, u, rest)
+	case "bench":
+		err = benchCmd(ctx, u, rest)
 	case "version", "-version", "--version":
 		err = version(u, rest)
 	default:
