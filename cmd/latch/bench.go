@@ -79,4 +79,3 @@ func benchCmd(ctx context.Context, u *ui, args []string) error {
 	}
 	return nil
 }
-
