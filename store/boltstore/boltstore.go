@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -146,7 +147,12 @@ func Open(path string, opts *Options) (*Store, error) {
 	return &Store{db: db, path: path, sweepBatch: o.SweepBatch}, nil
 }
 
+// syncDir fsyncs a directory, so an entry created in it survives a crash.
+// Windows cannot sync a directory (NTFS journals the entry itself).
 func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
