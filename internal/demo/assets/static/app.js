@@ -20,6 +20,7 @@
   var out = document.getElementById("idle-left");
   var overlay = document.getElementById("expired");
   var statusURL = box.getAttribute("data-status-url");
+  var sessionID = box.getAttribute("data-session-id");
   var pollMS = Math.max(1000, Number(box.getAttribute("data-poll-ms")) || 15000);
   // The deadline is kept on the monotonic clock, from the time left the
   // server reported: the device's wall clock may be wrong.
@@ -58,7 +59,11 @@
         return res.json();
       })
       .then(function (st) {
-        if (st.authenticated) {
+        if (st.authenticated && st.session_id !== sessionID) {
+          // The cookie now names another session: this browser signed in
+          // again in another tab.
+          end("replaced");
+        } else if (st.authenticated) {
           deadline = performance.now() + st.idle_left_ms;
         } else {
           end(st.reason);
@@ -80,10 +85,14 @@
     box.classList.remove("is-warning");
     box.classList.add("is-over");
     var dialog = overlay.querySelector(".dialog");
-    if (reason === "ended") {
-      document.getElementById("expired-heading").textContent = dialog.getAttribute("data-ended-heading");
-      document.getElementById("expired-message").textContent = dialog.getAttribute("data-ended-message");
-      document.getElementById("expired-login").setAttribute("href", dialog.getAttribute("data-ended-href"));
+    if (reason === "ended" || reason === "replaced") {
+      var link = document.getElementById("expired-login");
+      document.getElementById("expired-heading").textContent = dialog.getAttribute("data-" + reason + "-heading");
+      document.getElementById("expired-message").textContent = dialog.getAttribute("data-" + reason + "-message");
+      link.setAttribute("href", dialog.getAttribute("data-" + reason + "-href"));
+      if (dialog.hasAttribute("data-" + reason + "-link")) {
+        link.textContent = dialog.getAttribute("data-" + reason + "-link");
+      }
     }
     // The page behind is inert: its forms would only be refused now.
     document.querySelectorAll("main > :not(.overlay), header, footer").forEach(function (el) {
