@@ -13,7 +13,10 @@
 // failure to reach or understand its backend (network, I/O, timeout, a corrupt
 // record, a cancelled context) with an error matching [ErrUnavailable]. The
 // manager treats every ErrUnavailable as "not authenticated": a store must
-// never answer a system failure with a record.
+// never answer a system failure with a record. A write that fails with
+// ErrUnavailable may or may not have been applied (the backend may have
+// committed it just before the connection or the context ended); callers
+// that must know re-read.
 //
 // Ownership. Records returned by a store are shared and read-only: callers
 // must not modify them (use [Record.Clone]). A Record passed to a store is
@@ -76,8 +79,8 @@ var (
 	// ErrExists: Create was given an ID that is already stored.
 	ErrExists = errors.New("latch/store: session ID already exists")
 	// ErrInvalid: the store refuses a record that breaks the contract: nil,
-	// zero ID, a subject outside 1..MaxSubjectLen bytes, or an ID whose tag
-	// is not SubjectTag(Subject).
+	// zero ID, a subject outside 1..MaxSubjectLen bytes, an ID whose tag is
+	// not SubjectTag(Subject), or one it cannot encode (ErrUnencodable).
 	ErrInvalid = errors.New("latch/store: invalid record")
 	// ErrUnavailable: the backend could not be reached or answered with
 	// something unusable. Treat it as "not authenticated".
