@@ -3,6 +3,7 @@ package latchhttp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -89,6 +90,16 @@ type Config struct {
 	// the request's own that may send cookie-authenticated unsafe requests
 	// (net/http.CrossOriginProtection.AddTrustedOrigin).
 	TrustedOrigins []string
+
+	// CrossOriginBypass lists net/http.ServeMux patterns ("POST
+	// /auth/callback") of endpoints that receive cross-site form posts by
+	// design, such as an OpenID Connect form_post or SAML POST-binding
+	// callback: the cross-origin check (which otherwise applies to every
+	// unsafe request, with or without a session) skips them
+	// (CrossOriginProtection.AddInsecureBypassPattern). Such requests
+	// still need a CSRF token if they carry a session cookie. Keep the
+	// list short: each entry re-opens that endpoint to cross-site posts.
+	CrossOriginBypass []string
 
 	// ClientIPHeader names a header set by a reverse proxy that carries the
 	// client's address ("X-Forwarded-For", "X-Real-IP", …). It is read only
@@ -215,6 +226,11 @@ func New(m *latch.Manager, cfg Config) (*Sessions, error) {
 			return nil, &ConfigError{"TrustedOrigins", "not an origin of the form scheme://host[:port]: " + err.Error()}
 		}
 	}
+	for _, p := range cfg.CrossOriginBypass {
+		if err := addBypass(s.cop, p); err != nil {
+			return nil, err
+		}
+	}
 	if s.ipHeader != "" {
 		if len(s.proxies) == 0 {
 			return nil, &ConfigError{"ClientIPHeader", "requires TrustedProxies: without them any client could claim any address by sending the header"}
@@ -336,4 +352,16 @@ func validDomain(d string) bool {
 		}
 	}
 	return true
+}
+
+// addBypass adds a bypass pattern, turning ServeMux's panic on a malformed
+// or conflicting pattern into a ConfigError.
+func addBypass(cop *http.CrossOriginProtection, pattern string) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &ConfigError{"CrossOriginBypass", fmt.Sprintf("invalid pattern %q: %v", pattern, p)}
+		}
+	}()
+	cop.AddInsecureBypassPattern(pattern)
+	return nil
 }

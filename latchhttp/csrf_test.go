@@ -139,6 +139,29 @@ func TestCSRF(t *testing.T) {
 			t.Fatalf("cross-site login: %d", res.StatusCode)
 		}
 	})
+	t.Run("cross-origin bypass", func(t *testing.T) {
+		e2 := newEnv(t, func(c *latchhttp.Config) { c.CrossOriginBypass = []string{"POST /login"} })
+		anon := e2.newClient()
+		req := anon.req("POST", "/login", strings.NewReader("user=alice"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		if res, _ := anon.do(req); res.StatusCode != 200 {
+			t.Fatalf("cross-site post to a bypassed endpoint: %d", res.StatusCode)
+		}
+		// Other endpoints stay protected, and a session still needs its token.
+		anon.me()
+		req = anon.req("POST", "/echo", nil)
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		req.Header.Set("X-CSRF-Token", anon.csrf)
+		if res, _ := anon.do(req); res.StatusCode != 403 {
+			t.Fatalf("cross-site post elsewhere: %d", res.StatusCode)
+		}
+		req = anon.req("POST", "/login", strings.NewReader("user=alice"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if res, _ := anon.do(req); res.StatusCode != 403 {
+			t.Fatalf("bypassed endpoint with a session but no token: %d", res.StatusCode)
+		}
+	})
 	t.Run("bearer exempt", func(t *testing.T) {
 		lr := e.newClient().login("carol")
 		req := c.req("DELETE", "/echo", nil)

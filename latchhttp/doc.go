@@ -85,7 +85,9 @@
 //     net/http.CrossOriginProtection (Sec-Fetch-Site, else Origin against
 //     Host). This applies with or without a session, so a cross-site form
 //     cannot log a victim into the attacker's account either. Extra origins
-//     can be trusted with Config.TrustedOrigins.
+//     can be trusted with Config.TrustedOrigins; endpoints that receive
+//     cross-site posts by design (an OpenID Connect form_post or SAML
+//     callback) can be exempted with Config.CrossOriginBypass.
 //  2. Cookie-authenticated requests must carry a synchronizer token from
 //     [CSRFToken]: in the X-CSRF-Token header, or else in the csrf_token field
 //     of an application/x-www-form-urlencoded or multipart/form-data body.

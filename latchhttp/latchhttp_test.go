@@ -51,6 +51,8 @@ func TestConfigRefusals(t *testing.T) {
 		{"ip header without proxies", latchhttp.Config{ClientIPHeader: "X-Forwarded-For"}, "ClientIPHeader"},
 		{"forwarded header", latchhttp.Config{ClientIPHeader: "Forwarded", TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, "ClientIPHeader"},
 		{"ip header with proxies", latchhttp.Config{ClientIPHeader: "X-Forwarded-For", TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, ""},
+		{"bypass pattern", latchhttp.Config{CrossOriginBypass: []string{"POST /auth/callback"}}, ""},
+		{"bad bypass pattern", latchhttp.Config{CrossOriginBypass: []string{"POST /a/{x"}}, "CrossOriginBypass"},
 		{"negative form size", latchhttp.Config{MaxFormSize: -1}, "MaxFormSize"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
