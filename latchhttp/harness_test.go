@@ -68,7 +68,6 @@ func (s *syncBuffer) String() string {
 type events struct {
 	mu   sync.Mutex
 	list []latch.Event
-	logs *syncBuffer
 	sink latch.Observer
 }
 
@@ -134,7 +133,7 @@ const (
 func newEnv(t *testing.T, mutate ...func(*latchhttp.Config)) *env {
 	t.Helper()
 	e := &env{t: t, clock: newClock(), logs: &syncBuffer{}}
-	e.ev = &events{logs: e.logs, sink: latch.SlogObserver(slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))}
+	e.ev = &events{sink: latch.SlogObserver(slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))}
 	e.store = &failingStore{Store: memstore.New()}
 	ctx := context.Background()
 	kr, err := accesstoken.OpenKeyring(ctx, accesstoken.KeyringConfig{Now: e.clock.Now})
