@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -50,6 +51,9 @@ type Options struct {
 	DialTimeout time.Duration
 	// CacheSize is the client-side cache size in bytes per connection to
 	// one Redis node; default 16 MiB. Least recently used entries go first.
+	// The store also keeps up to CacheSize/512 decoded records (rounded
+	// to a power of two, 256 to 65,536) of the cached replies, so that a
+	// cache hit is not decoded again; New uses CacheSize for that alone.
 	CacheSize int
 	// TLSConfig is used by the rediss schemes; default: TLS 1.2 or later,
 	// the server verified against the system roots and the dialed host name.
@@ -96,6 +100,11 @@ type Store struct {
 	timeout time.Duration
 	cache   bool
 	ttl     time.Duration
+
+	// decoded remembers, per slot (a hash of the ID), the record last
+	// decoded from a cached reply together with the reply's bytes; see
+	// cachedRecord.
+	decoded []atomic.Pointer[decoded]
 
 	// written remembers keys this Store wrote in the last writeGuard, by a
 	// hash of the ID: Get reads those past the local cache. Redis delivers
@@ -176,7 +185,8 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 // New returns a Store on an existing rueidis client, which it does not
 // own: Close leaves it open. For client-side caching the client must have
 // been made without DisableCache (and on RESP3, as rueidis does by default).
-// Of o, New uses Prefix, Timeout, DisableCache and CacheTTL.
+// Of o, New uses Prefix, Timeout, DisableCache, CacheTTL and CacheSize (for
+// the size of the decoded-record cache, see Options.CacheSize).
 func New(client rueidis.Client, o Options) (*Store, error) {
 	if client == nil {
 		return nil, errors.New("redisstore: New needs a client")
@@ -184,13 +194,17 @@ func New(client rueidis.Client, o Options) (*Store, error) {
 	if err := o.fill(); err != nil {
 		return nil, err
 	}
-	return &Store{
+	s := &Store{
 		client:  client,
 		prefix:  o.Prefix,
 		timeout: o.Timeout,
 		cache:   !o.DisableCache,
 		ttl:     o.CacheTTL,
-	}, nil
+	}
+	if s.cache {
+		s.decoded = make([]atomic.Pointer[decoded], decodedSlots(o.CacheSize))
+	}
+	return s, nil
 }
 
 // Close closes the client if Open made it.
@@ -266,9 +280,9 @@ func (s *Store) markWritten(ids ...store.ID) {
 	}
 }
 
-func (s *Store) recentlyWritten(id store.ID) bool {
+func (s *Store) recentlyWrittenAt(id store.ID, now time.Time) bool {
 	v := s.written[guardSlot(id)].Load()
-	return v != 0 && v > time.Now().UnixNano()
+	return v != 0 && v > now.UnixNano()
 }
 
 func checkSubject(subject string) error {
@@ -281,20 +295,57 @@ func checkSubject(subject string) error {
 // Get implements [store.Store]. With caching on it is served from local
 // memory when this process has read the key before and Redis has not
 // invalidated it since.
+//
+// A cache hit costs no allocation but its context (see lazyCtx) and no
+// decoding: the record decoded from a cached reply is kept with the
+// reply's bytes, and reused for as long as rueidis answers with those very
+// bytes. rueidis replaces them when Redis invalidates the key, the entry
+// expires or the connection drops, so the decoded record is never staler
+// than rueidis's own cache, which stays the only authority.
 func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 	if id.IsZero() {
 		return nil, store.ErrNotFound
 	}
-	ctx, cancel := s.call(ctx)
-	defer cancel()
-	key := s.recordKey(id)
+	now := time.Now()
+	if !s.cache || s.recentlyWrittenAt(id, now) {
+		ctx, cancel := s.call(ctx)
+		defer cancel()
+		v, err := s.client.Do(ctx, s.client.B().Get().Key(s.recordKey(id)).Build()).ToString()
+		return s.decodeReply(id, v, err)
+	}
+
+	slot := &s.decoded[decodedSlot(id, len(s.decoded))]
+	d := slot.Load()
+	var key string
+	if d != nil && d.id == id {
+		key = d.key
+	} else {
+		key = s.recordKey(id)
+	}
 	var res rueidis.RedisResult
-	if s.cache && !s.recentlyWritten(id) {
+	if dl, ok := ctx.Deadline(); ok && dl.Sub(now) <= s.timeout {
 		res = s.client.DoCache(ctx, s.client.B().Get().Key(key).Cache(), s.ttl)
 	} else {
-		res = s.client.Do(ctx, s.client.B().Get().Key(key).Build())
+		lc := &lazyCtx{parent: ctx, deadline: now.Add(s.timeout)}
+		res = s.client.DoCache(lc, s.client.B().Get().Key(key).Cache(), s.ttl)
+		lc.release()
 	}
 	v, err := res.ToString()
+	if err != nil {
+		return s.decodeReply(id, v, err)
+	}
+	if d != nil && d.id == id && len(d.raw) == len(v) && unsafe.StringData(d.raw) == unsafe.StringData(v) {
+		return d.rec, nil // the very bytes d.rec was decoded from
+	}
+	r, err := s.decodeReply(id, v, nil)
+	if err == nil {
+		slot.Store(&decoded{id: id, key: key, raw: v, rec: r})
+	}
+	return r, err
+}
+
+// decodeReply turns the reply to a GET of id's record key into Get's result.
+func (s *Store) decodeReply(id store.ID, v string, err error) (*store.Record, error) {
 	if err != nil {
 		if rueidis.IsRedisNil(err) {
 			return nil, store.ErrNotFound
@@ -307,6 +358,70 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 	}
 	return r, nil
 }
+
+// decoded is a record decoded from a reply served by the client-side cache.
+// raw is that reply's string, which shares its bytes with rueidis's cache
+// entry: while rueidis answers with a string at the same address and of
+// the same length, it is the same immutable value (holding raw keeps the
+// bytes from being freed and reused), so rec is its decoding. Records are
+// shared and read-only (store's contract), so rec may be returned as is.
+type decoded struct {
+	id  store.ID
+	key string // the record key, so a hit need not build it again
+	raw string
+	rec *store.Record
+}
+
+// decodedSlots is the size of the decoded-record cache for a client-side
+// cache of cacheSize bytes per connection.
+func decodedSlots(cacheSize int) int {
+	n := 256
+	for n < cacheSize/512 && n < 1<<16 {
+		n <<= 1
+	}
+	return n
+}
+
+func decodedSlot(id store.ID, n int) int {
+	return int(binary.LittleEndian.Uint64(id[6:14]) & uint64(n-1))
+}
+
+// lazyCtx is its parent bounded by a deadline, like context.WithDeadline,
+// but it only makes the timer when a caller first asks for Done or Err. A
+// Get served from rueidis's cache never does (the reply is in memory), so
+// the bound costs one small allocation instead of a timer; a Get that goes
+// to Redis gets the full deadline, so a dead or hung server still fails
+// within Options.Timeout, and rueidis, which retries reads while the
+// context allows, stops retrying at the deadline.
+type lazyCtx struct {
+	parent   context.Context
+	deadline time.Time
+	once     sync.Once
+	ctx      context.Context
+	cancel   context.CancelFunc
+}
+
+func (c *lazyCtx) init() { c.ctx, c.cancel = context.WithDeadline(c.parent, c.deadline) }
+
+func (c *lazyCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *lazyCtx) Done() <-chan struct{}       { c.once.Do(c.init); return c.ctx.Done() }
+func (c *lazyCtx) Err() error                  { c.once.Do(c.init); return c.ctx.Err() }
+func (c *lazyCtx) Value(key any) any           { return c.parent.Value(key) }
+
+// release ends the call: it stops the timer if one was made, and otherwise
+// leaves the context cancelled for anyone still holding it.
+func (c *lazyCtx) release() {
+	c.once.Do(func() { c.ctx, c.cancel = canceledCtx, nil })
+	if c.cancel != nil {
+		c.cancel()
+	}
+}
+
+var canceledCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 // reply parses a script reply into its status code and the rest.
 func reply(res rueidis.RedisResult) (int64, []rueidis.RedisMessage, error) {
