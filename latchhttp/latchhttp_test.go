@@ -695,3 +695,57 @@ func TestHijack(t *testing.T) {
 		t.Fatalf("body %q", b)
 	}
 }
+
+func TestHelpersFailClosed(t *testing.T) {
+	e := newEnv(t)
+	c := e.newClient()
+	c.login("alice")
+	c.me()
+	cookie := c.sessionCookie()
+	// Logout while the store cannot be read: the middleware answers 503
+	// before the handler runs, and the cookie stays.
+	e.store.setDown(true)
+	res, _ := c.post("/logout", nil)
+	if res.StatusCode != http.StatusServiceUnavailable || len(res.Header.Values("Set-Cookie")) != 0 {
+		t.Fatalf("logout with the store down: %d %q", res.StatusCode, res.Header.Values("Set-Cookie"))
+	}
+	e.store.setDown(false)
+	if c.sessionCookie() != cookie {
+		t.Fatal("cookie changed by a failed logout")
+	}
+
+	// Login whose fixation revocation cannot be done fails without a cookie.
+	h := e.s.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.store.setDown(true)
+		defer e.store.setDown(false)
+		if _, err := e.s.Login(w, r, latch.NewSession{Subject: "bob"}); !errors.Is(err, latch.ErrUnavailable) {
+			t.Errorf("Login with the store down: %v", err)
+		}
+	}))
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Header.Set("Cookie", latchhttp.DefaultCookieName+"="+cookie)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if sc := rec.Result().Header.Values("Set-Cookie"); len(sc) != 0 {
+		t.Fatalf("failed login set %q", sc)
+	}
+}
+
+func TestTouchRecordsClient(t *testing.T) {
+	e := newEnv(t)
+	c := e.newClient()
+	c.login("alice")
+	req := c.req("GET", "/me", nil)
+	req.Header.Set("User-Agent", "Browser/2.0")
+	e.clock.Advance(2 * latch.DefaultTouchInterval)
+	if res, _ := c.do(req); res.StatusCode != http.StatusOK {
+		t.Fatal(res.Status)
+	}
+	s, ok := c.session(t)
+	if !ok || s.UserAgent() != "Browser/2.0" || s.IP() != "127.0.0.1" {
+		t.Fatalf("touch recorded UA %q IP %q", s.UserAgent(), s.IP())
+	}
+	if !s.LastSeenAt().Equal(e.clock.Now()) {
+		t.Fatalf("LastSeenAt %v, want %v", s.LastSeenAt(), e.clock.Now())
+	}
+}
