@@ -193,12 +193,33 @@ func (m *Manager) Validate(ctx context.Context, sessionToken string) (*Session, 
 // ValidateClient is Validate that also records the client's metadata when it
 // touches the session.
 func (m *Manager) ValidateClient(ctx context.Context, sessionToken string, c Client) (*Session, error) {
+	rec, err := m.authenticate(ctx, sessionToken, c.IP)
+	if err != nil {
+		return nil, err
+	}
+	return m.live(ctx, rec, c, true)
+}
+
+// Peek checks a session token like Validate but records no activity, so
+// it does not keep the session alive. It is for status polls (a page asking
+// how long its session has left), not for authenticating requests.
+func (m *Manager) Peek(ctx context.Context, sessionToken string) (*Session, error) {
+	rec, err := m.authenticate(ctx, sessionToken, "")
+	if err != nil {
+		return nil, err
+	}
+	return m.live(ctx, rec, Client{}, false)
+}
+
+// authenticate parses a session token, loads its record and compares the
+// secret's hash in constant time.
+func (m *Manager) authenticate(ctx context.Context, sessionToken, ip string) (*store.Record, error) {
 	id, secret, err := token.Parse(token.Session, sessionToken)
 	if err != nil {
-		m.Emit(ctx, Event{Type: EventValidationFailed, Reason: FailMalformed, IP: c.IP})
+		m.Emit(ctx, Event{Type: EventValidationFailed, Reason: FailMalformed, IP: ip})
 		return nil, ErrInvalidToken
 	}
-	rec, err := m.load(ctx, id, c.IP)
+	rec, err := m.load(ctx, id, ip)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +227,7 @@ func (m *Manager) ValidateClient(ctx context.Context, sessionToken string, c Cli
 		m.emitFor(ctx, EventValidationFailed, rec, FailMismatch)
 		return nil, ErrInvalidToken
 	}
-	return m.live(ctx, rec, c)
+	return rec, nil
 }
 
 // ValidateID returns the live session with the given ID and records
@@ -223,17 +244,17 @@ func (m *Manager) ValidateID(ctx context.Context, id string, c Client) (*Session
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	return m.live(ctx, rec, c)
+	return m.live(ctx, rec, c, true)
 }
 
-// live checks rec's deadlines and revocation, and touches it when the
-// recorded activity is older than the touch interval.
-func (m *Manager) live(ctx context.Context, rec *store.Record, c Client) (*Session, error) {
+// live checks rec's deadlines and revocation, and if touch is set records
+// activity when the recorded one is older than the touch interval.
+func (m *Manager) live(ctx context.Context, rec *store.Record, c Client, touch bool) (*Session, error) {
 	now := m.now()
 	if err := m.checkLive(ctx, rec, now); err != nil {
 		return nil, err
 	}
-	if now.Sub(rec.LastSeenAt) < m.cfg.TouchInterval {
+	if !touch || now.Sub(rec.LastSeenAt) < m.cfg.TouchInterval {
 		return &Session{rec: rec}, nil
 	}
 	return m.touch(ctx, rec, now, c)

@@ -679,3 +679,21 @@ func TestValidateIDTouchesAndReportsWhy(t *testing.T) {
 		t.Fatalf("idle: %v", err)
 	}
 }
+
+func TestPeekRecordsNoActivity(t *testing.T) {
+	e := newEnv(t, func(c *latch.Config) { c.IdleTimeout = 10 * time.Minute })
+	is := e.create(t, "alice")
+	for range 4 {
+		e.clock.Advance(3 * time.Minute)
+		if _, err := e.m.Peek(ctx, is.SessionToken.Reveal()); err != nil && !errors.Is(err, latch.ErrIdleTimeout) {
+			t.Fatal(err)
+		}
+	}
+	// 12 minutes of polling did not keep the session alive.
+	if _, err := e.m.Peek(ctx, is.SessionToken.Reveal()); !errors.Is(err, latch.ErrIdleTimeout) {
+		t.Fatalf("Peek kept the session alive: %v", err)
+	}
+	if _, err := e.m.Peek(ctx, forge(is.SessionToken.Reveal(), e.create(t, "bob").SessionToken.Reveal())); !errors.Is(err, latch.ErrInvalidToken) {
+		t.Fatalf("Peek accepted a forged token: %v", err)
+	}
+}

@@ -6,8 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/latch-sessions/latch/internal/token"
-	"github.com/latch-sessions/latch/store"
+	"github.com/latch-sessions/latch"
 )
 
 // statusJSON is the answer of GET /session/status. It holds no secret.
@@ -26,9 +25,7 @@ type statusJSON struct {
 // It is served outside the middleware on purpose: validating the cookie
 // there would record activity, and a page polling it would keep its session
 // alive forever, defeating the idle timeout the countdown shows. So it
-// checks the cookie the way Manager.Validate does (parse, load, compare the
-// secret's hash in constant time, revoked and deadline checks) but never
-// writes. It is a read-only GET that changes nothing, so it needs no CSRF
+// checks the cookie with Manager.Peek, which never writes. It is a read-only GET that changes nothing, so it needs no CSRF
 // token; the browser's same-origin policy keeps other sites from reading
 // the answer.
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
@@ -49,30 +46,24 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 
 // peek checks the request's session cookie without touching the session.
 func (h *Handler) peek(r *http.Request) (statusJSON, error) {
-	ended := statusJSON{Reason: "ended"}
 	c, err := r.Cookie(h.cookie)
 	if err != nil {
-		return ended, nil
-	}
-	id, secret, err := token.Parse(token.Session, c.Value)
-	if err != nil {
-		return ended, nil
+		return statusJSON{Reason: "ended"}, nil
 	}
 	ctx, cancel := ctxTimeout(r)
 	defer cancel()
-	rec, err := h.m.Store().Get(ctx, id)
+	s, err := h.m.Peek(ctx, c.Value)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return ended, nil
-	case err != nil:
+	case errors.Is(err, latch.ErrExpired):
+		return statusJSON{Reason: "expired"}, nil
+	case errors.Is(err, latch.ErrUnavailable):
 		return statusJSON{}, err
+	case err != nil:
+		return statusJSON{Reason: "ended"}, nil // invalid, unknown or revoked
 	}
-	if !token.Equal(token.Hash(token.Session, secret), rec.VerifierHash) || rec.Revoked() {
-		return ended, nil
-	}
-	left := rec.Deadline().Sub(h.now())
+	left := s.Deadline().Sub(h.now())
 	if left <= 0 {
 		return statusJSON{Reason: "expired"}, nil
 	}
-	return statusJSON{Authenticated: true, SessionID: rec.ID.String(), IdleLeftMS: left.Milliseconds()}, nil
+	return statusJSON{Authenticated: true, SessionID: s.ID(), IdleLeftMS: left.Milliseconds()}, nil
 }
