@@ -23,17 +23,17 @@ func FromContext(ctx context.Context) (*latch.Session, bool) {
 // Method reports how the request whose context is ctx was authenticated.
 func Method(ctx context.Context) AuthMethod {
 	st := stateOf(ctx)
-	if st == nil || st.sess == nil {
+	if st == nil {
 		return AuthNone
 	}
-	return st.via
+	return st.method()
 }
 
 // AccessClaims returns the verified claims of a bearer-authenticated
 // request's access token.
 func AccessClaims(ctx context.Context) (accesstoken.Claims, bool) {
 	st := stateOf(ctx)
-	if st == nil || st.sess == nil || st.via != AuthBearer {
+	if st == nil || st.method() != AuthBearer {
 		return accesstoken.Claims{}, false
 	}
 	return *st.claims, true
@@ -50,7 +50,7 @@ func AccessClaims(ctx context.Context) (accesstoken.Claims, bool) {
 // the template).
 func CSRFToken(r *http.Request) string {
 	st := stateOf(r.Context())
-	if st == nil || st.sess == nil || st.via != AuthCookie {
+	if st == nil || st.method() != AuthCookie {
 		return ""
 	}
 	t, err := st.s.m.CSRFToken(st.sess)

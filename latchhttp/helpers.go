@@ -41,7 +41,7 @@ func (s *Sessions) Login(w http.ResponseWriter, r *http.Request, p latch.NewSess
 
 func (s *Sessions) setSession(st *state, iss *latch.Issued) {
 	tok := iss.SessionToken.Reveal()
-	st.sess, st.via, st.cookie, st.authErr = iss.Session, AuthCookie, tok, nil
+	st.sess, st.claims, st.cookie, st.authErr = iss.Session, nil, tok, nil
 	st.setCookie = s.cookie(tok, iss.Session.ExpiresAt())
 	st.noStore = true
 	st.clearSiteData = false
@@ -65,7 +65,7 @@ func (s *Sessions) Logout(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var err error
 	switch {
-	case st.sess != nil && st.via == AuthBearer:
+	case st.method() == AuthBearer:
 		err = s.m.Revoke(ctx, st.sess.ID(), store.ReasonLogout)
 	case st.cookie != "":
 		// RevokeToken checks the token's secret, so only its holder can
@@ -75,7 +75,7 @@ func (s *Sessions) Logout(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	st.sess, st.via, st.cookie = nil, AuthNone, ""
+	st.sess, st.claims, st.cookie = nil, nil, ""
 	st.setCookie = s.expiredCookie()
 	st.noStore = true
 	st.clearSiteData = true
@@ -100,7 +100,7 @@ func (s *Sessions) Renew(w http.ResponseWriter, r *http.Request, ren latch.Renew
 	if err != nil {
 		return nil, err
 	}
-	if st.via == AuthCookie {
+	if st.method() == AuthCookie {
 		s.setSession(st, iss)
 	} else {
 		st.sess = iss.Session

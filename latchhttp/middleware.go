@@ -35,8 +35,7 @@ type state struct {
 	s *Sessions
 
 	sess    *latch.Session
-	via     AuthMethod
-	claims  *accesstoken.Claims // for AuthBearer
+	claims  *accesstoken.Claims // set iff the session came from a Bearer token
 	authErr error               // why the request is unauthenticated, if it presented credentials
 	bearer  bool                // the request presented a Bearer token
 	cookie  string              // the session token the request carried (or Login set)
@@ -54,6 +53,18 @@ func (st *state) Value(key any) any {
 		return st
 	}
 	return st.Context.Value(key)
+}
+
+// method reports how the request is authenticated.
+func (st *state) method() AuthMethod {
+	switch {
+	case st.sess == nil:
+		return AuthNone
+	case st.claims != nil:
+		return AuthBearer
+	default:
+		return AuthCookie
+	}
 }
 
 func stateOf(ctx context.Context) *state {
@@ -201,7 +212,7 @@ func (s *Sessions) authenticate(w *responseWriter, r *http.Request, st *state) b
 			sess, claims, err := s.verifyBearer(ctx, tok)
 			switch {
 			case err == nil:
-				st.sess, st.claims, st.via = sess, &claims, AuthBearer
+				st.sess, st.claims = sess, &claims
 			case errors.Is(err, latch.ErrUnavailable):
 				s.errHandler(w, r, err)
 				return false
@@ -228,7 +239,7 @@ func (s *Sessions) authenticate(w *responseWriter, r *http.Request, st *state) b
 	sess, err := s.m.ValidateClient(ctx, tok, s.client(r))
 	switch {
 	case err == nil:
-		st.sess, st.via = sess, AuthCookie
+		st.sess = sess
 	case errors.Is(err, latch.ErrInvalidToken), errors.Is(err, latch.ErrRevoked), errors.Is(err, latch.ErrExpired):
 		// A dead cookie: proceed unauthenticated and delete it.
 		st.authErr = err
