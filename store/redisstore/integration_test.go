@@ -406,3 +406,56 @@ func serverCPU(t testing.TB, s *tracked) time.Duration {
 	}
 	return time.Duration(total * float64(time.Second))
 }
+
+// TestCachedGetReusesDecoded: repeated cached Gets return the record decoded
+// once, and a write through another client (an invalidation) yields a fresh
+// decoding, never the stale one.
+func TestCachedGetReusesDecoded(t *testing.T) {
+	a := standalone(t)
+	b := openURL(t, "redis://"+testredis.Addr(t), func(o *Options) { o.Prefix = a.prefix })
+	ctx := t.Context()
+	r := newRecord(t, "reuse-"+rand.Text()[:6], time.Now())
+	if _, err := a.Create(ctx, r, 0); err != nil {
+		t.Fatal(err)
+	}
+	first, err := b.Get(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again *store.Record
+	for range 3 {
+		if again, err = b.Get(ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if again != first {
+		t.Log("the first cached reply was not the cached bytes; checking the next ones")
+		first, _ = b.Get(ctx, r.ID)
+		if again, _ = b.Get(ctx, r.ID); again != first {
+			t.Error("cached Gets of an unchanged record decoded it again")
+		}
+	}
+	if err := a.Revoke(ctx, r.ID, store.ReasonAdmin, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := b.Get(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Revoked() {
+			if got == first || first.Revoked() {
+				t.Error("the revoked record is the cached live one")
+			}
+			break
+		}
+		if got != first && !got.Revoked() {
+			t.Error("a live record was decoded again although the key did not change")
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("B never saw the revocation")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}

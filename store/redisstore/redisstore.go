@@ -280,9 +280,19 @@ func (s *Store) markWritten(ids ...store.ID) {
 	}
 }
 
-func (s *Store) recentlyWrittenAt(id store.ID, now time.Time) bool {
-	v := s.written[guardSlot(id)].Load()
-	return v != 0 && v > now.UnixNano()
+// recentlyWritten reports whether id's slot was written within writeGuard.
+// A slot found expired is cleared, so that most Gets need not read the clock.
+func (s *Store) recentlyWritten(id store.ID) bool {
+	w := &s.written[guardSlot(id)]
+	v := w.Load()
+	if v == 0 {
+		return false
+	}
+	if v > time.Now().UnixNano() {
+		return true
+	}
+	w.CompareAndSwap(v, 0)
+	return false
 }
 
 func checkSubject(subject string) error {
@@ -296,8 +306,8 @@ func checkSubject(subject string) error {
 // memory when this process has read the key before and Redis has not
 // invalidated it since.
 //
-// A cache hit costs no allocation but its context (see lazyCtx) and no
-// decoding: the record decoded from a cached reply is kept with the
+// A cache hit costs one small allocation (its context, see lazyCtx), no
+// clock reading in most cases and no decoding: the record decoded from a cached reply is kept with the
 // reply's bytes, and reused for as long as rueidis answers with those very
 // bytes. rueidis replaces them when Redis invalidates the key, the entry
 // expires or the connection drops, so the decoded record is never staler
@@ -306,8 +316,7 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 	if id.IsZero() {
 		return nil, store.ErrNotFound
 	}
-	now := time.Now()
-	if !s.cache || s.recentlyWrittenAt(id, now) {
+	if !s.cache || s.recentlyWritten(id) {
 		ctx, cancel := s.call(ctx)
 		defer cancel()
 		v, err := s.client.Do(ctx, s.client.B().Get().Key(s.recordKey(id)).Build()).ToString()
@@ -323,10 +332,10 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 		key = s.recordKey(id)
 	}
 	var res rueidis.RedisResult
-	if dl, ok := ctx.Deadline(); ok && dl.Sub(now) <= s.timeout {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= s.timeout {
 		res = s.client.DoCache(ctx, s.client.B().Get().Key(key).Cache(), s.ttl)
 	} else {
-		lc := &lazyCtx{parent: ctx, deadline: now.Add(s.timeout)}
+		lc := &lazyCtx{parent: ctx, timeout: s.timeout}
 		res = s.client.DoCache(lc, s.client.B().Get().Key(key).Cache(), s.ttl)
 		lc.release()
 	}
@@ -386,34 +395,67 @@ func decodedSlot(id store.ID, n int) int {
 	return int(binary.LittleEndian.Uint64(id[6:14]) & uint64(n-1))
 }
 
-// lazyCtx is its parent bounded by a deadline, like context.WithDeadline,
-// but it only makes the timer when a caller first asks for Done or Err. A
-// Get served from rueidis's cache never does (the reply is in memory), so
-// the bound costs one small allocation instead of a timer; a Get that goes
-// to Redis gets the full deadline, so a dead or hung server still fails
-// within Options.Timeout, and rueidis, which retries reads while the
-// context allows, stops retrying at the deadline.
+// lazyCtx is its parent bounded by the store's timeout, like
+// context.WithTimeout, but it reads the clock and makes the timer only when
+// a caller first asks for Deadline, Done or Err. A Get served from
+// rueidis's cache never does (the reply is in memory), so there the bound
+// costs one small allocation; a Get that has to wait for Redis (a miss, a
+// reconnection) asks before it waits and so gets the full deadline: a dead
+// or hung server still fails within Options.Timeout, and rueidis, which
+// retries reads while the context allows, stops at the deadline.
 type lazyCtx struct {
-	parent   context.Context
-	deadline time.Time
-	once     sync.Once
+	parent  context.Context
+	timeout time.Duration
+	state   atomic.Uint32 // lazyFresh, lazyMade or lazyReleased
+
+	mu       sync.Mutex
 	ctx      context.Context
+	deadline time.Time
 	cancel   context.CancelFunc
 }
 
-func (c *lazyCtx) init() { c.ctx, c.cancel = context.WithDeadline(c.parent, c.deadline) }
+const (
+	lazyFresh    = iota // nobody has asked yet
+	lazyMade            // ctx, deadline and cancel are set
+	lazyReleased        // the call ended before anybody asked
+)
 
-func (c *lazyCtx) Deadline() (time.Time, bool) { return c.deadline, true }
-func (c *lazyCtx) Done() <-chan struct{}       { c.once.Do(c.init); return c.ctx.Done() }
-func (c *lazyCtx) Err() error                  { c.once.Do(c.init); return c.ctx.Err() }
+// made returns the materialized context, making it on first use.
+func (c *lazyCtx) made() (context.Context, time.Time) {
+	switch c.state.Load() {
+	case lazyMade:
+		return c.ctx, c.deadline
+	case lazyReleased:
+		return canceledCtx, time.Time{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil {
+		c.deadline = time.Now().Add(c.timeout)
+		c.ctx, c.cancel = context.WithDeadline(c.parent, c.deadline)
+	}
+	if !c.state.CompareAndSwap(lazyFresh, lazyMade) && c.state.Load() == lazyReleased {
+		c.cancel() // the call ended meanwhile: release found nothing to stop
+	}
+	return c.ctx, c.deadline
+}
+
+func (c *lazyCtx) Deadline() (time.Time, bool) { _, dl := c.made(); return dl, true }
+func (c *lazyCtx) Done() <-chan struct{}       { ctx, _ := c.made(); return ctx.Done() }
+func (c *lazyCtx) Err() error                  { ctx, _ := c.made(); return ctx.Err() }
 func (c *lazyCtx) Value(key any) any           { return c.parent.Value(key) }
 
-// release ends the call: it stops the timer if one was made, and otherwise
-// leaves the context cancelled for anyone still holding it.
+// release ends the call: it stops the timer if one was made; otherwise
+// anyone still holding the context finds it cancelled.
 func (c *lazyCtx) release() {
-	c.once.Do(func() { c.ctx, c.cancel = canceledCtx, nil })
-	if c.cancel != nil {
-		c.cancel()
+	if c.state.CompareAndSwap(lazyFresh, lazyReleased) {
+		return
+	}
+	c.mu.Lock()
+	cancel := c.cancel
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
 	}
 }
 

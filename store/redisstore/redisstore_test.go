@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -284,6 +285,60 @@ func TestReadYourWrites(t *testing.T) {
 		}
 		if !got.Revoked() {
 			t.Fatalf("iteration %d: Get after Revoke on the same store returned a live record", i)
+		}
+	}
+}
+
+func TestLazyCtx(t *testing.T) {
+	type key struct{}
+	parent := context.WithValue(context.Background(), key{}, "v")
+
+	// Never asked: release leaves it cancelled, and no timer was made.
+	c := &lazyCtx{parent: parent, timeout: time.Hour}
+	c.release()
+	if c.ctx != nil {
+		t.Fatal("release of an unused lazyCtx made a context")
+	}
+	if c.Err() == nil {
+		t.Error("a released lazyCtx is not done")
+	}
+	if c.Value(key{}) != "v" {
+		t.Error("Value does not reach the parent")
+	}
+
+	// Asked: a real deadline, which fires, and release stops it.
+	c = &lazyCtx{parent: parent, timeout: 20 * time.Millisecond}
+	before := time.Now()
+	dl, ok := c.Deadline()
+	if !ok || dl.Before(before) || dl.After(time.Now().Add(20*time.Millisecond)) {
+		t.Errorf("Deadline = %v, %v; want about now + timeout", dl, ok)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done never closed after the deadline")
+	}
+	if !errors.Is(c.Err(), context.DeadlineExceeded) {
+		t.Errorf("Err = %v, want DeadlineExceeded", c.Err())
+	}
+	c.release()
+
+	// The parent's cancellation goes through.
+	pctx, cancel := context.WithCancel(parent)
+	c = &lazyCtx{parent: pctx, timeout: time.Hour}
+	done := c.Done()
+	cancel()
+	<-done
+	if !errors.Is(c.Err(), context.Canceled) {
+		t.Errorf("Err = %v, want Canceled", c.Err())
+	}
+	c.release()
+}
+
+func TestDecodedSlots(t *testing.T) {
+	for _, c := range []struct{ size, want int }{{0, 256}, {1 << 10, 256}, {DefaultCacheSize, 32768}, {1 << 30, 1 << 16}} {
+		if got := decodedSlots(c.size); got != c.want {
+			t.Errorf("decodedSlots(%d) = %d, want %d", c.size, got, c.want)
 		}
 	}
 }
