@@ -1,0 +1,239 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"math/bits"
+	"os"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	scsredis "github.com/alexedwards/scs/redisstore"
+	"github.com/alexedwards/scs/v2"
+	"github.com/gomodule/redigo/redis"
+	"github.com/latch-sessions/latch"
+	"github.com/latch-sessions/latch/internal/testredis"
+	"github.com/latch-sessions/latch/store/redisstore"
+	"github.com/redis/rueidis"
+)
+
+// BenchmarkRedisLoad compares, in one run, against the same Redis
+// (LATCH_TEST_REDIS, default 127.0.0.1:6379; skipped when unreachable
+// unless LATCH_REQUIRE_INTEGRATION=1) and with 64 goroutines in all, the
+// job "load the session of a request and read one value", over 1,000
+// sessions picked at random:
+//
+//	peer=scs-redisstore   scs.SessionManager.Load + GetString, scs's Redis
+//	                      store on a redigo pool (one connection per goroutine)
+//	peer=latch-nocache    latch Manager.Validate + Session.Value on
+//	                      store/redisstore with client-side caching off
+//	peer=latch-cache      the same with client-side caching (the default)
+//	peer=rueidis-get      a plain rueidis GET of a 250-byte value
+//	                      (auto-pipelining), the floor for an uncached load
+//	peer=rueidis-docache  rueidis DoCache GET of the same, the floor for a
+//	                      cached one
+//
+// Each reports ops/s; the ratios to scs are logged at the end (run with -v
+// to be sure to see them) and computed from benchstat medians in
+// BENCHMARKS.md. Keys use a fresh "latchbench:<random>:" prefix and are
+// deleted afterwards.
+//
+//	cd bench && go test -run '^$' -bench RedisLoad -benchtime 3s -count 6 .
+func BenchmarkRedisLoad(b *testing.B) {
+	addr := testredis.Addr(b)
+	prefix := "latchbench:" + strings.ToLower(rand.Text()[:8]) + ":"
+	b.Cleanup(func() { deletePrefix(b, addr, prefix) })
+	const sessions = 1000
+	ops := map[string]float64{}
+	run := func(name string, load func(ctx context.Context, i int) error) {
+		b.Run("peer="+name, func(b *testing.B) {
+			ops[name] = parallelLoad(b, sessions, load)
+		})
+	}
+
+	// scs with its Redis store.
+	pool := &redis.Pool{
+		MaxIdle:     64,
+		IdleTimeout: time.Minute,
+		Dial:        func() (redis.Conn, error) { return redis.Dial("tcp", addr) },
+	}
+	defer pool.Close()
+	sm := scs.New()
+	sm.Store = scsredis.NewWithPrefix(pool, prefix+"scs:")
+	scsTokens := make([]string, sessions)
+	for i := range scsTokens {
+		scsTokens[i] = scsToken(b, sm)
+	}
+	run("scs-redisstore", func(ctx context.Context, i int) error {
+		sctx, err := sm.Load(ctx, scsTokens[i])
+		if err != nil {
+			return err
+		}
+		if sm.GetString(sctx, "user") != "alice" {
+			return fmt.Errorf("scs: no value")
+		}
+		return nil
+	})
+
+	// latch on store/redisstore, without and with client-side caching.
+	for _, cache := range []bool{false, true} {
+		name := "latch-nocache"
+		if cache {
+			name = "latch-cache"
+		}
+		m, tokens := latchOnRedis(b, addr, prefix+"l:", cache, sessions)
+		if cache {
+			// A store reads its own writes past its cache for a second
+			// (redisstore's own-write guard); then one Validate each caches
+			// the sessions, as a running server would have.
+			time.Sleep(1100 * time.Millisecond)
+			for _, t := range tokens {
+				if _, err := m.Validate(context.Background(), t); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		run(name, func(ctx context.Context, i int) error {
+			s, err := m.Validate(ctx, tokens[i])
+			if err != nil {
+				return err
+			}
+			if v, ok := s.Value("user"); !ok || len(v) == 0 {
+				return fmt.Errorf("latch: no value")
+			}
+			return nil
+		})
+	}
+
+	// Plain rueidis, the floors.
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, ForceSingleClient: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	keys := make([]string, sessions)
+	value := strings.Repeat("v", 250)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%sraw:%d", prefix, i)
+		if err := c.Do(context.Background(), c.B().Set().Key(keys[i]).Value(value).Build()).Error(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	run("rueidis-get", func(ctx context.Context, i int) error {
+		v, err := c.Do(ctx, c.B().Get().Key(keys[i]).Build()).ToString()
+		if err == nil && len(v) != len(value) {
+			err = fmt.Errorf("rueidis: short value")
+		}
+		return err
+	})
+	run("rueidis-docache", func(ctx context.Context, i int) error {
+		v, err := c.DoCache(ctx, c.B().Get().Key(keys[i]).Cache(), time.Minute).ToString()
+		if err == nil && len(v) != len(value) {
+			err = fmt.Errorf("rueidis: short value")
+		}
+		return err
+	})
+
+	if scsOps := ops["scs-redisstore"]; scsOps > 0 {
+		for _, name := range []string{"latch-nocache", "latch-cache", "rueidis-get", "rueidis-docache"} {
+			if ops[name] > 0 {
+				b.Logf("%-16s %10.0f ops/s = %6.1f× scs-redisstore (%.0f ops/s)", name, ops[name], ops[name]/scsOps, scsOps)
+			}
+		}
+	}
+}
+
+// parallelLoad runs load with 64 goroutines in all over n sessions picked
+// at random, reports ops/s and returns it.
+func parallelLoad(b *testing.B, n int, load func(ctx context.Context, i int) error) float64 {
+	ctx := context.Background()
+	b.SetParallelism((64 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ReportAllocs()
+	var seed atomic.Uint64
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		x := seed.Add(0x9E3779B97F4A7C15)
+		for pb.Next() {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			hi, _ := bits.Mul64(x, uint64(n))
+			if err := load(ctx, int(hi)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	opsPerSec := float64(b.N) / time.Since(start).Seconds()
+	b.ReportMetric(opsPerSec, "ops/s")
+	return opsPerSec
+}
+
+// latchOnRedis returns a Manager on a redisstore with the given prefix and
+// the tokens of n sessions holding {"user":"alice"}, 10 per subject.
+func latchOnRedis(b *testing.B, addr, prefix string, cache bool, n int) (*latch.Manager, []string) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := redisstore.Open(ctx, "redis://"+addr, func(o *redisstore.Options) {
+		o.Prefix = prefix
+		o.DisableCache = !cache
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	m, err := latch.New(latch.Config{Store: s, Observer: latch.DiscardObserver})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tokens := make([]string, n)
+	for i := range tokens {
+		is, err := m.Create(ctx, latch.NewSession{Subject: fmt.Sprintf("user-%d", i/10), Data: []byte(`{"user":"alice"}`)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens[i] = is.SessionToken.Reveal()
+	}
+	return m, tokens
+}
+
+// deletePrefix deletes the benchmark's keys. It is benchmark clean-up on
+// a prefix no one else uses, so a SCAN is fine here (latch never scans).
+func deletePrefix(tb testing.TB, addr, prefix string) {
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		tb.Logf("clean-up: %v", err)
+		return
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	deleted := 0
+	var cursor uint64
+	for {
+		e, err := c.Do(ctx, c.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			tb.Logf("clean-up: %v", err)
+			return
+		}
+		if len(e.Elements) > 0 {
+			if err := c.Do(ctx, c.B().Unlink().Key(e.Elements...).Build()).Error(); err != nil {
+				tb.Logf("clean-up: %v", err)
+				return
+			}
+			deleted += len(e.Elements)
+		}
+		if cursor = e.Cursor; cursor == 0 {
+			break
+		}
+	}
+	if os.Getenv("LATCH_BENCH_VERBOSE") != "" {
+		tb.Logf("clean-up: deleted %d keys under %s", deleted, prefix)
+	}
+}
