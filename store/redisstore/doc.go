@@ -59,12 +59,18 @@
 // for a second after its own write, so it reads its own writes even before
 // the invalidation arrives. If a connection drops, rueidis empties that
 // connection's cache, so a lost invalidation cannot leave a stale entry.
+// A cache hit is not decoded again: the store keeps the record decoded from
+// a cached reply with the reply's bytes and returns it while rueidis
+// answers with those same bytes (a bounded, direct-mapped table, see
+// [Options.CacheSize]), so it is never staler than rueidis's cache.
 // [Options.DisableCache] turns caching off.
 //
 // # Failure
 //
 // The store fails closed: every call is bounded by [Options.Timeout]
-// (default 1s, unless the caller's context has an earlier deadline), the
+// (default 1s, unless the caller's context has an earlier deadline; for a
+// cached Get the timer is only made once rueidis has to wait for the
+// network, so a hit does not pay for it), the
 // dial by [Options.DialTimeout], and any network error, timeout, script
 // error or undecodable value is returned as an error matching
 // store.ErrUnavailable, never as a record. rueidis reconnects by itself, so
