@@ -41,8 +41,8 @@ func signedEnv(t *testing.T) (*env, *accesstoken.Verifier) {
 	}
 	v, err := accesstoken.NewVerifier(accesstoken.VerifierConfig{
 		Keys: keys, Issuer: "https://latch.test", Audience: "app", Now: e.clock.Now,
-		Online: func(ctx context.Context, sid string) error {
-			if err := e.m.CheckLive(ctx, sid); err != nil {
+		Online: func(ctx context.Context, c accesstoken.Claims) error {
+			if _, err := e.m.ValidateAccess(ctx, c, latch.Client{}); err != nil {
 				return accesstoken.ErrRevoked
 			}
 			return nil
@@ -131,5 +131,76 @@ func TestConcurrentRefreshYieldsIdenticalSignedTokens(t *testing.T) {
 	}
 	if _, err := v.Verify(ctx, out[0].AccessToken.Reveal()); !errors.Is(err, accesstoken.ErrRevoked) {
 		t.Fatalf("access token after reuse detection: %v", err)
+	}
+}
+
+func TestValidateAccess(t *testing.T) {
+	e, v := signedEnv(t)
+	is, err := e.m.Create(ctx, latch.NewSession{Subject: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify := func(tok latch.Token) accesstoken.Claims {
+		t.Helper()
+		c, err := v.Verify(ctx, tok.Reveal())
+		if err != nil && !errors.Is(err, accesstoken.ErrRevoked) {
+			t.Fatalf("Verify: %v", err)
+		}
+		return c
+	}
+	old := verify(is.AccessToken)
+
+	e.clock.Advance(2 * time.Minute)
+	s, err := e.m.ValidateAccess(ctx, old, latch.Client{IP: "2001:db8::1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.LastSeenAt().Equal(e.clock.Now()) || s.IP() != "2001:db8::1" {
+		t.Fatal("ValidateAccess did not record activity")
+	}
+
+	// A token whose subject is not its session's is refused.
+	forged := old
+	forged.Subject = "mallory"
+	if _, err := e.m.ValidateAccess(ctx, forged, latch.Client{}); !errors.Is(err, latch.ErrInvalidToken) {
+		t.Fatalf("subject mismatch: %v", err)
+	}
+
+	// Renewal ends every older token, access tokens included; tokens of the
+	// new family (issued by Renew and by later refreshes) work.
+	re, err := e.m.Renew(ctx, is.Session.ID(), latch.Renewal{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.ValidateAccess(ctx, old, latch.Client{}); !errors.Is(err, latch.ErrRevoked) {
+		t.Fatalf("access token from before renewal: %v", err)
+	}
+	if _, err := e.m.ValidateAccess(ctx, verify(re.AccessToken), latch.Client{}); err != nil {
+		t.Fatalf("renewed access token: %v", err)
+	}
+	r, err := e.m.Refresh(ctx, re.RefreshToken.Reveal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	refreshed := verify(r.AccessToken)
+	if _, err := e.m.ValidateAccess(ctx, refreshed, latch.Client{}); err != nil {
+		t.Fatalf("refreshed access token: %v", err)
+	}
+
+	if err := e.m.Revoke(ctx, is.Session.ID(), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.ValidateAccess(ctx, refreshed, latch.Client{}); !errors.Is(err, latch.ErrRevoked) {
+		t.Fatalf("revoked: %v", err)
+	}
+	b, _ := e.m.Create(ctx, latch.NewSession{Subject: "bob"})
+	bc := verify(b.AccessToken)
+	e.clock.Advance(latch.DefaultIdleTimeout)
+	if _, err := e.m.ValidateAccess(ctx, bc, latch.Client{}); !errors.Is(err, latch.ErrIdleTimeout) {
+		t.Fatalf("idle: %v", err)
+	}
+	bc.SessionID = "ses_bogus"
+	if _, err := e.m.ValidateAccess(ctx, bc, latch.Client{}); !errors.Is(err, latch.ErrInvalidToken) {
+		t.Fatalf("malformed sid: %v", err)
 	}
 }

@@ -162,21 +162,23 @@ func New(cfg Config) (*Manager, error) {
 	case cfg.MaxDataSize < 0 || cfg.MaxDataSize > store.MaxValueLen:
 		return nil, fmt.Errorf("latch: Config.MaxDataSize must be between 1 and %d", store.MaxValueLen)
 	}
-	m := &Manager{cfg: cfg, obs: cfg.Observer, now: cfg.Now, rnd: cfg.Rand}
-	if m.obs == nil {
-		m.obs = SlogObserver(slog.New(slog.NewJSONHandler(os.Stderr, nil)))
+	if cfg.Observer == nil {
+		cfg.Observer = SlogObserver(slog.New(slog.NewJSONHandler(os.Stderr, nil)))
 	}
-	if m.now == nil {
-		m.now = time.Now
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
-	if m.rnd == nil {
-		m.rnd = rand.Reader
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
 	}
-	return m, nil
+	return &Manager{cfg: cfg, obs: cfg.Observer, now: cfg.Now, rnd: cfg.Rand}, nil
 }
 
 // Config returns the effective configuration, defaults filled in.
 func (m *Manager) Config() Config { return m.cfg }
+
+// Now returns the manager's current time (Config.Now).
+func (m *Manager) Now() time.Time { return m.now() }
 
 // Store returns the manager's store.
 func (m *Manager) Store() store.Store { return m.cfg.Store }

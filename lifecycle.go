@@ -3,7 +3,6 @@ package latch
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/netip"
@@ -155,11 +154,11 @@ func (m *Manager) accessToken(ctx context.Context, rec *store.Record, iat time.T
 		return nil
 	}
 	if jti == "" {
-		var b [16]byte
+		var b [jtiRandLen]byte
 		if _, err := m.rnd.Read(b[:]); err != nil {
 			return err
 		}
-		jti = base64.RawURLEncoding.EncodeToString(b[:])
+		jti = newJTI(rec, b[:])
 	}
 	iat = iat.Truncate(time.Second)
 	c := accesstoken.Claims{
@@ -230,21 +229,34 @@ func (m *Manager) authenticate(ctx context.Context, sessionToken, ip string) (*s
 	return rec, nil
 }
 
-// ValidateID returns the live session with the given ID and records
-// activity like Validate. It is for requests already authenticated by other
-// means that name the session, such as a verified access token's sid claim:
-// it proves nothing by itself. Failures match ErrNotFound, ErrRevoked,
-// ErrExpired or ErrUnavailable.
-func (m *Manager) ValidateID(ctx context.Context, id string, c Client) (*Session, error) {
-	sid, err := store.ParseID(id)
+// ValidateAccess returns the live session of an access token that a
+// verifier (accesstoken.Verifier) has already checked, and records activity
+// like Validate. It refuses a token whose subject is not its session's, and
+// a token issued before the session was last renewed: renewal ends every
+// older token, access tokens included. Failures match ErrInvalidToken,
+// ErrRevoked, ErrExpired or ErrUnavailable; a session that no longer exists
+// is reported as ErrRevoked.
+func (m *Manager) ValidateAccess(ctx context.Context, c accesstoken.Claims, client Client) (*Session, error) {
+	id, err := store.ParseID(c.SessionID)
 	if err != nil {
-		return nil, ErrNotFound
+		return nil, ErrInvalidToken
 	}
-	rec, err := m.cfg.Store.Get(ctx, sid)
+	rec, err := m.cfg.Store.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrRevoked
+	}
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	return m.live(ctx, rec, c, true)
+	if rec.Subject != c.Subject {
+		m.emitFor(ctx, EventValidationFailed, rec, FailMismatch)
+		return nil, ErrInvalidToken
+	}
+	if !familyTagMatches(rec, c.ID) {
+		m.emitFor(ctx, EventValidationFailed, rec, FailRevoked)
+		return nil, ErrRevoked
+	}
+	return m.live(ctx, rec, client, true)
 }
 
 // live checks rec's deadlines and revocation, and if touch is set records
@@ -338,30 +350,6 @@ func (m *Manager) get(ctx context.Context, id string) (*store.Record, error) {
 		return nil, ErrNotFound
 	}
 	return rec, nil
-}
-
-// CheckLive reports whether the session with ID sid is live: nil, or an
-// error matching ErrRevoked, ErrExpired, ErrNotFound or ErrUnavailable. It is
-// the "online" check for access-token verification.
-func (m *Manager) CheckLive(ctx context.Context, sid string) error {
-	id, err := store.ParseID(sid)
-	if err != nil {
-		return ErrNotFound
-	}
-	rec, err := m.cfg.Store.Get(ctx, id)
-	if err != nil {
-		return storeErr(err)
-	}
-	now := m.now()
-	switch {
-	case rec.Revoked():
-		return ErrRevoked
-	case !now.Before(rec.ExpiresAt):
-		return ErrAbsoluteTimeout
-	case !now.Before(rec.IdleExpiresAt):
-		return ErrIdleTimeout
-	}
-	return nil
 }
 
 // List returns the subject's live sessions, most recently seen first.

@@ -14,28 +14,13 @@ import (
 
 	"github.com/latch-sessions/latch"
 	"github.com/latch-sessions/latch/accesstoken"
+	"github.com/latch-sessions/latch/internal/testutil"
 	"github.com/latch-sessions/latch/store"
 	"github.com/latch-sessions/latch/store/memstore"
 )
 
-// fakeClock is a settable clock for tests; no test sleeps.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+func newClock() *testutil.Clock {
+	return testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 }
 
 // recorder collects events and everything the slog sink writes.
@@ -85,7 +70,7 @@ func (claimsIssuer) Issue(_ context.Context, c accesstoken.Claims) (string, erro
 
 type env struct {
 	m     *latch.Manager
-	clock *fakeClock
+	clock *testutil.Clock
 	rec   *recorder
 	store store.Store
 }
@@ -653,31 +638,6 @@ func TestConfigRefusesNonsense(t *testing.T) {
 func forgeWithID(t *testing.T, victim, donor string) string {
 	t.Helper()
 	return forge(victim, donor)
-}
-
-func TestValidateIDTouchesAndReportsWhy(t *testing.T) {
-	e := newEnv(t)
-	is := e.create(t, "alice")
-	e.clock.Advance(2 * time.Minute)
-	s, err := e.m.ValidateID(ctx, is.Session.ID(), latch.Client{IP: "2001:db8::1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !s.LastSeenAt().Equal(e.clock.Now()) || s.IP() != "2001:db8::1" {
-		t.Fatalf("ValidateID did not record activity")
-	}
-	if _, err := e.m.ValidateID(ctx, "ses_bogus", latch.Client{}); !errors.Is(err, latch.ErrNotFound) {
-		t.Fatalf("malformed ID: %v", err)
-	}
-	e.m.Revoke(ctx, is.Session.ID(), "admin")
-	if _, err := e.m.ValidateID(ctx, is.Session.ID(), latch.Client{}); !errors.Is(err, latch.ErrRevoked) {
-		t.Fatalf("revoked: %v", err)
-	}
-	b := e.create(t, "bob")
-	e.clock.Advance(latch.DefaultIdleTimeout)
-	if _, err := e.m.ValidateID(ctx, b.Session.ID(), latch.Client{}); !errors.Is(err, latch.ErrIdleTimeout) {
-		t.Fatalf("idle: %v", err)
-	}
 }
 
 func TestPeekRecordsNoActivity(t *testing.T) {

@@ -2,6 +2,7 @@ package latch
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -105,8 +106,8 @@ func (m *Manager) refreshed(ctx context.Context, rec *store.Record, next token.S
 		Session:      &Session{rec: rec},
 		RefreshToken: Token{token.Encode(token.Refresh, rec.ID, next)},
 	}
-	jti := sha256.Sum256(append([]byte("latch jti v1"), next[:]...))
-	err := m.accessToken(ctx, rec, rec.Refresh.RotatedAt, base64.RawURLEncoding.EncodeToString(jti[:16]), &out.AccessToken, &out.AccessExpiresAt)
+	seed := sha256.Sum256(append([]byte("latch jti v1"), next[:]...))
+	err := m.accessToken(ctx, rec, rec.Refresh.RotatedAt, newJTI(rec, seed[:jtiRandLen]), &out.AccessToken, &out.AccessExpiresAt)
 	if err != nil {
 		return nil, err
 	}
@@ -135,4 +136,36 @@ func (m *Manager) reuse(ctx context.Context, rec *store.Record) error {
 	}
 	m.emitFor(ctx, EventRevoked, rec, store.ReasonReuse)
 	return ErrRefreshReuse
+}
+
+// An access token's jti is base64url(family tag ‖ unique part). The family
+// tag is derived from the session's refresh-family key, which Renew
+// replaces, so ValidateAccess can refuse tokens issued before a renewal
+// without storing anything more. The tag is an HMAC output: it reveals
+// nothing about the key.
+const (
+	jtiTagLen  = 8
+	jtiRandLen = 10
+)
+
+func familyTag(rec *store.Record) [jtiTagLen]byte {
+	mac := hmac.New(sha256.New, rec.Refresh.Key[:])
+	mac.Write([]byte("latch access family v1"))
+	var t [jtiTagLen]byte
+	copy(t[:], mac.Sum(nil))
+	return t
+}
+
+func newJTI(rec *store.Record, unique []byte) string {
+	t := familyTag(rec)
+	return base64.RawURLEncoding.EncodeToString(append(t[:], unique...))
+}
+
+func familyTagMatches(rec *store.Record, jti string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(jti)
+	if err != nil || len(b) != jtiTagLen+jtiRandLen {
+		return false
+	}
+	t := familyTag(rec)
+	return hmac.Equal(b[:jtiTagLen], t[:])
 }

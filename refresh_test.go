@@ -125,8 +125,8 @@ func TestRefreshReuseAfterGraceRevokesSession(t *testing.T) {
 	if _, err := e.m.Validate(ctx, is.SessionToken.Reveal()); !errors.Is(err, latch.ErrRevoked) {
 		t.Fatalf("session token after reuse: %v", err)
 	}
-	if err := e.m.CheckLive(ctx, is.Session.ID()); !errors.Is(err, latch.ErrRevoked) {
-		t.Fatalf("online access-token check after reuse: %v", err)
+	if _, err := e.m.Get(ctx, is.Session.ID()); !errors.Is(err, latch.ErrNotFound) {
+		t.Fatalf("session is still live after reuse: %v", err)
 	}
 	if e.rec.count(latch.EventRefreshReuse, "") != 1 || e.rec.count(latch.EventRevoked, store.ReasonReuse) != 1 {
 		t.Fatal("reuse events missing")

@@ -313,10 +313,13 @@ type VerifierConfig struct {
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Online, if set, is asked after every other check (on cache hits too)
-	// whether the session named by the sid claim is still live; tokens
-	// without sid are then refused. A non-nil error rejects the token and is
-	// returned wrapped; hooks should return ErrRevoked for a dead session.
-	Online func(ctx context.Context, sid string) error
+	// whether the session the verified claims name (sid) is still live;
+	// tokens without sid are then refused. A non-nil error rejects the
+	// token and is returned wrapped; hooks should return ErrRevoked for a
+	// dead session. With a latch Manager at hand, the hook is
+	// Manager.ValidateAccess, which also refuses tokens issued before the
+	// session was renewed.
+	Online func(ctx context.Context, c Claims) error
 	// CacheSize bounds the cache of verified tokens (entries). Zero means
 	// DefaultCacheSize; a negative value disables the cache.
 	CacheSize int
@@ -335,7 +338,7 @@ type Verifier struct {
 	iss, aud string
 	leeway   time.Duration
 	now      func() time.Time
-	online   func(ctx context.Context, sid string) error
+	online   func(ctx context.Context, c Claims) error
 	cache    *cache
 }
 
@@ -382,7 +385,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if v.cache != nil {
 		sum = sha256.Sum256(buf.tok[:len(token)])
 		if c, ok := v.cache.get(ctx, &sum, v); ok {
-			if err := v.checkOnline(ctx, c.SessionID); err != nil {
+			if err := v.checkOnline(ctx, c); err != nil {
 				return Claims{}, err
 			}
 			if c.Extra != nil {
@@ -395,7 +398,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	if err := v.checkOnline(ctx, c.SessionID); err != nil {
+	if err := v.checkOnline(ctx, c); err != nil {
 		return Claims{}, err
 	}
 	if v.cache != nil {
@@ -407,14 +410,14 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	return c, nil
 }
 
-func (v *Verifier) checkOnline(ctx context.Context, sid string) error {
+func (v *Verifier) checkOnline(ctx context.Context, c Claims) error {
 	if v.online == nil {
 		return nil
 	}
-	if sid == "" {
+	if c.SessionID == "" {
 		return errNoSid
 	}
-	if err := v.online(ctx, sid); err != nil {
+	if err := v.online(ctx, c); err != nil {
 		return fmt.Errorf("accesstoken: session check failed: %w", err)
 	}
 	return nil

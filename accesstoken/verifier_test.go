@@ -443,7 +443,7 @@ func TestOnlineAndCache(t *testing.T) {
 	var calls atomic.Int32
 	revoked := false
 	v, _ := NewVerifier(VerifierConfig{Keys: f.keys, Issuer: testIss, Audience: testAud, Now: f.clk.Now,
-		Online: func(ctx context.Context, sid string) error {
+		Online: func(ctx context.Context, c Claims) error {
 			calls.Add(1)
 			if revoked {
 				return ErrRevoked

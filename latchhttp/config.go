@@ -177,7 +177,7 @@ func New(m *latch.Manager, cfg Config) (*Sessions, error) {
 	}
 	s := &Sessions{
 		m:          m,
-		now:        m.Config().Now,
+		now:        m.Now,
 		name:       cfg.CookieName,
 		domain:     cfg.CookieDomain,
 		path:       cfg.CookiePath,

@@ -351,6 +351,10 @@ func TestRenew(t *testing.T) {
 	if _, err := e.m.Refresh(context.Background(), lr.Refresh); err == nil {
 		t.Fatal("old refresh token works after renew")
 	}
+	// Access tokens issued before the renewal end with it too.
+	if res, _ := e.newClient().bearer("/me", lr.Access); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("access token from before the renewal: %d", res.StatusCode)
+	}
 	// A CSRF token of a page served before the renewal is refused.
 	c.csrf = oldCSRF
 	if res, _ := c.post("/echo", nil); res.StatusCode != http.StatusForbidden {

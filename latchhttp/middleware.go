@@ -209,7 +209,7 @@ func (s *Sessions) authenticate(w *responseWriter, r *http.Request, st *state) b
 	if s.bearer != nil {
 		if tok, ok := bearerToken(r); ok {
 			st.bearer = true
-			sess, claims, err := s.verifyBearer(ctx, tok)
+			sess, claims, err := s.verifyBearer(ctx, tok, s.client(r))
 			switch {
 			case err == nil:
 				st.sess, st.claims = sess, &claims
@@ -279,9 +279,9 @@ func errUnavailable(err error) error {
 }
 
 // verifyBearer verifies an access token and loads its session, so that a
-// revoked or expired session ends bearer access at once even if the
-// verifier has no online check.
-func (s *Sessions) verifyBearer(ctx context.Context, tok string) (*latch.Session, accesstoken.Claims, error) {
+// revoked, expired or renewed session ends bearer access at once even if
+// the verifier has no online check; it records activity like a cookie.
+func (s *Sessions) verifyBearer(ctx context.Context, tok string, client latch.Client) (*latch.Session, accesstoken.Claims, error) {
 	claims, err := s.bearer.Verify(ctx, tok)
 	if err != nil {
 		return nil, claims, err
@@ -289,23 +289,18 @@ func (s *Sessions) verifyBearer(ctx context.Context, tok string) (*latch.Session
 	if claims.SessionID == "" {
 		return nil, claims, errNoSID
 	}
-	sess, err := s.m.Get(ctx, claims.SessionID)
-	if err != nil {
-		if errors.Is(err, latch.ErrNotFound) {
-			return nil, claims, latch.ErrRevoked
-		}
+	sess, err := s.m.ValidateAccess(ctx, claims, client)
+	switch {
+	case err == nil:
+		return sess, claims, nil
+	case errors.Is(err, latch.ErrUnavailable):
 		return nil, claims, errUnavailable(err)
+	default:
+		return nil, claims, err
 	}
-	if sess.Subject() != claims.Subject {
-		return nil, claims, errSubjectMismatch
-	}
-	return sess, claims, nil
 }
 
-var (
-	errNoSID           = errors.New("latchhttp: access token has no sid claim")
-	errSubjectMismatch = errors.New("latchhttp: access token subject does not match its session")
-)
+var errNoSID = errors.New("latchhttp: access token has no sid claim")
 
 // bearerToken returns the token of an "Authorization: Bearer" header.
 func bearerToken(r *http.Request) (string, bool) {

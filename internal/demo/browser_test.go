@@ -18,6 +18,7 @@ import (
 
 	"github.com/latch-sessions/latch"
 	"github.com/latch-sessions/latch/internal/browsertest"
+	"github.com/latch-sessions/latch/internal/testutil"
 	"github.com/latch-sessions/latch/latchhttp"
 	"github.com/latch-sessions/latch/store/memstore"
 )
@@ -39,12 +40,12 @@ type liveDemo struct {
 	base string // http://localhost:PORT
 	port string
 	m    *latch.Manager
-	logs *syncBuffer
+	logs *testutil.Buffer
 }
 
 func startDemo(t *testing.T, idle, touch time.Duration) *liveDemo {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	m, err := latch.New(latch.Config{
 		Store:         memstore.New(),

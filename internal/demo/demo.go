@@ -126,7 +126,7 @@ func New(m *latch.Manager, cfg Config) (*Handler, error) {
 	h := &Handler{
 		m:       m,
 		log:     cfg.Logger,
-		now:     m.Config().Now,
+		now:     m.Now,
 		hashSem: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
 		cookie:  cfg.HTTP.CookieName,
 	}

@@ -1,7 +1,6 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,11 +12,11 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/latch-sessions/latch"
+	"github.com/latch-sessions/latch/internal/testutil"
 	"github.com/latch-sessions/latch/latchhttp"
 	"github.com/latch-sessions/latch/store/memstore"
 )
@@ -29,52 +28,16 @@ const (
 	uaFirefoxWindows = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:127.0) Gecko/20100101 Firefox/127.0"
 )
 
-// clock is a fake time source shared by the Manager and the demo.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// syncBuffer collects log output from concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type app struct {
 	h     *Handler
 	m     *latch.Manager
-	clock *clock
-	logs  *syncBuffer
+	clock *testutil.Clock
+	logs  *testutil.Buffer
 }
 
 func newApp(t *testing.T, mut ...func(*latch.Config, *Config)) *app {
 	t.Helper()
-	a := &app{clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}}
+	a := &app{clock: testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), logs: &testutil.Buffer{}}
 	logger := slog.New(slog.NewJSONHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	lc := latch.Config{Store: memstore.New(), Now: a.clock.Now, Observer: latch.SlogObserver(logger)}
 	dc := Config{Password: testPassword, Logger: logger}

@@ -90,7 +90,8 @@ func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
 }
 
 // verifyAccess verifies an access token and checks that its session is
-// live, recording activity like a session-token verify: one store read.
+// live and was not renewed since, recording activity like a session-token
+// verify: one store read.
 func (s *Server) verifyAccess(ctx context.Context, tok string, client latch.Client) (*latch.Session, error) {
 	c, err := s.verifier.Verify(ctx, tok)
 	if err != nil {
@@ -99,19 +100,7 @@ func (s *Server) verifyAccess(ctx context.Context, tok string, client latch.Clie
 	if c.SessionID == "" {
 		return nil, latch.ErrInvalidToken
 	}
-	sess, err := s.mgr.ValidateID(ctx, c.SessionID, client)
-	if errors.Is(err, latch.ErrNotFound) {
-		// The session is gone altogether: swept after its end, so its
-		// tokens are as good as revoked.
-		return nil, latch.ErrRevoked
-	}
-	if err != nil {
-		return nil, err
-	}
-	if sess.Subject() != c.Subject {
-		return nil, latch.ErrInvalidToken
-	}
-	return sess, nil
+	return s.mgr.ValidateAccess(ctx, c, client)
 }
 
 // GET /v1/sessions/{id}

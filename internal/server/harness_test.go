@@ -10,52 +10,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/latch-sessions/latch/internal/testutil"
 	"github.com/latch-sessions/latch/store"
 	"github.com/latch-sessions/latch/store/memstore"
 )
 
 const testAPIKey = "test-api-key-0123456789-abcdefghijklmnop"
-
-// fakeClock is a settable clock; tests advance it instead of sleeping.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // failingStore wraps a memstore; while down, every call fails with
 // store.ErrUnavailable, as a store whose backend is unreachable does.
@@ -143,9 +107,9 @@ type harness struct {
 	t       *testing.T
 	srv     *Server
 	ts      *httptest.Server
-	clock   *fakeClock
+	clock   *testutil.Clock
 	store   *failingStore
-	logs    *syncBuffer
+	logs    *testutil.Buffer
 	secrets map[string]bool
 }
 
@@ -153,9 +117,9 @@ func newHarness(t *testing.T, mod ...func(*Options)) *harness {
 	t.Helper()
 	h := &harness{
 		t:       t,
-		clock:   &fakeClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)},
+		clock:   testutil.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)),
 		store:   &failingStore{Store: memstore.New()},
-		logs:    &syncBuffer{},
+		logs:    &testutil.Buffer{},
 		secrets: map[string]bool{testAPIKey: true},
 	}
 	opts := Options{
