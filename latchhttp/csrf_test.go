@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/latch-sessions/latch"
+	"github.com/latch-sessions/latch/internal/testutil"
 	"github.com/latch-sessions/latch/latchhttp"
 )
 
@@ -214,7 +215,7 @@ func TestCSRF(t *testing.T) {
 // no token or CSRF token appears in the events' slog output, the server's
 // error log, or any error the layer produced.
 func TestNoTokenInLogs(t *testing.T) {
-	var errLog syncBuffer
+	var errLog testutil.Buffer
 	e := newEnv(t, func(c *latchhttp.Config) {
 		c.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 			fmt.Fprintf(&errLog, "%v | %+v | %#v\n", err, err, err)

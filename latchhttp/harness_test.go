@@ -1,7 +1,6 @@
 package latchhttp_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,47 +19,14 @@ import (
 
 	"github.com/latch-sessions/latch"
 	"github.com/latch-sessions/latch/accesstoken"
+	"github.com/latch-sessions/latch/internal/testutil"
 	"github.com/latch-sessions/latch/latchhttp"
 	"github.com/latch-sessions/latch/store"
 	"github.com/latch-sessions/latch/store/memstore"
 )
 
-// fakeClock is a settable clock; no test sleeps or measures wall time.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+func newClock() *testutil.Clock {
+	return testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 }
 
 // events records every event and sends it through the slog observer into
@@ -113,13 +79,13 @@ func (f *failingStore) Get(ctx context.Context, id store.ID) (*store.Record, err
 // __Host- cookie is only sent over https by the cookie jar, as by browsers).
 type env struct {
 	t        *testing.T
-	clock    *fakeClock
+	clock    *testutil.Clock
 	store    *failingStore
 	m        *latch.Manager
 	s        *latchhttp.Sessions
 	verifier *accesstoken.Verifier
 	ev       *events
-	logs     *syncBuffer // slog observer output and the server's error log
+	logs     *testutil.Buffer // slog observer output and the server's error log
 	srv      *httptest.Server
 	secrets  []string // every token and CSRF token seen, for the log test
 	smu      sync.Mutex
@@ -132,7 +98,7 @@ const (
 
 func newEnv(t *testing.T, mutate ...func(*latchhttp.Config)) *env {
 	t.Helper()
-	e := &env{t: t, clock: newClock(), logs: &syncBuffer{}}
+	e := &env{t: t, clock: newClock(), logs: &testutil.Buffer{}}
 	e.ev = &events{sink: latch.SlogObserver(slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))}
 	e.store = &failingStore{Store: memstore.New()}
 	ctx := context.Background()
