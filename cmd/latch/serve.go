@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"strconv"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -154,7 +155,7 @@ func serve(ctx context.Context, u *ui, args []string) error {
 	}
 	u.printf("listening on %s://%s (store %s)", scheme, ln.Addr(), st.describe)
 	if c.demo {
-		u.printf("demo at %s://%s/", scheme, ln.Addr())
+		u.printf("demo at %s://%s/", scheme, browserAddr(ln.Addr()))
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -348,4 +349,14 @@ func demoHandler(u *ui, srv *server.Server, password, cookieName string) (http.H
 		u.printf("demo users alice and bob, password %s (set your own with --demo-password)", password)
 	}
 	return h, nil
+}
+
+// browserAddr names a loopback listener "localhost", which every browser
+// treats as a secure context, so the demo's Secure __Host- cookie is kept
+// over plain HTTP (Safari drops it on http://127.0.0.1).
+func browserAddr(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok && ta.IP.IsLoopback() {
+		return net.JoinHostPort("localhost", strconv.Itoa(ta.Port))
+	}
+	return a.String()
 }
