@@ -9,10 +9,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"strconv"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
