@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -25,7 +26,8 @@ func readJSON(w http.ResponseWriter, r *http.Request, dst any, optional bool) er
 		return tooLarge()
 	}
 	body := http.MaxBytesReader(w, r.Body, MaxBodySize)
-	var buf bytes.Buffer
+	buf := getBuffer()
+	defer putBuffer(buf)
 	if _, err := buf.ReadFrom(body); err != nil {
 		if errors.As(err, new(*http.MaxBytesError)) {
 			return tooLarge()
@@ -41,7 +43,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, dst any, optional bool) er
 	if err := checkContentType(r); err != nil {
 		return err
 	}
-	dec := json.NewDecoder(&buf)
+	dec := json.NewDecoder(buf)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return badRequest(describeJSONError(err))
@@ -106,11 +108,13 @@ func jsonKind(k string) string {
 // writeJSON sends v with status. API answers are never cached: many carry
 // tokens.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := marshal(v)
-	if err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := encode(buf, v); err != nil {
 		writeProblem(w, problemFor(err))
 		return
 	}
+	b := buf.Bytes()
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
@@ -123,12 +127,33 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // marshal encodes v as one line of JSON without HTML escaping.
 func marshal(v any) ([]byte, error) {
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	if err := encode(&buf, v); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+func encode(buf *bytes.Buffer, v any) error {
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// Request and response bodies pass through pooled buffers: they are the
+// largest allocations of a verify call. Buffers that grew large (a big
+// data object) are dropped rather than kept.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuffer() *bytes.Buffer { return bufPool.Get().(*bytes.Buffer) }
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() > 16<<10 {
+		return
+	}
+	// Bodies may hold tokens: clear them before the buffer is reused.
+	b.Reset()
+	clear(b.Bytes()[:b.Cap()])
+	bufPool.Put(b)
 }
 
 // rfc3339 formats t in UTC, or omits it when zero.
