@@ -1,7 +1,8 @@
 // Package testredis starts and finds Redis servers for tests: the shared
 // standalone server named by LATCH_TEST_REDIS, private redis-server
-// processes on free loopback ports (which a test may kill and restart), and
-// a three-master Redis Cluster joined with redis-cli.
+// processes on free loopback ports (which a test may kill and restart),
+// replicas of them, a Redis Sentinel monitoring one, and a three-master
+// Redis Cluster joined with redis-cli.
 //
 // Where a server or the redis-server binary is missing, the helpers skip the
 // test with a message saying what to set or start, unless
@@ -363,4 +364,187 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// StartReplica starts a private redis-server replicating master (as
+// --replicaof) and waits until its link to master is up and the initial
+// sync is done. It sets master's repl-diskless-sync-delay to 0 first, so
+// the sync does not wait the default 5s for more replicas. The replica is
+// killed when t ends.
+func StartReplica(t testing.TB, master *Server) *Server {
+	t.Helper()
+	binary(t, "redis-cli")
+	if out, err := master.CLI("config", "set", "repl-diskless-sync-delay", "0"); err != nil || !strings.Contains(out, "OK") {
+		t.Fatalf("testredis: CONFIG SET repl-diskless-sync-delay on %s: %v %s", master.Addr(), err, out)
+	}
+	r := StartServer(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port()))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, err := r.CLI("info", "replication")
+		if err == nil && strings.Contains(out, "master_link_status:up") &&
+			strings.Contains(out, "master_sync_in_progress:0") {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testredis: replica %s of %s not in sync after 20s: %v\n%s", r.Addr(), master.Addr(), err, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ReplOffset returns the server's replication offset: master_repl_offset
+// on a master, slave_repl_offset (what it has received) on a replica.
+func (s *Server) ReplOffset() (int64, error) {
+	out, err := s.CLI("info", "replication")
+	if err != nil {
+		return 0, fmt.Errorf("info replication: %v: %s", err, out)
+	}
+	field := "master_repl_offset"
+	if strings.Contains(out, "role:slave") {
+		field = "slave_repl_offset"
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in INFO replication", field)
+}
+
+// SentinelMaster is the name the Sentinel of [StartSentinel] monitors.
+const SentinelMaster = "latchtest"
+
+// Sentinel is a Redis Sentinel process this package started, monitoring
+// one master as [SentinelMaster] with quorum 1, down-after-milliseconds
+// 1000 and failover-timeout 5000, so a failover takes a few seconds.
+type Sentinel struct {
+	*Server // the sentinel process (Addr, Port, Kill, CLI)
+}
+
+// StartSentinel starts one Sentinel (redis-server <conf> --sentinel, with a
+// writable config file in a private directory, as Sentinel rewrites it) on
+// a free loopback port monitoring master, waits until it answers SENTINEL
+// GET-MASTER-ADDR-BY-NAME and, for each of replicas, until it has
+// discovered the replica and sees it connected and in sync, so a failover
+// has a replica to promote. It is killed when t ends.
+func StartSentinel(t testing.TB, master *Server, replicas ...*Server) *Sentinel {
+	t.Helper()
+	portMu.Lock()
+	bin := binary(t, "redis-server")
+	binary(t, "redis-cli")
+	var s *Server
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		port := freePort(t, false)
+		dir := t.TempDir()
+		conf := filepath.Join(dir, "sentinel.conf")
+		body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\n"+
+			"sentinel monitor %s 127.0.0.1 %d 1\n"+
+			"sentinel down-after-milliseconds %s 1000\n"+
+			"sentinel failover-timeout %s 5000\n",
+			port, dir, SentinelMaster, master.Port(), SentinelMaster, SentinelMaster)
+		if err = os.WriteFile(conf, []byte(body), 0o600); err != nil {
+			portMu.Unlock()
+			t.Fatalf("testredis: write sentinel config: %v", err)
+		}
+		s = &Server{t: t, bin: bin, args: []string{conf, "--sentinel"}, port: port, dir: dir}
+		if err = s.start(); err == nil {
+			break
+		}
+		s = nil
+	}
+	portMu.Unlock()
+	if s == nil {
+		t.Fatalf("testredis: start sentinel: %v", err)
+	}
+	t.Cleanup(s.stop)
+	sen := &Sentinel{Server: s}
+	want := make(map[string]bool)
+	for _, r := range replicas {
+		want[r.Addr()] = true
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		addr, err := sen.MasterAddr()
+		var ok bool
+		if err == nil && addr == master.Addr() {
+			ok, err = sen.replicasReady(want)
+		}
+		if ok {
+			return sen
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testredis: sentinel on %s not ready after 20s (master %q): %v", s.Addr(), addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// MasterAddr returns the master's host:port as the Sentinel reports it
+// (SENTINEL GET-MASTER-ADDR-BY-NAME).
+func (s *Sentinel) MasterAddr() (string, error) {
+	out, err := s.CLI("sentinel", "get-master-addr-by-name", SentinelMaster)
+	if err != nil {
+		return "", fmt.Errorf("%v: %s", err, out)
+	}
+	f := strings.Fields(out)
+	if len(f) != 2 {
+		return "", fmt.Errorf("unexpected reply %q", strings.TrimSpace(out))
+	}
+	return net.JoinHostPort(f[0], f[1]), nil
+}
+
+// WaitMaster polls the Sentinel until it reports addr as the master, for
+// at most within, and fails t if it does not.
+func (s *Sentinel) WaitMaster(t testing.TB, addr string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got, err := s.MasterAddr()
+		if err == nil && got == addr {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testredis: sentinel still reports master %q (%v) after %v, want %s", got, err, within, addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// replicasReady reports whether every address in want is among the
+// Sentinel's replicas of the master with flags exactly "slave" (not down
+// or disconnected) and its link to the master up.
+func (s *Sentinel) replicasReady(want map[string]bool) (bool, error) {
+	if len(want) == 0 {
+		return true, nil
+	}
+	out, err := s.CLI("sentinel", "replicas", SentinelMaster)
+	if err != nil {
+		return false, fmt.Errorf("%v: %s", err, out)
+	}
+	// redis-cli prints the nested reply flat, one element a line: each
+	// replica is a run of field/value pairs starting with "name".
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	ready := 0
+	var cur map[string]string
+	flush := func() {
+		if cur != nil && want[cur["name"]] && cur["flags"] == "slave" && cur["master-link-status"] == "ok" {
+			ready++
+		}
+	}
+	for i := 0; i+1 < len(lines); i += 2 {
+		k, v := strings.TrimSpace(lines[i]), strings.TrimSpace(lines[i+1])
+		if k == "name" {
+			flush()
+			cur = map[string]string{}
+		}
+		if cur != nil {
+			cur[k] = v
+		}
+	}
+	flush()
+	if ready < len(want) {
+		return false, fmt.Errorf("%d of %d replicas ready: %s", ready, len(want), strings.Join(lines, " "))
+	}
+	return true, nil
 }
