@@ -180,9 +180,6 @@ func (m *Manager) Config() Config { return m.cfg }
 // Now returns the manager's current time (Config.Now).
 func (m *Manager) Now() time.Time { return m.now() }
 
-// Store returns the manager's store.
-func (m *Manager) Store() store.Store { return m.cfg.Store }
-
 // Emit sends e to the manager's observer, stamping its time if unset. It is
 // for integrations, such as the HTTP layer reporting a CSRF rejection.
 func (m *Manager) Emit(ctx context.Context, e Event) {
