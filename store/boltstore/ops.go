@@ -202,11 +202,7 @@ func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store
 			return err
 		}
 		for _, v := range victims {
-			old := *v
-			v.RevokedAt = now
-			v.RevokeReason = store.ReasonEvicted
-			v.Version++
-			if err := b.put(&old, v); err != nil {
+			if err := b.put(v, revoked(v, store.ReasonEvicted, now)); err != nil {
 				return err
 			}
 			evicted = append(evicted, v.ID)
