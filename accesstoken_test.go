@@ -204,3 +204,26 @@ func TestValidateAccess(t *testing.T) {
 		t.Fatalf("malformed sid: %v", err)
 	}
 }
+
+// ValidateAccess runs on every bearer request, often after a cached
+// signature check: it must stay a map read and a hash, without allocating
+// more than the returned Session.
+func TestValidateAccessAllocs(t *testing.T) {
+	e, v := signedEnv(t)
+	is, err := e.m.Create(ctx, latch.NewSession{Subject: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := v.Verify(ctx, is.AccessToken.Reveal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := testing.AllocsPerRun(100, func() {
+		if _, err := e.m.ValidateAccess(ctx, c, latch.Client{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n > 1 {
+		t.Fatalf("ValidateAccess allocates %v times per call; the budget is 1", n)
+	}
+}

@@ -30,7 +30,7 @@ func csrfKey(s *Session) (k [csrfKeyLen]byte) {
 func (m *Manager) CSRFToken(s *Session) (string, error) {
 	k := csrfKey(s)
 	var b [2 * csrfKeyLen]byte
-	if _, err := m.rnd.Read(b[:csrfKeyLen]); err != nil {
+	if _, err := m.cfg.Rand.Read(b[:csrfKeyLen]); err != nil {
 		return "", err
 	}
 	for i := range csrfKeyLen {

@@ -115,10 +115,7 @@ type Config struct {
 // Manager runs the session lifecycle over a Store. It is safe for
 // concurrent use; create one per store and share it.
 type Manager struct {
-	cfg Config
-	obs Observer
-	now func() time.Time
-	rnd io.Reader
+	cfg Config // defaults filled in by New
 }
 
 // New checks cfg and returns a Manager.
@@ -171,22 +168,22 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	return &Manager{cfg: cfg, obs: cfg.Observer, now: cfg.Now, rnd: cfg.Rand}, nil
+	return &Manager{cfg: cfg}, nil
 }
 
 // Config returns the effective configuration, defaults filled in.
 func (m *Manager) Config() Config { return m.cfg }
 
 // Now returns the manager's current time (Config.Now).
-func (m *Manager) Now() time.Time { return m.now() }
+func (m *Manager) Now() time.Time { return m.cfg.Now() }
 
 // Emit sends e to the manager's observer, stamping its time if unset. It is
 // for integrations, such as the HTTP layer reporting a CSRF rejection.
 func (m *Manager) Emit(ctx context.Context, e Event) {
 	if e.Time.IsZero() {
-		e.Time = m.now().UTC()
+		e.Time = m.cfg.Now().UTC()
 	}
-	m.obs.Observe(ctx, e)
+	m.cfg.Observer.Observe(ctx, e)
 }
 
 func (m *Manager) emitFor(ctx context.Context, t EventType, r *store.Record, reason string) {

@@ -74,8 +74,8 @@ func (m *Manager) Create(ctx context.Context, p NewSession) (*Issued, error) {
 			return nil, err
 		}
 	}
-	now := m.now().UTC()
-	id, err := store.NewID(p.Subject, m.rnd)
+	now := m.cfg.Now().UTC()
+	id, err := store.NewID(p.Subject, m.cfg.Rand)
 	if err != nil {
 		return nil, err
 	}
@@ -118,16 +118,16 @@ func (m *Manager) Create(ctx context.Context, p NewSession) (*Issued, error) {
 // newSecrets draws fresh session, CSRF and refresh-family secrets into rec
 // and returns the two token secrets.
 func (m *Manager) newSecrets(rec *store.Record) (session, refresh token.Secret, err error) {
-	if session, err = token.NewSecret(m.rnd); err != nil {
+	if session, err = token.NewSecret(m.cfg.Rand); err != nil {
 		return
 	}
-	if refresh, err = token.NewSecret(m.rnd); err != nil {
+	if refresh, err = token.NewSecret(m.cfg.Rand); err != nil {
 		return
 	}
-	if _, err = m.rnd.Read(rec.CSRFSecret[:]); err != nil {
+	if _, err = m.cfg.Rand.Read(rec.CSRFSecret[:]); err != nil {
 		return
 	}
-	if _, err = m.rnd.Read(rec.Refresh.Key[:]); err != nil {
+	if _, err = m.cfg.Rand.Read(rec.Refresh.Key[:]); err != nil {
 		return
 	}
 	rec.VerifierHash = token.Hash(token.Session, session)
@@ -155,7 +155,7 @@ func (m *Manager) accessToken(ctx context.Context, rec *store.Record, iat time.T
 	}
 	if jti == "" {
 		var b [jtiRandLen]byte
-		if _, err := m.rnd.Read(b[:]); err != nil {
+		if _, err := m.cfg.Rand.Read(b[:]); err != nil {
 			return err
 		}
 		jti = newJTI(rec, b[:])
@@ -262,7 +262,7 @@ func (m *Manager) ValidateAccess(ctx context.Context, c accesstoken.Claims, clie
 // live checks rec's deadlines and revocation, and if touch is set records
 // activity when the recorded one is older than the touch interval.
 func (m *Manager) live(ctx context.Context, rec *store.Record, c Client, touch bool) (*Session, error) {
-	now := m.now()
+	now := m.cfg.Now()
 	if err := m.checkLive(ctx, rec, now); err != nil {
 		return nil, err
 	}
@@ -323,6 +323,9 @@ func (m *Manager) touch(ctx context.Context, rec *store.Record, now time.Time, c
 		return &Session{rec: next}, nil
 	case errors.Is(err, store.ErrConflict):
 		return &Session{rec: rec}, nil
+	case errors.Is(err, store.ErrNotFound):
+		// Gone between the read and the write: it authenticates nothing.
+		return nil, ErrInvalidToken
 	default:
 		return nil, storeErr(err)
 	}
@@ -346,7 +349,7 @@ func (m *Manager) get(ctx context.Context, id string) (*store.Record, error) {
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	if !rec.Live(m.now()) {
+	if !rec.Live(m.cfg.Now()) {
 		return nil, ErrNotFound
 	}
 	return rec, nil
@@ -357,7 +360,7 @@ func (m *Manager) List(ctx context.Context, subject string) ([]*Session, error) 
 	if err := checkSubject(subject); err != nil {
 		return nil, err
 	}
-	recs, err := m.cfg.Store.List(ctx, subject, m.now())
+	recs, err := m.cfg.Store.List(ctx, subject, m.cfg.Now())
 	if err != nil {
 		return nil, storeErr(err)
 	}
@@ -390,7 +393,7 @@ func (m *Manager) revoke(ctx context.Context, id store.ID, reason string) error 
 	if rec.Revoked() {
 		return nil
 	}
-	if err := m.cfg.Store.Revoke(ctx, id, reason, m.now().UTC()); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := m.cfg.Store.Revoke(ctx, id, reason, m.cfg.Now().UTC()); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return storeErr(err)
 	}
 	m.emitFor(ctx, EventRevoked, rec, reason)
@@ -420,7 +423,7 @@ func (m *Manager) revokeByToken(ctx context.Context, tok, reason string) error {
 	if !token.Equal(token.Hash(token.Session, secret), rec.VerifierHash) || rec.Revoked() {
 		return nil
 	}
-	if err := m.cfg.Store.Revoke(ctx, id, reason, m.now().UTC()); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := m.cfg.Store.Revoke(ctx, id, reason, m.cfg.Now().UTC()); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return storeErr(err)
 	}
 	m.emitFor(ctx, EventRevoked, rec, reason)
@@ -441,7 +444,7 @@ func (m *Manager) RevokeSubject(ctx context.Context, subject, except string) (in
 			return 0, badInput("except", "not a session ID")
 		}
 	}
-	ids, err := m.cfg.Store.RevokeSubject(ctx, subject, keep, store.ReasonRevokeAll, m.now().UTC())
+	ids, err := m.cfg.Store.RevokeSubject(ctx, subject, keep, store.ReasonRevokeAll, m.cfg.Now().UTC())
 	if err != nil {
 		return 0, storeErr(err)
 	}
@@ -477,7 +480,7 @@ func (m *Manager) Renew(ctx context.Context, id string, r Renewal) (*Issued, err
 		if err != nil {
 			return nil, err
 		}
-		now := m.now().UTC()
+		now := m.cfg.Now().UTC()
 		rec := cur.Clone()
 		session, refresh, err := m.newSecrets(rec)
 		if err != nil {
@@ -551,7 +554,7 @@ func (m *Manager) Sweep(ctx context.Context) (int, error) {
 	if !ok {
 		return 0, nil
 	}
-	n, err := s.Sweep(ctx, m.now())
+	n, err := s.Sweep(ctx, m.cfg.Now())
 	return n, storeErr(err)
 }
 

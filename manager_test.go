@@ -657,3 +657,22 @@ func TestPeekRecordsNoActivity(t *testing.T) {
 		t.Fatalf("Peek accepted a forged token: %v", err)
 	}
 }
+
+// vanishing loses every record between a read and the next write, as a
+// store whose sweeper ran in between would.
+type vanishing struct{ store.Store }
+
+func (vanishing) Update(context.Context, *store.Record) error { return store.ErrNotFound }
+
+func TestTouchOfVanishedRecordAuthenticatesNothing(t *testing.T) {
+	e := newEnv(t)
+	is := e.create(t, "alice")
+	m, err := latch.New(latch.Config{Store: vanishing{e.store}, Now: e.clock.Now, Observer: e.rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(2 * time.Minute) // force a touch
+	if s, err := m.Validate(ctx, is.SessionToken.Reveal()); s != nil || !errors.Is(err, latch.ErrInvalidToken) {
+		t.Fatalf("Validate = %v, %v; want nil, ErrInvalidToken", s, err)
+	}
+}

@@ -2,8 +2,8 @@ package latch
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"time"
@@ -49,7 +49,7 @@ func (m *Manager) Refresh(ctx context.Context, refreshToken string) (*Refreshed,
 	}
 	h := token.Hash(token.Refresh, secret)
 	for attempt := 0; ; attempt++ {
-		now := m.now()
+		now := m.cfg.Now()
 		if err := m.checkLive(ctx, rec, now); err != nil {
 			return nil, err
 		}
@@ -131,7 +131,7 @@ func (m *Manager) isAncestor(rec *store.Record, secret token.Secret) bool {
 // reuse revokes a session whose rotated refresh token came back.
 func (m *Manager) reuse(ctx context.Context, rec *store.Record) error {
 	m.emitFor(ctx, EventRefreshReuse, rec, "")
-	if err := m.cfg.Store.Revoke(ctx, rec.ID, store.ReasonReuse, m.now().UTC()); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := m.cfg.Store.Revoke(ctx, rec.ID, store.ReasonReuse, m.cfg.Now().UTC()); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return storeErr(err)
 	}
 	m.emitFor(ctx, EventRevoked, rec, store.ReasonReuse)
@@ -141,18 +141,23 @@ func (m *Manager) reuse(ctx context.Context, rec *store.Record) error {
 // An access token's jti is base64url(family tag ‖ unique part). The family
 // tag is derived from the session's refresh-family key, which Renew
 // replaces, so ValidateAccess can refuse tokens issued before a renewal
-// without storing anything more. The tag is an HMAC output: it reveals
-// nothing about the key.
+// without storing anything more. The tag is a truncated SHA-256 of a fixed
+// label and the secret key: it reveals nothing about the key, and deriving
+// it allocates nothing, since ValidateAccess runs on every bearer request.
 const (
 	jtiTagLen  = 8
 	jtiRandLen = 10
+	jtiLen     = (jtiTagLen + jtiRandLen) * 4 / 3 // 24 base64url characters, no padding
 )
 
-func familyTag(rec *store.Record) [jtiTagLen]byte {
-	mac := hmac.New(sha256.New, rec.Refresh.Key[:])
-	mac.Write([]byte("latch access family v1"))
-	var t [jtiTagLen]byte
-	copy(t[:], mac.Sum(nil))
+const familyLabel = "latch access family v1\x00"
+
+func familyTag(rec *store.Record) (t [jtiTagLen]byte) {
+	var in [len(familyLabel) + 32]byte
+	copy(in[:], familyLabel)
+	copy(in[len(familyLabel):], rec.Refresh.Key[:])
+	sum := sha256.Sum256(in[:])
+	copy(t[:], sum[:])
 	return t
 }
 
@@ -162,10 +167,15 @@ func newJTI(rec *store.Record, unique []byte) string {
 }
 
 func familyTagMatches(rec *store.Record, jti string) bool {
-	b, err := base64.RawURLEncoding.DecodeString(jti)
-	if err != nil || len(b) != jtiTagLen+jtiRandLen {
+	if len(jti) != jtiLen {
+		return false
+	}
+	var b [jtiTagLen + jtiRandLen]byte
+	var src [jtiLen]byte
+	copy(src[:], jti)
+	if n, err := base64.RawURLEncoding.Decode(b[:], src[:]); err != nil || n != len(b) {
 		return false
 	}
 	t := familyTag(rec)
-	return hmac.Equal(b[:jtiTagLen], t[:])
+	return subtle.ConstantTimeCompare(b[:jtiTagLen], t[:]) == 1
 }
