@@ -290,14 +290,7 @@ func (s *Sessions) verifyBearer(ctx context.Context, tok string, client latch.Cl
 		return nil, claims, errNoSID
 	}
 	sess, err := s.m.ValidateAccess(ctx, claims, client)
-	switch {
-	case err == nil:
-		return sess, claims, nil
-	case errors.Is(err, latch.ErrUnavailable):
-		return nil, claims, errUnavailable(err)
-	default:
-		return nil, claims, err
-	}
+	return sess, claims, err
 }
 
 var errNoSID = errors.New("latchhttp: access token has no sid claim")

@@ -201,13 +201,8 @@ func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store
 		if err := b.putBlob(nil, &nr, blob); err != nil {
 			return err
 		}
-		for _, v := range victims {
-			if err := b.put(v, revoked(v, store.ReasonEvicted, now)); err != nil {
-				return err
-			}
-			evicted = append(evicted, v.ID)
-		}
-		return nil
+		evicted, err = b.revokeAll(victims, store.ReasonEvicted, now)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -330,6 +325,18 @@ func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.
 	})
 }
 
+// revokeAll revokes every record of victims and returns their IDs.
+func (b buckets) revokeAll(victims []*store.Record, reason string, at time.Time) ([]store.ID, error) {
+	var ids []store.ID
+	for _, v := range victims {
+		if err := b.put(v, revoked(v, reason, at)); err != nil {
+			return nil, err
+		}
+		ids = append(ids, v.ID)
+	}
+	return ids, nil
+}
+
 func revoked(old *store.Record, reason string, at time.Time) *store.Record {
 	w := *old
 	w.RevokedAt = at
@@ -372,13 +379,8 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.
 				victims = append(victims, r)
 			}
 		}
-		for _, v := range victims {
-			if err := b.put(v, revoked(v, reason, at)); err != nil {
-				return err
-			}
-			out = append(out, v.ID)
-		}
-		return nil
+		out, err = b.revokeAll(victims, reason, at)
+		return err
 	})
 	if err != nil {
 		return nil, err
