@@ -292,7 +292,16 @@ func (h *harness) create(subject string, extra string) created {
 	body := fmt.Sprintf(`{"subject":%q%s}`, subject, extra)
 	r := h.api("POST", "/v1/sessions", body)
 	wantStatus(h.t, r, http.StatusCreated)
-	m := r.json(h.t)
+	return parseCreated(h.t, r.body)
+}
+
+// parseCreated reads the answer of POST /v1/sessions.
+func parseCreated(t *testing.T, body []byte) created {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("create answered %q: %v", body, err)
+	}
 	s := m["session"].(map[string]any)
 	return created{
 		id:           s["id"].(string),
