@@ -105,8 +105,8 @@ func jsonKind(k string) string {
 	return "a number"
 }
 
-// writeJSON sends v with status. API answers are never cached: many carry
-// tokens.
+// writeJSON sends v with status. API answers are not cached (many carry
+// tokens) unless the handler set its own Cache-Control, as verify does.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	buf := getBuffer()
 	defer putBuffer(buf)
@@ -117,7 +117,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	b := buf.Bytes()
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
+	if h.Get("Cache-Control") == "" {
+		h.Set("Cache-Control", "no-store")
+	}
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)

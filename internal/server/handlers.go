@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/latch-sessions/latch"
+	"github.com/latch-sessions/latch/accesstoken"
 	"github.com/latch-sessions/latch/api"
 	"github.com/latch-sessions/latch/store"
 )
@@ -68,39 +69,68 @@ func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var (
-		sess *latch.Session
-		err  error
+		sess   *latch.Session
+		err    error
+		out    sessionResponse
+		client = latch.Client{IP: req.IP, UserAgent: req.UserAgent}
+		until  time.Time // the credential's own deadline, beyond the session's
 	)
 	switch {
 	case (req.SessionToken == "") == (req.AccessToken == ""):
 		return badRequest("send exactly one of session_token and access_token")
 	case req.SessionToken != "":
-		sess, err = s.mgr.ValidateClient(r.Context(), req.SessionToken, latch.Client{IP: req.IP, UserAgent: req.UserAgent})
+		sess, err = s.mgr.ValidateClient(r.Context(), req.SessionToken, client)
 		s.metrics.validations.WithLabelValues("session", result(err)).Inc()
+		if err == nil {
+			// The client middleware renders and checks the session's CSRF
+			// tokens itself (docs/protocol.md, section 2).
+			out.CSRFToken, err = s.mgr.CSRFToken(sess)
+		}
 	default:
-		sess, err = s.verifyAccess(r.Context(), req.AccessToken, latch.Client{IP: req.IP, UserAgent: req.UserAgent})
+		var c accesstoken.Claims
+		sess, c, err = s.verifyAccess(r.Context(), req.AccessToken, client)
 		s.metrics.validations.WithLabelValues("access", result(err)).Inc()
+		until = c.ExpiresAt
 	}
 	if err != nil {
 		return err
 	}
+	out.Session = viewOf(sess)
 	w.Header().Set("ETag", etag(sess.Version()))
-	writeJSON(w, http.StatusOK, sessionResponse{Session: viewOf(sess)})
+	w.Header().Set("Cache-Control", "private, max-age="+strconv.FormatInt(s.cacheMaxAge(sess, until), 10))
+	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// cacheMaxAge is how long, in whole seconds, a client may answer from a
+// cached verify (docs/protocol.md, section 4): the touch interval, so
+// activity is still recorded as often as latch records it, but never past
+// the session's idle or absolute deadline or the credential's own expiry
+// (until, if not zero). Rounded down, so a cache never outlives a deadline.
+func (s *Server) cacheMaxAge(sess *latch.Session, until time.Time) int64 {
+	now := s.now()
+	d := s.mgr.Config().TouchInterval
+	for _, t := range []time.Time{sess.IdleExpiresAt(), sess.ExpiresAt(), until} {
+		if !t.IsZero() {
+			d = min(d, t.Sub(now))
+		}
+	}
+	return max(0, int64(d/time.Second))
 }
 
 // verifyAccess verifies an access token and checks that its session is
 // live and was not renewed since, recording activity like a session-token
 // verify: one store read.
-func (s *Server) verifyAccess(ctx context.Context, tok string, client latch.Client) (*latch.Session, error) {
+func (s *Server) verifyAccess(ctx context.Context, tok string, client latch.Client) (*latch.Session, accesstoken.Claims, error) {
 	c, err := s.verifier.Verify(ctx, tok)
 	if err != nil {
-		return nil, err
+		return nil, c, err
 	}
 	if c.SessionID == "" {
-		return nil, latch.ErrInvalidToken
+		return nil, c, latch.ErrInvalidToken
 	}
-	return s.mgr.ValidateAccess(ctx, c, client)
+	sess, err := s.mgr.ValidateAccess(ctx, c, client)
+	return sess, c, err
 }
 
 // GET /v1/sessions/{id}
@@ -319,7 +349,7 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) error {
 		if !ok {
 			return errorf(http.StatusUnauthorized, CodeInvalidToken, "the Authorization header must be Bearer <access token>")
 		}
-		sess, err := s.verifyAccess(r.Context(), tok, s.client(r))
+		sess, _, err := s.verifyAccess(r.Context(), tok, s.client(r))
 		s.metrics.validations.WithLabelValues("access", result(err)).Inc()
 		if err != nil {
 			return err
