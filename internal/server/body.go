@@ -65,7 +65,7 @@ func checkContentType(r *http.Request) error {
 	if err == nil && (mt == "application/json" || mt == "application/merge-patch+json") {
 		return nil
 	}
-	return errorf(http.StatusUnsupportedMediaType, CodeBadRequest, "request bodies must be sent as Content-Type: application/json")
+	return errorf(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "request bodies must be sent as Content-Type: application/json")
 }
 
 // describeJSONError explains a decoding failure without quoting the input:

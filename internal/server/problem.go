@@ -22,6 +22,23 @@ const (
 	CodeConflict         = "conflict"
 	CodeTooLarge         = "too_large"
 	CodeStoreUnavailable = "store_unavailable"
+	// CodeMethodNotAllowed (405, with Allow) answers a known path called
+	// with a method it does not accept.
+	CodeMethodNotAllowed = "method_not_allowed"
+	// CodeUnsupportedMediaType (415) answers a body that is not JSON.
+	CodeUnsupportedMediaType = "unsupported_media_type"
+	// CodeRateLimited (429, with Retry-After) answers a client over its
+	// request rate on a public endpoint.
+	CodeRateLimited = "rate_limited"
+	// CodeInvalidDPoPProof (401) answers a missing, malformed or
+	// mismatched DPoP proof (RFC 9449 §7.1).
+	CodeInvalidDPoPProof = "invalid_dpop_proof"
+	// CodeUseDPoPNonce (401, with DPoP-Nonce) asks the client to retry its
+	// DPoP proof with the server's nonce (RFC 9449 §8).
+	CodeUseDPoPNonce = "use_dpop_nonce"
+	// CodeInsufficientUserAuthentication (401) answers a session that does
+	// not meet a verify's max_age or acr_values (RFC 9470).
+	CodeInsufficientUserAuthentication = "insufficient_user_authentication"
 	// CodeInternal answers an unexpected failure (a bug). Its detail never
 	// says more than that.
 	CodeInternal = "internal"
@@ -41,18 +58,24 @@ type Problem struct {
 }
 
 var titles = map[string]string{
-	CodeBadRequest:       "Bad request",
-	CodeUnauthorized:     "Unauthorized",
-	CodeInvalidToken:     "Invalid token",
-	CodeExpired:          "Session expired",
-	CodeRevoked:          "Session revoked",
-	CodeRefreshReuse:     "Refresh token reuse detected",
-	CodeCSRF:             "CSRF check failed",
-	CodeNotFound:         "Not found",
-	CodeConflict:         "Conflict",
-	CodeTooLarge:         "Request body too large",
-	CodeStoreUnavailable: "Session store unavailable",
-	CodeInternal:         "Internal server error",
+	CodeBadRequest:                     "Bad request",
+	CodeUnauthorized:                   "Unauthorized",
+	CodeInvalidToken:                   "Invalid token",
+	CodeExpired:                        "Session expired",
+	CodeRevoked:                        "Session revoked",
+	CodeRefreshReuse:                   "Refresh token reuse detected",
+	CodeCSRF:                           "CSRF check failed",
+	CodeNotFound:                       "Not found",
+	CodeConflict:                       "Conflict",
+	CodeTooLarge:                       "Request body too large",
+	CodeStoreUnavailable:               "Session store unavailable",
+	CodeMethodNotAllowed:               "Method not allowed",
+	CodeUnsupportedMediaType:           "Unsupported media type",
+	CodeRateLimited:                    "Too many requests",
+	CodeInvalidDPoPProof:               "Invalid DPoP proof",
+	CodeUseDPoPNonce:                   "DPoP nonce required",
+	CodeInsufficientUserAuthentication: "Insufficient user authentication",
+	CodeInternal:                       "Internal server error",
 }
 
 // apiError is an error that knows its problem document. Handlers return

@@ -61,32 +61,46 @@ func (s *Server) Routes() []string {
 func (s *Server) routes() {
 	mux := http.NewServeMux()
 	allow := map[string][]string{}
+	methods := map[string]bool{}
 	for _, rt := range s.routeTable() {
 		mux.Handle(rt.pattern, s.endpoint(rt))
 		method, path, _ := strings.Cut(rt.pattern, " ")
 		allow[path] = append(allow[path], method)
+		methods[method] = true
+		if method == http.MethodGet {
+			methods[http.MethodHead] = true
+		}
 	}
 	// A known path with another method is 405 with Allow; anything else
 	// under /v1/ is a 404 problem. Other paths go to the mounted handler.
 	paths := http.NewServeMux()
-	for path, methods := range allow {
-		if slices.Contains(methods, http.MethodGet) {
-			methods = append(methods, http.MethodHead)
+	for path, ms := range allow {
+		if slices.Contains(ms, http.MethodGet) {
+			ms = append(ms, http.MethodHead)
 		}
-		slices.Sort(methods)
-		allowed := strings.Join(methods, ", ")
-		paths.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		slices.Sort(ms)
+		allowed := strings.Join(ms, ", ")
+		notAllowed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allowed)
-			writeProblem(w, problemFor(errorf(http.StatusMethodNotAllowed, CodeBadRequest,
+			writeProblem(w, problemFor(errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed,
 				fmt.Sprintf("method %s is not allowed here; use %s", r.Method, allowed))))
 		})
+		paths.Handle(path, notAllowed)
 		if !strings.HasPrefix(path, "/v1/") {
-			mux.Handle(path, paths)
+			mux.Handle(path, notAllowed)
+		}
+		// A method some other route takes must not reach that route
+		// through its wildcard: GET /v1/sessions/verify is a wrong method
+		// on verify, not a session whose ID is "verify".
+		for m := range methods {
+			if !slices.Contains(ms, m) {
+				mux.Handle(m+" "+path, notAllowed)
+			}
 		}
 	}
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		if _, p := paths.Handler(r); p != "" {
-			paths.ServeHTTP(w, r)
+		if h, p := paths.Handler(r); p != "" {
+			h.ServeHTTP(w, r)
 			return
 		}
 		writeProblem(w, problemFor(errorf(http.StatusNotFound, CodeNotFound, "no such endpoint")))

@@ -140,7 +140,7 @@ func TestBodyLimitsAndContentType(t *testing.T) {
 			// net/http sends no header for an empty value.
 			r = h.doRaw("POST", "/v1/sessions", `{"subject":"a"}`, "")
 		}
-		wantProblem(t, r, http.StatusUnsupportedMediaType, CodeBadRequest)
+		wantProblem(t, r, http.StatusUnsupportedMediaType, CodeUnsupportedMediaType)
 	}
 	r2 := h.do(req{method: "POST", path: "/v1/sessions", body: `{"subject":"a"}`, apiKey: true, header: map[string]string{"Content-Type": "application/json; charset=utf-8"}})
 	wantStatus(t, r2, 201)
@@ -601,11 +601,11 @@ func TestJWKSAndKeys(t *testing.T) {
 func TestRoutingProblems(t *testing.T) {
 	h := newHarness(t)
 	r := h.api("PUT", "/v1/sessions/ses_x", `{}`)
-	wantProblem(t, r, http.StatusMethodNotAllowed, CodeBadRequest)
+	wantProblem(t, r, http.StatusMethodNotAllowed, CodeMethodNotAllowed)
 	if r.header.Get("Allow") != "DELETE, GET, HEAD, PATCH" {
 		t.Errorf("Allow = %q", r.header.Get("Allow"))
 	}
-	wantProblem(t, h.do(req{method: "POST", path: "/healthz"}), http.StatusMethodNotAllowed, CodeBadRequest)
+	wantProblem(t, h.do(req{method: "POST", path: "/healthz"}), http.StatusMethodNotAllowed, CodeMethodNotAllowed)
 	wantProblem(t, h.api("GET", "/v1/nothing", ""), 404, CodeNotFound)
 	wantProblem(t, h.do(req{method: "GET", path: "/"}), 404, CodeNotFound)
 
@@ -793,4 +793,45 @@ func TestVerifyAccessTokenTouches(t *testing.T) {
 	h.api("DELETE", "/v1/sessions/"+c.id, "")
 	r = h.api("POST", "/v1/sessions/verify", fmt.Sprintf(`{"access_token":%q}`, c.accessToken))
 	wantProblem(t, r, 401, "revoked")
+}
+
+// Every known path answers a method it does not take with 405
+// method_not_allowed and an Allow header naming the ones it does, even
+// where a wildcard route of that method would match the path
+// (GET /v1/sessions/verify is not "a session with ID verify").
+func TestMethodNotAllowedEverywhere(t *testing.T) {
+	h := newHarness(t)
+	allow := map[string][]string{}
+	for _, rt := range h.srv.Routes() {
+		m, p, _ := strings.Cut(rt, " ")
+		allow[p] = append(allow[p], m)
+		if m == "GET" {
+			allow[p] = append(allow[p], "HEAD")
+		}
+	}
+	param := strings.NewReplacer("{id}", "ses_AAAAAAAAAAAAAAAAAAAAAA", "{subject}", "alice", "{kid}", "k1")
+	for path, ms := range allow {
+		slices.Sort(ms)
+		want := strings.Join(ms, ", ")
+		for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+			if slices.Contains(ms, m) {
+				continue
+			}
+			r := h.do(req{method: m, path: param.Replace(path), apiKey: true})
+			if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != want {
+				t.Errorf("%s %s: status %d, Allow %q; want 405 with Allow %q (body %s)", m, path, r.status, r.header.Get("Allow"), want, r.body)
+				continue
+			}
+			if m != "HEAD" {
+				wantProblem(t, r, http.StatusMethodNotAllowed, CodeMethodNotAllowed)
+			}
+		}
+	}
+	for _, m := range []string{"GET", "PATCH", "DELETE"} {
+		r := h.api(m, "/v1/sessions/verify", `{"data":{}}`)
+		wantProblem(t, r, http.StatusMethodNotAllowed, CodeMethodNotAllowed)
+		if r.header.Get("Allow") != "POST" {
+			t.Errorf("%s /v1/sessions/verify: Allow = %q, want POST", m, r.header.Get("Allow"))
+		}
+	}
 }
