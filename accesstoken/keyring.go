@@ -64,6 +64,12 @@ type KeyringConfig struct {
 	// ReloadInterval is the least time between reloads of the stored
 	// keyring triggered by an unknown kid. Default 10s.
 	ReloadInterval time.Duration
+	// InitialIssuer is the issuer identifier recorded with the keyring
+	// when none is recorded yet (the first start on a store). Later opens,
+	// by any replica, read the recorded one back with Keyring.Issuer
+	// whatever their own InitialIssuer, so the iss of tokens survives
+	// restarts, address changes and new replicas. Empty records none.
+	InitialIssuer string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Rand is the source of key material and nonces. Default crypto/rand.
@@ -131,6 +137,7 @@ type Keyring struct {
 
 type ring struct {
 	version uint64
+	issuer  string
 	keys    []ringKey // by activation time
 	byKid   map[string]int
 	jwks    []byte
@@ -214,6 +221,12 @@ func OpenKeyring(ctx context.Context, cfg KeyringConfig) (*Keyring, error) {
 // JWKSMaxAge is the lifetime a JWKS document of this keyring may be
 // cached for (the Cache-Control max-age to serve it with).
 func (k *Keyring) JWKSMaxAge() time.Duration { return k.cfg.JWKSMaxAge }
+
+// Issuer returns the issuer identifier recorded with the stored keyring
+// (see KeyringConfig.InitialIssuer), or "" if none is recorded. The record
+// is not sealed: a store writer can change it, as it can delete keys, but
+// it cannot make this keyring sign or verify with a key of its own.
+func (k *Keyring) Issuer() string { return k.ring.Load().issuer }
 
 // SigningKey implements SigningKeys: the active key.
 func (k *Keyring) SigningKey(context.Context) (*Key, error) {
@@ -381,11 +394,18 @@ func (k *Keyring) update(ctx context.Context, change func([]ringKey, time.Time) 
 		if err != nil {
 			return err
 		}
+		issuer := r.issuer
+		if issuer == "" && k.cfg.InitialIssuer != "" {
+			issuer = k.cfg.InitialIssuer
+			if keys == nil {
+				keys = slices.Clone(r.keys) // record the issuer alone
+			}
+		}
 		if keys == nil {
 			k.ring.Store(r)
 			return nil
 		}
-		blob, err := k.marshal(keys)
+		blob, err := k.marshal(keys, issuer)
 		if err != nil {
 			return err
 		}
@@ -396,7 +416,7 @@ func (k *Keyring) update(ctx context.Context, change func([]ringKey, time.Time) 
 		if err != nil {
 			return fmt.Errorf("accesstoken: saving keyring: %w", err)
 		}
-		k.ring.Store(k.build(keys, r.version+1))
+		k.ring.Store(k.build(keys, r.version+1, issuer))
 		return nil
 	}
 	return fmt.Errorf("accesstoken: saving keyring: %w (gave up after repeated conflicts)", store.ErrConflict)
@@ -414,7 +434,7 @@ func (k *Keyring) load(ctx context.Context) (*ring, error) {
 		return cur, nil
 	}
 	if blob == nil {
-		return k.build(nil, version), nil
+		return k.build(nil, version, ""), nil
 	}
 	var sr storedRing
 	if err := json.Unmarshal(blob, &sr); err != nil || sr.Format != 1 {
@@ -439,12 +459,12 @@ func (k *Keyring) load(ctx context.Context) (*ring, error) {
 		keys = append(keys, rk)
 	}
 	slices.SortStableFunc(keys, func(a, b ringKey) int { return a.activates.Compare(b.activates) })
-	return k.build(keys, version), nil
+	return k.build(keys, version, sr.Issuer), nil
 }
 
 // build makes a snapshot: retirement times, kid index and JWKS.
-func (k *Keyring) build(keys []ringKey, version uint64) *ring {
-	r := &ring{version: version, keys: keys, byKid: make(map[string]int, len(keys))}
+func (k *Keyring) build(keys []ringKey, version uint64, issuer string) *ring {
+	r := &ring{version: version, issuer: issuer, keys: keys, byKid: make(map[string]int, len(keys))}
 	pubs := make([]*Key, 0, len(keys))
 	for i := range keys {
 		rk := &keys[i]
@@ -462,6 +482,7 @@ func (k *Keyring) build(keys []ringKey, version uint64) *ring {
 
 type storedRing struct {
 	Format int         `json:"format"`
+	Issuer string      `json:"issuer,omitempty"`
 	Keys   []storedKey `json:"keys"`
 }
 
@@ -474,8 +495,8 @@ type storedKey struct {
 	Sealed    []byte    `json:"sealed"` // nonce ‖ AES-256-GCM(private key)
 }
 
-func (k *Keyring) marshal(keys []ringKey) ([]byte, error) {
-	sr := storedRing{Format: 1, Keys: make([]storedKey, 0, len(keys))}
+func (k *Keyring) marshal(keys []ringKey, issuer string) ([]byte, error) {
+	sr := storedRing{Format: 1, Issuer: issuer, Keys: make([]storedKey, 0, len(keys))}
 	for _, rk := range keys {
 		sr.Keys = append(sr.Keys, storedKey{Kid: rk.pub.kid, Alg: rk.pub.alg,
 			Created: rk.created.UnixNano(), Activates: rk.activates.UnixNano(),

@@ -388,3 +388,47 @@ func TestKEK(t *testing.T) {
 		t.Error("directory accepted")
 	}
 }
+
+// The first open records its InitialIssuer; later opens (another address,
+// another replica) read it back instead of recording theirs, and a
+// keyring stored before issuers were recorded gets one on its next open.
+func TestKeyringRecordsIssuer(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock(t0)
+	open := func(st store.KeyStore, iss string) *Keyring {
+		t.Helper()
+		kr, err := OpenKeyring(ctx, KeyringConfig{Store: st, KEK: testKEK, Now: clk.Now, InitialIssuer: iss})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kr
+	}
+	st := &fakeKeyStore{}
+	first := open(st, "http://127.0.0.1:8080")
+	second := open(st, "http://127.0.0.1:8081")
+	if first.Issuer() != "http://127.0.0.1:8080" || second.Issuer() != first.Issuer() {
+		t.Fatalf("issuers %q and %q, want both the first one's", first.Issuer(), second.Issuer())
+	}
+	if err := second.Maintain(ctx); err != nil || second.Issuer() != first.Issuer() {
+		t.Fatalf("after Maintain: %q, %v", second.Issuer(), err)
+	}
+
+	old := &fakeKeyStore{}
+	open(old, "")
+	var sr storedRing
+	json.Unmarshal(old.blob, &sr)
+	if sr.Issuer != "" {
+		t.Fatalf("a keyring opened without InitialIssuer recorded %q", sr.Issuer)
+	}
+	kid := sr.Keys[0].Kid
+	upgraded := open(old, "https://auth.example")
+	if upgraded.Issuer() != "https://auth.example" {
+		t.Errorf("an older keyring got issuer %q", upgraded.Issuer())
+	}
+	if k, _ := upgraded.SigningKey(ctx); k.ID() != kid {
+		t.Error("recording the issuer changed the keys")
+	}
+	if again := open(old, "http://other"); again.Issuer() != "https://auth.example" {
+		t.Errorf("the recorded issuer was replaced by %q", again.Issuer())
+	}
+}

@@ -56,7 +56,7 @@ func serve(ctx context.Context, u *ui, args []string) error {
 	fs.StringVar(&c.addr, "addr", defaultAddr, "`host:port` to listen on; plain HTTP only on loopback addresses")
 	fs.StringVar(&c.storeURL, "store", "", "session store: a bbolt file path, `URL` memory:, redis://…, redis-cluster://h1,h2,…, redis-sentinel://…, postgres://… (default: the bbolt file latch-data/latch.db)")
 	fs.StringVar(&c.dataDir, "data-dir", "", "`directory` for the generated API key and KEK files (default: the bbolt file's directory, else ./latch-data)")
-	fs.StringVar(&c.issuer, "issuer", "", "`iss` of access tokens (default: the server's URL)")
+	fs.StringVar(&c.issuer, "issuer", "", "`iss` of access tokens (default: the server's URL at its first start on the store, kept there for restarts and replicas)")
 	fs.StringVar(&c.audience, "audience", "latch", "`aud` of access tokens")
 	fs.DurationVar(&c.idle, "idle-timeout", latch.DefaultIdleTimeout, "end sessions unused for this `duration`")
 	fs.DurationVar(&c.absolute, "absolute-timeout", latch.DefaultAbsoluteTimeout, "end every session this `duration` after it started")
@@ -111,15 +111,12 @@ func serve(ctx context.Context, u *ui, args []string) error {
 	if c.tlsCert != "" {
 		scheme = "https"
 	}
-	issuer := c.issuer
-	if issuer == "" {
-		issuer = scheme + "://" + defaultIssuerHost(c.addr)
-	}
 	srv, err := server.New(ctx, server.Options{
 		Store:           st.Store,
 		APIKey:          apiKey,
 		KEK:             kek,
-		Issuer:          issuer,
+		Issuer:          c.issuer,
+		DefaultIssuer:   scheme + "://" + defaultIssuerHost(c.addr),
 		Audience:        c.audience,
 		IdleTimeout:     c.idle,
 		AbsoluteTimeout: c.absolute,
@@ -154,6 +151,7 @@ func serve(ctx context.Context, u *ui, args []string) error {
 		return errorf("cannot listen on %s: %v", c.addr, err).hint("choose another address with --addr or LATCH_ADDR")
 	}
 	u.printf("listening on %s://%s (store %s)", scheme, ln.Addr(), st.describe)
+	u.printf("access tokens: issuer %s, audience %s", srv.Issuer(), c.audience)
 	if c.demo {
 		u.printf("demo at %s://%s/", scheme, browserAddr(ln.Addr()))
 	}
@@ -311,9 +309,10 @@ func loadKEK(st *openedStore, dataDir string) ([]byte, error) {
 		hint("generate one with: openssl rand -base64 32, and set it as LATCH_KEK on every replica")
 }
 
-// defaultIssuerHost is the host:port of the default issuer URL: addr, with
-// a wildcard host replaced by the machine's name. Replicas behind one name
-// should set --issuer.
+// defaultIssuerHost is the host:port of the issuer URL recorded at the
+// first start: addr, with a wildcard host replaced by the machine's name.
+// Later starts and other replicas read the recorded one from the store;
+// replicas behind one public name should set --issuer to its URL.
 func defaultIssuerHost(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -441,6 +442,27 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(s.keys.JWKSMaxAge()/time.Second)))
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.Write(b)
+	return nil
+}
+
+// GET /.well-known/oauth-authorization-server
+//
+// The RFC 8414 metadata document, with only the members latch really
+// supports: issuer and jwks_uri (latch has no OAuth authorization or token
+// endpoint). jwks_uri is built from the address the request reached, so
+// it is right after a move to another address, where the stable issuer
+// keeps naming the first one; the Host header only shapes the answer to
+// the request that sent it.
+func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(s.keys.JWKSMaxAge()/time.Second)))
+	writeJSON(w, http.StatusOK, struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}{s.opts.Issuer, (&url.URL{Scheme: scheme, Host: r.Host, Path: "/.well-known/jwks.json"}).String()})
 	return nil
 }
 

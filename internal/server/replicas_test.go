@@ -45,6 +45,22 @@ func startReplica(t *testing.T, url string, kek []byte) *httptest.Server {
 	return ts
 }
 
+// uniquePrefix returns a fresh key prefix for a test on the Redis at base
+// and, for a standalone Redis, removes the keyring saved under it when the
+// test ends (sessions expire by TTL; the keyring has none).
+func uniquePrefix(t *testing.T, base, name string) string {
+	var p [6]byte
+	rand.Read(p[:])
+	prefix := name + hex.EncodeToString(p[:]) + ":"
+	if strings.HasPrefix(base, "redis://") {
+		t.Cleanup(func() {
+			host, port, _ := strings.Cut(base[len("redis://"):], ":")
+			exec.Command("redis-cli", "-h", host, "-p", port, "DEL", prefix+"{keyring}").Run()
+		})
+	}
+	return prefix
+}
+
 // call sends a back-channel request to a replica and returns the status.
 func call(t *testing.T, ts *httptest.Server, method, path, body string, out *bytes.Buffer) int {
 	t.Helper()
@@ -74,17 +90,7 @@ func call(t *testing.T, ts *httptest.Server, method, path, body string, out *byt
 // revoked through A must be rejected by B — whose cache saw it live —
 // within 50 ms, for its session token and its access token alike.
 func testReplicas(t *testing.T, base string) {
-	var p [6]byte
-	rand.Read(p[:])
-	prefix := "latchrepl" + hex.EncodeToString(p[:]) + ":"
-	url := base + "?prefix=" + prefix
-	if !strings.HasPrefix(base, "redis-cluster://") {
-		// Sessions expire by TTL; the keyring has none, so remove it.
-		t.Cleanup(func() {
-			host, port, _ := strings.Cut(base[len("redis://"):], ":")
-			exec.Command("redis-cli", "-h", host, "-p", port, "DEL", prefix+"{keyring}").Run()
-		})
-	}
+	url := base + "?prefix=" + uniquePrefix(t, base, "latchrepl")
 	kek := bytes.Repeat([]byte{9}, 32)
 	a := startReplica(t, url, kek)
 	b := startReplica(t, url, kek) // loads the keyring A created

@@ -40,6 +40,7 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/whoami", false, s.whoami},
 		{"POST /v1/logout", false, s.logout},
 		{"GET /.well-known/jwks.json", false, s.jwks},
+		{"GET /.well-known/oauth-authorization-server", false, s.metadata},
 		// Operations.
 		{"GET /healthz", false, s.healthz},
 		{"GET /readyz", false, s.readyz},

@@ -63,8 +63,15 @@ type Options struct {
 	// Store implements store.KeyStore.
 	KEK []byte
 
-	// Issuer is the iss of access tokens (default "latch").
+	// Issuer, if set, is the iss of access tokens. Set it on every replica
+	// alike, or leave it empty on all of them.
 	Issuer string
+	// DefaultIssuer is the iss recorded in the store at the first start
+	// when Issuer is empty (default "latch"). From then on every start and
+	// every replica on the same store uses the recorded one, so tokens stay
+	// valid across restarts and address changes. Stores that cannot keep
+	// the keyring record nothing: the issuer is DefaultIssuer each start.
+	DefaultIssuer string
 	// Audience is the aud of access tokens (default "latch").
 	Audience string
 
@@ -122,8 +129,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if len(opts.APIKey) < MinAPIKeyLen {
 		return nil, ErrWeakAPIKey
 	}
-	if opts.Issuer == "" {
-		opts.Issuer = "latch"
+	if opts.DefaultIssuer == "" {
+		opts.DefaultIssuer = "latch"
 	}
 	if opts.Audience == "" {
 		opts.Audience = "latch"
@@ -152,9 +159,10 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	s.store = instrument(opts.Store, s.metrics)
 
 	kc := accesstoken.KeyringConfig{
-		KEK:         opts.KEK,
-		Now:         s.now,
-		MaxTokenTTL: max(accesstoken.DefaultMaxTokenTTL, opts.AccessTokenTTL),
+		KEK:           opts.KEK,
+		Now:           s.now,
+		MaxTokenTTL:   max(accesstoken.DefaultMaxTokenTTL, opts.AccessTokenTTL),
+		InitialIssuer: opts.DefaultIssuer,
 	}
 	if ks, ok := s.store.(store.KeyStore); ok {
 		if len(opts.KEK) == 0 {
@@ -167,6 +175,10 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	var err error
 	if s.keys, err = accesstoken.OpenKeyring(ctx, kc); err != nil {
 		return nil, fmt.Errorf("server: opening the signing keyring: %w", err)
+	}
+	if opts.Issuer == "" {
+		opts.Issuer = s.keys.Issuer()
+		s.opts.Issuer = opts.Issuer
 	}
 	issuer, err := accesstoken.NewIssuer(accesstoken.IssuerConfig{
 		Keys: s.keys, Issuer: opts.Issuer, Audience: opts.Audience, TTL: opts.AccessTokenTTL, Now: s.now,
@@ -211,6 +223,10 @@ func (s *Server) Verifier() *accesstoken.Verifier { return s.verifier }
 
 // Keyring returns the server's signing keyring.
 func (s *Server) Keyring() *accesstoken.Keyring { return s.keys }
+
+// Issuer returns the iss of the server's access tokens: Options.Issuer, or
+// the one recorded in the store.
+func (s *Server) Issuer() string { return s.opts.Issuer }
 
 // Logger returns the server's logger.
 func (s *Server) Logger() *slog.Logger { return s.log }
