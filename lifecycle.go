@@ -460,9 +460,17 @@ type Renewal struct {
 	// privilege change, e.g. a new role).
 	Claims json.RawMessage
 	// AuthTime, if not zero, records that the user re-authenticated then
-	// (step-up).
+	// (step-up). It must not be before the session was created (a
+	// re-authentication within it cannot predate it) nor later than now
+	// plus AuthTimeLeeway; a time within the leeway is recorded as now, so
+	// a session never claims an authentication from the future.
 	AuthTime time.Time
 }
+
+// AuthTimeLeeway is the clock-skew allowance for a Renewal's AuthTime: the
+// app that authenticated the user may run on a machine whose clock is a
+// little ahead of latch's.
+const AuthTimeLeeway = 30 * time.Second
 
 // Renew gives the session fresh secrets after a privilege change: a new
 // session token, CSRF secret and refresh-token family under the same ID,
@@ -490,7 +498,16 @@ func (m *Manager) Renew(ctx context.Context, id string, r Renewal) (*Issued, err
 			rec.Claims = claims
 		}
 		if !r.AuthTime.IsZero() {
+			switch {
+			case r.AuthTime.After(now.Add(AuthTimeLeeway)):
+				return nil, badInput("auth_time", "is in the future")
+			case r.AuthTime.Before(rec.CreatedAt):
+				return nil, badInput("auth_time", "is before the session was created")
+			}
 			rec.AuthTime = r.AuthTime.UTC()
+			if rec.AuthTime.After(now) {
+				rec.AuthTime = now
+			}
 		}
 		rec.LastSeenAt = now
 		rec.IdleExpiresAt = now.Add(m.cfg.IdleTimeout)

@@ -20,7 +20,7 @@ const MaxBodySize = 64 << 10
 // readJSON decodes the request body into dst: a single JSON object with no
 // unknown members, sent as application/json (or, where mergePatch is set,
 // application/merge-patch+json), at most MaxBodySize bytes. If optional is
-// set, an empty body leaves dst alone.
+// set, an empty body leaves dst alone; null is never taken for "empty".
 func readJSON(w http.ResponseWriter, r *http.Request, dst any, optional bool) error {
 	if r.ContentLength > MaxBodySize {
 		return tooLarge()
@@ -42,6 +42,11 @@ func readJSON(w http.ResponseWriter, r *http.Request, dst any, optional bool) er
 	}
 	if err := checkContentType(r); err != nil {
 		return err
+	}
+	// null would decode as "nothing sent" and [] as a type error: both
+	// are refused alike, whether or not the body is optional.
+	if b := bytes.TrimLeft(buf.Bytes(), " \t\r\n"); len(b) > 0 && b[0] != '{' {
+		return badRequest("the request body must be a JSON object")
 	}
 	dec := json.NewDecoder(buf)
 	dec.DisallowUnknownFields()
