@@ -23,9 +23,9 @@ import (
 // replica is one `latch serve` instance: its own Redis client (with its own
 // client-side cache), keyring and HTTP listener, sharing only the Redis
 // server with the other replicas.
-func startReplica(t *testing.T, url string, kek []byte) *httptest.Server {
+func startReplica(t *testing.T, url string, kek []byte, opts ...redisstore.Option) *httptest.Server {
 	t.Helper()
-	st, err := redisstore.Open(context.Background(), url)
+	st, err := redisstore.Open(context.Background(), url, opts...)
 	if err != nil {
 		t.Fatalf("opening %s: %v", strings.SplitN(url, "?", 2)[0], err)
 	}

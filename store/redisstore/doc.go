@@ -59,6 +59,21 @@
 // for a second after its own write, so it reads its own writes even before
 // the invalidation arrives. If a connection drops, rueidis empties that
 // connection's cache, so a lost invalidation cannot leave a stale entry.
+//
+// A connection that goes silent without dropping (a stalled proxy, a cut
+// whose packets are silently dropped) is bounded too: a cached record is
+// served only while every connection that can hold cached entries answered
+// a heartbeat sent within [Options.CacheStaleness] (default 250 ms; URL
+// parameter cache_staleness). Redis delivers a key's invalidation on the
+// connection that cached it, in order with its replies, so such an answer
+// proves that every write committed before the heartbeat was sent has
+// reached the cache. Past the bound Get reads through to Redis, and so
+// fails closed with ErrUnavailable when Redis cannot be reached:
+// CacheStaleness is the longest time a partitioned replica can accept a
+// revoked session (plus the one request in flight as the bound passes).
+// The heartbeat runs five times per bound on each connection, and only
+// while the cache is in use (see BENCHMARKS.md for its cost).
+//
 // A cache hit is not decoded again: the store keeps the record decoded from
 // a cached reply with the reply's bytes and returns it while rueidis
 // answers with those same bytes (a bounded, direct-mapped table, see

@@ -79,7 +79,26 @@ func openURL(tb testing.TB, url string, opts ...Option) *tracked {
 		t.cleanup(tb)
 		s.Close()
 	})
+	waitLive(tb, s)
 	return t
+}
+
+// waitLive starts s's heartbeat, as a first Get would, and waits until its
+// cache may serve records, so that tests of the cache need not warm it
+// themselves. Stores without a bound return at once.
+func waitLive(tb testing.TB, s *Store) {
+	tb.Helper()
+	if s.live.bound <= 0 {
+		return
+	}
+	s.live.want()
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.live.fresh() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("the cache of a store on a healthy Redis was not proven live within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // standalone opens a Store on the shared standalone Redis.

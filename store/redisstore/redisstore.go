@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,6 +46,26 @@ type Options struct {
 	// (Redis tracking evicts it sooner when the key changes); default 1m.
 	CacheTTL time.Duration
 
+	// CacheStaleness bounds how long a replica that stopped hearing from
+	// Redis (a cut or stalled connection, a hung proxy) may go on serving
+	// cached records: it is the longest time a partitioned replica can
+	// accept a revoked session. A cached record is served only while every
+	// connection holding cached entries answered a heartbeat sent within
+	// the last CacheStaleness; past that, Get reads through to Redis and so
+	// fails closed when Redis cannot be reached. Default 250ms, at least
+	// MinCacheStaleness. The heartbeat runs five times per bound on each
+	// connection while the cache is in use, see BENCHMARKS.md for its cost.
+	// A negative value removes the bound (the cache then trusts a silent
+	// connection until rueidis's own keepalive gives up, about two seconds
+	// or more): only for measuring what the bound costs.
+	CacheStaleness time.Duration
+
+	// PipelineMultiplex is rueidis's ClientOption.PipelineMultiplex: Open
+	// passes it on (0: rueidis's default), and a client given to New must
+	// have been made with this same value, so that the heartbeat of
+	// CacheStaleness reaches every connection that holds cached entries.
+	PipelineMultiplex int
+
 	// The fields below apply to the client Open makes; New ignores them.
 
 	// DialTimeout bounds connecting to a server; default 1s.
@@ -60,6 +81,10 @@ type Options struct {
 	TLSConfig *tls.Config
 	// ClientName is sent with CLIENT SETNAME.
 	ClientName string
+	// Dial, if set, makes every connection to addr (a host:port of the URL
+	// or one a Cluster or Sentinel announced), for a custom network path;
+	// TLS, for the rediss schemes, is layered on top by the store.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// SentinelUsername and SentinelPassword authenticate to the Sentinels
 	// (the URL's user and password are for the master).
 	SentinelUsername, SentinelPassword string
@@ -87,6 +112,12 @@ func (o *Options) fill() error {
 	if o.CacheTTL <= 0 {
 		o.CacheTTL = DefaultCacheTTL
 	}
+	if o.CacheStaleness == 0 {
+		o.CacheStaleness = DefaultCacheStaleness
+	}
+	if o.CacheStaleness > 0 && o.CacheStaleness < MinCacheStaleness {
+		return fmt.Errorf("redisstore: CacheStaleness must be at least %v (or negative for no bound)", MinCacheStaleness)
+	}
 	return nil
 }
 
@@ -100,6 +131,10 @@ type Store struct {
 	timeout time.Duration
 	cache   bool
 	ttl     time.Duration
+
+	// live bounds the staleness of cached records; its bound is 0 when
+	// caching is off or unbounded.
+	live liveness
 
 	// decoded remembers, per slot (a hash of the ID), the record last
 	// decoded from a cached reply together with the reply's bytes; see
@@ -132,9 +167,10 @@ const writeGuard = time.Second
 //
 // A password with reserved characters (@ : / ? #) must be percent-encoded.
 // Query parameters override Options defaults and are overridden by opts:
-// timeout, dial_timeout, cache (true/false), cache_ttl, cache_size (bytes
-// per connection), prefix, client_name, db, and master (Sentinel). Unknown
-// parameters are refused. Errors never quote the URL.
+// timeout, dial_timeout, cache (true/false), cache_ttl, cache_staleness
+// (Options.CacheStaleness, e.g. 100ms), cache_size (bytes per connection),
+// prefix, client_name, db, and master (Sentinel). Unknown parameters are
+// refused. Errors never quote the URL.
 //
 // Open fails if no server answers within the dial timeout.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
@@ -185,8 +221,10 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 // New returns a Store on an existing rueidis client, which it does not
 // own: Close leaves it open. For client-side caching the client must have
 // been made without DisableCache (and on RESP3, as rueidis does by default).
-// Of o, New uses Prefix, Timeout, DisableCache, CacheTTL and CacheSize (for
-// the size of the decoded-record cache, see Options.CacheSize).
+// Of o, New uses Prefix, Timeout, DisableCache, CacheTTL, CacheStaleness,
+// PipelineMultiplex and CacheSize (for the size of the decoded-record
+// cache, see Options.CacheSize). With caching on and a bound, New starts
+// the heartbeat of CacheStaleness, which Close stops.
 func New(client rueidis.Client, o Options) (*Store, error) {
 	if client == nil {
 		return nil, errors.New("redisstore: New needs a client")
@@ -203,12 +241,16 @@ func New(client rueidis.Client, o Options) (*Store, error) {
 	}
 	if s.cache {
 		s.decoded = make([]atomic.Pointer[decoded], decodedSlots(o.CacheSize))
+		if o.CacheStaleness > 0 {
+			s.startLiveness(o.CacheStaleness, o.CacheTTL, wiresPerNode(multiplexFor(client.Mode(), o.PipelineMultiplex)))
+		}
 	}
 	return s, nil
 }
 
-// Close closes the client if Open made it.
+// Close stops the heartbeat and closes the client if Open made it.
 func (s *Store) Close() error {
+	s.stopLiveness()
 	if s.own {
 		s.client.Close()
 	}
@@ -304,7 +346,8 @@ func checkSubject(subject string) error {
 
 // Get implements [store.Store]. With caching on it is served from local
 // memory when this process has read the key before and Redis has not
-// invalidated it since.
+// invalidated it since, and only while the connections that deliver those
+// invalidations answered a heartbeat within Options.CacheStaleness.
 //
 // A cache hit costs one small allocation (its context, see lazyCtx), no
 // clock reading in most cases and no decoding: the record decoded from a cached reply is kept with the
@@ -316,7 +359,11 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 	if id.IsZero() {
 		return nil, store.ErrNotFound
 	}
-	if !s.cache || s.recentlyWritten(id) {
+	stale := s.live.bound > 0 && !s.live.fresh()
+	if stale {
+		s.live.want()
+	}
+	if !s.cache || stale || s.recentlyWritten(id) {
 		ctx, cancel := s.call(ctx)
 		defer cancel()
 		v, err := s.client.Do(ctx, s.client.B().Get().Key(s.recordKey(id)).Build()).ToString()
@@ -338,6 +385,9 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 		lc := &lazyCtx{parent: ctx, timeout: s.timeout}
 		res = s.client.DoCache(lc, s.client.B().Get().Key(key).Cache(), s.ttl)
 		lc.release()
+	}
+	if s.live.bound > 0 && !res.IsCacheHit() {
+		s.live.want() // the cache holds this entry for up to CacheTTL: keep proving it
 	}
 	v, err := res.ToString()
 	if err != nil {

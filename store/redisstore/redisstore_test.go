@@ -125,16 +125,18 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 	var o Options
-	if _, err := parseURL("redis://h?timeout=250ms&cache=false&cache_ttl=5s&prefix=x:", &o); err != nil {
+	if _, err := parseURL("redis://h?timeout=250ms&cache=false&cache_ttl=5s&cache_staleness=100ms&prefix=x:", &o); err != nil {
 		t.Fatal(err)
 	}
-	if o.Timeout != 250*time.Millisecond || !o.DisableCache || o.CacheTTL != 5*time.Second || o.Prefix != "x:" {
+	if o.Timeout != 250*time.Millisecond || !o.DisableCache || o.CacheTTL != 5*time.Second || o.Prefix != "x:" ||
+		o.CacheStaleness != 100*time.Millisecond {
 		t.Errorf("query parameters not applied: %+v", o)
 	}
 	for _, bad := range []string{
 		"http://h", "h:6379", "redis://a,b", "redis://h/x", "redis-sentinel://s1",
 		"redis-cluster://a/2", "redis://h?nope=1", "redis://h:99999", "redis://h?timeout=x",
-		"redis://u:topsecret@h#frag", "redis-cluster://a,,b",
+		"redis://u:topsecret@h#frag", "redis-cluster://a,,b", "redis://h?cache_staleness=-1s",
+		"redis://h?cache_staleness=soon",
 	} {
 		_, err := parseURL(bad, &Options{})
 		if err == nil {
@@ -147,6 +149,21 @@ func TestParseURL(t *testing.T) {
 		if strings.Contains(err.Error(), "topsecret") {
 			t.Errorf("parseURL error quotes the password: %v", err)
 		}
+	}
+}
+
+// TestCacheStalenessOption: the bound has a floor, and no URL can remove it.
+func TestCacheStalenessOption(t *testing.T) {
+	o := Options{}
+	if err := o.fill(); err != nil || o.CacheStaleness != DefaultCacheStaleness {
+		t.Fatalf("default CacheStaleness: %v, %v", o.CacheStaleness, err)
+	}
+	o = Options{CacheStaleness: MinCacheStaleness - 1}
+	if err := o.fill(); err == nil {
+		t.Error("CacheStaleness below MinCacheStaleness accepted")
+	}
+	if _, err := Open(t.Context(), "redis://127.0.0.1:1?cache_staleness=1ms"); err == nil || errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Open with cache_staleness=1ms: %v, want a configuration error before connecting", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -153,7 +154,7 @@ func parseURL(raw string, o *Options) (*target, error) {
 			t.master = v
 		case "prefix":
 			o.Prefix = v
-		case "timeout", "dial_timeout", "cache_ttl":
+		case "timeout", "dial_timeout", "cache_ttl", "cache_staleness":
 			d, err := time.ParseDuration(v)
 			if err != nil || d < 0 {
 				return nil, urlErr("%s must be a duration such as 500ms", k)
@@ -165,6 +166,8 @@ func parseURL(raw string, o *Options) (*target, error) {
 				o.DialTimeout = d
 			case "cache_ttl":
 				o.CacheTTL = d
+			case "cache_staleness":
+				o.CacheStaleness = d
 			}
 		case "cache_size":
 			n, err := strconv.Atoi(v)
@@ -213,6 +216,32 @@ func (t *target) clientOption(o *Options) rueidis.ClientOption {
 		// An empty ServerName lets each connection verify the host it dials,
 		// which a cluster of several hosts needs.
 	}
+	if dial := o.Dial; dial != nil {
+		co.DialCtxFn = func(ctx context.Context, addr string, d *net.Dialer, tc *tls.Config) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, d.Timeout)
+			defer cancel()
+			c, err := dial(ctx, addr)
+			if err != nil || tc == nil {
+				return c, err
+			}
+			if tc.ServerName == "" {
+				tc = tc.Clone()
+				tc.ServerName, _, _ = net.SplitHostPort(addr)
+			}
+			tlsc := tls.Client(c, tc)
+			if err := tlsc.HandshakeContext(ctx); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return tlsc, nil
+		}
+	}
+	mode := rueidis.ClientModeStandalone
+	if t.kind == "cluster" {
+		mode = rueidis.ClientModeCluster
+	}
+	o.PipelineMultiplex = multiplexFor(mode, o.PipelineMultiplex)
+	co.PipelineMultiplex = o.PipelineMultiplex
 	switch t.kind {
 	case "single":
 		co.ForceSingleClient = true
