@@ -98,7 +98,7 @@ def free_port() -> int:
 class Server:
     """A latch serve of the test's own (memory store), which the test may stop."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         if not BIN:
             skip_or_fail("LATCH_BIN is not set: run through `go test ./clients/python`")
         self.api_key = secrets.token_urlsafe(32)
@@ -106,11 +106,11 @@ class Server:
         self.url = "http://" + self.addr
         self.dir = tempfile.TemporaryDirectory()
         self.log = open(os.path.join(self.dir.name, "out.log"), "w+")
-        env = dict(os.environ, LATCH_API_KEY=self.api_key)
+        env = dict(os.environ, LATCH_API_KEY=self.api_key, **(env or {}))
         self.proc = subprocess.Popen([BIN, "serve", "--addr", self.addr, "--store", "memory:", *args],
                                      cwd=self.dir.name, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.proc.poll() is None:
             try:
                 with urllib.request.urlopen(self.url + "/readyz", timeout=1) as r:
                     if r.status == 200:

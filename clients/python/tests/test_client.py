@@ -328,6 +328,7 @@ class FailClosedTest(unittest.TestCase):
         srv = support.Server()
         self.addCleanup(srv.close)
         c = ls.Client(srv.url, srv.api_key, timeout=2)
+        self.addCleanup(c.close)
         iss = c.create_session("alice")
         support.remember(iss.session_token)
         srv.stop()
@@ -341,6 +342,7 @@ class FailClosedTest(unittest.TestCase):
         silent = support.Silent()
         self.addCleanup(silent.close)
         c = ls.Client(silent.url, "k" * 43, timeout=0.3)
+        self.addCleanup(c.close)
         with self.assertRaises(ls.Timeout) as cm:
             c.verify_session("lts_whatever")
         self.assertIsInstance(cm.exception, ls.UnavailableError)
@@ -368,9 +370,12 @@ class FailClosedTest(unittest.TestCase):
                 break
             except OSError:
                 time.sleep(0.05)
-        srv = support.Server("--store", f"redis://127.0.0.1:{port}")
+        import base64
+        kek = base64.b64encode(os.urandom(32)).decode()
+        srv = support.Server("--store", f"redis://127.0.0.1:{port}", env={"LATCH_KEK": kek})
         self.addCleanup(srv.close)
         c = ls.Client(srv.url, srv.api_key, timeout=10)
+        self.addCleanup(c.close)
         iss = c.create_session("alice")
         support.remember(iss.session_token)
         rp.kill()
