@@ -45,7 +45,9 @@
 //     the signature is looked at. HS256 keys exist only when configured
 //     explicitly with at least 32 bytes of secret, and never appear in JWKS.
 //   - The signature verifies (Ed25519 per RFC 8032 as implemented by
-//     crypto/ed25519; ES256 as fixed-size r‖s; HS256 compared in constant time).
+//     crypto/ed25519; ES256 on P-256 only, as fixed-size r‖s; RS256 as
+//     RSASSA-PKCS1-v1_5 with SHA-256, exactly the modulus length, with keys
+//     of MinRSABits to MaxRSABits bits; HS256 compared in constant time).
 //   - iss equals the configured issuer; aud (a string, or an array of strings
 //     from other issuers) contains the configured audience; sub, exp and iat
 //     are present; exp is after now (no leeway); nbf and iat are not later
@@ -60,8 +62,8 @@
 // or as soon as its key leaves the key set, and runs the online hook on
 // every hit, so caching never extends a token's life or hides a revocation.
 //
-// Issuance is deterministic for identical Claims and key (Ed25519 and HS256
-// by construction, ES256 through RFC 6979 nonces), so a caller that derives
+// Issuance is deterministic for identical Claims and key (Ed25519, RS256
+// and HS256 by construction, ES256 through RFC 6979 nonces), so a caller that derives
 // claims from the same parent state gets byte-identical tokens.
 //
 // # Compatibility

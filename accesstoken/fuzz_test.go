@@ -1,7 +1,11 @@
 package accesstoken
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/x509"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -42,6 +46,54 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("Extra is not valid JSON: %q", cl.Extra)
 		}
 		VerifySignature(tok, fx.key)
+	})
+}
+
+// FuzzVerifyAlgorithms: with ES256, RS256 and HS256 keys in one key set,
+// the verifier never panics and accepts only tokens the oracle signed,
+// whatever alg, kid and signature the input pairs.
+func FuzzVerifyAlgorithms(f *testing.F) {
+	ctx := context.Background()
+	clk := newClock(t0)
+	ecp, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		f.Fatal(err)
+	}
+	secret := bytes.Repeat([]byte{9}, 32)
+	keys := []*Key{mustKey(NewES256Key("es", ecp)), mustKey(NewRS256Key("rs", testRSAKey())), mustKey(NewHS256Key("hs", secret))}
+	ks, _ := NewStaticKeys(keys...)
+	v, _ := NewVerifier(VerifierConfig{Keys: ks, Issuer: testIss, Audience: testAud, Now: clk.Now, CacheSize: -1})
+	signed := map[string]bool{}
+	c := Claims{Subject: "u", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour), SessionID: "ses_x"}
+	for _, k := range keys {
+		one, _ := NewStaticKeys(k)
+		iss, _ := NewIssuer(IssuerConfig{Keys: one, Issuer: testIss, Audience: testAud})
+		tok, err := iss.Issue(ctx, c)
+		if err != nil {
+			f.Fatal(err)
+		}
+		signed[tok] = true
+		f.Add(tok)
+		// The same signing input under the other algorithms' headers.
+		_, rest, _ := strings.Cut(tok, ".")
+		for _, alg := range []string{"HS256", "RS256", "ES256", "EdDSA", "PS256", "none"} {
+			f.Add(enc(`{"alg":"`+alg+`","kid":"`+k.ID()+`","typ":"at+jwt"}`) + "." + rest)
+		}
+	}
+	der := x509.MarshalPKCS1PublicKey(&testRSAKey().PublicKey)
+	claims := `{"iss":"` + testIss + `","sub":"u","aud":"api","exp":` + itoa(t0.Unix()+600) + `,"iat":` + itoa(t0.Unix()) + `}`
+	f.Add(forge(`{"alg":"HS256","kid":"rs","typ":"at+jwt"}`, claims, hmacSigner(der)))
+	f.Fuzz(func(t *testing.T, tok string) {
+		cl, err := v.Verify(ctx, tok)
+		if err == nil && !signed[tok] {
+			t.Fatalf("accepted a token the oracle never signed: %q", tok)
+		}
+		if err != nil && cl.Subject != "" {
+			t.Fatal("claims returned with an error")
+		}
+		for _, k := range keys {
+			VerifySignature(tok, k)
+		}
 	})
 }
 

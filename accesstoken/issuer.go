@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"crypto/hmac"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/asn1"
 	"errors"
@@ -31,8 +32,8 @@ type IssuerConfig struct {
 // It is safe for concurrent use.
 //
 // Issuance is deterministic: the same Claims and the same signing key give
-// byte-identical tokens (Ed25519 and HS256 signatures are deterministic,
-// and ES256 uses RFC 6979 deterministic nonces). The only inputs not taken
+// byte-identical tokens (Ed25519, RS256 and HS256 signatures are
+// deterministic, and ES256 uses RFC 6979 deterministic nonces). The only inputs not taken
 // from Claims are the defaults for empty fields (Issuer, Audience, and
 // IssuedAt/ExpiresAt from the clock); callers that need identical tokens
 // must set IssuedAt and ExpiresAt themselves.
@@ -142,6 +143,13 @@ func (k *Key) sign(msg []byte) ([]byte, error) {
 		sig := make([]byte, 64)
 		rs.R.FillBytes(sig[:32])
 		rs.S.FillBytes(sig[32:])
+		return sig, nil
+	case RS256:
+		digest := sha256.Sum256(msg)
+		sig, err := rsa.SignPKCS1v15(nil, k.rsaPriv, crypto.SHA256, digest[:])
+		if err != nil {
+			return nil, errors.New("accesstoken: RS256 signing failed")
+		}
 		return sig, nil
 	}
 	return nil, ErrNoSigningKey

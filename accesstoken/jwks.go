@@ -4,16 +4,20 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 )
 
 // MaxJWKSSize is the largest JWK Set document ParseJWKS reads.
 const MaxJWKSSize = 256 << 10
 
 // ParseJWKS parses a JWK Set document into verification keys. It accepts
-// public Ed25519 (kty OKP, crv Ed25519) and P-256 (kty EC) keys; keys of
+// public Ed25519 (kty OKP, crv Ed25519), P-256 (kty EC) and RSA keys of
+// MinRSABits to MaxRSABits bits (kty RSA, for RS256); shorter RSA keys are
+// skipped, never trusted. Keys of
 // other types, keys whose use is not "sig", and keys whose alg does not
 // match the key type are skipped, never guessed at, and so are keys whose
 // kid latch's verifier would refuse. Symmetric ("oct") keys
@@ -30,6 +34,8 @@ func ParseJWKS(doc []byte) ([]*Key, error) {
 			Crv string  `json:"crv"`
 			X   string  `json:"x"`
 			Y   string  `json:"y"`
+			N   string  `json:"n"`
+			E   string  `json:"e"`
 			D   *string `json:"d"`
 			Kid string  `json:"kid"`
 			Alg string  `json:"alg"`
@@ -68,6 +74,19 @@ func ParseJWKS(doc []byte) ([]*Key, error) {
 				return nil, fmt.Errorf("accesstoken: JWKS key %d: point not on P-256", i)
 			}
 			k, err = NewES256Key(j.Kid, pub)
+		case j.Kty == "RSA" && (j.Alg == "" || j.Alg == string(RS256)):
+			n, errn := strict.DecodeString(j.N)
+			e, erre := strict.DecodeString(j.E)
+			if errn != nil || erre != nil || len(n) == 0 || n[0] == 0 || len(e) == 0 || len(e) > 4 || e[0] == 0 {
+				return nil, fmt.Errorf("accesstoken: JWKS key %d: bad RSA n or e", i)
+			}
+			ev := 0
+			for _, b := range e {
+				ev = ev<<8 | int(b)
+			}
+			// Keys outside MinRSABits..MaxRSABits are skipped below:
+			// never trusted, like any key latch cannot use.
+			k, err = NewRS256Key(j.Kid, &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: ev})
 		default:
 			continue
 		}

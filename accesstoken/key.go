@@ -6,11 +6,13 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/hmac"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash"
+	"math/big"
 	"strings"
 	"sync"
 )
@@ -18,11 +20,23 @@ import (
 // Algorithm is a JWS signature algorithm latch signs and verifies with.
 type Algorithm string
 
-// The algorithms latch supports. EdDSA means Ed25519 (RFC 8037).
+// The algorithms latch supports. EdDSA means Ed25519 (RFC 8037); RS256
+// is RSASSA-PKCS1-v1_5 with SHA-256, for verifiers (Node's jsonwebtoken,
+// several API gateways) that support neither EdDSA nor ES256.
 const (
 	EdDSA Algorithm = "EdDSA"
 	ES256 Algorithm = "ES256"
+	RS256 Algorithm = "RS256"
 	HS256 Algorithm = "HS256"
+)
+
+// RSA key sizes. NewRS256Key and ParseJWKS refuse moduli outside
+// MinRSABits..MaxRSABits (the upper bound keeps a hostile JWKS from making
+// every verification expensive); a Keyring generates RSAKeyBits.
+const (
+	MinRSABits = 2048
+	MaxRSABits = 8192
+	RSAKeyBits = 2048
 )
 
 // MinHMACSecret is the shortest HS256 secret NewHS256Key accepts.
@@ -35,14 +49,16 @@ const MaxKeyIDLen = 128
 // an asymmetric signing key (which also verifies), or an HS256 secret.
 // A Key is immutable and safe for concurrent use.
 type Key struct {
-	kid    string
-	alg    Algorithm
-	edPub  ed25519.PublicKey
-	edPriv ed25519.PrivateKey
-	ecPub  *ecdsa.PublicKey
-	ecPriv *ecdsa.PrivateKey
-	secret []byte
-	macs   *sync.Pool // of *macState, HS256 only
+	kid     string
+	alg     Algorithm
+	edPub   ed25519.PublicKey
+	edPriv  ed25519.PrivateKey
+	ecPub   *ecdsa.PublicKey
+	ecPriv  *ecdsa.PrivateKey
+	rsaPub  *rsa.PublicKey
+	rsaPriv *rsa.PrivateKey
+	secret  []byte
+	macs    *sync.Pool // of *macState, HS256 only
 
 	header string // base64url of the protected header for signing
 }
@@ -60,7 +76,9 @@ func (k *Key) ID() string { return k.kid }
 func (k *Key) Algorithm() Algorithm { return k.alg }
 
 // CanSign reports whether k holds private (or secret) key material.
-func (k *Key) CanSign() bool { return k.edPriv != nil || k.ecPriv != nil || k.secret != nil }
+func (k *Key) CanSign() bool {
+	return k.edPriv != nil || k.ecPriv != nil || k.rsaPriv != nil || k.secret != nil
+}
 
 // Public returns the verification half of an asymmetric key. For an HS256
 // key, which has no public half, it returns k itself.
@@ -72,6 +90,10 @@ func (k *Key) Public() *Key {
 		return p
 	case k.ecPriv != nil:
 		p := &Key{kid: k.kid, alg: k.alg, ecPub: k.ecPub}
+		p.header = k.header
+		return p
+	case k.rsaPriv != nil:
+		p := &Key{kid: k.kid, alg: k.alg, rsaPub: k.rsaPub}
 		p.header = k.header
 		return p
 	}
@@ -130,6 +152,55 @@ func NewES256Key(kid string, key any) (*Key, error) {
 		return nil, errors.New("accesstoken: NewES256Key wants a *ecdsa.PublicKey or *ecdsa.PrivateKey")
 	}
 	return k.finish(kid)
+}
+
+// NewRS256Key returns an RS256 (RSASSA-PKCS1-v1_5, SHA-256) key. key must
+// be a *rsa.PublicKey or *rsa.PrivateKey with a modulus of MinRSABits to
+// MaxRSABits bits; shorter keys are refused, never used. An empty kid is
+// replaced by the key's RFC 7638 thumbprint.
+//
+// PKCS #1 v1.5 signatures are deterministic, so issuing the same claims
+// twice yields the same token.
+func NewRS256Key(kid string, key any) (*Key, error) {
+	k := &Key{alg: RS256}
+	switch key := key.(type) {
+	case *rsa.PublicKey:
+		if err := checkRSAPublic(key); err != nil {
+			return nil, err
+		}
+		k.rsaPub = key
+	case *rsa.PrivateKey:
+		if key == nil {
+			return nil, errors.New("accesstoken: nil RSA key")
+		}
+		if err := checkRSAPublic(&key.PublicKey); err != nil {
+			return nil, err
+		}
+		if err := key.Validate(); err != nil {
+			return nil, errors.New("accesstoken: invalid RSA private key")
+		}
+		key.Precompute()
+		k.rsaPriv = key
+		k.rsaPub = &key.PublicKey
+	default:
+		return nil, errors.New("accesstoken: NewRS256Key wants a *rsa.PublicKey or *rsa.PrivateKey")
+	}
+	return k.finish(kid)
+}
+
+// checkRSAPublic refuses moduli outside MinRSABits..MaxRSABits and
+// exponents that are even, below 3 or beyond 2^31-1.
+func checkRSAPublic(pub *rsa.PublicKey) error {
+	if pub == nil || pub.N == nil {
+		return errors.New("accesstoken: nil RSA key")
+	}
+	if n := pub.N.BitLen(); n < MinRSABits || n > MaxRSABits {
+		return fmt.Errorf("accesstoken: RSA keys must have %d to %d bits, got %d", MinRSABits, MaxRSABits, n)
+	}
+	if pub.E < 3 || pub.E&1 == 0 || pub.E > 1<<31-1 {
+		return errors.New("accesstoken: RSA public exponent must be odd, at least 3 and below 2^31")
+	}
+	return nil
 }
 
 // NewHS256Key returns an HS256 key. The secret must be at least
@@ -198,6 +269,8 @@ func (k *Key) Thumbprint() string {
 	case k.ecPub != nil:
 		x, y := ecXY(k.ecPub)
 		canon = `{"crv":"P-256","kty":"EC","x":"` + b64.EncodeToString(x) + `","y":"` + b64.EncodeToString(y) + `"}`
+	case k.rsaPub != nil:
+		canon = `{"e":"` + b64.EncodeToString(rsaE(k.rsaPub)) + `","kty":"RSA","n":"` + b64.EncodeToString(k.rsaPub.N.Bytes()) + `"}`
 	default:
 		return ""
 	}
@@ -213,6 +286,10 @@ func ecXY(pub *ecdsa.PublicKey) (x, y []byte) {
 	return b[1:33], b[33:]
 }
 
+// rsaE is the public exponent as an unsigned big-endian integer without
+// leading zeros (RFC 7518 6.3.1.2).
+func rsaE(pub *rsa.PublicKey) []byte { return big.NewInt(int64(pub.E)).Bytes() }
+
 // appendJWK appends the public JWK of an asymmetric key.
 func (k *Key) appendJWK(dst []byte) []byte {
 	switch {
@@ -225,6 +302,11 @@ func (k *Key) appendJWK(dst []byte) []byte {
 		dst = b64.AppendEncode(dst, x)
 		dst = append(dst, `","y":"`...)
 		dst = b64.AppendEncode(dst, y)
+	case k.rsaPub != nil:
+		dst = append(dst, `{"kty":"RSA","n":"`...)
+		dst = b64.AppendEncode(dst, k.rsaPub.N.Bytes())
+		dst = append(dst, `","e":"`...)
+		dst = b64.AppendEncode(dst, rsaE(k.rsaPub))
 	default:
 		return dst
 	}

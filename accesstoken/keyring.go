@@ -9,6 +9,8 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,8 +45,13 @@ type KeyringConfig struct {
 	// before they reach Store. Required when Store is set; every replica
 	// must use the same KEK.
 	KEK []byte
-	// Algorithm of new keys: EdDSA (default) or ES256. HS256 secrets are
-	// configured with NewHS256Key and StaticKeys, never in a keyring.
+	// Algorithm of new keys: EdDSA (default), ES256 or RS256 (RSAKeyBits).
+	// When the newest stored key has another algorithm, OpenKeyring adds a
+	// key of this one through the normal pre-publication: the old key keeps
+	// signing until the new one has been published for PrePublication.
+	// Every replica must be configured with the same algorithm. HS256
+	// secrets are configured with NewHS256Key and StaticKeys, never in a
+	// keyring.
 	Algorithm Algorithm
 	// RotationPeriod is how long a key signs before Maintain makes its
 	// successor active. Default 30 days.
@@ -157,8 +164,8 @@ func OpenKeyring(ctx context.Context, cfg KeyringConfig) (*Keyring, error) {
 	if cfg.Algorithm == "" {
 		cfg.Algorithm = EdDSA
 	}
-	if cfg.Algorithm != EdDSA && cfg.Algorithm != ES256 {
-		return nil, errors.New("accesstoken: keyring algorithm must be EdDSA or ES256 (HS256 secrets are configured with NewHS256Key)")
+	if cfg.Algorithm != EdDSA && cfg.Algorithm != ES256 && cfg.Algorithm != RS256 {
+		return nil, errors.New("accesstoken: keyring algorithm must be EdDSA, ES256 or RS256 (HS256 secrets are configured with NewHS256Key)")
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -204,8 +211,16 @@ func OpenKeyring(ctx context.Context, cfg KeyringConfig) (*Keyring, error) {
 		return nil, fmt.Errorf("%w: %v", ErrKEK, err)
 	}
 	if err := k.update(ctx, func(keys []ringKey, now time.Time) ([]ringKey, string, error) {
-		if len(keys) > 0 {
-			return nil, "", nil
+		if n := len(keys); n > 0 {
+			if keys[n-1].pub.alg == k.cfg.Algorithm {
+				return nil, "", nil
+			}
+			// The algorithm changed: pre-publish a key of the new one.
+			nk, err := k.newKey(now, now.Add(k.cfg.PrePublication))
+			if err != nil {
+				return nil, "", err
+			}
+			return append(keys, nk), nk.pub.kid, nil
 		}
 		nk, err := k.newKey(now, now)
 		if err != nil {
@@ -518,35 +533,54 @@ func aad(sk *storedKey) []byte {
 	return append(b, sk.Public...)
 }
 
-// newKey generates a key created at now that activates at at, and seals it.
+// newKey generates a key of the configured algorithm created at now that
+// activates at at, and seals it.
 func (k *Keyring) newKey(now, at time.Time) (ringKey, error) {
-	var seed [32]byte
-	var priv *Key
-	var err error
-	for range 100 {
-		if _, err = io.ReadFull(k.rnd, seed[:]); err != nil {
-			return ringKey{}, fmt.Errorf("accesstoken: generating key: %w", err)
-		}
-		priv, err = privateFromBytes(k.cfg.Algorithm, seed[:])
-		if err == nil {
-			break
-		}
-	}
+	priv, material, err := generateKey(k.cfg.Algorithm, k.rnd)
 	if err != nil {
-		return ringKey{}, errors.New("accesstoken: generating key failed")
+		return ringKey{}, err
 	}
+	defer clear(material)
 	// Round-trip through UnixNano so the snapshot equals what is stored.
 	now, at = time.Unix(0, now.UnixNano()), time.Unix(0, at.UnixNano())
 	sk := storedKey{Kid: priv.kid, Alg: priv.alg, Created: now.UnixNano(), Activates: at.UnixNano(),
 		Public: publicBytes(priv)}
-	nonce := make([]byte, k.aead.NonceSize(), k.aead.NonceSize()+len(seed)+k.aead.Overhead())
+	nonce := make([]byte, k.aead.NonceSize(), k.aead.NonceSize()+len(material)+k.aead.Overhead())
 	if _, err := io.ReadFull(k.rnd, nonce); err != nil {
 		return ringKey{}, fmt.Errorf("accesstoken: generating nonce: %w", err)
 	}
-	sk.Sealed = k.aead.Seal(nonce, nonce, seed[:], aad(&sk))
-	clear(seed[:])
+	sk.Sealed = k.aead.Seal(nonce, nonce, material, aad(&sk))
 	return ringKey{priv: priv, pub: priv.Public(), created: now, activates: at,
 		sealed: sk.Sealed, publicBytes: sk.Public}, nil
+}
+
+// generateKey makes a signing key of alg and the private key material
+// that privateFromBytes turns back into it: a 32-byte Ed25519 seed or
+// P-256 scalar, or a PKCS #1 RSA private key.
+func generateKey(alg Algorithm, rnd io.Reader) (*Key, []byte, error) {
+	if alg == RS256 {
+		// crypto/rsa draws from the system's CSPRNG whatever reader it is
+		// given (Go 1.26); rnd is not used for RSA.
+		rk, err := rsa.GenerateKey(rand.Reader, RSAKeyBits)
+		if err != nil {
+			return nil, nil, fmt.Errorf("accesstoken: generating key: %w", err)
+		}
+		priv, err := NewRS256Key("", rk)
+		if err != nil {
+			return nil, nil, err
+		}
+		return priv, x509.MarshalPKCS1PrivateKey(rk), nil
+	}
+	seed := make([]byte, 32)
+	for range 100 {
+		if _, err := io.ReadFull(rnd, seed); err != nil {
+			return nil, nil, fmt.Errorf("accesstoken: generating key: %w", err)
+		}
+		if priv, err := privateFromBytes(alg, seed); err == nil {
+			return priv, seed, nil
+		}
+	}
+	return nil, nil, errors.New("accesstoken: generating key failed")
 }
 
 // open decrypts a stored key and checks it against its public half and kid.
@@ -568,10 +602,17 @@ func (k *Keyring) open(sk storedKey) (ringKey, error) {
 		activates: time.Unix(0, sk.Activates), sealed: sk.Sealed, publicBytes: sk.Public}, nil
 }
 
-// privateFromBytes makes a signing key (kid: its thumbprint) from 32
-// bytes: an Ed25519 seed or a P-256 scalar.
+// privateFromBytes makes a signing key (kid: its thumbprint) from its
+// private key material: an Ed25519 seed, a P-256 scalar or a PKCS #1 RSA
+// private key.
 func privateFromBytes(alg Algorithm, b []byte) (*Key, error) {
 	switch alg {
+	case RS256:
+		p, err := x509.ParsePKCS1PrivateKey(b)
+		if err != nil {
+			return nil, err
+		}
+		return NewRS256Key("", p)
 	case EdDSA:
 		return NewEd25519Key("", ed25519.NewKeyFromSeed(b))
 	case ES256:
@@ -587,6 +628,9 @@ func privateFromBytes(alg Algorithm, b []byte) (*Key, error) {
 func publicBytes(k *Key) []byte {
 	if k.edPub != nil {
 		return slices.Clone(k.edPub)
+	}
+	if k.rsaPub != nil {
+		return x509.MarshalPKCS1PublicKey(k.rsaPub)
 	}
 	b, _ := k.ecPub.Bytes()
 	return b

@@ -3,9 +3,11 @@ package accesstoken
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/hmac"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -203,10 +205,13 @@ func (h *header) checkAlg(k *Key) error {
 
 // verify checks the encoded signature seg over signed with k.
 func (k *Key) verify(signed, seg []byte) error {
-	var sig [64]byte
+	var sig [MaxRSABits / 8]byte
 	want := 64
-	if k.alg == HS256 {
+	switch k.alg {
+	case HS256:
 		want = 32
+	case RS256:
+		want = k.rsaPub.Size() // exactly the modulus length (RFC 8017 8.2.2)
 	}
 	if len(seg) != b64.EncodedLen(want) {
 		return errSigLen
@@ -216,12 +221,15 @@ func (k *Key) verify(signed, seg []byte) error {
 	}
 	var ok bool
 	switch k.alg {
+	case RS256:
+		digest := sha256.Sum256(signed)
+		ok = rsa.VerifyPKCS1v15(k.rsaPub, crypto.SHA256, digest[:], sig[:want]) == nil
 	case EdDSA:
-		ok = ed25519.Verify(k.edPub, signed, sig[:])
+		ok = ed25519.Verify(k.edPub, signed, sig[:64])
 	case ES256:
 		digest := sha256.Sum256(signed)
 		var der [72]byte
-		ok = ecdsa.VerifyASN1(k.ecPub, digest[:], rawToDER(der[:0], sig[:]))
+		ok = ecdsa.VerifyASN1(k.ecPub, digest[:], rawToDER(der[:0], sig[:64]))
 	case HS256:
 		m := k.macs.Get().(*macState)
 		m.h.Reset()

@@ -140,6 +140,7 @@ func TestRoundTripAlgorithms(t *testing.T) {
 	for _, k := range []*Key{
 		mustKey(NewEd25519Key("ed", seedKey(2))),
 		mustKey(NewES256Key("", ecPriv)),
+		mustKey(NewRS256Key("", testRSAKey())),
 		mustKey(NewHS256Key("", bytes.Repeat([]byte{9}, 32))),
 	} {
 		t.Run(string(k.Algorithm()), func(t *testing.T) {

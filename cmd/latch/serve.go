@@ -34,6 +34,7 @@ const (
 type serveConfig struct {
 	addr, storeURL, dataDir string
 	issuer, audience        string
+	signingAlg              string
 	idle, absolute, touch   time.Duration
 	accessTTL, refreshGrace time.Duration
 	maxPerSubject           int
@@ -58,6 +59,7 @@ func serve(ctx context.Context, u *ui, args []string) error {
 	fs.StringVar(&c.dataDir, "data-dir", "", "`directory` for the generated API key and KEK files (default: the bbolt file's directory, else ./latch-data)")
 	fs.StringVar(&c.issuer, "issuer", "", "`iss` of access tokens (default: the server's URL at its first start on the store, kept there for restarts and replicas)")
 	fs.StringVar(&c.audience, "audience", "latch", "`aud` of access tokens")
+	fs.StringVar(&c.signingAlg, "signing-alg", string(accesstoken.EdDSA), "`algorithm` of access-token signing keys: EdDSA, ES256 or RS256 (a change rotates keys through pre-publication)")
 	fs.DurationVar(&c.idle, "idle-timeout", latch.DefaultIdleTimeout, "end sessions unused for this `duration`")
 	fs.DurationVar(&c.absolute, "absolute-timeout", latch.DefaultAbsoluteTimeout, "end every session this `duration` after it started")
 	fs.DurationVar(&c.touch, "touch-interval", latch.DefaultTouchInterval, "record activity at most once per `duration` per session")
@@ -112,20 +114,21 @@ func serve(ctx context.Context, u *ui, args []string) error {
 		scheme = "https"
 	}
 	srv, err := server.New(ctx, server.Options{
-		Store:           st.Store,
-		APIKey:          apiKey,
-		KEK:             kek,
-		Issuer:          c.issuer,
-		DefaultIssuer:   scheme + "://" + defaultIssuerHost(c.addr),
-		Audience:        c.audience,
-		IdleTimeout:     c.idle,
-		AbsoluteTimeout: c.absolute,
-		TouchInterval:   c.touch,
-		AccessTokenTTL:  c.accessTTL,
-		RefreshGrace:    c.refreshGrace,
-		MaxPerSubject:   c.maxPerSubject,
-		CookieName:      c.cookieName,
-		Logger:          logger,
+		Store:            st.Store,
+		APIKey:           apiKey,
+		KEK:              kek,
+		Issuer:           c.issuer,
+		DefaultIssuer:    scheme + "://" + defaultIssuerHost(c.addr),
+		Audience:         c.audience,
+		SigningAlgorithm: accesstoken.Algorithm(c.signingAlg),
+		IdleTimeout:      c.idle,
+		AbsoluteTimeout:  c.absolute,
+		TouchInterval:    c.touch,
+		AccessTokenTTL:   c.accessTTL,
+		RefreshGrace:     c.refreshGrace,
+		MaxPerSubject:    c.maxPerSubject,
+		CookieName:       c.cookieName,
+		Logger:           logger,
 	})
 	if err != nil {
 		e := errorf("%v", err)
@@ -192,6 +195,12 @@ func (c *serveConfig) check() error {
 		if d.v <= 0 {
 			return usageErrorf("--%s must be positive", d.name)
 		}
+	}
+	switch accesstoken.Algorithm(c.signingAlg) {
+	case accesstoken.EdDSA, accesstoken.ES256, accesstoken.RS256:
+	default:
+		return usageErrorf("invalid --signing-alg %q", c.signingAlg).
+			hint("use EdDSA (the default), ES256, or RS256 for verifiers without EdDSA or ES256 (e.g. Node's jsonwebtoken)")
 	}
 	if c.maxPerSubject == 0 || c.maxPerSubject < -1 {
 		return usageErrorf("--max-per-subject must be positive, or -1 for no limit")

@@ -74,6 +74,10 @@ type Options struct {
 	DefaultIssuer string
 	// Audience is the aud of access tokens (default "latch").
 	Audience string
+	// SigningAlgorithm is the algorithm of new signing keys: EdDSA
+	// (default), ES256 or RS256. Changing it rotates through the keyring's
+	// pre-publication; every replica must use the same one.
+	SigningAlgorithm accesstoken.Algorithm
 
 	IdleTimeout     time.Duration // default latch.DefaultIdleTimeout
 	AbsoluteTimeout time.Duration // default latch.DefaultAbsoluteTimeout
@@ -163,6 +167,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		Now:           s.now,
 		MaxTokenTTL:   max(accesstoken.DefaultMaxTokenTTL, opts.AccessTokenTTL),
 		InitialIssuer: opts.DefaultIssuer,
+		Algorithm:     opts.SigningAlgorithm,
 	}
 	if ks, ok := s.store.(store.KeyStore); ok {
 		if len(opts.KEK) == 0 {
