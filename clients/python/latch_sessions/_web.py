@@ -1,0 +1,544 @@
+"""The framework-independent half of the adapters: what latchhttp does to a
+request, written once. Each adapter (Flask, Django, ASGI) only translates its
+framework's request and response to and from this module.
+
+Flows that call latch (authenticate, login, logout, renew) are generators that
+yield the client call they need; :func:`drive` runs them with a sync client and
+:func:`adrive` with an async one, so sync and async adapters share every rule.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Generator, Iterable, Mapping, Protocol, Sequence
+from urllib.parse import urlsplit
+
+from . import csrf
+from ._errors import (ConfigError, CSRFRejected, InvalidCredential, LatchError, ProblemError, UnavailableError)
+from ._types import Issued, Session, Verified
+
+__all__ = ["Config", "RequestSession", "AsyncRequestSession", "SAFE_METHODS", "CSRF_HEADER", "CSRF_FIELD"]
+
+log = logging.getLogger("latch_sessions")
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+ANON_MAX_AGE = 7200
+_EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
+_TOKEN_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+@dataclass(frozen=True)
+class Config:
+    """How an adapter treats requests. The defaults are the secure choice;
+    every adapter reads the same settings (Flask from ``LATCH_*`` app config,
+    Django from ``settings.LATCH``, ASGI from keyword arguments).
+
+    * ``cookie_name``: the session cookie, default ``__Host-latch`` (must keep
+      the ``__Host-`` prefix unless ``insecure_cookie_for_development_only``);
+      the anonymous CSRF cookie is this name + ``-csrf``.
+    * ``same_site``: ``Lax`` (default) or ``Strict``.
+    * ``insecure_cookie_for_development_only``: drop ``Secure`` (and then the
+      ``__Host-`` prefix is refused). Never in production; browsers treat
+      http://localhost as secure, so you rarely need it.
+    * ``trusted_origins``: other origins (``https://app.example.com``) allowed
+      to send unsafe requests.
+    * ``anonymous_csrf_exempt``: paths whose unsafe requests without a session
+      need no anonymous CSRF token (webhooks that authenticate themselves).
+      Never a login form.
+    * ``bearer``: ``"off"`` (default: cookies only), ``"online"`` (verify
+      ``Authorization: Bearer`` access tokens with latch on every request) or
+      ``"offline"`` (verify them locally against latch's JWKS with PyJWT).
+    * ``login_url``: where ``login_required`` sends browsers without a session
+      (default: answer 401).
+    """
+
+    cookie_name: str = "__Host-latch"
+    same_site: str = "Lax"
+    insecure_cookie_for_development_only: bool = False
+    trusted_origins: Sequence[str] = ()
+    anonymous_csrf_exempt: Sequence[str] = ()
+    bearer: str = "off"
+    login_url: str | None = None
+
+    def __post_init__(self) -> None:
+        name = self.cookie_name
+        if not isinstance(name, str) or not _TOKEN_NAME.fullmatch(name):
+            raise ConfigError("latch: cookie_name is not a valid cookie name (RFC 6265 token)")
+        prefixed = name.lower().startswith("__host-") or name.lower().startswith("__secure-")
+        if prefixed and self.insecure_cookie_for_development_only:
+            raise ConfigError("latch: browsers drop __Host- and __Secure- cookies that are not Secure; use a cookie_name "
+                              "without the prefix for plain-HTTP development, or leave insecure_cookie_for_development_only "
+                              "off: http://localhost is a secure context, so Secure cookies already work there")
+        if self.same_site not in ("Lax", "Strict"):
+            raise ConfigError("latch: same_site must be 'Lax' or 'Strict'")
+        if self.bearer not in ("off", "online", "offline"):
+            raise ConfigError("latch: bearer must be 'off', 'online' or 'offline'")
+        origins = []
+        for o in self.trusted_origins:
+            u = urlsplit(o)
+            if u.scheme not in ("http", "https") or not u.netloc or u.path or u.query or u.fragment:
+                raise ConfigError(f"latch: trusted_origins: {o!r} is not an origin of the form scheme://host[:port]")
+            origins.append(f"{u.scheme}://{u.netloc}".lower())
+        object.__setattr__(self, "trusted_origins", tuple(origins))
+        object.__setattr__(self, "anonymous_csrf_exempt", tuple(self.anonymous_csrf_exempt))
+
+    @property
+    def anon_cookie_name(self) -> str:
+        return self.cookie_name + "-csrf"
+
+    def _attrs(self) -> str:
+        return "; HttpOnly" + ("" if self.insecure_cookie_for_development_only else "; Secure") + \
+            f"; SameSite={self.same_site}"
+
+    # Set-Cookie values, attribute for attribute what Go's http.Cookie writes for latchhttp.
+    def session_cookie(self, token: str) -> str:
+        return f"{self.cookie_name}={token}; Path=/{self._attrs()}"
+
+    def expired_cookie(self, name: str) -> str:
+        return f"{name}=; Path=/; Expires={_EPOCH}; Max-Age=0{self._attrs()}"
+
+    def anon_cookie(self, value: str) -> str:
+        return f"{self.anon_cookie_name}={value}; Path=/; Max-Age={ANON_MAX_AGE}{self._attrs()}"
+
+    @classmethod
+    def from_mapping(cls, m: Mapping[str, Any], prefix: str = "") -> "Config":
+        """Build from a mapping such as Flask's app.config (prefix "LATCH_") or settings.LATCH."""
+        kw = {}
+        for f in ("cookie_name", "same_site", "insecure_cookie_for_development_only", "trusted_origins",
+                  "anonymous_csrf_exempt", "bearer", "login_url"):
+            key = prefix + f.upper() if prefix else f
+            if key in m:
+                kw[f] = m[key]
+        return cls(**kw)
+
+
+class Request(Protocol):
+    """What an adapter tells the core about a request."""
+
+    method: str
+    path: str
+
+    def header(self, name: str) -> str | None: ...  # lower-case name; the first value
+    def cookie_headers(self) -> Iterable[str]: ...
+    def client_ip(self) -> str | None: ...
+
+
+def read_cookie(headers: Iterable[str], name: str) -> str | None:
+    """The first cookie called name, as latchhttp reads it (a __Host- cookie cannot be planted by another host)."""
+    for line in headers:
+        for part in line.split(";"):
+            k, eq, v = part.strip().partition("=")
+            if eq and k == name:
+                if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
+                    v = v[1:-1]
+                return v
+    return None
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization or len(authorization) < 7 or authorization[:7].lower() != "bearer ":
+        return None
+    return authorization[7:].strip()
+
+
+def same_origin(req: Request, trusted: Sequence[str]) -> bool:
+    """Go's net/http.CrossOriginProtection.Check: Sec-Fetch-Site, else Origin against Host."""
+    origin = req.header("origin")
+    site = req.header("sec-fetch-site")
+    if site:
+        if site in ("same-origin", "none"):
+            return True
+        return origin is not None and origin.lower() in trusted
+    if not origin:
+        return True  # neither header: not a browser; the token layer still applies
+    try:
+        host = urlsplit(origin).netloc
+    except ValueError:
+        host = ""
+    if host and host == (req.header("host") or ""):
+        return True
+    return origin.lower() in trusted
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The claims of a JWS latch has already verified (online mode): decoded, not checked."""
+    try:
+        part = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (IndexError, ValueError, binascii.Error):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+Op = tuple[str, tuple[Any, ...], dict[str, Any]]
+Flow = Generator[Op, Any, Any]
+
+
+class _Base:
+    """The latch state of one request: who it is, and what the response must carry.
+
+    Adapters put it on the request (``g.latch``, ``request.latch``,
+    ``request.state.latch``). Read ``session`` (a :class:`Session`, or None),
+    ``subject``, ``authenticated``, ``auth`` ("cookie", "bearer" or None);
+    render forms with ``csrf_token()``; call ``login``, ``logout``, ``renew``
+    and ``revoke_others`` before the response is sent.
+    """
+
+    def __init__(self, core: "Core", req: Request) -> None:
+        self._core = core
+        self._cfg = core.config
+        self._req = req
+        self.session: Session | None = None
+        #: "cookie", "bearer" or None.
+        self.auth: str | None = None
+        #: The access token's claims for bearer requests.
+        self.claims: dict[str, Any] | None = None
+        #: Why the credentials the request carried did not work (an InvalidCredential), or None.
+        self.error: LatchError | None = None
+        self.bearer_presented = False
+        self._token: str | None = None  # the session token the request carried, or login set
+        self._csrf_key: bytes | None = None
+        self._anon_secret: bytes | None = None
+        self._anon_cookie_in: bool = False
+        self._set_cookies: dict[str, str] = {}
+        self._no_store = False
+        self._clear_site_data = False
+        self._offline_sid: str | None = None
+        self._offline_sub: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} auth={self.auth!r} session={self.session_id!r}>"
+
+    @property
+    def authenticated(self) -> bool:
+        return self.auth is not None
+
+    @property
+    def subject(self) -> str | None:
+        if self.session is not None:
+            return self.session.subject
+        return self._offline_sub
+
+    @property
+    def session_id(self) -> str | None:
+        if self.session is not None:
+            return self.session.id
+        return self._offline_sid
+
+    def csrf_token(self) -> str:
+        """A CSRF token for this request's forms (the hidden ``csrf_token`` field) and scripts
+        (the ``X-CSRF-Token`` header): the session's, or for a visitor without a session an
+        anonymous one tied to the ``__Host-latch-csrf`` cookie, which this sets. Each call
+        returns a different masking; all are valid. "" for bearer requests, which need none.
+        The response is marked ``Cache-Control: no-store``."""
+        if self.auth == "bearer":
+            return ""
+        if self.auth == "cookie":
+            if self._csrf_key is None:
+                return ""
+            self._no_store = True
+            return csrf.mask(self._csrf_key)
+        if self._anon_secret is None:
+            self._anon_secret, value = csrf.new_anon_secret()
+            self._set_cookies[self._cfg.anon_cookie_name] = self._cfg.anon_cookie(value)
+        elif self._cfg.anon_cookie_name not in self._set_cookies:
+            # Refresh the cookie to a full Max-Age, as latchhttp does, so the form stays usable.
+            value = base64.urlsafe_b64encode(self._anon_secret).rstrip(b"=").decode()
+            self._set_cookies[self._cfg.anon_cookie_name] = self._cfg.anon_cookie(value)
+        self._no_store = True
+        return csrf.mask(csrf.anon_key(self._anon_secret))
+
+    def csrf_field(self) -> str:
+        """The hidden form field, as HTML: ``<input type="hidden" name="csrf_token" value="…">``."""
+        return f'<input type="hidden" name="{CSRF_FIELD}" value="{self.csrf_token()}">'
+
+    def idle_seconds_left(self) -> int:
+        """Seconds until the session's idle (or absolute) deadline; 0 without a session."""
+        if self.session is None:
+            return 0
+        left = (self.session.deadline() - datetime.now(timezone.utc)).total_seconds()
+        return max(0, int(left))
+
+    def info(self) -> dict[str, Any]:
+        """The session for templates and JSON (a page warning before the idle timeout)."""
+        if not self.authenticated:
+            return {"authenticated": False, "idle_seconds_left": 0}
+        d: dict[str, Any] = {"authenticated": True, "method": self.auth, "session_id": self.session_id,
+                             "subject": self.subject}
+        if self.session is not None:
+            s = self.session
+            d.update(auth_time=_iso(s.auth_time), idle_expires_at=_iso(s.idle_expires_at),
+                     expires_at=_iso(s.expires_at), idle_seconds_left=self.idle_seconds_left())
+        if self.auth == "cookie":
+            d["csrf_token"] = self.csrf_token()
+        return d
+
+    def response_headers(self) -> list[tuple[str, str]]:
+        """The headers this request's response must carry: Vary always; Set-Cookie,
+        Cache-Control: no-store and Clear-Site-Data when the session changed."""
+        h = [("Vary", "Cookie, Authorization")]
+        h += [("Set-Cookie", c) for c in self._set_cookies.values()]
+        if self._no_store or self._set_cookies:
+            h.append(("Cache-Control", "no-store"))
+        if self._clear_site_data:
+            h.append(("Clear-Site-Data", '"cookies"'))
+        return h
+
+    # -- flows ------------------------------------------------------------
+
+    def _client_kw(self) -> dict[str, Any]:
+        return {"ip": self._req.client_ip(), "user_agent": self._req.header("user-agent")}
+
+    def _adopt(self, iss: Issued, csrf_token: str | None) -> None:
+        self.session, self.auth, self.claims, self.error = iss.session, "cookie", None, None
+        self._offline_sid = self._offline_sub = None
+        self._token = iss.session_token
+        self._csrf_key = csrf.unmask(csrf_token) if csrf_token else None
+        self._set_cookies[self._cfg.cookie_name] = self._cfg.session_cookie(iss.session_token)
+        self._no_store = True
+        self._clear_site_data = False
+
+    def _end_anon(self) -> None:
+        if self._anon_cookie_in or self._cfg.anon_cookie_name in self._set_cookies:
+            self._set_cookies[self._cfg.anon_cookie_name] = self._cfg.expired_cookie(self._cfg.anon_cookie_name)
+        self._anon_secret = None
+
+    def _login(self, subject: str, data: Mapping[str, Any] | None, claims: Mapping[str, Any] | None,
+               acr: str | None, amr: Sequence[str] | None) -> Flow:
+        # Fixation: the token the request carried (valid or not) is revoked by latch.
+        iss = yield ("create_session", (subject,), dict(
+            data=data, claims=claims, acr=acr, amr=amr, replace_session_token=self._token, **self._client_kw()))
+        tok = iss.csrf_token
+        if tok is None:
+            v = yield ("verify_session", (iss.session_token,), self._client_kw())
+            tok = v.csrf_token
+        self._adopt(iss, tok)
+        self._end_anon()
+        return iss
+
+    def _logout(self) -> Flow:
+        sid = self.session_id
+        if sid is not None:
+            yield ("revoke_session", (sid,), {})
+        self.session, self.auth, self.claims, self._token, self._csrf_key = None, None, None, None, None
+        self._offline_sid = self._offline_sub = None
+        self._set_cookies[self._cfg.cookie_name] = self._cfg.expired_cookie(self._cfg.cookie_name)
+        self._no_store = True
+        self._clear_site_data = True
+        return None
+
+    def _renew(self, claims: Mapping[str, Any] | None, auth_time: datetime | None) -> Flow:
+        sid = self._require("renew")
+        iss = yield ("renew_session", (sid,), dict(claims=claims, auth_time=auth_time))
+        if self.auth == "cookie":
+            v = yield ("verify_session", (iss.session_token,), self._client_kw())
+            self._adopt(iss, v.csrf_token)
+        return iss
+
+    def _revoke_others(self) -> Flow:
+        sid = self._require("revoke_others")
+        n = yield ("revoke_subject", (self.subject,), dict(except_session=sid))
+        return n
+
+    def _require(self, what: str) -> str:
+        sid = self.session_id
+        if sid is None:
+            raise LatchError(f"latch: {what} needs an authenticated request")
+        return sid
+
+
+class RequestSession(_Base):
+    """The latch state of a request in a sync app (Flask, Django). See :class:`_Base`."""
+
+    def login(self, subject: str, *, data: Mapping[str, Any] | None = None,
+              claims: Mapping[str, Any] | None = None, acr: str | None = None,
+              amr: Sequence[str] | None = None) -> Issued:
+        """Start a session for a user your code has just authenticated and set its cookie.
+
+        Fixation-safe: any session token the request carried is revoked. The
+        anonymous CSRF cookie is expired; from now on the session's CSRF token
+        counts. Returns the Issued (its refresh and access tokens are for API clients)."""
+        return drive(self._core, self._req, self._login(subject, data, claims, acr, amr))
+
+    def logout(self) -> None:
+        """Revoke the session (cookie, refresh and access tokens alike), expire the cookie with
+        the same attributes and send ``Clear-Site-Data: "cookies"``. Serve it on POST."""
+        drive(self._core, self._req, self._logout())
+
+    def renew(self, *, claims: Mapping[str, Any] | None = None, auth_time: datetime | None = None) -> Issued:
+        """New tokens after a privilege change; every old token stops working, the cookie is replaced."""
+        return drive(self._core, self._req, self._renew(claims, auth_time))
+
+    def revoke_others(self) -> int:
+        """Sign the user out everywhere else; returns how many sessions were revoked."""
+        return drive(self._core, self._req, self._revoke_others())
+
+
+class AsyncRequestSession(_Base):
+    """The latch state of a request in an ASGI app: the same as RequestSession, awaited."""
+
+    async def login(self, subject: str, *, data: Mapping[str, Any] | None = None,
+                    claims: Mapping[str, Any] | None = None, acr: str | None = None,
+                    amr: Sequence[str] | None = None) -> Issued:
+        return await adrive(self._core, self._req, self._login(subject, data, claims, acr, amr))
+
+    async def logout(self) -> None:
+        await adrive(self._core, self._req, self._logout())
+
+    async def renew(self, *, claims: Mapping[str, Any] | None = None, auth_time: datetime | None = None) -> Issued:
+        return await adrive(self._core, self._req, self._renew(claims, auth_time))
+
+    async def revoke_others(self) -> int:
+        return await adrive(self._core, self._req, self._revoke_others())
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class Core:
+    """One adapter's shared state: config, the client (sync or async), the
+    optional cache and offline verifier. Built by the adapters."""
+
+    def __init__(self, config: Config, client: Any, *, cache: Any = None, offline: Any = None) -> None:
+        self.config = config
+        self.client = client
+        self.cache = cache
+        self.offline = offline
+        if config.bearer == "offline" and offline is None:
+            raise ConfigError("latch: bearer='offline' needs an offline verifier (PyJWT: apt-get install python3-jwt)")
+
+    def target(self, name: str) -> Callable[..., Any]:
+        if name == "verify_session" and self.cache is not None:
+            return self.cache.verify_session
+        return getattr(self.client, name)
+
+    def authenticate(self, st: _Base) -> Flow:
+        """Fill st from its request, as latchhttp's middleware does; raise CSRFRejected or
+        UnavailableError when the request must be refused (403, 503)."""
+        req, cfg = st._req, self.config
+        unsafe = req.method.upper() not in SAFE_METHODS
+        if cfg.bearer != "off":
+            tok = bearer_token(req.header("authorization"))
+            if tok is not None:
+                # A bearer request is judged by its token alone: never the cookie, never CSRF.
+                st.bearer_presented = True
+                try:
+                    if cfg.bearer == "offline":
+                        claims = self.offline.verify(tok)
+                        st._offline_sid, st._offline_sub = claims.get("sid"), claims.get("sub")
+                    else:
+                        v = yield ("verify_access_token", (tok,), st._client_kw())
+                        st.session = v.session
+                        claims = jwt_claims(tok)
+                    st.claims, st.auth = claims, "bearer"
+                except InvalidCredential as e:
+                    st.error = e
+                except UnavailableError:
+                    raise
+                except ProblemError as e:
+                    raise _fail_closed(e) from None
+                return st
+        tok = read_cookie(req.cookie_headers(), cfg.cookie_name)
+        st._token = tok
+        anon = read_cookie(req.cookie_headers(), cfg.anon_cookie_name)
+        st._anon_cookie_in = anon is not None
+        st._anon_secret = csrf.parse_anon_secret(anon)
+        if unsafe and not same_origin(req, cfg.trusted_origins):
+            # Layer one, before any call to latch, with or without a session (login CSRF).
+            raise CSRFRejected(reason="cross-origin")
+        if tok is not None:
+            try:
+                v = yield ("verify_session", (tok,), st._client_kw())
+            except InvalidCredential as e:
+                # A dead cookie: go on unauthenticated and delete it.
+                st.error, st._token = e, None
+                st._set_cookies[cfg.cookie_name] = cfg.expired_cookie(cfg.cookie_name)
+            except UnavailableError:
+                raise
+            except ProblemError as e:
+                raise _fail_closed(e) from None
+            else:
+                st.session, st.auth = v.session, "cookie"
+                st._csrf_key = csrf.unmask(v.csrf_token) if v.csrf_token else None
+        if unsafe:
+            # Layer two: the synchronizer token, the session's or else the anonymous one.
+            got = req.header(CSRF_HEADER) or (yield ("form_token", (), {}))
+            if st.auth == "cookie":
+                key = st._csrf_key
+            elif req.path in cfg.anonymous_csrf_exempt:
+                return st
+            else:
+                key = csrf.anon_key(st._anon_secret) if st._anon_secret is not None else None
+            if not got:
+                raise CSRFRejected(reason="missing-token")
+            if not csrf.check(got, key):
+                raise CSRFRejected(reason="invalid-token")
+        return st
+
+
+def _fail_closed(e: ProblemError) -> UnavailableError:
+    # latch refused the call itself (a wrong API key, a bug): nobody is authenticated.
+    log.error("latch: session validation failed: %s %s; answering 503", e.status, e.code)
+    return UnavailableError(f"latch: validation failed ({e.status} {e.code})")
+
+
+def drive(core: Core, req: Any, flow: Flow) -> Any:
+    """Run a flow with a sync client."""
+    try:
+        op = next(flow)
+        while True:
+            name, args, kw = op
+            try:
+                res = req.form_token() if name == "form_token" else core.target(name)(*args, **kw)
+            except Exception as e:
+                op = flow.throw(e)
+            else:
+                op = flow.send(res)
+    except StopIteration as stop:
+        return stop.value
+
+
+async def adrive(core: Core, req: Any, flow: Flow) -> Any:
+    """Run a flow with an async client."""
+    try:
+        op = next(flow)
+        while True:
+            name, args, kw = op
+            try:
+                res = await (req.form_token() if name == "form_token" else core.target(name)(*args, **kw))
+            except Exception as e:
+                op = flow.throw(e)
+            else:
+                op = flow.send(res)
+    except StopIteration as stop:
+        return stop.value
+
+
+def error_response(err: BaseException, st: _Base | None, bearer_enabled: bool) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and body for a refused request, like latchhttp's DefaultErrorHandler:
+    the standard text only, never the error's own."""
+    if isinstance(err, CSRFRejected):
+        status, text = 403, "Forbidden"
+    elif isinstance(err, UnavailableError):
+        status, text = 503, "Service Unavailable"
+    else:
+        status, text = 401, "Unauthorized"
+    h = list(st.response_headers()) if st is not None else [("Vary", "Cookie, Authorization")]
+    h = [(k, v) for k, v in h if k != "Cache-Control"]
+    h += [("Cache-Control", "no-store"), ("Content-Type", "text/plain; charset=utf-8"),
+          ("X-Content-Type-Options", "nosniff")]
+    if status == 503:
+        h.append(("Retry-After", "5"))
+    if status == 401 and bearer_enabled:
+        h.append(("WWW-Authenticate", 'Bearer error="invalid_token"' if st is not None and st.bearer_presented
+                  else "Bearer"))
+    return status, h, (text + "\n").encode()

@@ -1,0 +1,210 @@
+"""latch for Flask: an extension in the style of Flask-Login.
+
+::
+
+    from flask import Flask, g
+    from latch_sessions.flask import Latch, login_required
+
+    app = Flask(__name__)
+    app.config["LATCH_URL"] = "http://127.0.0.1:8080"   # or the LATCH_URL environment variable
+    latch = Latch(app)                                   # or latch = Latch(); latch.init_app(app)
+
+    @app.post("/login")
+    def login():
+        user = check_password(request.form["user"], request.form["password"])
+        if user is None:
+            abort(401)
+        g.latch.login(user)               # fixation-safe; sets the __Host-latch cookie
+        return redirect("/account")
+
+    @app.get("/account")
+    @login_required
+    def account():
+        return render_template("account.html", user=g.latch.subject)
+
+and in every form that posts: ``{{ csrf_field() }}`` (or
+``<input type="hidden" name="csrf_token" value="{{ csrf_token() }}">``).
+
+Every request gets ``g.latch`` (a :class:`~latch_sessions._web.RequestSession`).
+Unsafe requests (POST, PUT, PATCH, DELETE…) are refused with 403 when they come
+cross-origin or lack the CSRF token of their session — or, without a session,
+of their anonymous CSRF cookie, which ``csrf_token()`` sets: login forms are
+protected too. When latch cannot be reached the request is refused with 503,
+never let through.
+
+Settings, read from ``app.config`` at ``init_app``: ``LATCH_URL``,
+``LATCH_API_KEY`` (default: the environment variables of the same name),
+``LATCH_TIMEOUT``, ``LATCH_COOKIE_NAME``, ``LATCH_SAME_SITE``,
+``LATCH_TRUSTED_ORIGINS``, ``LATCH_ANONYMOUS_CSRF_EXEMPT``, ``LATCH_BEARER``
+("off", "online", "offline"), ``LATCH_LOGIN_URL``, ``LATCH_CACHE`` (cached
+validation, docs/protocol.md §4; default on) and
+``LATCH_INSECURE_COOKIE_FOR_DEVELOPMENT_ONLY``. Flask's own session and
+Flask-Session are not used and can be removed.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, TypeVar
+
+import flask
+from flask import g
+from markupsafe import Markup
+
+from ._client import DEFAULT_TIMEOUT, Client
+from ._errors import CSRFRejected, UnavailableError
+from ._web import Config, Core, RequestSession, drive, error_response
+
+__all__ = ["Latch", "login_required", "current_session"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Request:
+    """A Flask request as the core sees it."""
+
+    __slots__ = ("r", "method", "path")
+
+    def __init__(self, r: flask.Request) -> None:
+        self.r, self.method, self.path = r, r.method, r.path
+
+    def header(self, name: str) -> str | None:
+        if name == "host":
+            return self.r.environ.get("HTTP_HOST")
+        return self.r.headers.get(name)
+
+    def cookie_headers(self) -> list[str]:
+        c = self.r.environ.get("HTTP_COOKIE")
+        return [c] if c else []
+
+    def client_ip(self) -> str | None:
+        return self.r.remote_addr
+
+    def form_token(self) -> str | None:
+        # Flask parses url-encoded and multipart bodies (within MAX_CONTENT_LENGTH)
+        # and keeps them in request.form for the view; never the query string.
+        return self.r.form.get("csrf_token")
+
+
+class Latch:
+    """The Flask extension. ``Latch(app)`` or ``Latch()`` then ``init_app(app)``.
+
+    ``client`` is a :class:`Client` to use instead of one built from the app's
+    config; ``config`` a :class:`Config` instead of the ``LATCH_*`` settings.
+    """
+
+    def __init__(self, app: flask.Flask | None = None, *, client: Client | None = None,
+                 config: Config | None = None) -> None:
+        self._client = client
+        self._config = config
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: flask.Flask) -> None:
+        cfg = self._config or Config.from_mapping(app.config, "LATCH_")
+        client = self._client or Client(app.config.get("LATCH_URL"), app.config.get("LATCH_API_KEY"),
+                                        timeout=app.config.get("LATCH_TIMEOUT", DEFAULT_TIMEOUT))
+        offline = None
+        if cfg.bearer == "offline":
+            from .jwt import OfflineVerifier
+            offline = OfflineVerifier(client)
+        cache = None
+        if app.config.get("LATCH_CACHE", False):
+            from .cache import start_cache
+            cache = start_cache(client)
+        core = Core(cfg, client, cache=cache, offline=offline)
+        app.extensions["latch"] = core
+        app.before_request(_before)
+        app.after_request(_after)
+        app.register_error_handler(UnavailableError, _unavailable)
+        app.context_processor(_template_helpers)
+
+
+def _core() -> Core:
+    try:
+        return flask.current_app.extensions["latch"]
+    except KeyError:
+        raise RuntimeError("latch_sessions.flask: Latch(app) or init_app(app) was not called") from None
+
+
+def _before() -> flask.Response | None:
+    core = _core()
+    req = _Request(flask.request)
+    st = RequestSession(core, req)
+    g.latch = st
+    try:
+        drive(core, req, core.authenticate(st))
+    except (CSRFRejected, UnavailableError) as e:
+        return _refuse(e, st)
+    return None
+
+
+def _refuse(e: BaseException, st: RequestSession | None) -> flask.Response:
+    status, headers, body = error_response(e, st, _core().config.bearer != "off")
+    resp = flask.Response(body, status)
+    for k, v in headers:
+        resp.headers.add(k, v) if k == "Set-Cookie" else resp.headers.__setitem__(k, v)
+    if st is not None:
+        st._set_cookies.clear()  # already written
+        st._no_store = True
+    return resp
+
+
+def _after(resp: flask.Response) -> flask.Response:
+    st = g.get("latch")
+    if st is None:
+        return resp
+    for k, v in st.response_headers():
+        if k == "Set-Cookie":
+            resp.headers.add(k, v)
+        elif k == "Vary":
+            resp.vary.update(("Cookie", "Authorization"))
+        else:
+            resp.headers[k] = v
+            if k == "Cache-Control":
+                for h in ("Expires", "Last-Modified", "ETag"):
+                    resp.headers.pop(h, None)
+    return resp
+
+
+def _unavailable(e: UnavailableError) -> flask.Response:
+    return _refuse(e, g.get("latch"))
+
+
+def _template_helpers() -> dict[str, Any]:
+    def csrf_token() -> str:
+        st = g.get("latch")
+        return st.csrf_token() if st is not None else ""
+
+    def csrf_field() -> Markup:
+        return Markup('<input type="hidden" name="csrf_token" value="%s">') % csrf_token()
+    return {"csrf_token": csrf_token, "csrf_field": csrf_field, "latch": g.get("latch")}
+
+
+def current_session() -> RequestSession:
+    """The request's latch state (``g.latch``)."""
+    st = g.get("latch")
+    if st is None:
+        raise RuntimeError("latch_sessions.flask: no latch state on this request; was Latch(app) set up?")
+    return st
+
+
+def login_required(view: F) -> F:
+    """Answer requests without a valid session with 401 (``WWW-Authenticate: Bearer`` when
+    bearer tokens are on), or redirect browsers to ``LATCH_LOGIN_URL`` if it is set."""
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        st = current_session()
+        if st.authenticated:
+            return view(*args, **kwargs)
+        core = _core()
+        if core.config.login_url and not st.bearer_presented:
+            from urllib.parse import quote
+            return flask.redirect(core.config.login_url + "?next=" + quote(flask.request.full_path.rstrip("?")))
+        status, headers, body = error_response(PermissionError(), st, core.config.bearer != "off")
+        resp = flask.Response(body, status)
+        for k, v in headers:
+            if k not in ("Vary", "Set-Cookie"):  # after_request adds the state's own headers
+                resp.headers[k] = v
+        return resp
+    return wrapper  # type: ignore[return-value]
