@@ -2,6 +2,7 @@ package latch_test
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -13,7 +14,7 @@ func TestImportRules(t *testing.T) {
 		t.Skip("runs go list")
 	}
 	const mod = "github.com/latch-sessions/latch"
-	stores := []string{mod + "/store/memstore", mod + "/store/boltstore", mod + "/store/redisstore", mod + "/store/pgstore"}
+	stores := storePackages(t, mod)
 	rules := map[string][]string{
 		mod:                     append([]string{"net/http", "testing", mod + "/latchhttp"}, stores...),
 		mod + "/store":          append([]string{mod, "net/http", "testing"}, stores...),
@@ -58,4 +59,31 @@ func TestImportRules(t *testing.T) {
 			}
 		}
 	}
+}
+
+// storePackages lists the concrete stores from the tree — every package
+// store/NAME except the conformance suite — so a new backend is covered
+// without anyone remembering to add it here.
+func storePackages(t *testing.T, mod string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "./store/...").Output()
+	if err != nil {
+		t.Fatalf("go list ./store/...: %v", err)
+	}
+	var stores []string
+	for _, p := range strings.Fields(string(out)) {
+		name, ok := strings.CutPrefix(p, mod+"/store/")
+		if !ok || strings.Contains(name, "/") || name == "storetest" || name == "internal" {
+			continue
+		}
+		stores = append(stores, p)
+	}
+	// The four the project started with, so a broken listing cannot pass
+	// by finding nothing.
+	for _, want := range []string{"memstore", "boltstore", "redisstore", "pgstore"} {
+		if !slices.Contains(stores, mod+"/store/"+want) {
+			t.Fatalf("store/%s is not among the stores found in the tree: %v", want, stores)
+		}
+	}
+	return stores
 }

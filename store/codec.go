@@ -121,14 +121,10 @@ func checkEncodable(r *Record) error {
 	return nil
 }
 
-// appendTime encodes t as Unix nanoseconds; the zero Time encodes as 0, so
-// an instant exactly at the Unix epoch reads back as the zero Time.
+// appendTime encodes t as [UnixNano]; the zero Time encodes as 0, so an
+// instant exactly at the Unix epoch reads back as the zero Time.
 func appendTime(b []byte, t time.Time) []byte {
-	var n int64
-	if !t.IsZero() {
-		n = t.UnixNano()
-	}
-	return binary.BigEndian.AppendUint64(b, uint64(n))
+	return binary.BigEndian.AppendUint64(b, uint64(UnixNano(t)))
 }
 
 type decoder struct {
@@ -169,13 +165,7 @@ func (d *decoder) uint32() uint32 {
 	return 0
 }
 
-func (d *decoder) time() time.Time {
-	n := int64(d.uint64())
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
+func (d *decoder) time() time.Time { return FromUnixNano(int64(d.uint64())) }
 
 func (d *decoder) field() []byte {
 	if d.bad {

@@ -9,14 +9,23 @@
 // # Contract
 //
 // Errors. A store reports "no such record" with an error matching
-// [ErrNotFound], a failed compare-and-swap with [ErrConflict], and any
+// [ErrNotFound], a failed compare-and-swap with [ErrConflict], a record or
+// argument the contract forbids with [ErrInvalid] (see [Validate]), and any
 // failure to reach or understand its backend (network, I/O, timeout, a corrupt
 // record, a cancelled context) with an error matching [ErrUnavailable]. The
 // manager treats every ErrUnavailable as "not authenticated": a store must
 // never answer a system failure with a record. A write that fails with
 // ErrUnavailable may or may not have been applied (the backend may have
 // committed it just before the connection or the context ended); callers
-// that must know re-read.
+// that must know re-read. A backend's transient conflicts (a deadlock, a
+// serialization failure) are the store's to retry: they are not ErrConflict,
+// which means only a lost compare-and-swap or a revoked record.
+//
+// Contexts. A call whose context is already done fails with an error that
+// matches both ErrUnavailable and ctx.Err() (context.Canceled or
+// context.DeadlineExceeded) and changes nothing. A context that ends during
+// a call gives an error matching ErrUnavailable, and ctx.Err() too whenever
+// the backend's client reports it.
 //
 // Ownership. Records returned by a store are shared and read-only: callers
 // must not modify them (use [Record.Clone]). A Record passed to a store is
@@ -38,14 +47,28 @@
 // and absolute deadlines. From then on a store may discard it; stores with
 // native TTL (Redis) do so themselves, others implement [Sweeper]. The manager
 // checks deadlines on every read, so a store may return a record that has just
-// expired. Listing and eviction take the caller's notion of now, so tests can
-// use a fake clock.
+// expired. Listing, eviction and RevokeSubject take the caller's notion of
+// now, so tests can use a fake clock.
 //
 // Times. Every time passed to a store (CreatedAt, the at of a revocation)
 // is non-zero; a store may substitute its own clock for a zero one. Stores
-// keep times to the nanosecond between the years 1678 and 2262, the range of
-// Unix nanoseconds in an int64; an instant exactly at the Unix epoch
-// reads back as the zero Time.
+// keep every time to the nanosecond, exactly as given (a store that keeps
+// microseconds, as SQL TIMESTAMP(6) columns do, is not conforming; SQL stores
+// keep times as BIGINT Unix nanoseconds, see [UnixNano]), between the years
+// 1678 and 2262, the range of Unix nanoseconds in an int64; a time outside
+// it is refused with ErrInvalid and ErrUnencodable. An instant exactly at the
+// Unix epoch reads back as the zero Time. Times read back in UTC.
+//
+// Field bounds. A store keeps, byte for byte, a Subject of 1..[MaxSubjectLen]
+// bytes, Data and Claims of up to [MaxValueLen] bytes each, an IP of up to
+// [MaxIPLen], a UserAgent of up to [MaxUserAgentLen] and a RevokeReason of up
+// to [MaxReasonLen] bytes; strings are opaque bytes (not necessarily UTF-8).
+// It refuses anything longer with ErrInvalid rather than truncating it
+// ([Validate] and [ValidReason] check all of this). SQL stores therefore use
+// binary column types that hold these sizes: Data and Claims need more than
+// 65,535 bytes — PostgreSQL bytea, MySQL/MariaDB MEDIUMBLOB (a BLOB or a
+// VARBINARY holds only 65,535) — and the others VARBINARY(n)/bytea, never a
+// text type, whose collation and character set would change or refuse bytes.
 //
 // Fields. Update writes every field of the record except ID and Subject. It
 // is not a way to revoke: use Revoke, which also maintains the index. Update
@@ -59,7 +82,10 @@
 // Create-with-eviction and RevokeSubject are atomic there as well.
 //
 // Concurrency. All methods are safe for concurrent use, and each is atomic
-// with respect to the others.
+// with respect to the others — Sweep included: a sweep racing Create (with
+// eviction), RevokeSubject, RotateRefresh or Update neither fails because of
+// them nor deletes a record whose deadline a write it raced has moved past
+// its now, and it leaves the subject index exact.
 package store
 
 import (
@@ -78,20 +104,32 @@ var (
 	ErrConflict = errors.New("latch/store: version conflict")
 	// ErrExists: Create was given an ID that is already stored.
 	ErrExists = errors.New("latch/store: session ID already exists")
-	// ErrInvalid: the store refuses a record that breaks the contract: nil,
-	// zero ID, a subject outside 1..MaxSubjectLen bytes, an ID whose tag is
-	// not SubjectTag(Subject), or one it cannot encode (ErrUnencodable).
+	// ErrInvalid: the store refuses a record or argument that breaks the
+	// contract: nil, zero ID, a subject outside 1..MaxSubjectLen bytes, an ID
+	// whose tag is not SubjectTag(Subject), a field beyond its bound, a time
+	// it cannot encode (also ErrUnencodable), or a reason longer than
+	// MaxReasonLen. See Validate.
 	ErrInvalid = errors.New("latch/store: invalid record")
 	// ErrUnavailable: the backend could not be reached or answered with
 	// something unusable. Treat it as "not authenticated".
 	ErrUnavailable = errors.New("latch/store: store unavailable")
 )
 
-// Limits every store must accept.
+// Field bounds every store keeps exactly and enforces (ErrInvalid beyond
+// them); see "Field bounds" in the package documentation.
 const (
 	MaxSubjectLen = 256
-	// MaxValueLen is the largest Data or Claims value a store must keep.
+	// MaxValueLen is the largest Data or Claims value a store keeps: 65,536
+	// bytes, one more than a MySQL BLOB holds.
 	MaxValueLen = 64 << 10
+	// MaxIPLen bounds Record.IP: an IPv6 address with a zone fits.
+	MaxIPLen = 64
+	// MaxUserAgentLen bounds Record.UserAgent. The manager truncates the
+	// header to 512 bytes before replacing invalid UTF-8, which can at most
+	// double it.
+	MaxUserAgentLen = 1024
+	// MaxReasonLen bounds Record.RevokeReason and every reason argument.
+	MaxReasonLen = 64
 )
 
 // Store keeps session records. See the package documentation for the contract
@@ -100,19 +138,24 @@ type Store interface {
 	// Get returns the record with id, revoked or not, or ErrNotFound.
 	Get(ctx context.Context, id ID) (*Record, error)
 
-	// Create stores a new record (its Version is ignored and stored as 1),
-	// whose ID must carry its subject's tag (ErrInvalid otherwise), and
-	// adds it to its subject's index. If the subject then has more than max
-	// live sessions (max > 0), the least recently seen others are revoked with
-	// reason "evicted", in the same atomic step, and their IDs returned.
-	// "Live" is judged at rec.CreatedAt. Create fails with ErrExists if the ID
-	// is taken.
+	// Create stores a new record (its Version is ignored and stored as 1)
+	// and adds it to its subject's index. It refuses with ErrInvalid, before
+	// storing anything, a record [Validate] refuses — among others a zero ID
+	// or one that does not carry SubjectTag(rec.Subject). If the subject then
+	// has more than max live sessions (max > 0), the least recently seen
+	// others are revoked with reason "evicted" and RevokedAt = rec.CreatedAt,
+	// in the same atomic step, and their IDs returned. "Live" is judged at
+	// rec.CreatedAt, for the new record too: one that is revoked or past its
+	// deadline at its own CreatedAt does not count toward max (and evicts
+	// nothing beyond max others). Create fails with ErrExists if the ID is
+	// taken.
 	Create(ctx context.Context, rec *Record, max int) (evicted []ID, err error)
 
 	// Update replaces the stored record with rec if the stored version equals
 	// rec.Version and the record is not revoked; the store then writes
-	// version rec.Version+1. It fails with ErrConflict otherwise, and with
-	// ErrNotFound if there is no record. ID and Subject never change.
+	// version rec.Version+1. It fails with ErrConflict otherwise, with
+	// ErrNotFound if there is no record, and with ErrInvalid for a record
+	// Validate refuses. ID and Subject never change.
 	Update(ctx context.Context, rec *Record) error
 
 	// RotateRefresh atomically replaces the refresh state of a live
@@ -125,7 +168,8 @@ type Store interface {
 
 	// Revoke marks the record revoked with reason at time at and removes it
 	// from its subject's index. Revoking a revoked record succeeds and changes
-	// nothing; a missing record gives ErrNotFound.
+	// nothing; a missing record gives ErrNotFound, a reason longer than
+	// MaxReasonLen ErrInvalid (RevokeSubject too).
 	Revoke(ctx context.Context, id ID, reason string, at time.Time) error
 
 	// RevokeSubject revokes every session of subject that is live at at,
@@ -135,10 +179,12 @@ type Store interface {
 	RevokeSubject(ctx context.Context, subject string, except ID, reason string, at time.Time) ([]ID, error)
 
 	// List returns the subject's sessions that are live at now, most
-	// recently seen first (ties: most recently created first). It may
-	// forget index entries of records that are gone or revoked; it must not
-	// forget one merely because its deadline has passed by the caller's now,
-	// since a later touch can move that deadline.
+	// recently seen first (ties: most recently created first). It may drop
+	// index entries of records that are not live at now — gone, revoked, or
+	// past their deadline by the caller's now — provided a write that makes
+	// such a record live again (Update or RotateRefresh moving its deadline)
+	// puts it back: List and RevokeSubject never miss a session that is
+	// live at the now they are given.
 	List(ctx context.Context, subject string, now time.Time) ([]*Record, error)
 }
 
@@ -154,7 +200,10 @@ type Rotation struct {
 // Sweeper is implemented by stores without native expiry. Sweep deletes
 // records (and tombstones) whose deadline is at or before now, with their
 // index entries, and returns how many it deleted. It must not scan every
-// record to find them.
+// record to find them, and it is atomic with the other methods: it retries
+// its backend's transient conflicts (deadlocks, lock timeouts) rather than
+// failing, and never deletes a record a concurrent write has just given a
+// later deadline.
 type Sweeper interface {
 	Sweep(ctx context.Context, now time.Time) (int, error)
 }

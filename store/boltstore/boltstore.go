@@ -214,10 +214,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Errors for arguments the store refuses; all match store.ErrInvalid.
 var (
-	errNilRecord  = fmt.Errorf("boltstore: %w: nil record", store.ErrInvalid)
-	errZeroID     = fmt.Errorf("boltstore: %w: zero session ID", store.ErrInvalid)
 	errSubjectLen = fmt.Errorf("boltstore: %w: subject must be 1 to %d bytes", store.ErrInvalid, store.MaxSubjectLen)
-	errTag        = fmt.Errorf("boltstore: %w: session ID does not carry its subject's tag", store.ErrInvalid)
 )
 
 // encodable refuses, with an error matching store.ErrInvalid and

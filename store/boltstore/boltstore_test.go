@@ -167,7 +167,11 @@ func TestCRUD(t *testing.T) {
 	u := got.Clone()
 	u.LastSeenAt = t0.Add(10 * time.Minute)
 	u.IdleExpiresAt = t0.Add(40 * time.Minute)
-	u.Subject = "mallory" // ignored
+	u.Subject = "mallory" // another subject's tag: refused
+	if err := s.Update(ctx, u); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("Update changing the subject: %v, want ErrInvalid", err)
+	}
+	u.Subject = "alice"
 	if err := s.Update(ctx, u); err != nil {
 		t.Fatalf("Update: %v", err)
 	}

@@ -143,17 +143,8 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 // subject outside 1..store.MaxSubjectLen bytes, an ID without its
 // subject's tag, and a record the codec cannot encode.
 func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store.ID, error) {
-	switch {
-	case rec == nil:
-		return nil, errNilRecord
-	case rec.ID.IsZero():
-		return nil, errZeroID
-	}
-	if err := validSubject(rec.Subject); err != nil {
-		return nil, err
-	}
-	if rec.ID.Tag() != store.SubjectTag(rec.Subject) {
-		return nil, errTag
+	if err := store.Validate(rec); err != nil {
+		return nil, fmt.Errorf("boltstore: create: %w", err)
 	}
 	nr := *rec
 	nr.Version = 1
@@ -226,14 +217,11 @@ func leastRecentFirst(a, b *store.Record) int {
 // rec.Version and the record is unrevoked, storing version rec.Version+1.
 // ID and Subject are kept as stored.
 func (s *Store) Update(ctx context.Context, rec *store.Record) error {
-	if rec == nil {
-		return errNilRecord
+	if err := store.Validate(rec); err != nil {
+		return fmt.Errorf("boltstore: update: %w", err)
 	}
 	nr := *rec
 	nr.Subject = "" // the stored one is kept
-	if err := encodable("update", &nr); err != nil {
-		return err
-	}
 	return s.write(ctx, "update", func(tx *bolt.Tx) error {
 		b, err := bucketsOf(tx)
 		if err != nil {
@@ -303,8 +291,8 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Rec
 // record succeeds and changes nothing.
 func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.Time) error {
 	at = orNow(at)
-	if err := encodable("revoke", &store.Record{RevokedAt: at, RevokeReason: reason}); err != nil {
-		return err
+	if err := store.ValidReason(reason, at); err != nil {
+		return fmt.Errorf("boltstore: revoke: %w", err)
 	}
 	return s.write(ctx, "revoke", func(tx *bolt.Tx) error {
 		b, err := bucketsOf(tx)
@@ -352,8 +340,8 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.
 		return nil, err
 	}
 	at = orNow(at)
-	if err := encodable("revoke subject", &store.Record{RevokedAt: at, RevokeReason: reason}); err != nil {
-		return nil, err
+	if err := store.ValidReason(reason, at); err != nil {
+		return nil, fmt.Errorf("boltstore: revoke subject: %w", err)
 	}
 	var out []store.ID
 	err := s.write(ctx, "revoke subject", func(tx *bolt.Tx) error {

@@ -100,14 +100,6 @@ var (
 	_ store.Pinger   = (*Store)(nil)
 )
 
-// Errors for records the store refuses; all match store.ErrInvalid.
-var (
-	errNilRecord  = fmt.Errorf("%w: nil record", store.ErrInvalid)
-	errZeroID     = fmt.Errorf("%w: zero session ID", store.ErrInvalid)
-	errSubjectLen = fmt.Errorf("%w: subject must be 1 to %d bytes", store.ErrInvalid, store.MaxSubjectLen)
-	errTag        = fmt.Errorf("%w: session ID does not carry its subject's tag", store.ErrInvalid)
-)
-
 func (s *Store) shardOf(id store.ID) *shard { return &s.shards[id.Tag()%numShards] }
 
 func (s *Store) shardOfSubject(subject string) *shard {
@@ -149,7 +141,7 @@ func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store
 	if err := unavailable(ctx); err != nil {
 		return nil, err
 	}
-	if err := validate(rec); err != nil {
+	if err := store.Validate(rec); err != nil {
 		return nil, err
 	}
 	c := clone(rec)
@@ -213,8 +205,8 @@ func (s *Store) Update(ctx context.Context, rec *store.Record) error {
 	if err := unavailable(ctx); err != nil {
 		return err
 	}
-	if rec == nil {
-		return errNilRecord
+	if err := store.Validate(rec); err != nil {
+		return err
 	}
 	c := clone(rec)
 	sh := s.shardOf(c.ID)
@@ -270,6 +262,9 @@ func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.
 	if err := unavailable(ctx); err != nil {
 		return err
 	}
+	if err := store.ValidReason(reason, at); err != nil {
+		return err
+	}
 	if at.IsZero() {
 		at = time.Now()
 	}
@@ -290,6 +285,9 @@ func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.
 // [store.Store]. Liveness is judged at at.
 func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.ID, reason string, at time.Time) ([]store.ID, error) {
 	if err := unavailable(ctx); err != nil {
+		return nil, err
+	}
+	if err := store.ValidReason(reason, at); err != nil {
 		return nil, err
 	}
 	if at.IsZero() {
@@ -453,20 +451,6 @@ func (sh *shard) unindex(it *item) {
 	if len(idx) == 0 {
 		delete(sh.subjects, it.rec.Subject)
 	}
-}
-
-func validate(r *store.Record) error {
-	switch {
-	case r == nil:
-		return errNilRecord
-	case r.ID.IsZero():
-		return errZeroID
-	case len(r.Subject) < 1 || len(r.Subject) > store.MaxSubjectLen:
-		return errSubjectLen
-	case r.ID.Tag() != store.SubjectTag(r.Subject):
-		return errTag
-	}
-	return nil
 }
 
 // clone returns a deep copy of r with its times normalized.

@@ -90,36 +90,7 @@ func newRecord(t testing.TB, subject string, now time.Time) *store.Record {
 	return r
 }
 
-func TestCreateRefusesInvalidRecords(t *testing.T) {
-	s := New()
-	ctx := t.Context()
-	now := time.Now()
-	good := newRecord(t, "alice", now)
-	other := newRecord(t, "bob", now)
-	long := string(make([]byte, store.MaxSubjectLen+1))
-	for _, tc := range []struct {
-		name string
-		rec  func() *store.Record
-		want error
-	}{
-		{"nil", func() *store.Record { return nil }, errNilRecord},
-		{"zero ID", func() *store.Record { r := good.Clone(); r.ID = store.ID{}; return r }, errZeroID},
-		{"empty subject", func() *store.Record { r := good.Clone(); r.Subject = ""; return r }, errSubjectLen},
-		{"long subject", func() *store.Record { r := good.Clone(); r.Subject = long; return r }, errSubjectLen},
-		{"foreign tag", func() *store.Record { r := good.Clone(); r.ID = other.ID; return r }, errTag},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := s.Create(ctx, tc.rec(), 0)
-			if !errors.Is(err, tc.want) {
-				t.Errorf("Create: %v, want %v", err, tc.want)
-			}
-			if s.Len() != 0 {
-				t.Errorf("a refused Create stored a record")
-			}
-		})
-	}
-	s.check(t)
-}
+// Refused records are checked by storetest's Create/Invalid clause.
 
 func TestRevokeZeroTimeStillRevokes(t *testing.T) {
 	s := New()

@@ -218,8 +218,8 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 // trip, so concurrent creates for one subject never leave more than max live
 // sessions and never race a RevokeSubject.
 func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store.ID, error) {
-	if rec.ID.IsZero() {
-		return nil, fmt.Errorf("pgstore: create: zero session ID")
+	if err := store.Validate(rec); err != nil {
+		return nil, fmt.Errorf("pgstore: create: %w", err)
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
@@ -281,6 +281,9 @@ func collectIDs(rows pgx.Rows) ([]store.ID, error) {
 // (UPDATE … WHERE id = $1 AND version = $2 AND revoked_at = 0) that also
 // tells "not found" from "conflict", in one statement.
 func (s *Store) Update(ctx context.Context, rec *store.Record) error {
+	if err := store.Validate(rec); err != nil {
+		return fmt.Errorf("pgstore: update: %w", err)
+	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	args := append([]any{rec.ID[:], int64(rec.Version)}, recordArgs(rec)...)
@@ -325,6 +328,9 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Rec
 
 // Revoke implements [store.Store].
 func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.Time) error {
+	if err := store.ValidReason(reason, at); err != nil {
+		return fmt.Errorf("pgstore: revoke: %w", err)
+	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var found bool
@@ -340,6 +346,9 @@ func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.
 // RevokeSubject implements [store.Store]. It takes the subject's advisory
 // lock, as Create does, so the two are serialised per subject.
 func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.ID, reason string, at time.Time) ([]store.ID, error) {
+	if err := store.ValidReason(reason, at); err != nil {
+		return nil, fmt.Errorf("pgstore: revoke subject: %w", err)
+	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	b := &pgx.Batch{}

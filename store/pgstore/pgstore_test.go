@@ -31,9 +31,8 @@ func mustGet(t *testing.T, s *Store, id store.ID) *store.Record {
 func TestRoundTripExact(t *testing.T) {
 	s := openTestStore(t, Options{})
 	ctx := ctxT(t)
-	r := newRecord(t, "alice", 0)
 	// Bytes text would refuse: invalid UTF-8 and NUL.
-	r.Subject = "al\x00ice\xff"
+	r := newRecord(t, "al\x00ice\xff", 0)
 	r.UserAgent = "agent\xfe\x00"
 	r.Refresh.Generation = 1<<32 - 1
 	r.Refresh.RotatedAt = testEpoch.Add(-time.Nanosecond)
@@ -115,11 +114,11 @@ func TestUpdateCAS(t *testing.T) {
 	if err := s.Update(ctx, cur); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("stale Update: %v, want ErrConflict", err)
 	}
-	// Subject never changes.
+	// Subject never changes: another subject's record is refused.
 	c2 := mustGet(t, s, r.ID).Clone()
 	c2.Subject = "mallory"
-	if err := s.Update(ctx, c2); err != nil {
-		t.Fatal(err)
+	if err := s.Update(ctx, c2); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("Update changing the subject: %v, want ErrInvalid", err)
 	}
 	if got := mustGet(t, s, r.ID); got.Subject != "alice" {
 		t.Fatalf("Update changed Subject to %q", got.Subject)

@@ -338,8 +338,8 @@ func (s *Store) recentlyWritten(id store.ID) bool {
 }
 
 func checkSubject(subject string) error {
-	if len(subject) == 0 || len(subject) > store.MaxSubjectLen {
-		return fmt.Errorf("redisstore: subject must be 1 to %d bytes", store.MaxSubjectLen)
+	if err := store.ValidSubject(subject); err != nil {
+		return fmt.Errorf("redisstore: %w", err)
 	}
 	return nil
 }
@@ -534,15 +534,12 @@ func reply(res rueidis.RedisResult) (int64, []rueidis.RedisMessage, error) {
 // Create implements [store.Store]. The record, its index entry and any
 // evictions are written by one script on the subject's hash slot.
 func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store.ID, error) {
-	if rec == nil || rec.ID.IsZero() {
-		return nil, errors.New("redisstore: Create needs a record with an ID")
-	}
-	if err := checkSubject(rec.Subject); err != nil {
-		return nil, err
+	if err := store.Validate(rec); err != nil {
+		return nil, fmt.Errorf("redisstore: create: %w", err)
 	}
 	tag := store.SubjectTag(rec.Subject)
-	if rec.ID.Tag() != tag {
-		return nil, errors.New("redisstore: the ID does not carry its subject's tag (make IDs with store.NewID)")
+	if max > 0 && !rec.Live(rec.CreatedAt) {
+		max++ // a record dead at its own CreatedAt does not count toward max
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
@@ -598,18 +595,11 @@ const maxExactVersion = 1<<53 - 1
 
 // Update implements [store.Store].
 func (s *Store) Update(ctx context.Context, rec *store.Record) error {
-	if rec == nil || rec.ID.IsZero() {
-		return store.ErrNotFound
-	}
-	if err := checkSubject(rec.Subject); err != nil {
-		return err
+	if err := store.Validate(rec); err != nil {
+		return fmt.Errorf("redisstore: update: %w", err)
 	}
 	if rec.Version >= maxExactVersion {
 		return store.ErrConflict
-	}
-	if rec.ID.Tag() != store.SubjectTag(rec.Subject) {
-		// The stored record's subject carries the ID's tag; this one does not.
-		return fmt.Errorf("redisstore: Update may not change the subject: %w", store.ErrConflict)
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
@@ -698,6 +688,9 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Rec
 // Revoke implements [store.Store]. The tombstone keeps the record's
 // deadline as its expiry.
 func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.Time) error {
+	if err := store.ValidReason(reason, at); err != nil {
+		return fmt.Errorf("redisstore: revoke: %w", err)
+	}
 	if id.IsZero() {
 		return store.ErrNotFound
 	}
@@ -728,6 +721,9 @@ func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.
 func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.ID, reason string, at time.Time) ([]store.ID, error) {
 	if err := checkSubject(subject); err != nil {
 		return nil, err
+	}
+	if err := store.ValidReason(reason, at); err != nil {
+		return nil, fmt.Errorf("redisstore: revoke subject: %w", err)
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()

@@ -312,7 +312,7 @@ var listTests = []test{
 	},
 	{
 		name:   "List/ExtendedAfterForgotten",
-		clause: "List returns the subject's sessions that are live at now; RevokeSubject revokes every live session. List may forget index entries of records that are no longer live, so a write that makes a record live again (Update, RotateRefresh) must put it back in the index.",
+		clause: "List may drop index entries of records that are not live at now — gone, revoked, or past their deadline by the caller's now — provided a write that makes such a record live again (Update or RotateRefresh moving its deadline) puts it back: List and RevokeSubject never miss a session that is live at the now they are given.",
 		run: func(t *T) {
 			sub := t.subject("forget")
 			a, b := t.record(sub, t.now), t.record(sub, t.now)
