@@ -257,8 +257,14 @@ class _Base:
         return csrf.mask(csrf.anon_key(self._anon_secret))
 
     def csrf_field(self) -> str:
-        """The hidden form field, as HTML: ``<input type="hidden" name="csrf_token" value="…">``."""
-        return f'<input type="hidden" name="{CSRF_FIELD}" value="{self.csrf_token()}">'
+        """The hidden form field, as HTML: ``<input type="hidden" name="csrf_token" value="…">``
+        (a markupsafe.Markup when markupsafe is installed, so Jinja does not escape it)."""
+        html = f'<input type="hidden" name="{CSRF_FIELD}" value="{self.csrf_token()}">'
+        try:
+            from markupsafe import Markup
+        except ImportError:
+            return html
+        return Markup(html)
 
     def idle_seconds_left(self) -> int:
         """Seconds until the session's idle (or absolute) deadline; 0 without a session."""

@@ -176,7 +176,7 @@ ANON_COOKIE = re.compile(r"__Host-latch-csrf=([A-Za-z0-9_-]{43}); Path=/; Max-Ag
 
 class Scenarios:
     """Mixed into a unittest.TestCase that sets self.call (the app) and, for
-    fail-closed, self.make_call(client) building the same app on another client."""
+    fail-closed, self.make_call(url, api_key) building the same app on another latch."""
 
     call: Callable[..., Resp]
 
@@ -390,9 +390,7 @@ class Scenarios:
     def test_fail_closed_when_latch_is_stopped(self) -> None:
         srv = support.Server()
         self.addCleanup(srv.close)
-        c = ls.Client(srv.url, srv.api_key, timeout=2)
-        self.addCleanup(c.close)
-        call = self.make_call(c)
+        call = self.make_call(srv.url, srv.api_key)
         b = Browser(call)
         self.assertEqual(b.login("alice").status, 200)
         tok = b.form_token()

@@ -75,8 +75,10 @@ class FlaskTest(harness.Scenarios, unittest.TestCase):
         super().setUp()
         self.call = harness.wsgi_caller(make_app(self.latch))
 
-    def make_call(self, client):
-        return harness.wsgi_caller(make_app(client))
+    def make_call(self, url, api_key):
+        c = ls.Client(url, api_key, timeout=2)
+        self.addCleanup(c.close)
+        return harness.wsgi_caller(make_app(c))
 
     def test_template_helper(self) -> None:
         b = self.browser()
