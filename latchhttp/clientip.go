@@ -29,17 +29,30 @@ func remoteHost(addr string) string {
 }
 
 func (s *Sessions) clientIP(r *http.Request) string {
+	return ClientIP(r, s.ipHeader, s.proxies)
+}
+
+// ClientIP returns the address of r's client. It is the peer's address
+// (r.RemoteAddr), unless header is set and the peer is one of the trusted
+// proxies: then it is the rightmost address in header (e.g.
+// X-Forwarded-For) that is not a trusted proxy, walking from the proxies
+// nearest to us. Addresses a client wrote into the header itself sit to
+// the left of the ones trusted proxies appended, so it cannot choose its
+// own address. A malformed header yields the peer's address. Most users
+// won't need this: Sessions applies it with Config.ClientIPHeader and
+// Config.TrustedProxies.
+func ClientIP(r *http.Request, header string, trusted []netip.Prefix) string {
 	remote := remoteHost(r.RemoteAddr)
-	if s.ipHeader == "" || remote == "" {
+	if header == "" || remote == "" {
 		return remote
 	}
 	ra, err := netip.ParseAddr(remote)
-	if err != nil || !s.trusted(ra) {
+	if err != nil || !isTrusted(trusted, ra) {
 		return remote
 	}
 	// Walk the header's addresses from the right (the ones added by the
 	// proxies nearest to us) past the trusted proxies.
-	values := r.Header.Values(s.ipHeader)
+	values := r.Header.Values(header)
 	leftmost := ""
 	for i := len(values) - 1; i >= 0; i-- {
 		list := values[i]
@@ -56,7 +69,7 @@ func (s *Sessions) clientIP(r *http.Request) string {
 			}
 			a = a.Unmap()
 			leftmost = a.String()
-			if !s.trusted(a) {
+			if !isTrusted(trusted, a) {
 				return leftmost
 			}
 		}
@@ -67,9 +80,9 @@ func (s *Sessions) clientIP(r *http.Request) string {
 	return remote
 }
 
-func (s *Sessions) trusted(a netip.Addr) bool {
+func isTrusted(trusted []netip.Prefix, a netip.Addr) bool {
 	a = a.Unmap()
-	for _, p := range s.proxies {
+	for _, p := range trusted {
 		if p.Contains(a) {
 			return true
 		}

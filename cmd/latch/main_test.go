@@ -39,6 +39,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"mksession": cmdMksession,
 			"waithttp":  cmdWaitHTTP,
+			"status":    cmdStatus,
 		},
 	})
 }
@@ -110,6 +111,27 @@ func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	ts.Fatalf("%s never answered 200", args[0])
+}
+
+// status WANT METHOD URL [Header=value…] sends a request without a body
+// and fails unless it is answered with status WANT.
+func cmdStatus(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 3 {
+		ts.Fatalf("usage: status want method url [header=value...]")
+	}
+	req, err := http.NewRequest(args[1], args[2], nil)
+	ts.Check(err)
+	for _, h := range args[3:] {
+		k, v, _ := strings.Cut(h, "=")
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	ts.Check(err)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if got := fmt.Sprint(resp.StatusCode); got != args[0] {
+		ts.Fatalf("%s %s answered %s, want %s", args[1], args[2], got, args[0])
+	}
 }
 
 func TestMainNoArgs(t *testing.T) {

@@ -8,8 +8,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -44,6 +46,10 @@ type serveConfig struct {
 	tlsCert, tlsKey         string
 	insecure                bool
 	logLevel                string
+	rateLimit               float64
+	rateBurst               int
+	trustedProxies          string
+	proxies                 []netip.Prefix // parsed from trustedProxies
 }
 
 var serveCmd = command{
@@ -73,6 +79,9 @@ func serve(ctx context.Context, u *ui, args []string) error {
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
 	fs.BoolVar(&c.insecure, "insecure", false, "allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.Float64Var(&c.rateLimit, "rate-limit", server.DefaultRateLimit, "requests per second each client IP may send to /v1/refresh, /v1/whoami and /v1/logout (calls with the API key are not limited); 0: no limit")
+	fs.IntVar(&c.rateBurst, "rate-burst", server.DefaultRateBurst, "requests a client IP may send at once before --rate-limit applies")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated `CIDRs` of reverse proxies whose X-Forwarded-For names the client (for rate limits and logs); from other peers the header is ignored")
 	pos, err := parse(u, serveCmd, fs, args)
 	if err != nil {
 		return err
@@ -129,6 +138,9 @@ func serve(ctx context.Context, u *ui, args []string) error {
 		MaxPerSubject:    c.maxPerSubject,
 		CookieName:       c.cookieName,
 		Logger:           logger,
+		RateLimit:        rateLimitOption(c.rateLimit),
+		RateBurst:        c.rateBurst,
+		TrustedProxies:   c.proxies,
 	})
 	if err != nil {
 		e := errorf("%v", err)
@@ -205,7 +217,48 @@ func (c *serveConfig) check() error {
 	if c.maxPerSubject == 0 || c.maxPerSubject < -1 {
 		return usageErrorf("--max-per-subject must be positive, or -1 for no limit")
 	}
+	if c.rateLimit < 0 || math.IsNaN(c.rateLimit) || math.IsInf(c.rateLimit, 0) {
+		return usageErrorf("--rate-limit must be a number of requests per second, or 0 for no limit")
+	}
+	if c.rateBurst < 1 {
+		return usageErrorf("--rate-burst must be at least 1")
+	}
+	if c.proxies, err = parseProxies(c.trustedProxies); err != nil {
+		return err
+	}
 	return nil
+}
+
+// rateLimitOption maps --rate-limit (0: off) to server.Options.RateLimit
+// (negative: off).
+func rateLimitOption(v float64) float64 {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
+// parseProxies reads --trusted-proxies: CIDRs or single addresses,
+// separated by commas.
+func parseProxies(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return nil, usageErrorf("invalid --trusted-proxies: %q is not a CIDR or an IP address", f).
+					hint("use e.g. --trusted-proxies 10.0.0.0/8,fd00::/8")
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // isLoopback reports whether host names only the loopback interface. An

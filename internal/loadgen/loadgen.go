@@ -27,7 +27,7 @@ type Op string
 const (
 	VerifySession Op = "verify-session" // POST /v1/sessions/verify {session_token}
 	VerifyAccess  Op = "verify-access"  // POST /v1/sessions/verify {access_token}
-	Refresh       Op = "refresh"        // POST /v1/refresh, each worker follows its own rotation chain
+	Refresh       Op = "refresh"        // POST /v1/refresh, each worker follows its own rotation chain; sent with the API key like a relaying backend, so the per-client rate limit does not apply
 	Create        Op = "create"         // POST /v1/sessions
 	Bare          Op = "bare"           // POST to a bare handler: the baseline
 )
@@ -258,7 +258,7 @@ func (g *gen) worker(ctx context.Context, op Op) (func() (bool, error), error) {
 		return func() (bool, error) {
 			body, _ := json.Marshal(map[string]string{"refresh_token": tok})
 			var r created
-			if err := g.post(ctx, "/v1/refresh", false, body, http.StatusOK, &r); err != nil {
+			if err := g.post(ctx, "/v1/refresh", true, body, http.StatusOK, &r); err != nil {
 				return false, err
 			}
 			tok = r.RefreshToken

@@ -26,7 +26,7 @@ func sessionID(r *http.Request) (string, error) {
 }
 
 func (s *Server) client(r *http.Request) latch.Client {
-	return latch.Client{IP: clientIP(r), UserAgent: r.UserAgent()}
+	return latch.Client{IP: s.clientIP(r), UserAgent: r.UserAgent()}
 }
 
 // POST /v1/sessions
@@ -430,7 +430,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
 
 // csrfRejected reports a CSRF rejection as an event and answers 403 csrf.
 func (s *Server) csrfRejected(w http.ResponseWriter, r *http.Request, why string) error {
-	s.mgr.Emit(r.Context(), latch.Event{Type: latch.EventCSRFRejected, Reason: why, IP: clientIP(r)})
+	s.mgr.Emit(r.Context(), latch.Event{Type: latch.EventCSRFRejected, Reason: why, IP: s.clientIP(r)})
 	return errorf(http.StatusForbidden, CodeCSRF, why+": cookie-authenticated requests must come from the same origin and carry the X-CSRF-Token from whoami")
 }
 

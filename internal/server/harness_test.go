@@ -189,6 +189,7 @@ type req struct {
 	body         string
 	apiKey       bool
 	header       map[string]string
+	via          *http.Client // default: the test server's client
 }
 
 func (h *harness) do(rq req) *response {
@@ -210,7 +211,11 @@ func (h *harness) do(rq req) *response {
 	for k, v := range rq.header {
 		r.Header.Set(k, v)
 	}
-	resp, err := h.ts.Client().Do(r)
+	c := rq.via
+	if c == nil {
+		c = h.ts.Client()
+	}
+	resp, err := c.Do(r)
 	if err != nil {
 		h.t.Fatal(err)
 	}

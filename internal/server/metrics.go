@@ -28,6 +28,7 @@ type metrics struct {
 	csrf        prometheus.Counter       //
 	storeOps    *prometheus.HistogramVec // operation, result
 	httpReqs    *prometheus.HistogramVec // route, code
+	rateLimited *prometheus.CounterVec   // route
 }
 
 func newMetrics() *metrics {
@@ -67,11 +68,15 @@ func newMetrics() *metrics {
 			Help:    "HTTP request duration by route pattern and status code.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route", "code"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latch_rate_limited_total",
+			Help: "Requests refused with 429 rate_limited, by route.",
+		}, []string{"route"}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.validations, m.refreshes, m.created, m.revocations, m.reuse, m.csrf, m.storeOps, m.httpReqs,
+		m.validations, m.refreshes, m.created, m.revocations, m.reuse, m.csrf, m.storeOps, m.httpReqs, m.rateLimited,
 	)
 	return m
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"runtime/debug"
 	"slices"
@@ -121,6 +120,9 @@ func (s *Server) routes() {
 // written as problem documents.
 func (s *Server) endpoint(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rateLimited[rt.pattern] && !s.allow(w, r) {
+			return
+		}
 		if rt.apiKey && !s.authorized(r) {
 			writeProblem(w, problemFor(errorf(http.StatusUnauthorized, CodeUnauthorized,
 				"this endpoint needs the API key as Authorization: Bearer <key>")))
@@ -230,7 +232,7 @@ func (s *Server) instrumentHTTP(next http.Handler) http.Handler {
 			slog.Int("status", rec.status),
 			slog.Int64("bytes", rec.bytes),
 			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-			slog.String("remote", clientIP(r)),
+			slog.String("remote", s.clientIP(r)),
 		}
 		// The path itself is not logged: a careless client could put a
 		// token in it. A session ID is public and useful, so it is kept.
@@ -241,13 +243,4 @@ func (s *Server) instrumentHTTP(next http.Handler) http.Handler {
 		}
 		s.log.LogAttrs(r.Context(), level, "request", attrs...)
 	})
-}
-
-// clientIP is the address of the peer (proxy headers are not trusted).
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return ""
-	}
-	return host
 }

@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -38,6 +39,7 @@ import (
 
 	"github.com/latch-sessions/latch"
 	"github.com/latch-sessions/latch/accesstoken"
+	"github.com/latch-sessions/latch/internal/ratelimit"
 	"github.com/latch-sessions/latch/store"
 )
 
@@ -90,6 +92,19 @@ type Options struct {
 	// DefaultCookieName).
 	CookieName string
 
+	// RateLimit is the sustained rate, in requests per second, each client
+	// (IP address, IPv6 /64) may send to the public endpoints /v1/refresh,
+	// /v1/whoami and /v1/logout together (default DefaultRateLimit);
+	// negative: no limit. Calls with the API key are never limited.
+	RateLimit float64
+	// RateBurst is how many requests a client may send at once before the
+	// rate applies (default DefaultRateBurst).
+	RateBurst int
+	// TrustedProxies are the peers whose X-Forwarded-For header names the
+	// client (for rate limits, the request log and the recorded IP). From
+	// any other peer the header is ignored.
+	TrustedProxies []netip.Prefix
+
 	// Logger receives the request log and the Manager's events (default:
 	// JSON on stderr).
 	Logger *slog.Logger
@@ -119,6 +134,7 @@ type Server struct {
 	keyHash  [sha256.Size]byte
 	cop      *http.CrossOriginProtection
 	cookie   string
+	limiter  *ratelimit.Limiter // nil: no limit
 
 	mux     *http.ServeMux
 	handler http.Handler
@@ -215,6 +231,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s.cop = http.NewCrossOriginProtection() // checked by logout with a cookie
+	if opts.RateLimit == 0 {
+		opts.RateLimit = DefaultRateLimit
+	}
+	if opts.RateBurst <= 0 {
+		opts.RateBurst = DefaultRateBurst
+	}
+	s.limiter = ratelimit.New(opts.RateLimit, opts.RateBurst, 0)
 	s.routes()
 	return s, nil
 }
