@@ -1,0 +1,346 @@
+// The latch HTTP API client: every call of latch serve's back-channel and
+// public API, over keep-alive connections, with timeouts, errors as
+// LatchError subclasses carrying latch's problem `code`.
+
+import http from 'node:http'
+import https from 'node:https'
+import {LatchConfigError, LatchProblemError, LatchUnavailableError} from './errors.js'
+
+const MIN_API_KEY = 32
+const DEFAULT_TIMEOUT = 2000
+
+/**
+ * A client for one latch serve (or a load balancer in front of replicas).
+ * Create one per process and share it: it keeps a pool of keep-alive
+ * connections. Safe for concurrent use.
+ *
+ * The API key comes from `options.apiKey` or `LATCH_API_KEY`, the URL from
+ * `options.url` or `LATCH_URL` (default http://127.0.0.1:8080). The key and
+ * tokens are sent only in the Authorization header and JSON bodies, never in
+ * a URL, and never appear in an error.
+ */
+export class LatchClient {
+  #base
+  #apiKey
+  #timeout
+  #agent
+  #mod
+
+  constructor(options = {}) {
+    const url = options.url ?? process.env.LATCH_URL ?? 'http://127.0.0.1:8080'
+    let u
+    try {
+      u = new URL(url)
+    } catch {
+      throw new LatchConfigError('url', 'not a URL (e.g. http://127.0.0.1:8080 or https://latch.internal)')
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+      throw new LatchConfigError('url', 'must be http: or https:')
+    }
+    if (u.username || u.password || u.search || u.hash) {
+      throw new LatchConfigError('url', 'must not carry credentials, a query or a fragment')
+    }
+    if (u.protocol === 'http:' && !isLoopback(u.hostname) && !options.insecureHTTP) {
+      throw new LatchConfigError('url', 'plain http: to a host other than loopback would send the API key and tokens unencrypted; ' +
+        'use https:, or set insecureHTTP: true only when the network path is private (a sidecar, a service mesh with mTLS)')
+    }
+    this.#base = u.href.replace(/\/+$/, '')
+    this.#mod = u.protocol === 'https:' ? https : http
+    const apiKey = options.apiKey ?? process.env.LATCH_API_KEY
+    if (apiKey !== undefined && apiKey !== null && apiKey !== '') {
+      if (typeof apiKey !== 'string' || apiKey.length < MIN_API_KEY) {
+        throw new LatchConfigError('apiKey', `the API key must be at least ${MIN_API_KEY} characters (latch serve refuses shorter ones)`)
+      }
+      this.#apiKey = apiKey
+    }
+    this.#timeout = options.timeout ?? DEFAULT_TIMEOUT
+    if (!Number.isFinite(this.#timeout) || this.#timeout <= 0) {
+      throw new LatchConfigError('timeout', 'must be a positive number of milliseconds')
+    }
+    this.#agent = options.agent ?? new this.#mod.Agent({
+      keepAlive: true,
+      maxSockets: options.maxSockets ?? 64,
+      ...(options.tls ?? {}),
+    })
+  }
+
+  /** The base URL of latch (no trailing slash). */
+  get url() { return this.#base }
+
+  /** Closes idle keep-alive connections (the client stays usable). */
+  close() { this.#agent.destroy() }
+
+  // ---- back-channel -------------------------------------------------------
+
+  /**
+   * Creates a session for a user the app has authenticated. Pass the
+   * session token the browser carried as `replaceSessionToken` so that it
+   * is revoked (session fixation).
+   */
+  async createSession({subject, data, claims, ip, userAgent, replaceSessionToken, acr, amr, dpopJkt} = {}) {
+    const body = {subject, data, claims, ip, user_agent: userAgent, replace_session_token: replaceSessionToken, acr, amr, dpop_jkt: dpopJkt}
+    const r = await this.#call('POST', '/v1/sessions', {body})
+    return issued(r)
+  }
+
+  /**
+   * Validates a session token (and records activity). Answers the session,
+   * the masked CSRF token latch sends for session tokens, and the
+   * cacheability latch allows (`maxAge` in seconds, 0 if none).
+   */
+  async verifySession(sessionToken, {ip, userAgent, signal} = {}) {
+    const r = await this.#call('POST', '/v1/sessions/verify', {body: {session_token: sessionToken, ip, user_agent: userAgent}, signal})
+    return verified(r)
+  }
+
+  /** Validates an access token online: its signature and that its session is live. */
+  async verifyAccessToken(accessToken, {ip, userAgent, maxAge, acrValues, signal} = {}) {
+    const r = await this.#call('POST', '/v1/sessions/verify', {
+      body: {access_token: accessToken, ip, user_agent: userAgent, max_age: maxAge, acr_values: acrValues}, signal,
+    })
+    return verified(r)
+  }
+
+  /** Reads a session by ID. `etag` is for `patchSession`'s `ifMatch`. */
+  async getSession(id) {
+    const r = await this.#call('GET', `/v1/sessions/${seg(id)}`)
+    return {session: sessionOf(r.body.session), etag: r.headers.etag}
+  }
+
+  /**
+   * Applies a JSON merge patch (RFC 7396) to the session's data. With
+   * `ifMatch` (an ETag from getSession) the patch applies only if nothing
+   * changed since; otherwise it fails with code `conflict` (412).
+   */
+  async patchSession(id, data, {ifMatch} = {}) {
+    const headers = ifMatch ? {'if-match': ifMatch} : undefined
+    const r = await this.#call('PATCH', `/v1/sessions/${seg(id)}`, {body: {data}, headers})
+    return {session: sessionOf(r.body.session), etag: r.headers.etag}
+  }
+
+  /** Revokes a session (idempotent). */
+  async revokeSession(id) {
+    await this.#call('DELETE', `/v1/sessions/${seg(id)}`)
+  }
+
+  /** Gives a session fresh tokens; every old token stops working at once. */
+  async renewSession(id, {claims, authTime, acr, amr} = {}) {
+    const r = await this.#call('POST', `/v1/sessions/${seg(id)}/renew`, {
+      body: {claims, auth_time: authTime instanceof Date ? authTime.toISOString() : authTime, acr, amr},
+    })
+    return issued(r)
+  }
+
+  /** Lists a subject's live sessions, most recent first. */
+  async listSessions(subject) {
+    const r = await this.#call('GET', `/v1/subjects/${seg(subject)}/sessions`)
+    return r.body.sessions.map(sessionOf)
+  }
+
+  /** Revokes every session of a subject, except `except` (a session ID) if given. Answers how many. */
+  async revokeSubject(subject, {except} = {}) {
+    const q = except ? `?except=${encodeURIComponent(except)}` : ''
+    const r = await this.#call('DELETE', `/v1/subjects/${seg(subject)}/sessions${q}`)
+    return r.body.revoked
+  }
+
+  /** Starts a new signing key; answers its `kid`. */
+  async rotateKeys() {
+    const r = await this.#call('POST', '/v1/keys/rotate', {body: {}})
+    return {kid: r.body.kid, activatesAt: date(r.body.activates_at)}
+  }
+
+  /** Revokes a compromised signing key at once; answers the new signing key's `kid`. */
+  async revokeKey(kid) {
+    const r = await this.#call('POST', `/v1/keys/${seg(kid)}/revoke`, {body: {}})
+    return {kid: r.body.kid}
+  }
+
+  /** Lists the signing keys (public metadata only). */
+  async listKeys() {
+    const r = await this.#call('GET', '/v1/keys')
+    return r.body.keys.map((k) => ({
+      kid: k.kid, alg: k.alg, state: k.state, createdAt: date(k.created_at), activatesAt: date(k.activates_at),
+      retiresAt: date(k.retires_at), removesAt: date(k.removes_at),
+    }))
+  }
+
+  // ---- public ---------------------------------------------------------------
+
+  /**
+   * Rotates a refresh token: answers a new access token and refresh token.
+   * Presenting an already-rotated refresh token after the grace window
+   * revokes the session (code `refresh_reuse`).
+   */
+  async refresh(refreshToken) {
+    const r = await this.#call('POST', '/v1/refresh', {body: {refresh_token: refreshToken}, apiKey: false})
+    return tokens(r.body)
+  }
+
+  /** The session of an access token (public /v1/whoami). */
+  async whoami(accessToken) {
+    const r = await this.#call('GET', '/v1/whoami', {apiKey: false, bearer: accessToken})
+    return {session: sessionOf(r.body.session)}
+  }
+
+  /** Revokes the session of an access token (public /v1/logout). */
+  async logout(accessToken) {
+    await this.#call('POST', '/v1/logout', {apiKey: false, bearer: accessToken, body: {}})
+  }
+
+  /** The JSON Web Key Set (public keys). */
+  async jwks() {
+    return (await this.#call('GET', '/.well-known/jwks.json', {apiKey: false})).body
+  }
+
+  /** The RFC 8414 metadata (issuer, jwks_uri). */
+  async metadata() {
+    return (await this.#call('GET', '/.well-known/oauth-authorization-server', {apiKey: false})).body
+  }
+
+  /** Resolves when latch's store is reachable (GET /readyz 200); rejects otherwise. */
+  async ready() {
+    await this.#call('GET', '/readyz', {apiKey: false})
+  }
+
+  /**
+   * Opens a raw HTTP request to latch with the API key, for the event
+   * stream (most users won't need this). Resolves with the response.
+   * @internal
+   */
+  openStream(path, {headers = {}, signal} = {}) {
+    return new Promise((resolve, reject) => {
+      const req = this.#mod.request(this.#base + path, {
+        method: 'GET',
+        headers: {...headers, authorization: `Bearer ${this.#requireKey()}`},
+        signal,
+      })
+      req.on('response', resolve)
+      req.on('error', (err) => reject(unavailable(err, this.#base)))
+      req.end()
+    })
+  }
+
+  #requireKey() {
+    if (!this.#apiKey) {
+      throw new LatchConfigError('apiKey', 'back-channel calls need the API key: set LATCH_API_KEY or pass apiKey')
+    }
+    return this.#apiKey
+  }
+
+  #call(method, path, {body, headers = {}, apiKey = true, bearer, signal} = {}) {
+    const h = {accept: 'application/json', ...headers}
+    if (apiKey) h.authorization = `Bearer ${this.#requireKey()}`
+    else if (bearer !== undefined) h.authorization = `Bearer ${bearer}`
+    let payload
+    if (body !== undefined) {
+      payload = JSON.stringify(body)
+      h['content-type'] = 'application/json'
+      h['content-length'] = Buffer.byteLength(payload)
+    }
+    return new Promise((resolve, reject) => {
+      let settled = false
+      const done = (f, v) => { if (!settled) { settled = true; clearTimeout(timer); f(v) } }
+      const req = this.#mod.request(this.#base + path, {method, headers: h, agent: this.#agent, signal})
+      const timer = setTimeout(() => {
+        done(reject, new LatchUnavailableError('timeout', `latch: no answer from ${this.#base} within ${this.#timeout} ms`))
+        req.destroy()
+      }, this.#timeout)
+      req.on('error', (err) => done(reject, unavailable(err, this.#base)))
+      req.on('response', (res) => {
+        const chunks = []
+        res.on('data', (c) => chunks.push(c))
+        res.on('error', (err) => done(reject, unavailable(err, this.#base)))
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8')
+          let parsed
+          if (text) {
+            try {
+              parsed = JSON.parse(text)
+            } catch {
+              parsed = undefined
+            }
+          }
+          const status = res.statusCode
+          if (status >= 200 && status < 300) {
+            if (text && parsed === undefined) {
+              done(reject, new LatchUnavailableError('unavailable', `latch: unreadable answer from ${this.#base} (status ${status})`))
+              return
+            }
+            done(resolve, {status, headers: res.headers, body: parsed})
+            return
+          }
+          if (status === 503 || (status >= 502 && status <= 504 && parsed?.code === undefined)) {
+            const code = parsed?.code === 'store_unavailable' ? 'store_unavailable' : 'unavailable'
+            done(reject, new LatchUnavailableError(code, `latch: ${code}: ${parsed?.detail || `status ${status}`}`))
+            return
+          }
+          const err = new LatchProblemError(parsed, status)
+          if (status === 429) err.retryAfter = Number(res.headers['retry-after']) || undefined
+          done(reject, err)
+        })
+      })
+      req.end(payload)
+    })
+  }
+}
+
+function unavailable(err, base) {
+  if (err instanceof LatchUnavailableError) return err
+  // Node's network errors name the host and port, never the headers or body.
+  const code = err?.code ? ` (${err.code})` : ''
+  return new LatchUnavailableError('unavailable', `latch: cannot reach ${base}${code}`)
+}
+
+function isLoopback(host) {
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+}
+
+function seg(s) {
+  if (typeof s !== 'string' || s === '') throw new TypeError('latch: an ID or subject must be a non-empty string')
+  return encodeURIComponent(s)
+}
+
+function date(s) {
+  return s ? new Date(s) : undefined
+}
+
+/** Converts latch's session view to the client's (camelCase, Dates). */
+export function sessionOf(v) {
+  const s = {
+    id: v.id,
+    subject: v.subject,
+    createdAt: date(v.created_at),
+    authTime: date(v.auth_time),
+    lastSeenAt: date(v.last_seen_at),
+    idleExpiresAt: date(v.idle_expires_at),
+    expiresAt: date(v.expires_at),
+    ip: v.ip ?? '',
+    userAgent: v.user_agent ?? '',
+    data: v.data ?? {},
+    claims: v.claims ?? {},
+    version: v.version,
+  }
+  if (v.acr !== undefined) s.acr = v.acr
+  if (v.amr !== undefined) s.amr = v.amr
+  return s
+}
+
+function tokens(b) {
+  return {accessToken: b.access_token, refreshToken: b.refresh_token, tokenType: b.token_type, expiresIn: b.expires_in}
+}
+
+function issued(r) {
+  return {session: sessionOf(r.body.session), sessionToken: r.body.session_token, ...tokens(r.body), etag: r.headers.etag}
+}
+
+function verified(r) {
+  const m = /(?:^|,)\s*max-age=(\d+)/i.exec(r.headers['cache-control'] ?? '')
+  const priv = /(?:^|,)\s*private\b/i.test(r.headers['cache-control'] ?? '')
+  return {
+    session: sessionOf(r.body.session),
+    csrfToken: r.body.csrf_token,
+    maxAge: m && priv ? Number(m[1]) : 0,
+    etag: r.headers.etag,
+  }
+}

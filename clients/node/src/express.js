@@ -1,0 +1,552 @@
+// Express middleware for latch: the __Host-latch cookie with latchhttp's
+// attributes, req.latch, fixation-safe login, logout, renew, CSRF (origin
+// check and masked tokens, anonymous ones for login forms), Bearer access
+// tokens (online or offline), fail closed, and the SPA refresh route.
+// The protocol is docs/protocol.md in the latch repository.
+
+import {LatchClient, sessionOf} from './client.js'
+import {LatchConfigError, LatchCSRFError, LatchError, LatchUnauthenticatedError, LatchUnavailableError} from './errors.js'
+import * as csrf from './csrf.js'
+import * as cookies from './cookies.js'
+import {OnlineValidator} from './validate.js'
+
+export const DEFAULT_COOKIE_NAME = '__Host-latch'
+export const DEFAULT_REFRESH_COOKIE_NAME = '__Secure-latch-refresh'
+export const CSRF_HEADER = 'x-csrf-token'
+export const CSRF_FIELD = 'csrf_token'
+const ANON_MAX_AGE = 7200
+const DEAD = new Set(['invalid_token', 'expired', 'revoked', 'refresh_reuse'])
+const SAMESITE = {lax: 'Lax', strict: 'Strict', none: 'None'}
+
+/**
+ * Creates the middleware. `app.use(latch(options))`, then in handlers
+ * `req.latch.session`, `await req.latch.login({subject})`,
+ * `await req.latch.logout()`, `req.latch.csrfToken()`.
+ *
+ * Insecure settings are refused with a LatchConfigError saying why.
+ */
+export function latch(options = {}) {
+  const o = configure(options)
+  const mw = (req, res, next) => {
+    handle(o, req, res).then((proceed) => { if (proceed) next() }, (err) => fail(o, err, req, res, next))
+  }
+  mw.requireSession = (req, res, next) => {
+    const l = req.latch
+    if (!l) throw new Error('@latch-sessions/node: requireSession used on a request that did not pass through the latch middleware')
+    if (l.session) return next()
+    if (l.method === 'bearer') res.setHeader('WWW-Authenticate', 'Bearer error="invalid_token"')
+    else if (o.bearer) res.setHeader('WWW-Authenticate', 'Bearer')
+    fail(o, new LatchUnauthenticatedError(l.error), req, res, next)
+  }
+  mw.refresh = refreshHandler(o)
+  mw.client = o.client
+  mw.options = Object.freeze({cookieName: o.name, refreshCookieName: o.refreshName, refreshPath: o.refreshPath, secure: o.secure})
+  mw.close = () => o.validator.close?.()
+  return mw
+}
+
+function configure(options) {
+  const client = options.client ?? new LatchClient({url: options.url, apiKey: options.apiKey, timeout: options.timeout})
+  const secure = !options.insecureCookieForDevelopmentOnly
+  const o = {
+    client,
+    name: options.cookieName ?? DEFAULT_COOKIE_NAME,
+    domain: options.cookieDomain ?? '',
+    path: options.cookiePath ?? '/',
+    sameSite: SAMESITE[String(options.sameSite ?? 'lax').toLowerCase()],
+    secure,
+    bearer: options.accessTokens ?? false,
+    trusted: new Set(),
+    bypass: new Set(options.crossOriginBypass ?? []),
+    maxForm: options.maxFormSize ?? 10 << 20,
+    onError: options.onError,
+    trustProxy: options.trustProxy ?? false,
+    refreshName: options.refreshCookieName ?? DEFAULT_REFRESH_COOKIE_NAME,
+    refreshPath: options.refreshPath ?? '/auth/refresh',
+  }
+  if (!o.sameSite) throw new LatchConfigError('sameSite', 'must be "lax" or "strict" (or "none" with a Secure cookie)')
+  checkCookie(o, 'cookieName', o.name, o.path, o.domain)
+  if (o.sameSite === 'None' && !secure) throw new LatchConfigError('sameSite', 'SameSite=None requires a Secure cookie (browsers reject it otherwise)')
+  if (!cookies.validName(o.refreshName)) throw new LatchConfigError('refreshCookieName', 'not a valid cookie name (RFC 6265 token)')
+  if (/^__host-/i.test(o.refreshName)) throw new LatchConfigError('refreshCookieName', 'a __Host- cookie must have Path=/, but the refresh cookie is scoped to refreshPath; use a __Secure- name')
+  if (/^__secure-/i.test(o.refreshName) && !secure) throw new LatchConfigError('insecureCookieForDevelopmentOnly', 'browsers drop __Secure- cookies that are not Secure; also set refreshCookieName without the prefix for plain-HTTP development')
+  if (typeof o.refreshPath !== 'string' || o.refreshPath[0] !== '/' || /[;\s]/.test(o.refreshPath)) throw new LatchConfigError('refreshPath', 'must start with / and contain no ; or whitespace')
+  for (const origin of options.trustedOrigins ?? []) {
+    let u
+    try { u = new URL(origin) } catch { u = null }
+    if (!u || u.origin !== origin) throw new LatchConfigError('trustedOrigins', `not an origin of the form scheme://host[:port]: ${JSON.stringify(origin)}`)
+    o.trusted.add(origin)
+  }
+  if (o.bearer !== false && o.bearer !== 'online' && o.bearer !== 'offline') {
+    throw new LatchConfigError('accessTokens', 'must be false, "online" (POST /v1/sessions/verify per request) or "offline" (signature by JWKS)')
+  }
+  if (!Number.isInteger(o.maxForm) || o.maxForm <= 0) throw new LatchConfigError('maxFormSize', 'must be a positive integer of bytes')
+  o.validator = options.validator ?? new OnlineValidator(client)
+  if (o.bearer === 'offline') o.offline = offlineVerifier(client, options)
+  return o
+}
+
+function checkCookie(o, field, name, path, domain) {
+  if (!cookies.validName(name)) throw new LatchConfigError(field, 'not a valid cookie name (RFC 6265 token)')
+  const host = /^__host-/i.test(name)
+  if ((host || /^__secure-/i.test(name)) && !o.secure) {
+    throw new LatchConfigError('insecureCookieForDevelopmentOnly', `browsers drop ${name.slice(0, name.indexOf('-', 2) + 1)} cookies that are not Secure; ` +
+      'set cookieName to a name without the prefix (e.g. "latch") for plain-HTTP development, or leave this off: ' +
+      'http://localhost is a secure context, so Secure cookies already work there in Chromium and Firefox')
+  }
+  if (host && domain) throw new LatchConfigError('cookieDomain', 'a __Host- cookie must not have a Domain; use a __Secure- or unprefixed cookieName to share the cookie with subdomains')
+  if (host && path !== '/') throw new LatchConfigError('cookiePath', 'a __Host- cookie must have Path=/')
+  if (typeof path !== 'string' || path[0] !== '/' || /[;\x00-\x1f\x7f-\uffff]/.test(path)) throw new LatchConfigError('cookiePath', "must start with / and contain only printable ASCII without ';'")
+  if (domain && !/^\.?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(domain)) {
+    throw new LatchConfigError('cookieDomain', 'not a valid domain name')
+  }
+}
+
+/** Per-request state: req.latch. */
+class RequestLatch {
+  /** The authenticated session (client view), or null. */
+  session = null
+  /** 'cookie', 'bearer' or null. */
+  method = null
+  /** The access token's verified claims (bearer requests). */
+  claims = null
+  /** Why a presented credential failed (a LatchError), or null. */
+  error = null
+
+  #o; #req; #res
+  #token = ''      // the session token the request carries (cookie)
+  #csrfKey = null  // k of the session
+  #anon = null     // {value, secret, key, fresh}
+  #cookies = []    // Set-Cookie values to send
+  #noStore = false
+  #clearSiteData = false
+
+  constructor(o, req, res) {
+    this.#o = o; this.#req = req; this.#res = res
+    hookHeaders(res, () => this.#commit())
+  }
+
+  /** @internal */ _setCookieSession(token, v) {
+    this.#token = token
+    this.session = v.session
+    this.#csrfKey = v.csrfKey
+    this.method = 'cookie'
+  }
+  /** @internal */ _dropDeadCookie(err) {
+    this.error = err
+    this.#token = ''
+    this.#cookies.push(sessionCookie(this.#o, '', true))
+    this.#noStore = true
+  }
+  /** @internal */ _csrfKey() { return this.#csrfKey }
+  /** @internal */ _anonKey() {
+    const s = csrf.anonSecret(cookies.read(this.#req.headers.cookie, anonName(this.#o)))
+    return s ? csrf.anonKey(s) : null
+  }
+
+  /**
+   * A CSRF token for forms (`csrf_token` field) and scripts (X-CSRF-Token
+   * header): the session's, or for a visitor without a session an
+   * anonymous one (setting the anonymous cookie if needed). Every call
+   * returns a different masking; all are valid. Marks the response
+   * Cache-Control: no-store.
+   */
+  csrfToken() {
+    this.#noStore = true
+    if (this.session && this.method === 'cookie') {
+      if (!this.#csrfKey) throw new LatchError('latch: latch did not send a CSRF key for this session (is latch serve older than the protocol?)')
+      return csrf.mask(this.#csrfKey)
+    }
+    if (!this.#anon) {
+      const s = csrf.anonSecret(cookies.read(this.#req.headers.cookie, anonName(this.#o)))
+      if (s) {
+        this.#anon = {secret: s, key: csrf.anonKey(s)}
+      } else {
+        const n = csrf.newAnonSecret()
+        this.#anon = {secret: n.secret, key: csrf.anonKey(n.secret)}
+        this.#cookies.push(anonCookie(this.#o, n.value, false))
+      }
+    }
+    return csrf.mask(this.#anon.key)
+  }
+
+  /**
+   * Starts a session for a user the handler has just authenticated and sets
+   * its cookie. Fixation-safe: the session token the request carried, if
+   * any, is revoked. The anonymous CSRF cookie is expired. Answers latch's
+   * issued tokens (the refresh and access tokens are for API clients; a
+   * browser needs only the cookie, which is set).
+   */
+  async login({subject, data, claims, acr, amr} = {}) {
+    this.#mustNotBeSent('login')
+    const iss = await this.#o.client.createSession({
+      subject, data, claims, acr, amr,
+      ip: clientIP(this.#o, this.#req), userAgent: this.#req.headers['user-agent'],
+      replaceSessionToken: this.#token || undefined,
+    })
+    this.#o.validator.forget(this.#token)
+    await this.#adopt(iss)
+    this.#cookies.push(anonCookie(this.#o, '', true))
+    this.#anon = null
+    return iss
+  }
+
+  async #adopt(iss) {
+    // One verify answers the new session's CSRF key, so this response can
+    // render forms for it.
+    const v = await this.#o.validator.validate(iss.sessionToken, {})
+    this.#token = iss.sessionToken
+    this.session = v.session
+    this.#csrfKey = v.csrfKey
+    this.method = 'cookie'
+    this.error = null
+    this.#cookies = this.#cookies.filter((c) => !c.startsWith(this.#o.name + '='))
+    this.#cookies.push(sessionCookie(this.#o, iss.sessionToken, false))
+    this.#noStore = true
+    this.#clearSiteData = false
+  }
+
+  /**
+   * Ends the session: revokes it in latch (cookie, refresh and access
+   * tokens, on every replica), expires the cookie with identical
+   * attributes and sends Clear-Site-Data: "cookies". If latch cannot be
+   * reached it throws (LatchUnavailableError) and changes nothing.
+   */
+  async logout() {
+    this.#mustNotBeSent('logout')
+    if (this.session) await this.#o.client.revokeSession(this.session.id)
+    this.#ended()
+  }
+
+  /** Signs the user out on every device, this one included. Answers how many sessions were revoked. */
+  async logoutEverywhere() {
+    this.#mustNotBeSent('logoutEverywhere')
+    if (!this.session) throw new LatchUnauthenticatedError(this.error)
+    const n = await this.#o.client.revokeSubject(this.session.subject)
+    this.#ended()
+    return n
+  }
+
+  #ended() {
+    this.#o.validator.forget(this.#token)
+    this.session = null
+    this.method = null
+    this.#token = ''
+    this.#csrfKey = null
+    this.#cookies = this.#cookies.filter((c) => !c.startsWith(this.#o.name + '='))
+    this.#cookies.push(sessionCookie(this.#o, '', true))
+    this.#noStore = true
+    this.#clearSiteData = true
+  }
+
+  /**
+   * Gives the session fresh secrets after a privilege change: the old
+   * cookie and every CSRF token rendered before stop working. Sets the new
+   * cookie (cookie sessions); answers the issued tokens.
+   */
+  async renew({claims, authTime, acr, amr} = {}) {
+    this.#mustNotBeSent('renew')
+    if (!this.session) throw new LatchUnauthenticatedError(this.error)
+    const iss = await this.#o.client.renewSession(this.session.id, {claims, authTime, acr, amr})
+    this.#o.validator.forget(this.#token)
+    if (this.method === 'cookie') await this.#adopt(iss)
+    else this.session = iss.session
+    return iss
+  }
+
+  /** Signs the user out everywhere else; answers how many sessions were revoked. */
+  async revokeOthers() {
+    if (!this.session) throw new LatchUnauthenticatedError(this.error)
+    return this.#o.client.revokeSubject(this.session.subject, {except: this.session.id})
+  }
+
+  /** Seconds before the session's idle or absolute deadline, whichever is first (0 without a session). */
+  idleTimeLeft() {
+    if (!this.session) return 0
+    const d = Math.min(+this.session.idleExpiresAt, +this.session.expiresAt) - Date.now()
+    return d > 0 ? Math.floor(d / 1000) : 0
+  }
+
+  #mustNotBeSent(fn) {
+    if (this.#res.headersSent) throw new LatchError(`latch: ${fn} called after the response headers were sent; call it before writing the response`)
+  }
+
+  #commit() {
+    const res = this.#res
+    vary(res, 'Cookie')
+    if (this.#cookies.length > 0) {
+      const prev = res.getHeader('Set-Cookie')
+      res.setHeader('Set-Cookie', [...(prev === undefined ? [] : [].concat(prev)), ...this.#cookies])
+      if (!this.#noStore && !res.hasHeader('Cache-Control')) res.setHeader('Cache-Control', 'no-cache="Set-Cookie"')
+    }
+    if (this.#noStore) res.setHeader('Cache-Control', 'no-store')
+    if (this.#clearSiteData) res.setHeader('Clear-Site-Data', '"cookies"')
+  }
+}
+
+async function handle(o, req, res) {
+  const l = new RequestLatch(o, req, res)
+  req.latch = l
+  if (o.bearer) {
+    vary(res, 'Authorization')
+    const auth = req.headers.authorization
+    if (auth !== undefined && /^bearer /i.test(auth)) {
+      const tok = auth.slice(7).trim()
+      l.method = 'bearer'
+      try {
+        if (o.offline) {
+          const c = await o.offline(tok)
+          l.claims = c
+          l.session = {id: c.sid, subject: c.sub, claims: c}
+        } else {
+          const v = await o.client.verifyAccessToken(tok, {ip: clientIP(o, req), userAgent: req.headers['user-agent']})
+          l.session = v.session
+        }
+      } catch (err) {
+        if (err instanceof LatchUnavailableError) throw err
+        l.error = err instanceof LatchError ? err : new LatchError('latch: invalid access token')
+        if (!(err instanceof LatchError)) l.error.code = 'invalid_token'
+        l.method = 'bearer'
+      }
+      return true
+    }
+  }
+  const unsafe = !csrf.isSafeMethod(req.method)
+  // Layer one, before any latch call: cross-origin unsafe requests are
+  // refused whether or not they carry a session (login CSRF).
+  if (unsafe && !csrf.sameOrigin(req, o.trusted, o.bypass)) throw new LatchCSRFError('cross-origin')
+
+  const tok = cookies.read(req.headers.cookie, o.name)
+  if (tok !== undefined && tok !== '') {
+    try {
+      const v = await o.validator.validate(tok, {ip: clientIP(o, req), userAgent: req.headers['user-agent']})
+      l._setCookieSession(tok, v)
+    } catch (err) {
+      if (err instanceof LatchError && DEAD.has(err.code)) {
+        l._dropDeadCookie(err)
+      } else {
+        throw err instanceof LatchError ? err : new LatchUnavailableError('unavailable', 'latch: validation failed')
+      }
+    }
+  }
+  if (!unsafe) return true
+  // Layer two: the synchronizer token, the session's or the anonymous one.
+  const key = l.session ? l._csrfKey() : l._anonKey()
+  const got = await csrfTokenFrom(o, req)
+  if (!got) throw new LatchCSRFError('missing-token')
+  if (!csrf.check(key, got)) throw new LatchCSRFError('invalid-token')
+  return true
+}
+
+/** The X-CSRF-Token header, else the csrf_token field of a url-encoded body (parsed into req.body). */
+async function csrfTokenFrom(o, req) {
+  const h = req.headers[CSRF_HEADER]
+  if (typeof h === 'string' && h !== '') return h
+  if (req.body && typeof req.body === 'object' && typeof req.body[CSRF_FIELD] === 'string') return req.body[CSRF_FIELD]
+  const ct = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
+  if (ct !== 'application/x-www-form-urlencoded' || req.readableEnded || req._body) return ''
+  const raw = await readBody(req, o.maxForm)
+  const form = new URLSearchParams(raw)
+  const body = {}
+  for (const [k, v] of form) if (!(k in body)) body[k] = v
+  // Leave the form parsed for the handler, as express.urlencoded() would.
+  req.body = body
+  req._body = true
+  return body[CSRF_FIELD] ?? ''
+}
+
+function readBody(req, limit) {
+  return new Promise((resolve, reject) => {
+    let size = 0
+    const chunks = []
+    req.on('data', (c) => {
+      size += c.length
+      if (size > limit) {
+        const e = new LatchError('latch: the form is larger than maxFormSize')
+        e.code = 'too_large'
+        e.status = 413
+        req.removeAllListeners('data')
+        req.resume()
+        reject(e)
+        return
+      }
+      chunks.push(c)
+    })
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
+    req.on('error', () => {
+      const e = new LatchError('latch: the request body could not be read')
+      e.code = 'bad_request'
+      e.status = 400
+      reject(e)
+    })
+  })
+}
+
+function fail(o, err, req, res, next) {
+  if (!(err instanceof LatchError)) err = new LatchUnavailableError('unavailable', 'latch: unexpected failure')
+  if (o.onError) return o.onError(err, req, res, next)
+  defaultError(err, req, res)
+}
+
+/** Answers with the error's status and its standard text; the error's own text is not sent. */
+export function defaultError(err, req, res) {
+  const status = err.status ?? 503
+  if (res.headersSent) return res.destroy()
+  if (status === 503) res.setHeader('Retry-After', '5')
+  res.setHeader('Cache-Control', 'no-store')
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8')
+  res.setHeader('X-Content-Type-Options', 'nosniff')
+  res.statusCode = status
+  res.end(`${STATUS_TEXT[status] ?? 'Error'}\n`)
+}
+
+const STATUS_TEXT = {400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 413: 'Request Entity Too Large', 503: 'Service Unavailable'}
+
+// ---- SPA refresh flow -------------------------------------------------------
+
+/**
+ * Sets the refresh token as an HttpOnly cookie scoped to the refresh route
+ * and answers the access token in JSON: what a login route of a single-page
+ * app sends after creating a session.
+ */
+export function sendTokens(mw, res, t, session) {
+  const o = mw.options
+  res.setHeader('Set-Cookie', refreshCookie(o.refreshCookieName, o.refreshPath, t.refreshToken, o.secure, false))
+  res.setHeader('Cache-Control', 'no-store')
+  res.json(tokenBody(t, session))
+}
+
+function tokenBody(t, session) {
+  const b = {access_token: t.accessToken, token_type: t.tokenType, expires_in: t.expiresIn}
+  if (session) {
+    b.idle_expires_at = session.idleExpiresAt?.toISOString()
+    b.expires_at = session.expiresAt?.toISOString()
+  }
+  return b
+}
+
+function refreshCookie(name, path, value, secure, expire) {
+  return cookies.serialize({name, value, path, maxAge: 0, expire, secure, sameSite: 'Strict'})
+}
+
+function refreshHandler(o) {
+  return async (req, res, next) => {
+    try {
+      if (req.method !== 'POST') {
+        res.setHeader('Allow', 'POST')
+        return problem(res, 405, 'method_not_allowed', 'use POST')
+      }
+      if (!csrf.sameOrigin(req, o.trusted, o.bypass)) {
+        return problem(res, 403, 'csrf', 'refresh must come from the same origin')
+      }
+      const rt = cookies.read(req.headers.cookie, o.refreshName)
+      res.setHeader('Cache-Control', 'no-store')
+      if (!rt) return problem(res, 401, 'unauthorized', 'no refresh cookie')
+      let t
+      try {
+        t = await o.client.refresh(rt)
+      } catch (err) {
+        if (err instanceof LatchError && (err.status === 401 || DEAD.has(err.code))) {
+          res.setHeader('Set-Cookie', refreshCookie(o.refreshName, o.refreshPath, '', o.secure, true))
+          return problem(res, 401, err.code, 'sign in again')
+        }
+        throw err
+      }
+      res.setHeader('Set-Cookie', refreshCookie(o.refreshName, o.refreshPath, t.refreshToken, o.secure, false))
+      res.json(tokenBody(t))
+    } catch (err) {
+      fail(o, err, req, res, next)
+    }
+  }
+}
+
+/** Expires the SPA's refresh cookie (logout). */
+export function clearTokens(mw, res) {
+  const o = mw.options
+  res.setHeader('Set-Cookie', refreshCookie(o.refreshCookieName, o.refreshPath, '', o.secure, true))
+  res.setHeader('Clear-Site-Data', '"cookies"')
+  res.setHeader('Cache-Control', 'no-store')
+}
+
+function problem(res, status, code, detail) {
+  res.statusCode = status
+  res.setHeader('Content-Type', 'application/problem+json')
+  res.end(JSON.stringify({status, code, title: STATUS_TEXT[status] ?? 'Error', detail}))
+}
+
+// ---- helpers ----------------------------------------------------------------
+
+function anonName(o) { return o.name + '-csrf' }
+
+function sessionCookie(o, value, expire) {
+  return cookies.serialize({name: o.name, value, path: o.path, domain: o.domain, expire, secure: o.secure, sameSite: o.sameSite})
+}
+
+function anonCookie(o, value, expire) {
+  return cookies.serialize({name: anonName(o), value, path: o.path, domain: o.domain, maxAge: ANON_MAX_AGE, expire, secure: o.secure, sameSite: o.sameSite})
+}
+
+function clientIP(o, req) {
+  // Express computes req.ip from X-Forwarded-For only when the app's
+  // "trust proxy" setting says so; otherwise it is the socket's address.
+  return req.ip ?? req.socket?.remoteAddress ?? ''
+}
+
+function vary(res, field) {
+  const cur = res.getHeader('Vary')
+  if (cur === undefined || cur === '') return res.setHeader('Vary', field)
+  const list = String(cur).split(',').map((s) => s.trim().toLowerCase())
+  if (!list.includes(field.toLowerCase()) && !list.includes('*')) res.setHeader('Vary', `${cur}, ${field}`)
+}
+
+/** Runs fn once, right before the response headers are written (like on-headers). */
+function hookHeaders(res, fn) {
+  const writeHead = res.writeHead
+  let done = false
+  res.writeHead = function (...args) {
+    if (!done) {
+      done = true
+      // Headers passed to writeHead as an object apply after ours.
+      fn()
+    }
+    return writeHead.apply(this, args)
+  }
+}
+
+function offlineVerifier(client, options) {
+  let verifier
+  return async (tok) => {
+    verifier ??= (async () => {
+      const {createRemoteJWKSet, jwtVerify} = await import('jose')
+      let issuer = options.issuer
+      let jwksURI = options.jwksURI
+      if (!issuer || !jwksURI) {
+        const md = await client.metadata().catch(() => null)
+        issuer ??= md?.issuer
+        jwksURI ??= md?.jwks_uri ?? `${client.url}/.well-known/jwks.json`
+      }
+      if (!issuer) throw new LatchConfigError('issuer', 'offline verification needs the issuer: latch did not publish /.well-known/oauth-authorization-server; pass issuer')
+      const jwks = createRemoteJWKSet(new URL(jwksURI))
+      return (t) => jwtVerify(t, jwks, {
+        issuer, audience: options.audience ?? 'latch', typ: 'at+jwt',
+        algorithms: ['EdDSA', 'ES256', 'RS256'], maxTokenAge: undefined, clockTolerance: 30,
+      })
+    })()
+    const verify = await verifier
+    try {
+      const {payload} = await verify(tok)
+      if (typeof payload.sid !== 'string') throw new Error('no sid')
+      return payload
+    } catch (err) {
+      if (err instanceof LatchError) throw err
+      const e = new LatchError('latch: the access token was refused')
+      e.code = err?.code === 'ERR_JWT_EXPIRED' ? 'expired' : 'invalid_token'
+      if (err?.code === 'ERR_JWKS_TIMEOUT' || err?.code === 'ERR_JOSE_GENERIC' && /fetch/i.test(err.message)) {
+        throw new LatchUnavailableError('unavailable', 'latch: JWKS could not be fetched')
+      }
+      throw e
+    }
+  }
+}
+
+export {sessionOf}
