@@ -116,6 +116,12 @@ class SyncTransport:
         for c in idle:
             c.close()
 
+    def __del__(self) -> None:  # a client dropped without close(): do not leak its sockets
+        try:
+            self.close()
+        except Exception:
+            pass
+
 
 def _oserror(e: BaseException) -> str:
     # OSError's strerror ("Connection refused") says what happened without
