@@ -3,18 +3,13 @@ package latch
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
+
+	"github.com/latch-sessions/latch/internal/token"
 )
-
-const csrfKeyLen = 32
-
-// csrfTokenLen is the length of a masked CSRF token's text form.
-var csrfTokenLen = base64.RawURLEncoding.EncodedLen(2 * csrfKeyLen)
 
 // csrfKey derives the session's synchronizer value from its CSRF secret and
 // ID. The secret itself never leaves the store.
-func csrfKey(s *Session) (k [csrfKeyLen]byte) {
+func csrfKey(s *Session) (k token.CSRFKey) {
 	mac := hmac.New(sha256.New, s.rec.CSRFSecret[:])
 	mac.Write([]byte("latch csrf v1"))
 	mac.Write(s.rec.ID[:])
@@ -29,30 +24,12 @@ func csrfKey(s *Session) (k [csrfKeyLen]byte) {
 // renewed or ends.
 func (m *Manager) CSRFToken(s *Session) (string, error) {
 	k := csrfKey(s)
-	var b [2 * csrfKeyLen]byte
-	if _, err := m.cfg.Rand.Read(b[:csrfKeyLen]); err != nil {
-		return "", err
-	}
-	for i := range csrfKeyLen {
-		b[csrfKeyLen+i] = b[i] ^ k[i]
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+	return token.MaskCSRF(m.cfg.Rand, &k)
 }
 
 // CheckCSRF reports whether tok is a CSRF token issued for s. The comparison
 // takes constant time.
 func (m *Manager) CheckCSRF(s *Session, tok string) bool {
-	if len(tok) != csrfTokenLen {
-		return false
-	}
-	var b [2 * csrfKeyLen]byte
-	if n, err := base64.RawURLEncoding.Strict().Decode(b[:], []byte(tok)); err != nil || n != len(b) {
-		return false
-	}
 	k := csrfKey(s)
-	var got [csrfKeyLen]byte
-	for i := range csrfKeyLen {
-		got[i] = b[i] ^ b[csrfKeyLen+i]
-	}
-	return subtle.ConstantTimeCompare(got[:], k[:]) == 1
+	return token.CheckCSRF(tok, &k)
 }

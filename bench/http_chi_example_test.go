@@ -37,15 +37,17 @@ func Example_chi() {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+	// Pages embed the token; a script can also fetch it. Without a session
+	// (the login form) it is an anonymous token, and CSRFToken sets the
+	// anonymous CSRF cookie it belongs to.
+	r.Get("/csrf", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, latchhttp.CSRFToken(r))
+	})
 	r.Group(func(r chi.Router) {
 		r.Use(sessions.RequireSession)
 		r.Get("/items/{id}", func(w http.ResponseWriter, r *http.Request) {
 			s, _ := latchhttp.FromContext(r.Context())
 			fmt.Fprintf(w, "%s reads item %s", s.Subject(), chi.URLParam(r, "id"))
-		})
-		// Pages embed the token; a script can also fetch it.
-		r.Get("/csrf", func(w http.ResponseWriter, r *http.Request) {
-			io.WriteString(w, latchhttp.CSRFToken(r))
 		})
 		r.Delete("/items/{id}", func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "deleted item %s", chi.URLParam(r, "id"))
@@ -68,9 +70,14 @@ func Example_chi() {
 	}
 
 	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, httptest.NewRequest("GET", "https://example.com/csrf", nil))
+	anon, anonTok := rec.Result().Cookies()[0], rec.Body.String()
+	rec = httptest.NewRecorder()
 	r.ServeHTTP(rec, func() *http.Request {
 		req := httptest.NewRequest("POST", "https://example.com/login", strings.NewReader("user=alice"))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Cookie", anon.Name+"="+anon.Value)
+		req.Header.Set("X-CSRF-Token", anonTok)
 		return req
 	}())
 	c := rec.Result().Cookies()[0]

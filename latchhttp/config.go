@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -18,6 +19,17 @@ import (
 // it is Secure, has Path=/ and no Domain, so a sibling subdomain or a
 // plain-HTTP page cannot plant or overwrite it.
 const DefaultCookieName = "__Host-latch"
+
+// AnonCookieSuffix makes the anonymous CSRF cookie's name from the session
+// cookie's: "__Host-latch" + "-csrf" by default. The cookie holds a random
+// secret for visitors without a session (see [CSRFToken]); it shares the
+// session cookie's Path, Domain, Secure and SameSite, and is HttpOnly.
+const AnonCookieSuffix = "-csrf"
+
+// AnonCSRFMaxAge is the anonymous CSRF cookie's Max-Age. Every response
+// that hands out an anonymous token sets the cookie again with this
+// Max-Age, so a login form stays usable this long after it was rendered.
+const AnonCSRFMaxAge = 2 * time.Hour
 
 // Default limits for reading the csrf_token form field.
 const (
@@ -96,10 +108,24 @@ type Config struct {
 	// design, such as an OpenID Connect form_post or SAML POST-binding
 	// callback: the cross-origin check (which otherwise applies to every
 	// unsafe request, with or without a session) skips them
-	// (CrossOriginProtection.AddInsecureBypassPattern). Such requests
-	// still need a CSRF token if they carry a session cookie. Keep the
-	// list short: each entry re-opens that endpoint to cross-site posts.
+	// (CrossOriginProtection.AddInsecureBypassPattern), and so does the
+	// anonymous CSRF token (a cross-site post carries no SameSite cookie,
+	// so it cannot have one; such endpoints must check their own state or
+	// signature). Requests that carry a session cookie still need the
+	// session's CSRF token. Keep the list short: each entry re-opens that
+	// endpoint to cross-site posts.
 	CrossOriginBypass []string
+
+	// AnonymousCSRFExempt lists net/http.ServeMux patterns ("POST
+	// /webhooks/stripe") of endpoints whose unsafe requests without a
+	// session need no anonymous CSRF token: webhooks and other
+	// server-to-server calls that authenticate themselves (a signature, an
+	// API key in a header other than a Bearer token). The cross-origin
+	// check still applies (server-to-server calls send neither Origin nor
+	// Sec-Fetch-Site, so they pass it), and a request that carries a
+	// session cookie still needs the session's CSRF token. Never list a
+	// login, sign-up or password-reset form: that re-opens login CSRF.
+	AnonymousCSRFExempt []string
 
 	// ClientIPHeader names a header set by a reverse proxy that carries the
 	// client's address ("X-Forwarded-For", "X-Real-IP", …). It is read only
@@ -160,8 +186,13 @@ type Sessions struct {
 	sameSite http.SameSite
 	secure   bool
 
+	// anonName is the anonymous CSRF cookie's name: name + "-csrf".
+	anonName string
+	rand     io.Reader
+
 	bearer     TokenVerifier
 	cop        *http.CrossOriginProtection
+	anonExempt *http.ServeMux // nil: no endpoint is exempt
 	ipHeader   string
 	proxies    []netip.Prefix
 	maxForm    int64
@@ -190,6 +221,7 @@ func New(m *latch.Manager, cfg Config) (*Sessions, error) {
 		maxForm:    cfg.MaxFormSize,
 		maxMemory:  cfg.MaxMultipartMemory,
 		errHandler: cfg.ErrorHandler,
+		rand:       m.Config().Rand,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -197,6 +229,7 @@ func New(m *latch.Manager, cfg Config) (*Sessions, error) {
 	if s.name == "" {
 		s.name = DefaultCookieName
 	}
+	s.anonName = s.name + AnonCookieSuffix
 	if s.path == "" {
 		s.path = "/"
 	}
@@ -227,9 +260,12 @@ func New(m *latch.Manager, cfg Config) (*Sessions, error) {
 		}
 	}
 	for _, p := range cfg.CrossOriginBypass {
-		if err := addBypass(s.cop, p); err != nil {
+		if err := addPattern("CrossOriginBypass", p, s.cop.AddInsecureBypassPattern); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.addAnonExempt(cfg); err != nil {
+		return nil, err
 	}
 	if s.ipHeader != "" {
 		if len(s.proxies) == 0 {
@@ -294,8 +330,9 @@ var (
 	ErrConfig = errors.New("latchhttp: invalid configuration")
 	// ErrUnauthenticated: the request carries no valid session (401).
 	ErrUnauthenticated = errors.New("latchhttp: not authenticated")
-	// ErrCSRF: a cookie-authenticated unsafe request failed the CSRF
-	// checks (403). The concrete error is a *CSRFError.
+	// ErrCSRF: an unsafe request failed the CSRF checks (403): it came
+	// cross-origin, or lacked the CSRF token of its session (or, without a
+	// session, of its anonymous CSRF cookie). The concrete error is a *CSRFError.
 	ErrCSRF = errors.New("latchhttp: CSRF check failed")
 	// ErrUnavailable: the session store failed; the request is not
 	// authenticated (503). It is latch.ErrUnavailable.
@@ -354,14 +391,39 @@ func validDomain(d string) bool {
 	return true
 }
 
-// addBypass adds a bypass pattern, turning ServeMux's panic on a malformed
-// or conflicting pattern into a ConfigError.
-func addBypass(cop *http.CrossOriginProtection, pattern string) (err error) {
+// addPattern registers a ServeMux pattern with add, turning ServeMux's
+// panic on a malformed or conflicting pattern into a ConfigError for field.
+func addPattern(field, pattern string, add func(string)) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = &ConfigError{"CrossOriginBypass", fmt.Sprintf("invalid pattern %q: %v", pattern, p)}
+			err = &ConfigError{field, fmt.Sprintf("invalid pattern %q: %v", pattern, p)}
 		}
 	}()
-	cop.AddInsecureBypassPattern(pattern)
+	add(pattern)
+	return nil
+}
+
+// addAnonExempt collects the endpoints that need no anonymous CSRF token:
+// AnonymousCSRFExempt and CrossOriginBypass.
+func (s *Sessions) addAnonExempt(cfg Config) error {
+	if len(cfg.AnonymousCSRFExempt)+len(cfg.CrossOriginBypass) == 0 {
+		return nil
+	}
+	s.anonExempt = http.NewServeMux()
+	seen := map[string]bool{}
+	for _, list := range []struct {
+		field    string
+		patterns []string
+	}{{"AnonymousCSRFExempt", cfg.AnonymousCSRFExempt}, {"CrossOriginBypass", cfg.CrossOriginBypass}} {
+		for _, p := range list.patterns {
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			if err := addPattern(list.field, p, func(p string) { s.anonExempt.Handle(p, http.NotFoundHandler()) }); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }

@@ -20,6 +20,21 @@ func FromContext(ctx context.Context) (*latch.Session, bool) {
 	return st.sess, true
 }
 
+// AuthError returns why the credentials the request presented did not
+// authenticate it: an error matching latch.ErrRevoked, latch.ErrExpired or
+// latch.ErrInvalidToken for a session cookie (the middleware deletes such a
+// cookie), or the verifier's error for a Bearer token. It is nil if the
+// request presented none, or they worked. A page can use it to tell a user
+// whose session ended elsewhere why they must sign in again. It never
+// contains a token.
+func AuthError(ctx context.Context) error {
+	st := stateOf(ctx)
+	if st == nil {
+		return nil
+	}
+	return st.authErr
+}
+
 // Method reports how the request whose context is ctx was authenticated.
 func Method(ctx context.Context) AuthMethod {
 	st := stateOf(ctx)
@@ -39,22 +54,40 @@ func AccessClaims(ctx context.Context) (accesstoken.Claims, bool) {
 	return *st.claims, true
 }
 
-// CSRFToken returns a synchronizer token for the request's cookie session,
-// to put in forms as a hidden csrf_token field or in the X-CSRF-Token
-// header of scripted requests; "" if the request is not cookie-authenticated.
-// Every call returns a differently masked token (BREACH); all are valid until
-// the session is renewed or ends.
+// CSRFToken returns a synchronizer token for the request's forms, to put in
+// a hidden csrf_token field or in the X-CSRF-Token header of scripted
+// requests:
 //
+//   - with a cookie session, the session's token: valid until the session
+//     is renewed or ends;
+//   - without a session (a login, sign-up or password-reset form), an
+//     anonymous token, tied to a random secret in the HttpOnly
+//     "__Host-latch-csrf" cookie (the session cookie's name + "-csrf"),
+//     which CSRFToken sets on the response when the visitor has none, and
+//     refreshes to a full AnonCSRFMaxAge when they do. Only requests
+//     carrying that same cookie accept the token; Login expires it;
+//   - "" for a bearer-authenticated request, which needs no token, and for
+//     a visitor without the anonymous cookie once the response is
+//     committed (the cookie can no longer be set).
+//
+// Every call returns a differently masked token (BREACH); all are valid.
 // A response that carries a CSRF token is marked "Cache-Control: no-store",
 // so call CSRFToken before writing the response (compute it, then render
 // the template).
 func CSRFToken(r *http.Request) string {
 	st := stateOf(r.Context())
-	if st == nil || st.method() != AuthCookie {
+	if st == nil {
 		return ""
 	}
-	t, err := st.s.m.CSRFToken(st.sess)
-	if err != nil {
+	var t string
+	var err error
+	switch st.method() {
+	case AuthCookie:
+		t, err = st.s.m.CSRFToken(st.sess)
+	case AuthNone:
+		t, err = st.s.anonToken(r, st)
+	}
+	if err != nil || t == "" {
 		return ""
 	}
 	st.noStore = true

@@ -9,8 +9,8 @@ import (
 )
 
 // CSRFHeader and CSRFField are where the middleware looks for the
-// synchronizer token on cookie-authenticated unsafe requests: the header
-// first; without it, the form field of a url-encoded or multipart body.
+// synchronizer token on unsafe requests: the header first; without it, the
+// form field of a url-encoded or multipart body.
 const (
 	CSRFHeader = "X-CSRF-Token"
 	CSRFField  = "csrf_token"
@@ -26,14 +26,27 @@ const (
 // CSRFError is a CSRF rejection. It matches ErrCSRF. Reason is
 // "cross-origin" (net/http.CrossOriginProtection refused the request),
 // "missing-token" or "invalid-token" (the synchronizer token is absent, or
-// not one issued for this session: forged, from another session, or from
-// before a renewal). It never contains the token.
+// not one issued for this session — forged, from another session, from
+// before a renewal — or, without a session, not one minted for the
+// request's own anonymous CSRF cookie). It never contains the token.
 type CSRFError struct {
 	Reason string
+	// Cause is set when the request carried a session cookie that no
+	// longer works (it matches latch.ErrRevoked, latch.ErrExpired or
+	// latch.ErrInvalidToken): the request was then judged as anonymous,
+	// so a form of the ended session is refused with this error. An
+	// ErrorHandler can tell such a user that they were signed out.
+	Cause error
 }
 
-func (e *CSRFError) Error() string        { return ErrCSRF.Error() + ": " + e.Reason }
+func (e *CSRFError) Error() string {
+	if e.Cause != nil {
+		return ErrCSRF.Error() + ": " + e.Reason + " (session: " + e.Cause.Error() + ")"
+	}
+	return ErrCSRF.Error() + ": " + e.Reason
+}
 func (e *CSRFError) Is(target error) bool { return target == ErrCSRF }
+func (e *CSRFError) Unwrap() error        { return e.Cause }
 
 func (s *Sessions) rejectCSRF(w http.ResponseWriter, r *http.Request, st *state, reason string) {
 	e := latch.Event{Type: latch.EventCSRFRejected, Reason: reason, IP: s.clientIP(r)}
@@ -41,7 +54,11 @@ func (s *Sessions) rejectCSRF(w http.ResponseWriter, r *http.Request, st *state,
 		e.SessionID, e.Subject = st.sess.ID(), st.sess.Subject()
 	}
 	s.m.Emit(r.Context(), e)
-	s.errHandler(w, r, &CSRFError{Reason: reason})
+	err := &CSRFError{Reason: reason}
+	if st.sess == nil {
+		err.Cause = st.authErr
+	}
+	s.errHandler(w, r, err)
 }
 
 // csrfTokenFrom returns the synchronizer token the request presents: the

@@ -60,7 +60,8 @@
 //
 // Set-Cookie is written only when the session changed: at login, renewal and
 // logout, and to delete a cookie whose session is gone (invalid, expired or
-// revoked). Such responses, and any response that carries a CSRF token, get
+// revoked); and for visitors without a session, the anonymous CSRF cookie
+// when a page asks for a CSRF token. Such responses, and any response that carries a CSRF token, get
 // "Cache-Control: no-store"; every response gets "Vary: Cookie,
 // Authorization". The middleware's ResponseWriter implements Unwrap, so
 // http.ResponseController (Flush, Hijack, deadlines) keeps working.
@@ -79,7 +80,7 @@
 // # CSRF protection
 //
 // Unsafe methods (anything but GET, HEAD, OPTIONS and TRACE) that are not
-// bearer-authenticated pass two checks:
+// bearer-authenticated pass two checks (docs/protocol.md, section 2):
 //
 //  1. Cross-origin requests are refused with Go's
 //     net/http.CrossOriginProtection (Sec-Fetch-Site, else Origin against
@@ -88,13 +89,33 @@
 //     can be trusted with Config.TrustedOrigins; endpoints that receive
 //     cross-site posts by design (an OpenID Connect form_post or SAML
 //     callback) can be exempted with Config.CrossOriginBypass.
-//  2. Cookie-authenticated requests must carry a synchronizer token from
-//     [CSRFToken]: in the X-CSRF-Token header, or else in the csrf_token field
-//     of an application/x-www-form-urlencoded or multipart/form-data body.
-//     The token is derived from the session's CSRF secret, masked with fresh
-//     randomness on every call (so compression side channels such as BREACH
-//     cannot recover it), and compared in constant time. Renewal replaces the
-//     secret; tokens of other sessions never match.
+//  2. Every request must carry a synchronizer token from [CSRFToken]: in
+//     the X-CSRF-Token header, or else in the csrf_token field of an
+//     application/x-www-form-urlencoded or multipart/form-data body. The
+//     token is masked with fresh randomness on every call (so compression
+//     side channels such as BREACH cannot recover it) and compared in
+//     constant time.
+//
+// With a session cookie the token is the session's, derived from the
+// session's CSRF secret. Renewal replaces the secret; tokens of other
+// sessions never match.
+//
+// Without a session (login, sign-up and password-reset forms) it is an
+// anonymous token, valid only with the random secret in the HttpOnly
+// "__Host-latch-csrf" cookie that [CSRFToken] sets. A made-up token, or one
+// minted for another visitor's cookie, is refused, so another site cannot
+// sign a visitor into an account of its choosing even where the origin
+// check cannot tell (a browser that sends neither header). Login expires
+// the cookie: from then on only the session's token works. A request whose
+// session cookie no longer works (revoked, expired) is anonymous too; its
+// rejection carries the reason in CSRFError.Cause, so the error page can
+// say "you were signed out".
+//
+// Requests with "Authorization: Bearer" or "DPoP" need no token: browsers
+// never attach those on their own (Basic credentials they do, so those
+// requests still need one). Server-to-server endpoints such as webhooks can
+// be exempted from the anonymous token with Config.AnonymousCSRFExempt;
+// requests with a session still need the session's token there.
 //
 // A rejection is answered 403 through Config.ErrorHandler with a *[CSRFError]
 // and reported as a latch.EventCSRFRejected event.

@@ -14,9 +14,9 @@ import (
 	"github.com/latch-sessions/latch/store/memstore"
 )
 
-// Example wires latch into a standard library ServeMux: a login handler, a
-// page that needs a session and shows a CSRF token for its forms, and
-// logout. The requests at the end play a browser.
+// Example wires latch into a standard library ServeMux: a login form and
+// its handler, a page that needs a session and shows a CSRF token for its
+// forms, and logout. The requests at the end play a browser.
 func Example() {
 	m, err := latch.New(latch.Config{Store: memstore.New(), Observer: latch.DiscardObserver})
 	if err != nil {
@@ -28,6 +28,12 @@ func Example() {
 	}
 
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
+		// The login form needs a CSRF token too: without a session,
+		// CSRFToken sets the anonymous CSRF cookie it belongs to.
+		//	<input type="hidden" name="csrf_token" value="{{.CSRF}}">
+		io.WriteString(w, latchhttp.CSRFToken(r))
+	})
 	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
 		user := r.PostFormValue("user") // check the password here
 		if _, err := sessions.Login(w, r, latch.NewSession{Subject: user}); err != nil {
@@ -62,7 +68,14 @@ func Example() {
 		handler.ServeHTTP(rec, req)
 		return rec.Result()
 	}
-	res := do("POST", "/login", "", url.Values{"user": {"alice"}})
+	res := do("GET", "/login", "", nil)
+	anon := res.Cookies()[0]
+	form, _ := io.ReadAll(res.Body)
+	fmt.Println("login form:", res.StatusCode, anon.Name, "HttpOnly:", anon.HttpOnly)
+
+	res = do("POST", "/login", anon.Name+"="+anon.Value, url.Values{"user": {"alice"}})
+	fmt.Println("login without token:", res.StatusCode)
+	res = do("POST", "/login", anon.Name+"="+anon.Value, url.Values{"user": {"alice"}, "csrf_token": {string(form)}})
 	cookie := res.Cookies()[0]
 	fmt.Println("login:", res.StatusCode, cookie.Name, "Secure:", cookie.Secure, "HttpOnly:", cookie.HttpOnly)
 
@@ -81,6 +94,8 @@ func Example() {
 	fmt.Println("after logout:", res.StatusCode)
 
 	// Output:
+	// login form: 200 __Host-latch-csrf HttpOnly: true
+	// login without token: 403
 	// login: 303 __Host-latch Secure: true HttpOnly: true
 	// account: 200 hello alice
 	// logout without token: 403

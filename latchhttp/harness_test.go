@@ -159,6 +159,22 @@ func (e *env) app() http.Handler {
 			"csrf_token":    latchhttp.CSRFToken(r),
 		})
 	})
+	mux.HandleFunc("GET /form", func(w http.ResponseWriter, r *http.Request) {
+		// A login form: the CSRF token of the session, or else anonymous.
+		io.WriteString(w, latchhttp.CSRFToken(r))
+	})
+	mux.HandleFunc("GET /why", func(w http.ResponseWriter, r *http.Request) {
+		switch err := latchhttp.AuthError(r.Context()); {
+		case err == nil:
+			io.WriteString(w, "none")
+		case errors.Is(err, latch.ErrExpired):
+			io.WriteString(w, "expired")
+		case errors.Is(err, latch.ErrRevoked):
+			io.WriteString(w, "revoked")
+		default:
+			io.WriteString(w, "invalid")
+		}
+	})
 	mux.Handle("GET /me", e.s.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, latchhttp.SessionInfo(r))
 	})))
@@ -325,8 +341,21 @@ type loginResult struct {
 	CSRF    string `json:"csrf_token"`
 }
 
+// form loads the login form and keeps its CSRF token.
+func (c *client) form() string {
+	c.e.t.Helper()
+	res, body := c.get("/form")
+	if res.StatusCode != http.StatusOK || body == "" {
+		c.e.t.Fatalf("GET /form: %d %q", res.StatusCode, body)
+	}
+	c.e.remember(body)
+	c.csrf = body
+	return body
+}
+
 func (c *client) login(user string) loginResult {
 	c.e.t.Helper()
+	c.form()
 	res, body := c.post("/login", url.Values{"user": {user}})
 	if res.StatusCode != http.StatusOK {
 		c.e.t.Fatalf("login: %d %s", res.StatusCode, body)

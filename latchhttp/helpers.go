@@ -16,8 +16,9 @@ import (
 //
 // Call it before writing the response (it fails with ErrHeadersWritten
 // otherwise), from a handler behind Middleware; the response is marked
-// "Cache-Control: no-store". For the rest of the request FromContext and
-// CSRFToken see the new session. The returned Issued also holds a refresh
+// "Cache-Control: no-store". The anonymous CSRF cookie, if any, is expired:
+// from now on only the session's CSRF token is accepted. For the rest of
+// the request FromContext and CSRFToken see the new session. The returned Issued also holds a refresh
 // token (and an access token if the Manager issues them) for API clients;
 // browsers need only the cookie, which Login has set.
 func (s *Sessions) Login(w http.ResponseWriter, r *http.Request, p latch.NewSession) (*latch.Issued, error) {
@@ -36,6 +37,7 @@ func (s *Sessions) Login(w http.ResponseWriter, r *http.Request, p latch.NewSess
 		return nil, err
 	}
 	s.setSession(st, iss)
+	s.endAnon(r, st)
 	return iss, nil
 }
 

@@ -109,6 +109,7 @@ func hasVary(res *http.Response, v string) bool {
 func TestCookieAttributes(t *testing.T) {
 	e := newEnv(t)
 	c := e.newClient()
+	c.form()
 	res, _ := c.post("/login", url.Values{"user": {"alice"}})
 	ck, raw := findSetCookie(t, res)
 	if !strings.HasPrefix(ck.Value, "lts_") || !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" || ck.Domain != "" {
@@ -174,7 +175,7 @@ func TestCustomCookieAttributes(t *testing.T) {
 		}
 	}))
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("POST", "https://app.example.com/app/login", nil))
+	h.ServeHTTP(rec, withAnonCSRF(httptest.NewRequest("POST", "https://app.example.com/app/login", nil), "__Secure-app"))
 	res := rec.Result()
 	raw := res.Header.Get("Set-Cookie")
 	ck, err := http.ParseSetCookie(raw)
@@ -196,7 +197,7 @@ func TestCustomCookieAttributes(t *testing.T) {
 		}
 	}))
 	rec = httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("POST", "http://192.168.1.2/login", nil))
+	h.ServeHTTP(rec, withAnonCSRF(httptest.NewRequest("POST", "http://192.168.1.2/login", nil), "latch"))
 	raw = rec.Result().Header.Get("Set-Cookie")
 	ck, _ = http.ParseSetCookie(raw)
 	if ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" {
@@ -608,7 +609,11 @@ func TestEarlyHintsDoNotCommit(t *testing.T) {
 	}))
 	srv := httptest.NewTLSServer(h) // the recorder does not model 1xx responses
 	defer srv.Close()
-	res, err := srv.Client().Post(srv.URL, "text/plain", nil)
+	req, err := http.NewRequest("POST", srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := srv.Client().Do(withAnonCSRF(req, latchhttp.DefaultCookieName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -654,7 +659,7 @@ func TestClientIP(t *testing.T) {
 				}
 				ip = iss.Session.IP()
 			}))
-			req := httptest.NewRequest("POST", "/", nil)
+			req := withAnonCSRF(httptest.NewRequest("POST", "/", nil), latchhttp.DefaultCookieName)
 			req.RemoteAddr = tc.remote
 			if tc.xff != "" {
 				req.Header.Set("X-Forwarded-For", tc.xff)

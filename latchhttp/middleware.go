@@ -12,6 +12,7 @@ import (
 
 	"github.com/latch-sessions/latch"
 	"github.com/latch-sessions/latch/accesstoken"
+	"github.com/latch-sessions/latch/internal/token"
 )
 
 // AuthMethod says how a request was authenticated.
@@ -40,8 +41,16 @@ type state struct {
 	bearer  bool                // the request presented a Bearer token
 	cookie  string              // the session token the request carried (or Login set)
 
+	// The anonymous CSRF secret (see anon.go), read from the request's
+	// cookie on first use or minted by CSRFToken.
+	anonSecret [token.AnonCSRFSecretLen]byte
+	anonLoaded bool // the cookie was looked for
+	anonOK     bool // anonSecret holds a secret
+	anonCookie bool // the request carried an anonymous CSRF cookie
+
 	// Pending response headers, written when the response is committed.
 	setCookie     string
+	setAnon       string // the anonymous CSRF cookie's Set-Cookie
 	noStore       bool
 	clearSiteData bool
 
@@ -92,6 +101,9 @@ func (w *responseWriter) commit() {
 	h["Vary"] = append(h["Vary"], "Cookie", "Authorization")
 	if st.setCookie != "" {
 		h["Set-Cookie"] = append(h["Set-Cookie"], st.setCookie)
+	}
+	if st.setAnon != "" {
+		h["Set-Cookie"] = append(h["Set-Cookie"], st.setAnon)
 	}
 	if st.noStore {
 		h.Set("Cache-Control", "no-store")
@@ -171,11 +183,14 @@ func isSafeMethod(m string) bool {
 //     come cross-origin, per net/http.CrossOriginProtection, unless they are
 //     bearer-authenticated; this also stops login CSRF on forms posted
 //     without a session.
-//   - requires a valid synchronizer token (see [CSRFToken]) on
-//     cookie-authenticated unsafe requests, from the X-CSRF-Token header or
-//     else the csrf_token field of a url-encoded or multipart form body
-//     (never the query string). Rejections get 403 and a
-//     latch.EventCSRFRejected event.
+//   - requires a valid synchronizer token (see [CSRFToken]) on unsafe
+//     requests, from the X-CSRF-Token header or else the csrf_token field of
+//     a url-encoded or multipart form body (never the query string): the
+//     session's token with a session cookie, else the anonymous token of the
+//     request's own anonymous CSRF cookie (unless the request carries a
+//     Bearer or DPoP Authorization header, or its endpoint is in
+//     Config.AnonymousCSRFExempt or Config.CrossOriginBypass). Rejections
+//     get 403 and a latch.EventCSRFRejected event.
 //   - adds "Vary: Cookie, Authorization" to the response, and writes
 //     Set-Cookie only when the session changed (login, renewal, logout, a
 //     dead cookie), always with "Cache-Control: no-store".
@@ -223,7 +238,7 @@ func (s *Sessions) authenticate(w *responseWriter, r *http.Request, st *state) b
 		}
 	}
 
-	tok, hasCookie := s.readCookie(r)
+	tok, hasCookie := readCookie(r, s.name)
 	st.cookie = tok
 	if unsafe {
 		// Layer one: refuse cross-origin browser requests before any store
@@ -233,39 +248,48 @@ func (s *Sessions) authenticate(w *responseWriter, r *http.Request, st *state) b
 			return false
 		}
 	}
-	if !hasCookie {
+	if hasCookie {
+		sess, err := s.m.ValidateClient(ctx, tok, s.client(r))
+		switch {
+		case err == nil:
+			st.sess = sess
+		case errors.Is(err, latch.ErrInvalidToken), errors.Is(err, latch.ErrRevoked), errors.Is(err, latch.ErrExpired):
+			// A dead cookie: proceed unauthenticated and delete it.
+			st.authErr = err
+			st.cookie = ""
+			st.setCookie = s.expiredCookie()
+			st.noStore = true
+		default:
+			s.errHandler(w, r, errUnavailable(err))
+			return false
+		}
+	}
+	if !unsafe {
 		return true
 	}
-	sess, err := s.m.ValidateClient(ctx, tok, s.client(r))
-	switch {
-	case err == nil:
-		st.sess = sess
-	case errors.Is(err, latch.ErrInvalidToken), errors.Is(err, latch.ErrRevoked), errors.Is(err, latch.ErrExpired):
-		// A dead cookie: proceed unauthenticated and delete it.
-		st.authErr = err
-		st.cookie = ""
-		st.setCookie = s.expiredCookie()
-		st.noStore = true
+	// Layer two: the synchronizer token — the session's, or without a
+	// session the anonymous cookie's.
+	if st.sess == nil && !s.needsAnonToken(r) {
 		return true
-	default:
-		s.errHandler(w, r, errUnavailable(err))
+	}
+	got, err := s.csrfTokenFrom(w, r)
+	if err != nil {
+		s.errHandler(w, r, err)
 		return false
 	}
-	if unsafe {
-		// Layer two: the synchronizer token.
-		got, err := s.csrfTokenFrom(w, r)
-		if err != nil {
-			s.errHandler(w, r, err)
-			return false
-		}
-		switch {
-		case got == "":
-			s.rejectCSRF(w, r, st, csrfMissing)
-			return false
-		case !s.m.CheckCSRF(sess, got):
-			s.rejectCSRF(w, r, st, csrfInvalid)
-			return false
-		}
+	var ok bool
+	switch {
+	case got == "":
+		s.rejectCSRF(w, r, st, csrfMissing)
+		return false
+	case st.sess != nil:
+		ok = s.m.CheckCSRF(st.sess, got)
+	default:
+		ok = s.checkAnon(r, st, got)
+	}
+	if !ok {
+		s.rejectCSRF(w, r, st, csrfInvalid)
+		return false
 	}
 	return true
 }
@@ -309,10 +333,10 @@ func bearerToken(r *http.Request) (string, bool) {
 	return strings.TrimSpace(a[len(scheme):]), true
 }
 
-// readCookie finds the session cookie without allocating. If the request
-// carries several cookies of that name, the first one counts (a __Host-
-// cookie cannot be planted by another host).
-func (s *Sessions) readCookie(r *http.Request) (string, bool) {
+// readCookie finds the cookie called name without allocating. If the
+// request carries several cookies of that name, the first one counts (a
+// __Host- cookie cannot be planted by another host).
+func readCookie(r *http.Request, name string) (string, bool) {
 	for _, line := range r.Header["Cookie"] {
 		for len(line) > 0 {
 			var part string
@@ -323,7 +347,7 @@ func (s *Sessions) readCookie(r *http.Request) (string, bool) {
 			}
 			part = strings.TrimSpace(part)
 			eq := strings.IndexByte(part, '=')
-			if eq < 0 || part[:eq] != s.name {
+			if eq < 0 || part[:eq] != name {
 				continue
 			}
 			v := part[eq+1:]

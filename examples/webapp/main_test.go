@@ -45,11 +45,29 @@ func TestWebapp(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "Sign in") {
 		t.Fatalf("home: %d", code)
 	}
-	code, _, _ = page(c.PostForm(srv.URL+"/login", url.Values{"user": {"alice"}, "password": {"wrong"}, "csrf_token": {tok}}))
+	if tok == "" {
+		t.Fatal("the login form has no CSRF token")
+	}
+	// The login form needs its token: without it, or with one of another
+	// visitor, the right password signs nobody in.
+	other, _ := cookiejar.New(nil)
+	oc := *srv.Client()
+	oc.Jar = other
+	_, _, otherTok := page(oc.Get(srv.URL + "/"))
+	for _, bad := range []string{"", otherTok, strings.Repeat("A", 86)} {
+		code, _, _ = page(c.PostForm(srv.URL+"/login", url.Values{"user": {"alice"}, "password": {"correct horse"}, "csrf_token": {bad}}))
+		if code != http.StatusForbidden {
+			t.Fatalf("login with token %.8q: %d, want 403", bad, code)
+		}
+	}
+	if list, _ := a.m.List(t.Context(), "alice"); len(list) != 0 {
+		t.Fatalf("%d sessions after refused logins", len(list))
+	}
+	code, _, tok = page(c.PostForm(srv.URL+"/login", url.Values{"user": {"alice"}, "password": {"wrong"}, "csrf_token": {tok}}))
 	if code != http.StatusUnauthorized {
 		t.Fatalf("wrong password: %d", code)
 	}
-	code, body, tok = page(c.PostForm(srv.URL+"/login", url.Values{"user": {"alice"}, "password": {"correct horse"}}))
+	code, body, tok = page(c.PostForm(srv.URL+"/login", url.Values{"user": {"alice"}, "password": {"correct horse"}, "csrf_token": {tok}}))
 	if code != 200 || !strings.Contains(body, "Hello, alice") || tok == "" {
 		t.Fatalf("login: %d %s", code, body)
 	}

@@ -109,6 +109,15 @@ func (b *browser) do(method, path string, form url.Values, hdr ...string) respon
 
 func (b *browser) get(path string) response { return b.do(http.MethodGet, path, nil) }
 
+func hasCookie(res response, name string) bool {
+	for _, c := range res.Cookies() {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 var csrfRE = regexp.MustCompile(`name="csrf_token" value="([^"]*)"`)
 
 // csrf loads the home page and returns the CSRF token of its forms.
@@ -128,9 +137,27 @@ func (b *browser) csrf() string {
 // stripCSRF removes the CSRF tokens, masked differently on every page.
 func stripCSRF(body string) string { return csrfRE.ReplaceAllString(body, "") }
 
+// loginToken loads the login form and returns its CSRF token; signed in,
+// the home page's.
+func (b *browser) loginToken() string {
+	b.t.Helper()
+	res := b.get("/login")
+	if res.StatusCode == http.StatusSeeOther {
+		return b.csrf()
+	}
+	m := csrfRE.FindStringSubmatch(res.body)
+	if res.StatusCode != http.StatusOK || m == nil || m[1] == "" {
+		b.t.Fatalf("GET /login = %d without a csrf_token", res.StatusCode)
+	}
+	return html.UnescapeString(m[1])
+}
+
+// signIn submits the login form as a browser would: loaded, then posted
+// with its CSRF token.
 func (b *browser) signIn(user, password string) response {
 	b.t.Helper()
-	return b.do(http.MethodPost, "/login", url.Values{"username": {user}, "password": {password}})
+	tok := b.loginToken()
+	return b.do(http.MethodPost, "/login", url.Values{"username": {user}, "password": {password}, "csrf_token": {tok}})
 }
 
 func (b *browser) mustSignIn(user string) string {
@@ -263,8 +290,8 @@ func TestSignInFailure(t *testing.T) {
 			if !strings.Contains(res.body, generic) {
 				t.Errorf("page lacks the generic error %q", generic)
 			}
-			if len(res.Cookies()) != 0 {
-				t.Errorf("failed sign-in set cookies: %v", res.Cookies())
+			if hasCookie(res, latchhttp.DefaultCookieName) {
+				t.Errorf("failed sign-in set a session cookie: %v", res.Cookies())
 			}
 			if c.pw != "" && strings.Contains(res.body, c.pw) {
 				t.Error("the page echoes the password")
@@ -297,8 +324,8 @@ func TestSignInRateLimit(t *testing.T) {
 	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
 		t.Fatalf("sign-in after 3 failures = %d (Retry-After %q), want 429 with Retry-After", res.StatusCode, res.Header.Get("Retry-After"))
 	}
-	if len(res.Cookies()) != 0 {
-		t.Error("a rate-limited sign-in set a cookie")
+	if hasCookie(res, latchhttp.DefaultCookieName) {
+		t.Error("a rate-limited sign-in set a session cookie")
 	}
 	// Another address is not affected.
 	other := a.browser(t, uaChromeLinux, "198.51.100.7")
@@ -482,7 +509,7 @@ func TestRevoke(t *testing.T) {
 	})
 	t.Run("without a session", func(t *testing.T) {
 		res := alice2.do(http.MethodPost, "/sessions/revoke", url.Values{"session_id": {b1}})
-		if res.StatusCode != http.StatusSeeOther || !a.live(t, b1) {
+		if res.StatusCode != http.StatusForbidden || !a.live(t, b1) {
 			t.Fatalf("revoke without a session = %d; bob live: %v", res.StatusCode, a.live(t, b1))
 		}
 	})

@@ -39,12 +39,21 @@ type loginPage struct {
 	Notice   string
 }
 
+// loginPage returns the login page for a visitor without a session. Its
+// form carries the anonymous CSRF token (latchhttp sets the cookie it
+// belongs to), so a login form posted from anywhere else signs nobody in.
+func (h *Handler) loginPage(r *http.Request) loginPage {
+	p := loginPage{base: h.base(r, "Sign in"), Users: Users}
+	p.CSRF = latchhttp.CSRFToken(r)
+	return p
+}
+
 func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 	if _, ok := latchhttp.FromContext(r.Context()); ok {
 		redirect(w, r, "/")
 		return
 	}
-	p := loginPage{base: h.base(r, "Sign in"), Users: Users}
+	p := h.loginPage(r)
 	switch r.URL.Query().Get("from") {
 	case "expired":
 		p.Notice = "Your session expired. Sign in again to continue."
@@ -62,7 +71,8 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, password := trimForm(r, "username"), r.PostFormValue("password")
-	p := loginPage{base: h.base(r, "Sign in"), Users: Users, Username: name}
+	p := h.loginPage(r)
+	p.Username = name
 	ip := clientIP(r)
 	giveBack, ok := h.limiter.reserve(ip, h.now())
 	if !ok {
