@@ -100,27 +100,10 @@ func (s *Sessions) endAnon(r *http.Request, st *state) {
 	st.anonOK, st.anonSecret = false, [token.AnonCSRFSecretLen]byte{}
 	st.setAnon = ""
 	if st.anonCookie {
-		st.setAnon = s.anonCookie("", -1)
+		st.setAnon = s.setCookieLine(s.anonName, "", -1)
 	}
 }
 
 func (s *Sessions) anonSetCookie(secret *[token.AnonCSRFSecretLen]byte) string {
-	return s.anonCookie(token.EncodeAnonCSRF(secret), int(AnonCSRFMaxAge/time.Second))
-}
-
-func (s *Sessions) anonCookie(value string, maxAge int) string {
-	c := http.Cookie{
-		Name:     s.anonName,
-		Value:    value,
-		Path:     s.path,
-		Domain:   s.domain,
-		MaxAge:   maxAge,
-		Secure:   s.secure,
-		HttpOnly: true,
-		SameSite: s.sameSite,
-	}
-	if maxAge < 0 {
-		c.Expires = time.Unix(0, 0)
-	}
-	return c.String()
+	return s.setCookieLine(s.anonName, token.EncodeAnonCSRF(secret), int(AnonCSRFMaxAge/time.Second))
 }

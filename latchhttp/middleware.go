@@ -363,13 +363,21 @@ func readCookie(r *http.Request, name string) (string, bool) {
 // cookie returns the Set-Cookie value carrying token until the session's
 // absolute deadline.
 func (s *Sessions) cookie(token string, expires time.Time) string {
-	maxAge := int(expires.Sub(s.now()) / time.Second)
-	if maxAge < 1 {
-		maxAge = 1
-	}
+	return s.setCookieLine(s.name, token, max(1, int(expires.Sub(s.now())/time.Second)))
+}
+
+// expiredCookie returns the Set-Cookie value that deletes the cookie: the
+// same name, Path, Domain, Secure, HttpOnly and SameSite, so that browsers
+// match and accept it.
+func (s *Sessions) expiredCookie() string { return s.setCookieLine(s.name, "", -1) }
+
+// setCookieLine returns a Set-Cookie value for the cookie called name with
+// the configured Path, Domain, Secure and SameSite, always HttpOnly. A
+// negative maxAge deletes the cookie (Max-Age=0 and an Expires in the past).
+func (s *Sessions) setCookieLine(name, value string, maxAge int) string {
 	c := http.Cookie{
-		Name:     s.name,
-		Value:    token,
+		Name:     name,
+		Value:    value,
 		Path:     s.path,
 		Domain:   s.domain,
 		MaxAge:   maxAge,
@@ -377,23 +385,8 @@ func (s *Sessions) cookie(token string, expires time.Time) string {
 		HttpOnly: true,
 		SameSite: s.sameSite,
 	}
-	return c.String()
-}
-
-// expiredCookie returns the Set-Cookie value that deletes the cookie: the
-// same name, Path, Domain, Secure, HttpOnly and SameSite, so that browsers
-// match and accept it.
-func (s *Sessions) expiredCookie() string {
-	c := http.Cookie{
-		Name:     s.name,
-		Value:    "",
-		Path:     s.path,
-		Domain:   s.domain,
-		MaxAge:   -1,
-		Expires:  time.Unix(0, 0),
-		Secure:   s.secure,
-		HttpOnly: true,
-		SameSite: s.sameSite,
+	if maxAge < 0 {
+		c.Expires = time.Unix(0, 0)
 	}
 	return c.String()
 }
