@@ -3,61 +3,36 @@ package pgstore
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/latch-sessions/latch/store"
+	"github.com/latch-sessions/latch/store/internal/sqltest"
 )
 
 const defaultTestDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-var (
-	reachOnce sync.Once
-	reachErr  error
-)
 
 // testDSN returns the PostgreSQL DSN tests use (LATCH_TEST_POSTGRES), or
 // skips the test when the server is unreachable — unless
 // LATCH_REQUIRE_INTEGRATION=1 (CI), where that is a failure.
 func testDSN(tb testing.TB) string {
 	tb.Helper()
-	dsn := os.Getenv("LATCH_TEST_POSTGRES")
-	if dsn == "" {
-		dsn = defaultTestDSN
-	}
-	reachOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
+	return sqltest.DSN(tb, "LATCH_TEST_POSTGRES", defaultTestDSN, "PostgreSQL", func(ctx context.Context, dsn string) error {
 		conn, err := pgx.Connect(ctx, dsn)
 		if err != nil {
-			reachErr = err
-			return
+			return err
 		}
-		reachErr = conn.Ping(ctx)
-		conn.Close(ctx)
+		defer conn.Close(ctx)
+		return conn.Ping(ctx)
 	})
-	if reachErr != nil {
-		// The error may quote host and user but never the password.
-		msg := "PostgreSQL unreachable (set LATCH_TEST_POSTGRES; default " + defaultTestDSN + "): " + reachErr.Error()
-		if os.Getenv("LATCH_REQUIRE_INTEGRATION") == "1" {
-			tb.Fatal(msg)
-		}
-		tb.Skip(msg)
-	}
-	return dsn
 }
 
 // testSchema returns a fresh schema name, dropped when the test ends, so
 // concurrent test runs against one database never see each other's rows.
 func testSchema(tb testing.TB, dsn string) string {
 	tb.Helper()
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "latch_test_" + hex.EncodeToString(b[:])
+	schema := sqltest.Name("latch_test_")
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -4,63 +4,23 @@ import (
 	"context"
 	"embed"
 	"errors"
-	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/latch-sessions/latch/store/internal/sqlstore"
 )
 
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-// migration is one embedded, versioned schema change.
-type migration struct {
-	version int
-	name    string // file name, e.g. "0001_init.sql"
-	sql     string // with the {{schema}} placeholder
-}
-
-// migrations lists the embedded migrations in version order. It panics on a
-// malformed file name or a duplicate version: both are programming errors
-// caught by the package's tests.
-var migrations = loadMigrations(migrationFS)
-
-func loadMigrations(fsys fs.FS) []migration {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		panic("pgstore: " + err.Error())
-	}
-	var ms []migration
-	seen := map[int]bool{}
-	for _, p := range names {
-		name := path.Base(p)
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 || len(num) != 4 {
-			panic("pgstore: migration file name must be NNNN_name.sql: " + name)
-		}
-		if seen[v] {
-			panic("pgstore: duplicate migration version " + num)
-		}
-		seen[v] = true
-		b, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			panic("pgstore: " + err.Error())
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms
-}
+// migrations lists the embedded migrations in version order; a malformed
+// file name or a gap panics at init, caught by every test of the package.
+var migrations = sqlstore.LoadMigrations(migrationFS, "migrations", "pgstore")
 
 // SchemaVersion is the schema version this package's code needs: the
 // version of its newest embedded migration.
-func SchemaVersion() int { return migrations[len(migrations)-1].version }
+func SchemaVersion() int { return migrations[len(migrations)-1].Version }
 
 // Advisory-lock class IDs (the first argument of the two-int4 form of
 // pg_advisory_lock), so latch's locks do not collide with an application's
@@ -92,7 +52,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (applied []
 	}
 	applied, err = migrate(ctx, pool, schema)
 	if err != nil {
-		return nil, wrapErr("migrate", err, passwordOf(pool))
+		return nil, wrapErr(ctx, "migrate", err, passwordOf(pool))
 	}
 	return applied, nil
 }
@@ -106,7 +66,7 @@ func MigrateDSN(ctx context.Context, dsn, schema string) (applied []int, err err
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, wrapErr("migrate", err, cfg.Password)
+		return nil, wrapErr(ctx, "migrate", err, cfg.Password)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if err := checkSchema(schema); err != nil {
@@ -114,7 +74,7 @@ func MigrateDSN(ctx context.Context, dsn, schema string) (applied []int, err err
 	}
 	applied, err = migrate(ctx, conn, schema)
 	if err != nil {
-		return nil, wrapErr("migrate", err, cfg.Password)
+		return nil, wrapErr(ctx, "migrate", err, cfg.Password)
 	}
 	return applied, nil
 }
@@ -126,7 +86,6 @@ type beginner interface {
 func migrate(ctx context.Context, db beginner, schema string) (applied []int, err error) {
 	q := pgx.Identifier{schema}.Sanitize()
 	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		applied = nil // BeginFunc does not retry, but keep the result honest
 		if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
 			return err
 		}
@@ -146,37 +105,17 @@ func migrate(ctx context.Context, db beginner, schema string) (applied []int, er
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+q+`.schema_migrations (
-			version    integer     PRIMARY KEY,
-			name       text        NOT NULL,
-			applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-			return err
-		}
-		done := map[int]bool{}
-		rows, err := tx.Query(ctx, "SELECT version FROM "+q+".schema_migrations")
-		if err != nil {
-			return err
-		}
-		vs, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-		if err != nil {
-			return err
-		}
-		for _, v := range vs {
-			done[int(v)] = true
-		}
-		for _, m := range migrations {
-			if done[m.version] {
-				continue
-			}
-			if _, err := tx.Exec(ctx, strings.ReplaceAll(m.sql, "{{schema}}", q)); err != nil {
-				return fmt.Errorf("migration %s: %w", m.name, err)
-			}
-			if _, err := tx.Exec(ctx, "INSERT INTO "+q+".schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
-				return fmt.Errorf("migration %s: %w", m.name, err)
-			}
-			applied = append(applied, m.version)
-		}
-		return nil
+		applied, err = sqlstore.Apply(ctx, pgMigrator{tx, q}, sqlstore.Dialect{
+			VersionTable: `CREATE TABLE IF NOT EXISTS ` + q + `.schema_migrations (
+				version    integer     PRIMARY KEY,
+				name       text        NOT NULL,
+				applied_at timestamptz NOT NULL DEFAULT now())`,
+			Record: "INSERT INTO " + q + ".schema_migrations (version, name) VALUES ($1, $2)",
+			// One file, one Exec: PostgreSQL runs several statements (and
+			// function bodies with semicolons) in one simple query.
+			Expand: func(sql string) []string { return []string{strings.ReplaceAll(sql, "{{schema}}", q)} },
+		}, migrations)
+		return err
 	})
 	return applied, err
 }
@@ -212,4 +151,29 @@ func checkSchema(schema string) error {
 		return errors.New("pgstore: schema name contains NUL")
 	}
 	return nil
+}
+
+// pgMigrator runs the shared migration runner inside migrate's
+// transaction, which holds the advisory lock.
+type pgMigrator struct {
+	tx pgx.Tx
+	q  string // the quoted schema
+}
+
+func (m pgMigrator) Exec(ctx context.Context, sql string, args ...any) error {
+	_, err := m.tx.Exec(ctx, sql, args...)
+	return err
+}
+
+func (m pgMigrator) Applied(ctx context.Context) ([]int, error) {
+	rows, err := m.tx.Query(ctx, "SELECT version FROM "+m.q+".schema_migrations")
+	if err != nil {
+		return nil, err
+	}
+	vs, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	out := make([]int, len(vs))
+	for i, v := range vs {
+		out[i] = int(v)
+	}
+	return out, err
 }

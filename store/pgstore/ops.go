@@ -1,7 +1,6 @@
 package pgstore
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -11,33 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/latch-sessions/latch/store"
+	"github.com/latch-sessions/latch/store/internal/sqlstore"
 )
-
-// nanos encodes t as the columns hold it: Unix nanoseconds, 0 for the zero
-// Time (as store's binary codec does).
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
-// revokeTime is the time a revocation records. A zero time would read back
-// as "not revoked", so it becomes the current time: a revocation must never
-// be lost to a missing timestamp.
-func revokeTime(at time.Time) int64 {
-	if n := nanos(at); n != 0 {
-		return n
-	}
-	return time.Now().UnixNano()
-}
 
 // subjectLockKey is the advisory-lock object ID of subject (class
 // lockClassSubject). Collisions only serialise two subjects' writes.
@@ -47,52 +21,20 @@ func subjectLockKey(subject string) int32 {
 	return int32(h.Sum32())
 }
 
-func nullable(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	return b
-}
-
-// recordArgs are the insert/update parameters $3..$21 (after id and
-// version/subject), in the order the statements use.
-func recordArgs(r *store.Record) []any {
-	return []any{
-		r.VerifierHash[:], r.CSRFSecret[:],
-		r.Refresh.Key[:], r.Refresh.Current[:], r.Refresh.Previous[:],
-		nanos(r.Refresh.RotatedAt), int64(r.Refresh.Generation),
-		nanos(r.CreatedAt), nanos(r.AuthTime), nanos(r.LastSeenAt),
-		nanos(r.IdleExpiresAt), nanos(r.ExpiresAt),
-		nanos(r.RevokedAt), []byte(r.RevokeReason), []byte(r.IP), []byte(r.UserAgent),
-		nullable(r.Data), nullable(r.Claims),
-		nanos(r.Deadline()),
-	}
-}
-
-// scanRecord reads one row of [columns] through pgx's generic Scan. It is
-// the fallback for rows not in binary format (simple protocol).
+// scanRecord reads one row of [sqlstore.Columns] through pgx's generic
+// Scan. It is the fallback for rows not in binary format (simple protocol).
 func scanRecord(row pgx.Row) (*store.Record, error) {
-	var (
-		vals                                        [len(columnOIDs)][]byte
-		version, rotated, gen                       int64
-		created, auth, seen, idle, expires, revoked int64
-	)
-	if err := row.Scan(&vals[0], &vals[1], &version, &vals[3], &vals[4],
-		&vals[5], &vals[6], &vals[7], &rotated, &gen,
-		&created, &auth, &seen, &idle, &expires,
-		&revoked, &vals[16], &vals[17], &vals[18], &vals[19], &vals[20]); err != nil {
+	var w sqlstore.Row
+	if err := row.Scan(w.Dest()...); err != nil {
 		return nil, err
 	}
-	for i, n := range map[int]int64{2: version, 8: rotated, 9: gen, 10: created, 11: auth, 12: seen, 13: idle, 14: expires, 15: revoked} {
-		vals[i] = binary.BigEndian.AppendUint64(nil, uint64(n))
-	}
-	return decodeRow(vals[:])
+	return w.Record()
 }
 
-// columnOIDs are the types of [columns]: bytea (17) or int8 (20).
+// columnOIDs are the types of [sqlstore.Columns]: bytea (17) or int8 (20).
 var columnOIDs = [...]uint32{17, 17, 20, 17, 17, 17, 17, 17, 20, 20, 20, 20, 20, 20, 20, 20, 17, 17, 17, 17, 17}
 
-// readRecord decodes the current row of rows, which selected [columns]. On
+// readRecord decodes the current row of rows, which selected [sqlstore.Columns]. On
 // the hot path (binary results, pgx's default) it reads the raw column
 // values directly instead of through Scan's reflection and boxing.
 func readRecord(rows pgx.Rows) (*store.Record, error) {
@@ -108,8 +50,8 @@ func readRecord(rows pgx.Rows) (*store.Record, error) {
 	return decodeRow(rows.RawValues())
 }
 
-// decodeRow builds a record from the binary values of [columns]; it copies
-// what it keeps.
+// decodeRow builds a record from the binary values of [sqlstore.Columns]
+// (bytea as is, int8 as 8 big-endian bytes); it copies what it keeps.
 func decodeRow(v [][]byte) (*store.Record, error) {
 	bad := false
 	i64 := func(b []byte) int64 {
@@ -119,57 +61,19 @@ func decodeRow(v [][]byte) (*store.Record, error) {
 		}
 		return int64(binary.BigEndian.Uint64(b))
 	}
-	fixed := func(dst, src []byte) {
-		if len(src) != len(dst) {
-			bad = true
-		}
-		copy(dst, src)
+	w := sqlstore.Row{
+		ID: v[0], Subject: v[1], Version: i64(v[2]), VerifierHash: v[3], CSRFSecret: v[4],
+		RefreshKey: v[5], RefreshCurrent: v[6], RefreshPrevious: v[7], RotatedAt: i64(v[8]), Generation: i64(v[9]),
+		CreatedAt: i64(v[10]), AuthTime: i64(v[11]), LastSeenAt: i64(v[12]), IdleExpiresAt: i64(v[13]), ExpiresAt: i64(v[14]),
+		RevokedAt: i64(v[15]), RevokeReason: v[16], IP: v[17], UserAgent: v[18], Data: v[19], Claims: v[20],
 	}
-	str := func(b []byte) string {
-		if b == nil {
-			bad = true // NOT NULL columns
-		}
-		return string(b)
-	}
-	r := &store.Record{
-		Subject:      str(v[1]),
-		Version:      uint64(i64(v[2])),
-		RevokeReason: str(v[16]),
-		IP:           str(v[17]),
-		UserAgent:    str(v[18]),
-		Data:         clone(v[19]),
-		Claims:       clone(v[20]),
-	}
-	fixed(r.ID[:], v[0])
-	fixed(r.VerifierHash[:], v[3])
-	fixed(r.CSRFSecret[:], v[4])
-	fixed(r.Refresh.Key[:], v[5])
-	fixed(r.Refresh.Current[:], v[6])
-	fixed(r.Refresh.Previous[:], v[7])
-	r.Refresh.RotatedAt = fromNanos(i64(v[8]))
-	gen := i64(v[9])
-	r.Refresh.Generation = uint32(gen)
-	r.CreatedAt = fromNanos(i64(v[10]))
-	r.AuthTime = fromNanos(i64(v[11]))
-	r.LastSeenAt = fromNanos(i64(v[12]))
-	r.IdleExpiresAt = fromNanos(i64(v[13]))
-	r.ExpiresAt = fromNanos(i64(v[14]))
-	r.RevokedAt = fromNanos(i64(v[15]))
-	if bad || int64(r.Version) < 0 || gen < 0 || gen > 1<<32-1 {
+	if bad {
 		return nil, fmt.Errorf("%w: malformed row", store.ErrCorrupt)
 	}
-	return r, nil
+	return w.Record()
 }
 
-// clone copies b, returning nil for an empty or NULL value.
-func clone(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	return bytes.Clone(b)
-}
-
-// queryRecord runs a statement that returns at most one row of [columns];
+// queryRecord runs a statement that returns at most one row of [sqlstore.Columns];
 // no row is pgx.ErrNoRows.
 func (s *Store) queryRecord(ctx context.Context, sql string, args ...any) (*store.Record, error) {
 	rows, err := s.pool.Query(ctx, sql, args...)
@@ -194,21 +98,13 @@ func (s *Store) queryRecord(ctx context.Context, sql string, args ...any) (*stor
 	return r, nil
 }
 
-func copyExact(dst, src []byte) bool {
-	if len(src) != len(dst) {
-		return false
-	}
-	copy(dst, src)
-	return true
-}
-
 // Get implements [store.Store]: one indexed read by primary key.
 func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	r, err := s.queryRecord(ctx, s.q.get, id[:])
 	if err != nil {
-		return nil, s.err("get", err)
+		return nil, s.err(ctx, "get", err)
 	}
 	return r, nil
 }
@@ -226,36 +122,36 @@ func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store
 
 	b := &pgx.Batch{}
 	b.Queue(s.q.lockSubject, int32(lockClassSubject), subjectLockKey(rec.Subject))
-	args := append([]any{rec.ID[:], []byte(rec.Subject)}, recordArgs(rec)...)
+	args := append([]any{rec.ID[:], []byte(rec.Subject)}, sqlstore.Args(rec)...)
 	b.Queue(s.q.insert, args...)
 	if max > 0 {
 		keep := max
 		if rec.Live(rec.CreatedAt) {
 			keep-- // the new session counts towards max
 		}
-		b.Queue(s.q.evict, []byte(rec.Subject), rec.ID[:], revokeTime(rec.CreatedAt), keep, []byte(store.ReasonEvicted))
+		b.Queue(s.q.evict, []byte(rec.Subject), rec.ID[:], sqlstore.RevokeTime(rec.CreatedAt), keep, []byte(store.ReasonEvicted))
 	}
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
-		return nil, s.err("create", err)
+		return nil, s.err(ctx, "create", err)
 	}
 	if _, err := br.Exec(); err != nil {
-		return nil, s.err("create", err)
+		return nil, s.err(ctx, "create", err)
 	}
 	var evicted []store.ID
 	if max > 0 {
 		rows, err := br.Query()
 		if err != nil {
-			return nil, s.err("create", err)
+			return nil, s.err(ctx, "create", err)
 		}
 		evicted, err = collectIDs(rows)
 		if err != nil {
-			return nil, s.err("create", err)
+			return nil, s.err(ctx, "create", err)
 		}
 	}
 	if err := br.Close(); err != nil {
-		return nil, s.err("create", err)
+		return nil, s.err(ctx, "create", err)
 	}
 	return evicted, nil
 }
@@ -268,9 +164,9 @@ func collectIDs(rows pgx.Rows) ([]store.ID, error) {
 		if err := rows.Scan(&b); err != nil {
 			return nil, err
 		}
-		var id store.ID
-		if !copyExact(id[:], b) {
-			return nil, fmt.Errorf("%w: malformed ID", store.ErrCorrupt)
+		id, err := sqlstore.ID(b)
+		if err != nil {
+			return nil, err
 		}
 		ids = append(ids, id)
 	}
@@ -286,18 +182,18 @@ func (s *Store) Update(ctx context.Context, rec *store.Record) error {
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	args := append([]any{rec.ID[:], int64(rec.Version)}, recordArgs(rec)...)
+	args := append([]any{rec.ID[:], int64(rec.Version)}, sqlstore.Args(rec)...)
 	var updated, exists bool
 	if err := s.pool.QueryRow(ctx, s.q.update, args...).Scan(&updated, &exists); err != nil {
-		return s.err("update", err)
+		return s.err(ctx, "update", err)
 	}
 	switch {
 	case updated:
 		return nil
 	case exists:
-		return sentinelErr("update", store.ErrConflict)
+		return s.errs.Verdict("update", store.ErrConflict)
 	default:
-		return sentinelErr("update", store.ErrNotFound)
+		return s.errs.Verdict("update", store.ErrNotFound)
 	}
 }
 
@@ -309,21 +205,21 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Rec
 	defer cancel()
 	rec, err := s.queryRecord(ctx, s.q.rotate, r.ID[:], r.Expect[:],
 		r.Next.Key[:], r.Next.Current[:], r.Next.Previous[:],
-		nanos(r.Next.RotatedAt), int64(r.Next.Generation),
-		nanos(r.LastSeenAt), nanos(r.IdleExpiresAt))
+		store.UnixNano(r.Next.RotatedAt), int64(r.Next.Generation),
+		store.UnixNano(r.LastSeenAt), store.UnixNano(r.IdleExpiresAt))
 	if err == nil {
 		return rec, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return nil, s.err("rotate refresh", err)
+		return nil, s.err(ctx, "rotate refresh", err)
 	}
 	// A fresh statement (fresh snapshot) so the caller sees the state that
 	// beat it, not the one it expected.
 	rec, err = s.queryRecord(ctx, s.q.get, r.ID[:])
 	if err != nil {
-		return nil, s.err("rotate refresh", err)
+		return nil, s.err(ctx, "rotate refresh", err)
 	}
-	return rec, sentinelErr("rotate refresh", store.ErrConflict)
+	return rec, s.errs.Verdict("rotate refresh", store.ErrConflict)
 }
 
 // Revoke implements [store.Store].
@@ -334,11 +230,11 @@ func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var found bool
-	if err := s.pool.QueryRow(ctx, s.q.revoke, id[:], []byte(reason), revokeTime(at)).Scan(&found); err != nil {
-		return s.err("revoke", err)
+	if err := s.pool.QueryRow(ctx, s.q.revoke, id[:], []byte(reason), sqlstore.RevokeTime(at)).Scan(&found); err != nil {
+		return s.err(ctx, "revoke", err)
 	}
 	if !found {
-		return sentinelErr("revoke", store.ErrNotFound)
+		return s.errs.Verdict("revoke", store.ErrNotFound)
 	}
 	return nil
 }
@@ -353,22 +249,22 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.
 	defer cancel()
 	b := &pgx.Batch{}
 	b.Queue(s.q.lockSubject, int32(lockClassSubject), subjectLockKey(subject))
-	b.Queue(s.q.revokeSubject, []byte(subject), except[:], []byte(reason), revokeTime(at))
+	b.Queue(s.q.revokeSubject, []byte(subject), except[:], []byte(reason), sqlstore.RevokeTime(at))
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
-		return nil, s.err("revoke subject", err)
+		return nil, s.err(ctx, "revoke subject", err)
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return nil, s.err("revoke subject", err)
+		return nil, s.err(ctx, "revoke subject", err)
 	}
 	ids, err := collectIDs(rows)
 	if err != nil {
-		return nil, s.err("revoke subject", err)
+		return nil, s.err(ctx, "revoke subject", err)
 	}
 	if err := br.Close(); err != nil {
-		return nil, s.err("revoke subject", err)
+		return nil, s.err(ctx, "revoke subject", err)
 	}
 	return ids, nil
 }
@@ -379,21 +275,21 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.
 func (s *Store) List(ctx context.Context, subject string, now time.Time) ([]*store.Record, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, s.q.list, []byte(subject), nanos(now))
+	rows, err := s.pool.Query(ctx, s.q.list, []byte(subject), store.UnixNano(now))
 	if err != nil {
-		return nil, s.err("list", err)
+		return nil, s.err(ctx, "list", err)
 	}
 	defer rows.Close()
 	var recs []*store.Record
 	for rows.Next() {
 		r, err := readRecord(rows)
 		if err != nil {
-			return nil, s.err("list", err)
+			return nil, s.err(ctx, "list", err)
 		}
 		recs = append(recs, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, s.err("list", err)
+		return nil, s.err(ctx, "list", err)
 	}
 	return recs, nil
 }
@@ -406,15 +302,15 @@ func (s *Store) List(ctx context.Context, subject string, now time.Time) ([]*sto
 // returns how many it deleted so far.
 func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 	total := 0
-	cutoff := nanos(now)
+	cutoff := store.UnixNano(now)
 	for {
 		if err := ctx.Err(); err != nil {
-			return total, s.err("sweep", err)
+			return total, s.err(ctx, "sweep", err)
 		}
 		n, err := s.sweepBatch(ctx, cutoff)
 		total += n
 		if err != nil {
-			return total, s.err("sweep", err)
+			return total, s.err(ctx, "sweep", err)
 		}
 		if n < s.batch {
 			return total, nil
@@ -437,7 +333,7 @@ func (s *Store) sweepBatch(ctx context.Context, cutoff int64) (int, error) {
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	return s.err("ping", s.pool.Ping(ctx))
+	return s.err(ctx, "ping", s.pool.Ping(ctx))
 }
 
 // LoadKeyring implements [store.KeyStore].
@@ -451,7 +347,7 @@ func (s *Store) LoadKeyring(ctx context.Context) ([]byte, uint64, error) {
 		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, 0, s.err("load keyring", err)
+		return nil, 0, s.err(ctx, "load keyring", err)
 	}
 	return blob, uint64(version), nil
 }
@@ -468,18 +364,18 @@ func (s *Store) SaveKeyring(ctx context.Context, blob []byte, expect uint64) err
 	if expect == 0 {
 		tag, err := s.pool.Exec(ctx, s.q.insertKeyring, blob)
 		if err != nil {
-			return s.err("save keyring", err)
+			return s.err(ctx, "save keyring", err)
 		}
 		n = tag.RowsAffected()
 	} else {
 		tag, err := s.pool.Exec(ctx, s.q.updateKeyring, blob, int64(expect))
 		if err != nil {
-			return s.err("save keyring", err)
+			return s.err(ctx, "save keyring", err)
 		}
 		n = tag.RowsAffected()
 	}
 	if n != 1 {
-		return sentinelErr("save keyring", store.ErrConflict)
+		return s.errs.Verdict("save keyring", store.ErrConflict)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/latch-sessions/latch/store"
+	"github.com/latch-sessions/latch/store/internal/sqlstore"
 )
 
 // DefaultSchema is the schema a zero Options uses.
@@ -95,7 +96,7 @@ type Store struct {
 	ownsPool  bool
 	opTimeout time.Duration
 	batch     int
-	password  string // scrubbed from every error message
+	errs      sqlstore.Errors // scrubs the password from every message
 	q         queries
 }
 
@@ -164,7 +165,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, wrapErr("open", err, password)
+		return nil, wrapErr(ctx, "open", err, password)
 	}
 	s, err := newStore(pool, opts, password)
 	if err != nil {
@@ -182,7 +183,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 func (s *Store) setup(ctx context.Context, opts Options) error {
 	if !opts.SkipMigrations {
 		if _, err := migrate(ctx, s.pool, opts.Schema); err != nil {
-			return wrapErr("migrate", err, s.password)
+			return s.err(ctx, "migrate", err)
 		}
 		return nil
 	}
@@ -190,7 +191,7 @@ func (s *Store) setup(ctx context.Context, opts Options) error {
 	defer cancel()
 	v, err := currentVersion(ctx, s.pool, opts.Schema)
 	if err != nil {
-		return wrapErr("open", err, s.password)
+		return s.err(ctx, "open", err)
 	}
 	if v < SchemaVersion() {
 		return fmt.Errorf("pgstore: schema %q is at version %d, this build needs %d; run \"latch migrate\" (or pgstore.Migrate) first",
@@ -218,7 +219,7 @@ func newStore(pool *pgxpool.Pool, opts Options, password string) (*Store, error)
 		pool:      pool,
 		opTimeout: opts.OpTimeout,
 		batch:     opts.SweepBatch,
-		password:  password,
+		errs:      errorsFor(password),
 		q:         buildQueries(opts.Schema),
 	}
 	return s, nil

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/latch-sessions/latch/store/internal/sqlstore"
 )
 
 // TestSweepSkipsLockedRows: a row another transaction holds locked is left
@@ -55,7 +56,7 @@ func TestQueriesUseIndexes(t *testing.T) {
 		s.q.revokeSubject: {subj, id, []byte("x"), int64(1)},
 		s.q.sweep:         {int64(1), 500},
 		s.q.rotate:        {id, id, id, id, id, int64(0), int64(0), int64(0), int64(0)},
-		s.q.update:        append([]any{id, int64(1)}, recordArgs(newRecord(t, "alice", 0))...),
+		s.q.update:        append([]any{id, int64(1)}, sqlstore.Args(newRecord(t, "alice", 0))...),
 		s.q.revoke:        {id, []byte("x"), int64(1)},
 	}
 	for q, args := range cases {

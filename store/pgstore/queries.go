@@ -4,14 +4,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/latch-sessions/latch/store/internal/sqlstore"
 )
-
-// columns are the stored fields of a record, in the order scanRecord reads
-// them. The deadline column is derived and never read back.
-const columns = `id, subject, version, verifier_hash, csrf_secret,
-	refresh_key, refresh_current, refresh_previous, refresh_rotated_at, refresh_generation,
-	created_at, auth_time, last_seen_at, idle_expires_at, expires_at,
-	revoked_at, revoke_reason, ip, user_agent, data, claims`
 
 // queries holds every statement with the schema name baked in (schema-
 // qualified names rather than search_path, so a Store works on a pool shared
@@ -26,7 +20,7 @@ type queries struct {
 
 func buildQueries(schema string) queries {
 	s := pgx.Identifier{schema}.Sanitize()
-	r := strings.NewReplacer("{s}", s, "{cols}", columns)
+	r := strings.NewReplacer("{s}", s, "{cols}", sqlstore.Columns)
 	return queries{
 		schema:   schema,
 		sessions: s + ".sessions",
