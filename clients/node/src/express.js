@@ -550,3 +550,5 @@ function offlineVerifier(client, options) {
 }
 
 export {sessionOf}
+export {LatchClient} from './client.js'
+export * from './errors.js'

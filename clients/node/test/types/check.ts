@@ -1,0 +1,28 @@
+// Compiled with tsc --noEmit by test/types.test.js: the shipped .d.ts
+// files describe the package as it is used.
+import express from 'express'
+import {LatchClient, LatchError} from '@latch-sessions/node'
+import {latch, sendTokens} from '@latch-sessions/node/express'
+
+const client = new LatchClient({url: 'http://127.0.0.1:8080'})
+const sessions = latch({client, accessTokens: 'online'})
+const app = express()
+app.use(sessions)
+app.post('/login', async (req, res) => {
+  const iss = await req.latch.login({subject: 'alice'})
+  const t: string = req.latch.csrfToken()
+  sendTokens(sessions, res, iss, iss.session)
+  void t
+})
+app.get('/me', sessions.requireSession, (req, res) => {
+  const s = req.latch.session
+  res.json({subject: s?.subject, left: req.latch.idleTimeLeft()})
+})
+async function f() {
+  try {
+    await client.verifySession('lts_x')
+  } catch (e) {
+    if (e instanceof LatchError && e.code === 'expired') return
+  }
+}
+void f
