@@ -30,8 +30,8 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs the CLI scripts in testdata/script. Each script gets a
 // latch server running in the test process on a free loopback port
-// ($LATCH_SERVER, with $LATCH_API_KEY set), and a second free port
-// ($FREE_ADDR) for scripts that start latch serve themselves.
+// ($LATCH_SERVER, with $LATCH_API_KEY set), and two more free ports
+// ($FREE_ADDR, $FREE_ADDR2) for scripts that start latch serve themselves.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:   "testdata/script",
@@ -64,12 +64,15 @@ func setupServer(env *testscript.Env) error {
 	env.Setenv("LATCH_SERVER", "http://"+ln.Addr().String())
 	env.Setenv("LATCH_API_KEY", scriptAPIKey)
 
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
+	for _, name := range []string{"FREE_ADDR", "FREE_ADDR2"} {
+		free, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		env.Setenv(name, free.Addr().String())
+		defer free.Close() // both held until both are chosen, so they differ
 	}
-	env.Setenv("FREE_ADDR", free.Addr().String())
-	return free.Close()
+	return nil
 }
 
 // mksession SUBJECT VAR creates a session for SUBJECT on $LATCH_SERVER

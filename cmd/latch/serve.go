@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -49,6 +50,7 @@ type serveConfig struct {
 	rateLimit               float64
 	rateBurst               int
 	trustedProxies          string
+	metricsAddr             string
 	proxies                 []netip.Prefix // parsed from trustedProxies
 }
 
@@ -81,6 +83,7 @@ func serve(ctx context.Context, u *ui, args []string) error {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.Float64Var(&c.rateLimit, "rate-limit", server.DefaultRateLimit, "requests per second each client IP may send to /v1/refresh, /v1/whoami and /v1/logout (calls with the API key are not limited); 0: no limit")
 	fs.IntVar(&c.rateBurst, "rate-burst", server.DefaultRateBurst, "requests a client IP may send at once before --rate-limit applies")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this `host:port` instead of on --addr (over TLS when --tls-cert is set); it carries no secrets, so any address may be used")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated `CIDRs` of reverse proxies whose X-Forwarded-For names the client (for rate limits and logs); from other peers the header is ignored")
 	pos, err := parse(u, serveCmd, fs, args)
 	if err != nil {
@@ -141,6 +144,7 @@ func serve(ctx context.Context, u *ui, args []string) error {
 		RateLimit:        rateLimitOption(c.rateLimit),
 		RateBurst:        c.rateBurst,
 		TrustedProxies:   c.proxies,
+		SeparateMetrics:  c.metricsAddr != "",
 	})
 	if err != nil {
 		e := errorf("%v", err)
@@ -170,6 +174,14 @@ func serve(ctx context.Context, u *ui, args []string) error {
 	if c.demo {
 		u.printf("demo at %s://%s/", scheme, browserAddr(ln.Addr()))
 	}
+	var mln net.Listener
+	if c.metricsAddr != "" {
+		if mln, err = net.Listen("tcp", c.metricsAddr); err != nil {
+			ln.Close()
+			return errorf("cannot listen on %s: %v", c.metricsAddr, err).hint("choose another address with --metrics-addr or LATCH_METRICS_ADDR")
+		}
+		u.printf("metrics at %s://%s/metrics", scheme, mln.Addr())
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan struct{})
@@ -177,9 +189,20 @@ func serve(ctx context.Context, u *ui, args []string) error {
 		defer close(done)
 		srv.Run(runCtx)
 	}()
+	metricsErr := make(chan error, 1)
+	if mln != nil {
+		go func() {
+			metricsErr <- server.Serve(runCtx, srv.MetricsHTTPServer(), mln, c.tlsCert, c.tlsKey, server.ShutdownTimeout)
+		}()
+	} else {
+		metricsErr <- nil
+	}
 	err = server.Serve(ctx, srv.HTTPServer(), ln, c.tlsCert, c.tlsKey, server.ShutdownTimeout)
 	stop()
 	<-done
+	if merr := <-metricsErr; err == nil && merr != nil {
+		err = fmt.Errorf("metrics listener: %w", merr)
+	}
 	if err != nil {
 		return errorf("serving: %v", err)
 	}
@@ -216,6 +239,14 @@ func (c *serveConfig) check() error {
 	}
 	if c.maxPerSubject == 0 || c.maxPerSubject < -1 {
 		return usageErrorf("--max-per-subject must be positive, or -1 for no limit")
+	}
+	if c.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.metricsAddr); err != nil {
+			return usageErrorf("invalid --metrics-addr: %v", unquoteFlagErr(err)).hint("use host:port, e.g. 127.0.0.1:9090")
+		}
+		if c.metricsAddr == c.addr {
+			return usageErrorf("--metrics-addr must differ from --addr").hint("leave --metrics-addr unset to serve /metrics with the API")
+		}
 	}
 	if c.rateLimit < 0 || math.IsNaN(c.rateLimit) || math.IsInf(c.rateLimit, 0) {
 		return usageErrorf("--rate-limit must be a number of requests per second, or 0 for no limit")

@@ -43,16 +43,27 @@ func (s *Server) routeTable() []route {
 		// Operations.
 		{"GET /healthz", false, s.healthz},
 		{"GET /readyz", false, s.readyz},
-		{"GET /metrics", false, s.serveMetrics},
+		{metricsRoute, false, s.serveMetrics},
 		{"GET /openapi.json", false, s.openapi},
 	}
 }
+
+// apiRoutes is the route table less the routes served elsewhere.
+func (s *Server) apiRoutes() []route {
+	rts := s.routeTable()
+	if s.opts.SeparateMetrics {
+		rts = slices.DeleteFunc(rts, func(rt route) bool { return rt.pattern == metricsRoute })
+	}
+	return rts
+}
+
+const metricsRoute = "GET /metrics"
 
 // Routes returns the patterns of every API route, for documentation and
 // tests.
 func (s *Server) Routes() []string {
 	var out []string
-	for _, rt := range s.routeTable() {
+	for _, rt := range s.apiRoutes() {
 		out = append(out, rt.pattern)
 	}
 	return out
@@ -62,7 +73,7 @@ func (s *Server) routes() {
 	mux := http.NewServeMux()
 	allow := map[string][]string{}
 	methods := map[string]bool{}
-	for _, rt := range s.routeTable() {
+	for _, rt := range s.apiRoutes() {
 		mux.Handle(rt.pattern, s.endpoint(rt))
 		method, path, _ := strings.Cut(rt.pattern, " ")
 		allow[path] = append(allow[path], method)
@@ -97,6 +108,12 @@ func (s *Server) routes() {
 				mux.Handle(m+" "+path, notAllowed)
 			}
 		}
+	}
+	if s.opts.SeparateMetrics {
+		// Not even the mounted demo answers for it here.
+		mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+			writeProblem(w, problemFor(errorf(http.StatusNotFound, CodeNotFound, "metrics are served on their own listener (--metrics-addr)")))
+		})
 	}
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		if h, p := paths.Handler(r); p != "" {
@@ -205,6 +222,10 @@ func (rec *statusRecorder) Flush() {
 
 func (rec *statusRecorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
 
+// probes are the routes of health and readiness checks, logged at debug
+// level.
+var probes = map[string]bool{"GET /healthz": true, "GET /readyz": true}
+
 // instrumentHTTP logs every request and records its duration by route
 // pattern and status. The log line has no path, query string, header or
 // body: nothing that could carry a secret.
@@ -223,7 +244,12 @@ func (s *Server) instrumentHTTP(next http.Handler) http.Handler {
 		}
 		s.metrics.httpRequest(route, rec.status, d)
 		level := slog.LevelInfo
-		if rec.status >= 500 {
+		switch {
+		case probes[route]:
+			// Probes come every few seconds; a failing readyz has already
+			// logged why, as a warning.
+			level = slog.LevelDebug
+		case rec.status >= 500:
 			level = slog.LevelError
 		}
 		attrs := []slog.Attr{

@@ -36,6 +36,20 @@ func (s *Server) HTTPServer() *http.Server {
 	}
 }
 
+// MetricsHTTPServer returns an http.Server for a listener of its own that
+// serves only GET /metrics (see Options.SeparateMetrics), with the same
+// limits as HTTPServer. Its requests are logged like the API's.
+func (s *Server) MetricsHTTPServer() *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle(metricsRoute, s.endpoint(route{metricsRoute, false, s.serveMetrics}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, problemFor(errorf(http.StatusNotFound, CodeNotFound, "this listener serves only GET /metrics")))
+	})
+	hs := s.HTTPServer()
+	hs.Handler = s.instrumentHTTP(s.recoverer(mux))
+	return hs
+}
+
 // Serve serves hs on ln (over TLS when certFile is set) until ctx ends,
 // then stops accepting connections and waits up to drain for in-flight
 // requests to finish. It returns nil after a clean shutdown.

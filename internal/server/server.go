@@ -100,6 +100,10 @@ type Options struct {
 	// RateBurst is how many requests a client may send at once before the
 	// rate applies (default DefaultRateBurst).
 	RateBurst int
+	// SeparateMetrics takes /metrics off the API's handler; serve it on a
+	// listener of its own with MetricsHTTPServer (latch serve
+	// --metrics-addr), so it is not exposed with the public API.
+	SeparateMetrics bool
 	// TrustedProxies are the peers whose X-Forwarded-For header names the
 	// client (for rate limits, the request log and the recorded IP). From
 	// any other peer the header is ignored.
