@@ -98,7 +98,8 @@ func TestNode(t *testing.T) {
 	if f := os.Getenv("LATCH_NODE_TESTS"); f != "" {
 		args = append(args, strings.Fields(f)...)
 	} else {
-		args = append(args, "test/")
+		files, _ := filepath.Glob(filepath.Join("test", "*.test.js"))
+		args = append(args, files...)
 	}
 	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Env = env

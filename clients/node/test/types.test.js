@@ -5,9 +5,11 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {execFileSync} from 'node:child_process'
 import {createRequire} from 'node:module'
+import {dirname, join} from 'node:path'
 
 test('the .d.ts files type-check a typical Express app', () => {
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
+  const lib = createRequire(import.meta.url).resolve('typescript') // …/typescript/lib/typescript.js
+  const tsc = join(dirname(lib), '..', 'bin', 'tsc')
   try {
     execFileSync(process.execPath, [tsc, '-p', new URL('./types', import.meta.url).pathname], {encoding: 'utf8'})
   } catch (err) {
