@@ -295,12 +295,12 @@ class Client(_Calls):
         return self._send(self._revoke_subject(subject, except_session))
 
     def refresh(self, refresh_token: str) -> Refreshed:
-        """Rotate a refresh token (POST /v1/refresh, a public call).
+        """Rotate a refresh token (POST /v1/refresh), relayed for a user: the API key is sent
+        along, so latch's per-address rate limit of public calls does not apply to your backend.
 
         Raises RefreshReuse when a rotated token is presented after the grace
         window: latch has then revoked the session."""
-        return self._send(_Call("POST", "/v1/refresh", _refreshed, {"refresh_token": refresh_token},
-                                back_channel=False))
+        return self._send(_Call("POST", "/v1/refresh", _refreshed, {"refresh_token": refresh_token}))
 
     def list_keys(self) -> list[Key]:
         return self._send(_Call("GET", "/v1/keys", _keys))
@@ -390,8 +390,7 @@ class AsyncClient(_Calls):
         return await self._send(self._revoke_subject(subject, except_session))
 
     async def refresh(self, refresh_token: str) -> Refreshed:
-        return await self._send(_Call("POST", "/v1/refresh", _refreshed, {"refresh_token": refresh_token},
-                                      back_channel=False))
+        return await self._send(_Call("POST", "/v1/refresh", _refreshed, {"refresh_token": refresh_token}))
 
     async def list_keys(self) -> list[Key]:
         return await self._send(_Call("GET", "/v1/keys", _keys))

@@ -283,9 +283,24 @@ class ClientTest(unittest.TestCase):
             self.assertEqual((cm.exception.status, cm.exception.code), (401, "unauthorized"))
             self.assertNotIn("not-the-key", str(cm.exception))
             self.assertNotIn("not-the-key", repr(bad))
-            # refresh is public: the API key is not needed, nor sent.
+            # refresh is a public call: a wrong key does not stop it, the token does.
             with self.assertRaises(ls.InvalidCredential):
                 bad.refresh("ltr_nothing")
+
+    def test_rate_limited(self) -> None:
+        srv = support.Server("--rate-limit", "1", "--rate-burst", "1")
+        self.addCleanup(srv.close)
+        with ls.Client(srv.url, "not-the-key-" + "x" * 32) as anon:  # not the API key: limited like a browser
+            with self.assertRaises(ls.InvalidCredential):
+                anon.refresh("ltr_nothing")
+            with self.assertRaises(ls.RateLimited) as cm:
+                anon.refresh("ltr_nothing")
+            self.assertEqual((cm.exception.status, cm.exception.code), (429, "rate_limited"))
+            self.assertGreaterEqual(cm.exception.retry_after, 1)
+        with ls.Client(srv.url, srv.api_key) as backend:  # the API key: never limited
+            for _ in range(3):
+                with self.assertRaises(ls.InvalidCredential):
+                    backend.refresh("ltr_nothing")
 
     def test_method_and_media_type(self) -> None:
         with self.assertRaises(ls.ProblemError) as cm:
