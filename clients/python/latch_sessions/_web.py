@@ -422,6 +422,21 @@ class Core:
         if config.bearer == "offline" and offline is None:
             raise ConfigError("latch: bearer='offline' needs an offline verifier (PyJWT: apt-get install python3-jwt)")
 
+    @classmethod
+    def build(cls, config: Config, client: Any, *, cache: bool = True) -> "Core":
+        """A Core for client (a Client or an AsyncClient), with cached validation (docs/protocol.md §4)
+        unless cache is False, and an offline verifier if config.bearer is "offline"."""
+        from ._client import AsyncClient
+        c = None
+        if cache:
+            from .cache import AsyncCache, Cache
+            c = AsyncCache(client) if isinstance(client, AsyncClient) else Cache(client)
+        offline = None
+        if config.bearer == "offline":
+            from .jwt import OfflineVerifier
+            offline = OfflineVerifier(client, cache=c)
+        return cls(config, client, cache=c, offline=offline)
+
     def target(self, name: str) -> Callable[..., Any]:
         if name == "verify_session" and self.cache is not None:
             return self.cache.verify_session
@@ -438,10 +453,11 @@ class Core:
                 # A bearer request is judged by its token alone: never the cookie, never CSRF.
                 st.bearer_presented = True
                 try:
-                    if cfg.bearer == "offline":
-                        claims = self.offline.verify(tok)
+                    online = cfg.bearer == "online"
+                    if not online:
+                        claims, online = self.offline.check(tok)
                         st._offline_sid, st._offline_sub = claims.get("sid"), claims.get("sub")
-                    else:
+                    if online:
                         v = yield ("verify_access_token", (tok,), st._client_kw())
                         st.session = v.session
                         claims = jwt_claims(tok)

@@ -142,20 +142,12 @@ class LatchMiddleware:
 
     def __init__(self, app: Callable[..., Awaitable[None]], *, client: AsyncClient | None = None,
                  url: str | None = None, api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 config: Config | None = None, cache: bool = False, max_form_size: int = DEFAULT_MAX_FORM_SIZE,
+                 config: Config | None = None, cache: bool = True, max_form_size: int = DEFAULT_MAX_FORM_SIZE,
                  **config_kw: Any) -> None:
         self.app = app
         cfg = config or Config(**config_kw)
         client = client or AsyncClient(url, api_key, timeout=timeout)
-        offline = None
-        if cfg.bearer == "offline":
-            from .jwt import OfflineVerifier
-            offline = OfflineVerifier(client)
-        c = None
-        if cache:
-            from .cache import start_async_cache
-            c = start_async_cache(client)
-        self.core = Core(cfg, client, cache=c, offline=offline)
+        self.core = Core.build(cfg, client, cache=cache)
         self.max_form_size = max_form_size
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -125,15 +125,7 @@ def build_core(s: dict[str, Any] | None = None) -> Core:
     s = _settings() if s is None else s
     cfg = Config.from_mapping(s)
     client = s.get("client") or Client(s.get("url"), s.get("api_key"), timeout=s.get("timeout", DEFAULT_TIMEOUT))
-    offline = None
-    if cfg.bearer == "offline":
-        from .jwt import OfflineVerifier
-        offline = OfflineVerifier(client)
-    cache = None
-    if s.get("cache", False):
-        from .cache import start_cache
-        cache = start_cache(client)
-    return Core(cfg, client, cache=cache, offline=offline)
+    return Core.build(cfg, client, cache=bool(s.get("cache", True)))
 
 
 class LatchMiddleware:

@@ -104,15 +104,7 @@ class Latch:
         cfg = self._config or Config.from_mapping(app.config, "LATCH_")
         client = self._client or Client(app.config.get("LATCH_URL"), app.config.get("LATCH_API_KEY"),
                                         timeout=app.config.get("LATCH_TIMEOUT", DEFAULT_TIMEOUT))
-        offline = None
-        if cfg.bearer == "offline":
-            from .jwt import OfflineVerifier
-            offline = OfflineVerifier(client)
-        cache = None
-        if app.config.get("LATCH_CACHE", False):
-            from .cache import start_cache
-            cache = start_cache(client)
-        core = Core(cfg, client, cache=cache, offline=offline)
+        core = Core.build(cfg, client, cache=bool(app.config.get("LATCH_CACHE", True)))
         app.extensions["latch"] = core
         app.before_request(_before)
         app.after_request(_after)

@@ -60,7 +60,7 @@ def starlette_app(client: ls.AsyncClient):
         Route("/action", action, methods=["POST"]), Route("/logout", logout, methods=["POST"]),
         Route("/renew", renew, methods=["POST"]), Route("/revoke-others", revoke_others, methods=["POST"]),
         Route("/public", public)])
-    app.add_middleware(LatchMiddleware, client=client, bearer="online")
+    app.add_middleware(LatchMiddleware, client=client, bearer="online", cache=False)
     return app
 
 
@@ -71,7 +71,7 @@ def fastapi_app(client: ls.AsyncClient):
     from latch_sessions.fastapi import latch_state, require_session
 
     app = FastAPI()
-    app.add_middleware(LatchMiddleware, client=client, bearer="online")
+    app.add_middleware(LatchMiddleware, client=client, bearer="online", cache=False)
 
     @app.get("/form", response_class=PlainTextResponse)
     async def form(latch=Depends(latch_state)):

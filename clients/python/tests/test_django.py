@@ -81,7 +81,7 @@ def handler(url: str, api_key: str):
     from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler
     old = settings.LATCH
-    settings.LATCH = {"URL": url, "API_KEY": api_key, "BEARER": "online", "TIMEOUT": 2}
+    settings.LATCH = {"URL": url, "API_KEY": api_key, "BEARER": "online", "TIMEOUT": 2, "CACHE": False}
     try:
         return WSGIHandler()
     finally:

@@ -22,6 +22,7 @@ def make_app(client: ls.Client):
 
     app = flask.Flask(__name__)
     app.config["LATCH_BEARER"] = "online"
+    app.config["LATCH_CACHE"] = False  # these scenarios check every request online; test_cache covers the cache
     Latch(app, client=client)
 
     @app.get("/form")
