@@ -103,6 +103,22 @@ type Config struct {
 	// (default 10 s). It cannot be turned off: set it to a small value.
 	RefreshGrace time.Duration
 
+	// Events is the store's event log that Subscribe streams (default:
+	// Store, if it implements store.EventLog). Set it when Store is a
+	// wrapper that hides the capability.
+	Events store.EventLog
+	// EventRetention and EventRetentionCount size the window of recent
+	// events kept for resuming a subscription: an event is dropped once it
+	// is older than EventRetention and EventRetentionCount newer ones are
+	// kept (defaults 5 min and 10,000).
+	EventRetention      time.Duration
+	EventRetentionCount int
+	// StalenessBound is how long a cache fed by the event stream may go
+	// without proof that the stream works (default 250 ms): subscriptions
+	// report Live only while the manager's link to the store was proven
+	// within it.
+	StalenessBound time.Duration
+
 	// Observer receives audit events (default: JSON lines on stderr via
 	// log/slog).
 	Observer Observer
@@ -116,6 +132,7 @@ type Config struct {
 // concurrent use; create one per store and share it.
 type Manager struct {
 	cfg Config // defaults filled in by New
+	hub *hub
 }
 
 // New checks cfg and returns a Manager.
@@ -142,6 +159,8 @@ func New(cfg Config) (*Manager, error) {
 		{&cfg.TouchInterval, DefaultTouchInterval, "TouchInterval"},
 		{&cfg.RefreshGrace, DefaultRefreshGrace, "RefreshGrace"},
 		{&cfg.AccessTokenTTL, DefaultAccessTokenTTL, "AccessTokenTTL"},
+		{&cfg.EventRetention, DefaultEventRetention, "EventRetention"},
+		{&cfg.StalenessBound, DefaultStalenessBound, "StalenessBound"},
 	} {
 		if err := def(f.d, f.v, f.name); err != nil {
 			return nil, err
@@ -149,6 +168,15 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.TouchInterval >= cfg.IdleTimeout {
 		return nil, fmt.Errorf("latch: Config.TouchInterval (%v) must be shorter than IdleTimeout (%v), or activity could go unrecorded until the session expires", cfg.TouchInterval, cfg.IdleTimeout)
+	}
+	switch {
+	case cfg.EventRetentionCount == 0:
+		cfg.EventRetentionCount = DefaultEventRetentionCount
+	case cfg.EventRetentionCount < 0:
+		return nil, errors.New("latch: Config.EventRetentionCount must be positive")
+	}
+	if cfg.Events == nil {
+		cfg.Events, _ = cfg.Store.(store.EventLog)
 	}
 	if cfg.MaxPerSubject == 0 {
 		cfg.MaxPerSubject = DefaultMaxPerSubject
@@ -168,7 +196,9 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	return &Manager{cfg: cfg}, nil
+	m := &Manager{cfg: cfg}
+	m.hub = newHub(m)
+	return m, nil
 }
 
 // Config returns the effective configuration, defaults filled in.
@@ -184,6 +214,7 @@ func (m *Manager) Emit(ctx context.Context, e Event) {
 		e.Time = m.cfg.Now().UTC()
 	}
 	m.cfg.Observer.Observe(ctx, e)
+	m.hub.observeLocal(e)
 }
 
 func (m *Manager) emitFor(ctx context.Context, t EventType, r *store.Record, reason string) {

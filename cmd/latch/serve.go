@@ -52,6 +52,9 @@ type serveConfig struct {
 	trustedProxies          string
 	metricsAddr             string
 	proxies                 []netip.Prefix // parsed from trustedProxies
+	eventHeartbeat          time.Duration
+	eventRetention          time.Duration
+	eventRetentionCount     int
 }
 
 var serveCmd = command{
@@ -77,6 +80,9 @@ func serve(ctx context.Context, u *ui, args []string) error {
 	fs.StringVar(&c.cookieName, "cookie-name", server.DefaultCookieName, "session cookie `name` accepted by /v1/whoami and /v1/logout")
 	fs.BoolVar(&c.demo, "demo", false, "also serve the demo web app at /")
 	fs.StringVar(&c.demoPassword, "demo-password", "", "`password` of the demo users alice and bob (default: generated and printed)")
+	fs.DurationVar(&c.eventHeartbeat, "event-heartbeat", server.DefaultEventHeartbeat, "heartbeat `interval` of GET /v1/events (sent only while the store link is proven alive)")
+	fs.DurationVar(&c.eventRetention, "event-retention", latch.DefaultEventRetention, "keep events for resuming GET /v1/events at least this `duration`...")
+	fs.IntVar(&c.eventRetentionCount, "event-retention-count", latch.DefaultEventRetentionCount, "...and at least this `number` of them")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
 	fs.BoolVar(&c.insecure, "insecure", false, "allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy)")
@@ -145,6 +151,10 @@ func serve(ctx context.Context, u *ui, args []string) error {
 		RateBurst:        c.rateBurst,
 		TrustedProxies:   c.proxies,
 		SeparateMetrics:  c.metricsAddr != "",
+
+		EventHeartbeat:      c.eventHeartbeat,
+		EventRetention:      c.eventRetention,
+		EventRetentionCount: c.eventRetentionCount,
 	})
 	if err != nil {
 		e := errorf("%v", err)

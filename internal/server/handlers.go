@@ -305,6 +305,7 @@ func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.keysChanged(r, kid, "rotated")
 	out := struct {
 		Kid         string  `json:"kid"`
 		ActivatesAt timeUTC `json:"activates_at"`

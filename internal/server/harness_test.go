@@ -109,8 +109,9 @@ type harness struct {
 	ts      *httptest.Server
 	clock   *testutil.Clock
 	store   *failingStore
-	logs    *testutil.Buffer
-	secrets map[string]bool
+	logs     *testutil.Buffer
+	streamed *testutil.Buffer // everything read from GET /v1/events
+	secrets  map[string]bool
 }
 
 func newHarness(t *testing.T, mod ...func(*Options)) *harness {
@@ -119,7 +120,8 @@ func newHarness(t *testing.T, mod ...func(*Options)) *harness {
 		t:       t,
 		clock:   testutil.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)),
 		store:   &failingStore{Store: memstore.New()},
-		logs:    &testutil.Buffer{},
+		logs:     &testutil.Buffer{},
+		streamed: &testutil.Buffer{},
 		secrets: map[string]bool{testAPIKey: true},
 	}
 	opts := Options{
@@ -146,10 +148,11 @@ func newHarness(t *testing.T, mod ...func(*Options)) *harness {
 	return h
 }
 
-// checkLogs fails the test if any secret handed out appears in the log.
+// checkLogs fails the test if any secret handed out appears in the log
+// or in an event stream.
 func (h *harness) checkLogs() {
 	h.t.Helper()
-	logs := h.logs.String()
+	logs := h.logs.String() + h.streamed.String()
 	if logs == "" {
 		h.t.Error("no log output captured; the log check is vacuous")
 	}

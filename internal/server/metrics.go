@@ -29,6 +29,10 @@ type metrics struct {
 	storeOps    *prometheus.HistogramVec // operation, result
 	httpReqs    *prometheus.HistogramVec // route, code
 	rateLimited *prometheus.CounterVec   // route
+
+	subscribers     prometheus.Gauge     // open GET /v1/events streams
+	eventsDelivered prometheus.Counter   //
+	eventLag        prometheus.Histogram // commit to delivery
 }
 
 func newMetrics() *metrics {
@@ -72,11 +76,25 @@ func newMetrics() *metrics {
 			Name: "latch_rate_limited_total",
 			Help: "Requests refused with 429 rate_limited, by route.",
 		}, []string{"route"}),
+		subscribers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "latch_event_subscribers",
+			Help: "Open GET /v1/events streams.",
+		}),
+		eventsDelivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "latch_events_delivered_total",
+			Help: "Events written to GET /v1/events streams (one per stream).",
+		}),
+		eventLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "latch_event_lag_seconds",
+			Help:    "Time from an event's commit (the committing replica's clock) to its delivery on a stream of this replica.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30},
+		}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.validations, m.refreshes, m.created, m.revocations, m.reuse, m.csrf, m.storeOps, m.httpReqs, m.rateLimited,
+		m.subscribers, m.eventsDelivered, m.eventLag,
 	)
 	return m
 }

@@ -34,6 +34,7 @@ func (s *Server) routeTable() []route {
 		{"DELETE /v1/subjects/{subject}/sessions", true, s.revokeSubject},
 		{"GET /v1/keys", true, s.listKeys},
 		{"POST /v1/keys/rotate", true, s.rotateKeys},
+		{"GET /v1/events", true, s.events},
 		// Public.
 		{"POST /v1/refresh", false, s.refresh},
 		{"GET /v1/whoami", false, s.whoami},

@@ -20,6 +20,10 @@ func TestNoSecretsInLogs(t *testing.T) {
 		h.secrets[b] = true
 	}
 
+	// Every event type, on a stream the log check scans as well.
+	all := "?types=session.revoked,session.renewed,session.refresh_reuse,subject.revoked,keys.changed,session.created,session.refreshed,session.expired,csrf.rejected,validation.failed"
+	stream := h.stream(all, "")
+
 	c := h.create("alice", `,"data":{"k":"v"},"claims":{"role":"user"}`)
 	h.api("POST", "/v1/sessions/verify", fmt.Sprintf(`{"session_token":%q}`, c.sessionToken))
 	h.api("POST", "/v1/sessions/verify", fmt.Sprintf(`{"access_token":%q}`, c.accessToken))
@@ -53,6 +57,16 @@ func TestNoSecretsInLogs(t *testing.T) {
 	h.api("POST", "/v1/sessions/verify", fmt.Sprintf(`{"session_token":%q}`, d.sessionToken))
 	h.store.down.Store(false)
 
+	seen := map[string]bool{}
+	for !seen["keys.changed"] {
+		e, _ := stream.next()
+		seen[e.event] = true
+	}
+	for _, want := range []string{"session.created", "session.revoked", "session.renewed", "session.refresh_reuse", "subject.revoked", "session.refreshed", "csrf.rejected", "validation.failed"} {
+		if !seen[want] {
+			t.Errorf("the stream lacked %s before keys.changed; is it scanned?", want)
+		}
+	}
 	logs := h.logs.String()
 	for _, want := range []string{`"msg":"session.created"`, `"msg":"session.refresh_reuse_detected"`, `"msg":"csrf.rejected"`, `"msg":"request"`, `"msg":"store unavailable"`} {
 		if !strings.Contains(logs, want) {

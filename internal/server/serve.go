@@ -25,7 +25,7 @@ const (
 // limit above, logging its own errors (TLS handshakes, malformed requests)
 // to s's logger.
 func (s *Server) HTTPServer() *http.Server {
-	return &http.Server{
+	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		ReadTimeout:       ReadTimeout,
@@ -34,6 +34,10 @@ func (s *Server) HTTPServer() *http.Server {
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	// Event streams never finish on their own: end them when the server
+	// shuts down, so the drain is not spent waiting for them.
+	hs.RegisterOnShutdown(s.endStreams)
+	return hs
 }
 
 // MetricsHTTPServer returns an http.Server for a listener of its own that

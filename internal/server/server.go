@@ -34,8 +34,11 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/latch-sessions/latch"
 	"github.com/latch-sessions/latch/accesstoken"
@@ -123,6 +126,19 @@ type Options struct {
 	// KeyMaintenanceInterval is how often the keyring is reloaded and
 	// rotated when due (default 1 min).
 	KeyMaintenanceInterval time.Duration
+
+	// EventHeartbeat is the heartbeat interval of GET /v1/events (default
+	// DefaultEventHeartbeat); it must be shorter than the staleness bound.
+	EventHeartbeat time.Duration
+	// EventRetention and EventRetentionCount size the replay window of
+	// GET /v1/events (defaults latch.DefaultEventRetention and
+	// latch.DefaultEventRetentionCount).
+	EventRetention      time.Duration
+	EventRetentionCount int
+	// EventStaleness is the bound within which the server's own link to the
+	// store must be proven for its streams to send heartbeats (default
+	// latch.DefaultStalenessBound).
+	EventStaleness time.Duration
 }
 
 // Server is latch's HTTP API. It is safe for concurrent use.
@@ -139,6 +155,9 @@ type Server struct {
 	cop      *http.CrossOriginProtection
 	cookie   string
 	limiter  *ratelimit.Limiter // nil: no limit
+
+	streamsDone chan struct{} // closed by endStreams
+	endOnce     sync.Once
 
 	mux     *http.ServeMux
 	handler http.Handler
@@ -171,7 +190,16 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.KeyMaintenanceInterval <= 0 {
 		opts.KeyMaintenanceInterval = time.Minute
 	}
-	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, cookie: opts.CookieName}
+	if opts.EventHeartbeat <= 0 {
+		opts.EventHeartbeat = DefaultEventHeartbeat
+	}
+	if opts.EventStaleness <= 0 {
+		opts.EventStaleness = latch.DefaultStalenessBound
+	}
+	if opts.EventHeartbeat >= opts.EventStaleness {
+		return nil, fmt.Errorf("server: the event heartbeat (%v) must be shorter than the staleness bound (%v), or every client would find its stream stale", opts.EventHeartbeat, opts.EventStaleness)
+	}
+	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, cookie: opts.CookieName, streamsDone: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
@@ -216,6 +244,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	events, _ := opts.Store.(store.EventLog)
 	obs := []latch.Observer{s.metrics, latch.SlogObserver(s.log)}
 	if opts.Observer != nil {
 		obs = append(obs, opts.Observer)
@@ -231,9 +260,18 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		RefreshGrace:    opts.RefreshGrace,
 		Observer:        latch.MultiObserver(obs...),
 		Now:             s.now,
+		// The instrumented store hides the capability; events are not timed.
+		Events:              events,
+		EventRetention:      opts.EventRetention,
+		EventRetentionCount: opts.EventRetentionCount,
+		StalenessBound:      opts.EventStaleness,
 	}); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	s.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "latch_events_published_total",
+		Help: "Events this replica received from the store's event log (every replica counts every event), plus its own audit events while streamed.",
+	}, func() float64 { return float64(s.mgr.EventStats().Received) }))
 	s.cop = http.NewCrossOriginProtection() // checked by logout with a cookie
 	if opts.RateLimit == 0 {
 		opts.RateLimit = DefaultRateLimit

@@ -17,6 +17,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/latch-sessions/latch/store"
+	"github.com/latch-sessions/latch/store/internal/eventbus"
 )
 
 // DefaultLockTimeout is how long Open waits for the file lock when
@@ -95,6 +96,8 @@ type Store struct {
 	mu         sync.Mutex
 	queue      []*writeReq
 	leading    bool
+
+	events *eventbus.Log // in-process: a bbolt file has one process
 }
 
 // Open opens the store in the bbolt file at path, creating the file (mode
@@ -144,7 +147,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
-	return &Store{db: db, path: path, sweepBatch: o.SweepBatch}, nil
+	return &Store{db: db, path: path, sweepBatch: o.SweepBatch, events: eventbus.New(store.DefaultEventRetention)}, nil
 }
 
 // syncDir fsyncs a directory, so an entry created in it survives a crash.

@@ -198,6 +198,9 @@ func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store
 	if err != nil {
 		return nil, err
 	}
+	for _, id := range evicted {
+		s.events.Append(store.RevokeEvents(id, nr.Subject, store.ReasonEvicted, now)...)
+	}
 	return evicted, nil
 }
 
@@ -222,7 +225,9 @@ func (s *Store) Update(ctx context.Context, rec *store.Record) error {
 	}
 	nr := *rec
 	nr.Subject = "" // the stored one is kept
-	return s.write(ctx, "update", func(tx *bolt.Tx) error {
+	renewed := false
+	err := s.write(ctx, "update", func(tx *bolt.Tx) error {
+		renewed = false
 		b, err := bucketsOf(tx)
 		if err != nil {
 			return err
@@ -240,8 +245,14 @@ func (s *Store) Update(ctx context.Context, rec *store.Record) error {
 		w := nr
 		w.Subject = old.Subject
 		w.Version = old.Version + 1
+		renewed = w.VerifierHash != old.VerifierHash
+		nr.Subject = old.Subject
 		return b.put(old, &w)
 	})
+	if err == nil && renewed {
+		s.events.Append(store.Event{Type: store.EventSessionRenewed, SessionID: nr.ID, Subject: nr.Subject, At: nr.LastSeenAt})
+	}
+	return err
 }
 
 // RotateRefresh replaces the refresh state of an unrevoked record whose
@@ -294,7 +305,9 @@ func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.
 	if err := store.ValidReason(reason, at); err != nil {
 		return fmt.Errorf("boltstore: revoke: %w", err)
 	}
-	return s.write(ctx, "revoke", func(tx *bolt.Tx) error {
+	subject := ""
+	err := s.write(ctx, "revoke", func(tx *bolt.Tx) error {
+		subject = ""
 		b, err := bucketsOf(tx)
 		if err != nil {
 			return err
@@ -309,8 +322,13 @@ func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.
 		if old.Revoked() {
 			return nil
 		}
+		subject = old.Subject
 		return b.put(old, revoked(old, reason, at))
 	})
+	if err == nil && subject != "" {
+		s.events.Append(store.RevokeEvents(id, subject, reason, at)...)
+	}
+	return err
 }
 
 // revokeAll revokes every record of victims and returns their IDs.
@@ -373,6 +391,7 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.
 	if err != nil {
 		return nil, err
 	}
+	s.events.Append(store.Event{Type: store.EventSubjectRevoked, Subject: subject, Except: except, Reason: reason, At: at})
 	return out, nil
 }
 

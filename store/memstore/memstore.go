@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/latch-sessions/latch/store"
+	"github.com/latch-sessions/latch/store/internal/eventbus"
 )
 
 const (
@@ -61,6 +62,8 @@ type Store struct {
 	keyMu      sync.Mutex
 	keyring    []byte
 	keyVersion uint64
+
+	events *eventbus.Log
 }
 
 type shard struct {
@@ -85,7 +88,7 @@ func (it *item) liveAt(now time.Time) bool { return now.Before(it.deadline) }
 
 // New returns an empty Store.
 func New() *Store {
-	s := &Store{}
+	s := &Store{events: eventbus.New(store.DefaultEventRetention)}
 	for i := range s.shards {
 		s.shards[i].items = make(map[store.ID]*item)
 		s.shards[i].subjects = make(map[string]map[store.ID]*item)
@@ -98,6 +101,7 @@ var (
 	_ store.Sweeper  = (*Store)(nil)
 	_ store.KeyStore = (*Store)(nil)
 	_ store.Pinger   = (*Store)(nil)
+	_ store.EventLog = (*Store)(nil)
 )
 
 func (s *Store) shardOf(id store.ID) *shard { return &s.shards[id.Tag()%numShards] }
@@ -162,7 +166,11 @@ func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store
 	if max <= 0 {
 		return nil, nil
 	}
-	return sh.evict(c, max), nil
+	evicted := sh.evict(c, max)
+	for _, id := range evicted {
+		s.events.Append(store.RevokeEvents(id, c.Subject, store.ReasonEvicted, c.CreatedAt)...)
+	}
+	return evicted, nil
 }
 
 // evict revokes the least recently seen live sessions of c's subject other
@@ -226,6 +234,9 @@ func (s *Store) Update(ctx context.Context, rec *store.Record) error {
 	if c.Revoked() {
 		sh.unindex(it)
 	}
+	if c.VerifierHash != old.VerifierHash {
+		s.events.Append(store.Event{Type: store.EventSessionRenewed, SessionID: c.ID, Subject: c.Subject, At: c.LastSeenAt})
+	}
 	return nil
 }
 
@@ -277,6 +288,7 @@ func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.
 	}
 	if !it.rec.Revoked() {
 		sh.revoke(it, reason, at)
+		s.events.Append(store.RevokeEvents(id, it.rec.Subject, reason, at)...)
 	}
 	return nil
 }
@@ -304,6 +316,7 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.
 		sh.revoke(it, reason, at)
 		revoked = append(revoked, id)
 	}
+	s.events.Append(store.Event{Type: store.EventSubjectRevoked, Subject: subject, Except: except, Reason: reason, At: at})
 	return revoked, nil
 }
 
