@@ -104,11 +104,11 @@ func (f *failingStore) LoadKeyring(ctx context.Context) ([]byte, uint64, error) 
 // remembers every secret the server handed out and, when the test ends,
 // checks that none of them (nor the API key) reached the log.
 type harness struct {
-	t       *testing.T
-	srv     *Server
-	ts      *httptest.Server
-	clock   *testutil.Clock
-	store   *failingStore
+	t        *testing.T
+	srv      *Server
+	ts       *httptest.Server
+	clock    *testutil.Clock
+	store    *failingStore
 	logs     *testutil.Buffer
 	streamed *testutil.Buffer // everything read from GET /v1/events
 	secrets  map[string]bool
@@ -117,12 +117,12 @@ type harness struct {
 func newHarness(t *testing.T, mod ...func(*Options)) *harness {
 	t.Helper()
 	h := &harness{
-		t:       t,
-		clock:   testutil.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)),
-		store:   &failingStore{Store: memstore.New()},
+		t:        t,
+		clock:    testutil.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)),
+		store:    &failingStore{Store: memstore.New()},
 		logs:     &testutil.Buffer{},
 		streamed: &testutil.Buffer{},
-		secrets: map[string]bool{testAPIKey: true},
+		secrets:  map[string]bool{testAPIKey: true},
 	}
 	opts := Options{
 		Store:  h.store,
