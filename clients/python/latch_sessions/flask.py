@@ -96,15 +96,27 @@ class Latch:
     def __init__(self, app: flask.Flask | None = None, *, client: Client | None = None,
                  config: Config | None = None) -> None:
         self._client = client
+        self._app_client: Client | None = client
         self._config = config
         if app is not None:
             self.init_app(app)
+
+    @property
+    def client(self) -> Client:
+        """The back-channel client (the app's, inside a request), for calls beyond the request's
+        own session: issuing API tokens, listing a user's devices, revoking."""
+        if flask.has_app_context() and "latch" in flask.current_app.extensions:
+            return flask.current_app.extensions["latch"].client
+        if self._app_client is None:
+            raise RuntimeError("latch_sessions.flask: init_app has not run")
+        return self._app_client
 
     def init_app(self, app: flask.Flask) -> None:
         cfg = self._config or Config.from_mapping(app.config, "LATCH_")
         client = self._client or Client(app.config.get("LATCH_URL"), app.config.get("LATCH_API_KEY"),
                                         timeout=app.config.get("LATCH_TIMEOUT", DEFAULT_TIMEOUT))
         core = Core.build(cfg, client, cache=bool(app.config.get("LATCH_CACHE", True)))
+        self._app_client = client
         app.extensions["latch"] = core
         app.before_request(_before)
         app.after_request(_after)
