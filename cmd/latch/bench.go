@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -26,6 +28,7 @@ func benchCmd(ctx context.Context, u *ui, args []string) error {
 	)
 	fs := newFlags(cmd)
 	cf.register(fs)
+	fs.Lookup("json").Usage = "print one JSON object per operation (op, ops_per_sec, requests, errors, p50_us, p99_us, and vs_bare with --baseline) instead of a text line"
 	fs.IntVar(&conns, "connections", 64, "concurrent `connections`")
 	fs.DurationVar(&duration, "duration", 10*time.Second, "measuring time per operation")
 	fs.StringVar(&ops, "ops", "verify-session,verify-access,refresh,create", "comma-separated `operations` to run")
@@ -60,7 +63,7 @@ func benchCmd(ctx context.Context, u *ui, args []string) error {
 			return err
 		}
 		base = res.OpsPerSec()
-		fmt.Fprintln(u.stdout, res)
+		printResult(u, cf.json, res, 0)
 	}
 	for _, op := range strings.Split(ops, ",") {
 		res, err := loadgen.Run(ctx, cfg, loadgen.Op(strings.TrimSpace(op)))
@@ -71,11 +74,38 @@ func benchCmd(ctx context.Context, u *ui, args []string) error {
 			}
 			return err
 		}
-		line := res.String()
-		if base > 0 {
-			line += fmt.Sprintf("  (%.0f%% of bare)", 100*res.OpsPerSec()/base)
-		}
-		fmt.Fprintln(u.stdout, line)
+		printResult(u, cf.json, res, base)
 	}
 	return nil
+}
+
+// benchResult is one line of latch bench --json.
+type benchResult struct {
+	Op        loadgen.Op `json:"op"`
+	OpsPerSec float64    `json:"ops_per_sec"`
+	Requests  int64      `json:"requests"`
+	Errors    int64      `json:"errors"`
+	P50us     int64      `json:"p50_us"`
+	P99us     int64      `json:"p99_us"`
+	VsBare    float64    `json:"vs_bare,omitempty"` // ops/s as a fraction of the bare handler's
+}
+
+// printResult prints res as a text line or, with asJSON, one JSON object;
+// base is the bare handler's ops/s (0: not measured).
+func printResult(u *ui, asJSON bool, res loadgen.Result, base float64) {
+	if asJSON {
+		r := benchResult{Op: res.Op, OpsPerSec: math.Round(res.OpsPerSec()), Requests: res.Requests, Errors: res.Errors,
+			P50us: res.P50.Microseconds(), P99us: res.P99.Microseconds()}
+		if base > 0 {
+			r.VsBare = math.Round(1000*res.OpsPerSec()/base) / 1000
+		}
+		b, _ := json.Marshal(r)
+		fmt.Fprintf(u.stdout, "%s\n", b)
+		return
+	}
+	line := res.String()
+	if base > 0 {
+		line += fmt.Sprintf("  (%.0f%% of bare)", 100*res.OpsPerSec()/base)
+	}
+	fmt.Fprintln(u.stdout, line)
 }

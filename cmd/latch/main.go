@@ -22,10 +22,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 )
 
 const usage = `latch is a session server: services in any language create, verify,
@@ -123,7 +125,8 @@ func parse(u *ui, cmd command, fs *flag.FlagSet, args []string) ([]string, error
 			return
 		}
 		if err := fs.Set(f.Name, v); err != nil {
-			envErr = usageErrorf("invalid %s: not a valid value for --%s", name, f.Name).
+			// The value is not echoed: a variable may hold a secret.
+			envErr = usageErrorf("invalid %s for --%s: %s", name, f.Name, flagReason(f, v, err)).
 				hint("unset it or fix its value (see latch %s --help); --%s on the command line overrides it", cmd.name, f.Name)
 		}
 	})
@@ -138,7 +141,7 @@ func parse(u *ui, cmd command, fs *flag.FlagSet, args []string) ([]string, error
 				printHelp(u.stdout, cmd, fs)
 				return nil, errHelpShown
 			}
-			return nil, usageErrorf("%v", err).hint(`run "latch %s --help" for its flags`, cmd.name)
+			return nil, describeFlagError(fs, err).hint(`run "latch %s --help" for its flags`, cmd.name)
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -152,6 +155,53 @@ func parse(u *ui, cmd command, fs *flag.FlagSet, args []string) ([]string, error
 		args = args[1:]
 	}
 	return pos, nil
+}
+
+// The flag package's messages, to be said in the command line's terms
+// (--name, not -name) and with a reason a user can act on.
+var (
+	flagInvalidValue = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-([^:]+): (.*)$`)
+	flagUndefined    = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
+	flagNoArgument   = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
+)
+
+func describeFlagError(fs *flag.FlagSet, err error) *exitError {
+	msg := err.Error()
+	if m := flagInvalidValue.FindStringSubmatch(msg); m != nil {
+		if f := fs.Lookup(m[2]); f != nil {
+			return usageErrorf("invalid value %q for --%s: %s", m[1], m[2], flagReason(f, m[1], errors.New(m[3])))
+		}
+	}
+	if m := flagUndefined.FindStringSubmatch(msg); m != nil {
+		return usageErrorf("unknown flag --%s", m[1])
+	}
+	if m := flagNoArgument.FindStringSubmatch(msg); m != nil {
+		return usageErrorf("--%s needs a value", m[1])
+	}
+	return usageErrorf("%s", msg)
+}
+
+// flagReason says why v is not a value of f, by f's type. It never quotes
+// v.
+func flagReason(f *flag.Flag, v string, err error) string {
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return unquoteFlagErr(err)
+	}
+	switch g.Get().(type) {
+	case time.Duration:
+		if strings.Trim(v, "0123456789.") == "" {
+			return "a duration needs a unit, e.g. 30m, 90s or 1h30m"
+		}
+		return "not a duration; use e.g. 30m, 90s or 1h30m"
+	case int, int64, uint, uint64:
+		return "not a whole number"
+	case float64:
+		return "not a number"
+	case bool:
+		return "not true or false"
+	}
+	return unquoteFlagErr(err)
 }
 
 // unquoteFlagErr drops the flag package's echo of the value: an

@@ -241,6 +241,11 @@ func (c *serveConfig) check() error {
 			return usageErrorf("--%s must be positive", d.name)
 		}
 	}
+	// latch.New checks the same, but names its Config fields.
+	if c.touch >= c.idle {
+		return usageErrorf("--touch-interval (%v) must be shorter than --idle-timeout (%v), or activity could go unrecorded until the session expires", c.touch, c.idle).
+			hint("lower --touch-interval (e.g. --touch-interval %v) or raise --idle-timeout", max((c.idle/4).Truncate(time.Second), time.Second))
+	}
 	switch accesstoken.Algorithm(c.signingAlg) {
 	case accesstoken.EdDSA, accesstoken.ES256, accesstoken.RS256:
 	default:

@@ -3,8 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/latch-sessions/latch/store"
@@ -73,7 +78,7 @@ func openStore(ctx context.Context, u string) (*openedStore, error) {
 		defer cancel()
 		s, err := redisstore.Open(cctx, u)
 		if err != nil {
-			return nil, errorf("opening the Redis store: %v", err).hint("check that Redis is reachable and the --store URL is right")
+			return nil, storeOpenError("Redis", u, err)
 		}
 		return &openedStore{Store: s, close: s.Close, describe: strings.ToLower(scheme)}, nil
 	case "postgres", "postgresql":
@@ -81,10 +86,58 @@ func openStore(ctx context.Context, u string) (*openedStore, error) {
 		defer cancel()
 		s, err := pgstore.Open(cctx, u, pgstore.Options{})
 		if err != nil {
-			return nil, errorf("opening the PostgreSQL store: %v", err).hint("check that PostgreSQL is reachable and the --store URL is right")
+			return nil, storeOpenError("PostgreSQL", u, err)
 		}
 		return &openedStore{Store: s, close: s.Close, describe: "postgres"}, nil
 	}
 	return nil, usageErrorf("unknown --store scheme %q", scheme).
 		hint("use a bbolt file path, memory:, redis://…, redis-cluster://…, redis-sentinel://… or postgres://…")
+}
+
+// storeOpenError reports a network store that could not be opened in one
+// line: for an unreachable server, where and why ("cannot reach Redis at
+// 127.0.0.1:6379: connection refused"), not the chain of layers it passed
+// through. The address is taken from the URL without its user and
+// password.
+func storeOpenError(kind, rawURL string, err error) *exitError {
+	where := ""
+	if pu, perr := url.Parse(rawURL); perr == nil && pu.Host != "" {
+		where = " at " + pu.Host
+	}
+	if !errors.Is(err, store.ErrUnavailable) {
+		return errorf("opening the %s store: %s", kind, lastLine(err)).hint("check the --store URL")
+	}
+	var (
+		errno     syscall.Errno
+		dnsErr    *net.DNSError
+		serverErr interface {
+			error
+			SQLState() string // the server answered, and said no (pgconn.PgError)
+		}
+		why string
+	)
+	switch {
+	case errors.As(err, &serverErr):
+		return errorf("%s%s refused the connection: %s", kind, where, serverErr.Error()).hint("check the user, password and database in the --store URL")
+	case errors.As(err, &dnsErr):
+		why = "no such host " + dnsErr.Name
+	case errors.As(err, &errno):
+		why = errno.Error()
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		why = fmt.Sprintf("no answer within %v", connectTimeout)
+	default:
+		why = lastLine(err)
+	}
+	return errorf("cannot reach %s%s: %s", kind, where, why).
+		hint("start %s, or point --store (LATCH_STORE) at a running one", kind)
+}
+
+// lastLine is the innermost message of err's "layer: layer: cause" chain,
+// on one line.
+func lastLine(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "store unavailable: "); i >= 0 {
+		msg = msg[i+len("store unavailable: "):]
+	}
+	return strings.Join(strings.Fields(msg), " ")
 }
