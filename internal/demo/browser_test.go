@@ -144,6 +144,15 @@ func TestBrowserSignIn(t *testing.T) {
 		t.Errorf("subject shown %q, want alice", got)
 	}
 	browsertest.Screenshot(t, tab, "home")
+	// "Signed in." is shown once: a reload does not bring it back.
+	if !browsertest.Eval[bool](t, tab, `!!document.getElementById("notice") && document.getElementById("notice").textContent.startsWith("Signed in.")`) {
+		t.Error("no \"Signed in.\" banner after signing in")
+	}
+	browsertest.Do(t, tab, chromedp.Reload())
+	browsertest.WaitJS(t, tab, `!!document.getElementById("session-id")`, pageWait)
+	if browsertest.Eval[bool](t, tab, `!!document.getElementById("notice")`) {
+		t.Error("the \"Signed in.\" banner is shown again after a reload")
+	}
 
 	// Chromium kept the Secure __Host- cookie over http://localhost.
 	var cookie *network.Cookie
@@ -234,13 +243,24 @@ func TestBrowserSecondSessionRevoked(t *testing.T) {
 	if h := browsertest.Run(t, second, chromedp.Text(chromedp.ID("expired-heading"))); h != "You were signed out" {
 		t.Errorf("overlay heading %q, want %q", h, "You were signed out")
 	}
-	browsertest.Screenshot(t, second, "signed-out-overlay")
-	// ...and its next request is not signed in: it lands on the login page
-	// and its dead cookie is deleted.
-	browsertest.Do(t, second, chromedp.Navigate(d.base+"/"))
-	if loc := browsertest.Location(second); loc != d.base+"/login" {
-		t.Fatalf("the revoked browser's next request landed on %s, want the login page", loc)
+	// Behind the dialog the countdown says what happened: the session
+	// did not run out, so no (red) 0:00.
+	countdown := browsertest.Eval[string](t, second, `document.getElementById("idle-left").textContent.trim()`)
+	over := browsertest.Eval[bool](t, second, `document.getElementById("idle").classList.contains("is-over")`)
+	if countdown != "Signed out" || over {
+		t.Errorf("countdown behind the dialog shows %q (is-over %v), want \"Signed out\" without the expired style", countdown, over)
 	}
+	browsertest.Screenshot(t, second, "signed-out-overlay")
+	// ...and its next request is not signed in: it lands on the login page,
+	// which says why, and its dead cookie is deleted.
+	browsertest.Do(t, second, chromedp.Navigate(d.base+"/"))
+	if loc := browsertest.Location(second); loc != d.base+"/login?from=ended" {
+		t.Fatalf("the revoked browser's next request landed on %s, want the login page with the reason", loc)
+	}
+	if n := browsertest.Run(t, second, chromedp.Text(chromedp.ID("notice"))); !strings.Contains(n, "signed out, from another device") {
+		t.Errorf("login page notice %q does not give the reason", n)
+	}
+	browsertest.Screenshot(t, second, "login-ended")
 	for _, c := range browsertest.Cookies(t, second, d.base) {
 		if c.Name == latchhttp.DefaultCookieName {
 			t.Error("the revoked browser still holds the session cookie")
@@ -322,6 +342,134 @@ func TestBrowserCrossSiteFormRejected(t *testing.T) {
 	}
 }
 
+// TestBrowserLoginCSRF: the login form carries the anonymous CSRF token in
+// Chromium, and a login form the visitor did not get from the demo — a
+// tampered token, another visitor's token, a form on another site — signs
+// nobody in.
+func TestBrowserLoginCSRF(t *testing.T) {
+	b := browsertest.New(t)
+	d := startDemo(t, 30*time.Minute, time.Minute)
+	victim, other := b.Tab(), b.NewContext()
+	problems := consoleProblems(victim)
+	anonName := latchhttp.DefaultCookieName + "-csrf"
+
+	loadForm := func(tab context.Context) string {
+		t.Helper()
+		browsertest.Do(t, tab, chromedp.Navigate(d.base+"/login"), chromedp.WaitVisible(chromedp.ID("username")))
+		return browsertest.Eval[string](t, tab, `document.querySelector('#login-form input[name="csrf_token"]').value`)
+	}
+	anonCookie := func(tab context.Context) *network.Cookie {
+		for _, c := range browsertest.Cookies(t, tab, d.base) {
+			if c.Name == anonName {
+				return c
+			}
+		}
+		return nil
+	}
+	signedIn := func(tab context.Context) bool {
+		for _, c := range browsertest.Cookies(t, tab, d.base) {
+			if c.Name == latchhttp.DefaultCookieName {
+				return true
+			}
+		}
+		return false
+	}
+
+	tok := loadForm(victim)
+	if len(tok) != 86 {
+		t.Fatalf("the login form's csrf_token is %q, want an 86-character token", tok)
+	}
+	ck := anonCookie(victim)
+	if ck == nil || !ck.HTTPOnly || !ck.Secure || ck.SameSite != network.CookieSameSiteLax || ck.Path != "/" {
+		t.Fatalf("anonymous CSRF cookie %+v, want HttpOnly, Secure, Lax, /", ck)
+	}
+	if js := browsertest.Eval[string](t, victim, `document.cookie`); strings.Contains(js, anonName) {
+		t.Error("page scripts can read the anonymous CSRF cookie")
+	}
+	otherTok := loadForm(other)
+
+	// submitWith fills in the right password and submits the form with
+	// its csrf_token set to tok (removed if tok is "-").
+	submitWith := func(name, tok string) {
+		t.Helper()
+		loadForm(victim)
+		browsertest.Do(t, victim,
+			chromedp.SendKeys(chromedp.ID("username"), "alice"),
+			chromedp.SendKeys(chromedp.ID("password"), testPassword),
+		)
+		set := fmt.Sprintf(`document.querySelector('#login-form input[name="csrf_token"]').value = %q`, tok)
+		if tok == "-" {
+			set = `document.querySelector('#login-form input[name="csrf_token"]').remove()`
+		}
+		browsertest.Eval[any](t, victim, set)
+		res := browsertest.Click(t, victim, "#signin")
+		if res == nil || res.Status != http.StatusForbidden {
+			t.Errorf("%s: sign-in answered %v, want 403", name, res)
+		}
+		browsertest.WaitJS(t, victim, `document.body && document.body.textContent.includes("Request refused")`, pageWait)
+		if signedIn(victim) {
+			t.Fatalf("%s: the browser was signed in", name)
+		}
+	}
+	submitWith("no token", "-")
+	submitWith("made-up token", strings.Repeat("A", 86))
+	submitWith("another visitor's token", otherTok)
+	browsertest.Screenshot(t, victim, "refused")
+
+	// A login form on another site, with the attacker's own (valid)
+	// credentials and token: login CSRF.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	attacker := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>Free prize</title>
+<form id="f" method="post" action="%s/login">
+<input type="hidden" name="csrf_token" value="%s">
+<input type="hidden" name="username" value="bob">
+<input type="hidden" name="password" value="%s">
+</form>
+<script>document.getElementById("f").submit()</script>`, d.base, otherTok, testPassword)
+	})}
+	go attacker.Serve(ln)
+	t.Cleanup(func() { attacker.Close() })
+	ctx, cancel := context.WithTimeout(victim, pageWait)
+	responses := chromedp.Events(ctx, network.ResponseReceived)
+	browsertest.Do(t, victim, chromedp.Navigate("http://"+ln.Addr().String()+"/"))
+	status := int64(-1)
+	for ev, err := range responses {
+		if err != nil {
+			t.Fatalf("no answer to the cross-site login form: %v", err)
+		}
+		if ev.Response.URL == d.base+"/login" {
+			status = ev.Response.Status
+			break
+		}
+	}
+	cancel()
+	if status != http.StatusForbidden {
+		t.Errorf("cross-site login form got %d, want 403", status)
+	}
+	if signedIn(victim) {
+		t.Fatal("the cross-site form signed the browser in")
+	}
+	for _, u := range Users {
+		if list, _ := d.m.List(context.Background(), u); len(list) != 0 {
+			t.Fatalf("%s has %d sessions after forged sign-ins", u, len(list))
+		}
+	}
+
+	// The form as served signs in, and the anonymous cookie is gone.
+	d.mustSignIn(t, victim, "alice")
+	if anonCookie(victim) != nil {
+		t.Error("the anonymous CSRF cookie survived sign-in")
+	}
+	for _, p := range problems() {
+		t.Errorf("console: %s", p)
+	}
+}
+
 func TestBrowserIdleTimeout(t *testing.T) {
 	b := browsertest.New(t)
 	d := startDemo(t, 3*time.Second, time.Second)
@@ -356,8 +504,12 @@ func checkLayouts(t *testing.T, tab context.Context) {
 	if w := browsertest.Eval[int](t, tab, `document.documentElement.scrollWidth - window.innerWidth`); w > 0 {
 		t.Errorf("on a 390 px wide phone the page is %d px too wide", w)
 	}
+	checkHeaderOneLine(t, tab, "phone")
 	browsertest.Screenshot(t, tab, "phone")
-	browsertest.Do(t, tab, chromedp.EmulateViewport(1280, 900))
+	browsertest.Do(t, tab, chromedp.EmulateViewport(1280, 900), chromedp.Reload())
+	browsertest.WaitJS(t, tab, `!!document.getElementById("sessions")`, pageWait)
+	checkHeaderOneLine(t, tab, "desktop")
+	browsertest.Screenshot(t, tab, "desktop")
 	if os.Getenv("LATCH_SCREENSHOTS") != "" {
 		// Reduced motion turns the CSS transitions off, so the screenshot
 		// shows the dark colours, not a transition towards them.
@@ -366,6 +518,26 @@ func checkLayouts(t *testing.T, tab context.Context) {
 			browsertest.Screenshot(t, tab, "dark")
 			chromedp.Call(tab, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{})
 		}
+	}
+}
+
+// checkHeaderOneLine checks that the signed-in top bar keeps the brand,
+// the user's name and the sign-out button on one line.
+func checkHeaderOneLine(t *testing.T, tab context.Context, layout string) {
+	t.Helper()
+	rows := browsertest.Eval[int](t, tab, `(function () {
+		var tops = ["brand", "who-name", "signout"].map(function (c) {
+			var el = document.getElementById(c) || document.querySelector("." + c);
+			var r = el.getBoundingClientRect();
+			return Math.round(r.top + r.height / 2);
+		});
+		return new Set(tops.map(function (y) { return Math.round(y / 12); })).size;
+	})()`)
+	if rows != 1 {
+		t.Errorf("%s: the top bar wraps onto %d lines", layout, rows)
+	}
+	if name := browsertest.Eval[int](t, tab, `Math.round(document.getElementById("who-name").getBoundingClientRect().width)`); name < 20 {
+		t.Errorf("%s: the user's name is squeezed to %d px", layout, name)
 	}
 }
 

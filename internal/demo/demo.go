@@ -23,8 +23,15 @@
 //     the form does not reveal which users exist. Failed attempts are rate
 //     limited per client IP.
 //   - The session cookie is latchhttp's: HttpOnly, Secure, SameSite=Lax,
-//     __Host- prefixed. Every form carries the session's masked CSRF token and
-//     cross-origin unsafe requests are refused by the middleware.
+//     __Host- prefixed. Every form carries a masked CSRF token — the
+//     session's, or on the login form latchhttp's anonymous token, bound to
+//     the visitor's own HttpOnly __Host-latch-csrf cookie, so a login form
+//     posted from elsewhere signs nobody in — and cross-origin unsafe
+//     requests are refused by the middleware.
+//   - Notices after a form ("Signed in.") are one-shot: the redirect sets
+//     a short-lived cookie naming one of a fixed list of notices, and the
+//     page that shows it deletes it. A device whose session ended elsewhere
+//     lands on the login page with the reason.
 //   - A user can revoke only their own sessions: a session ID of another
 //     user gets the same "no such session" answer as an unknown one.
 //   - Every response carries a strict Content-Security-Policy (no inline

@@ -163,8 +163,8 @@ func (b *browser) signIn(user, password string) response {
 func (b *browser) mustSignIn(user string) string {
 	b.t.Helper()
 	res := b.signIn(user, testPassword)
-	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/?done=signed-in" {
-		b.t.Fatalf("sign-in as %s: %d Location %q, want 303 to /?done=signed-in", user, res.StatusCode, res.Header.Get("Location"))
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/" {
+		b.t.Fatalf("sign-in as %s: %d Location %q, want 303 to /", user, res.StatusCode, res.Header.Get("Location"))
 	}
 	return b.sessionID()
 }
@@ -224,11 +224,18 @@ func TestSignIn(t *testing.T) {
 		t.Errorf("session cookie %+v, want HttpOnly, Secure, SameSite=Lax, Path=/", cookie)
 	}
 
-	res = b.get("/?done=signed-in")
+	if res.Header.Get("Location") != "/" {
+		t.Fatalf("sign-in redirects to %q, want /", res.Header.Get("Location"))
+	}
+	res = b.get("/")
 	for _, want := range []string{"Hello, alice", `id="session-id"`, "Signed in.", "Chrome on Linux", "This device", `id="idle-left"`} {
 		if !strings.Contains(res.body, want) {
 			t.Errorf("home page lacks %q", want)
 		}
+	}
+	// The banner is shown once: a reload does not bring it back.
+	if res := b.get("/"); res.StatusCode != http.StatusOK || strings.Contains(res.body, "Signed in.") {
+		t.Errorf("reload: %d, banner still shown: %v", res.StatusCode, strings.Contains(res.body, "Signed in."))
 	}
 	list, err := a.m.List(context.Background(), "alice")
 	if err != nil || len(list) != 1 {
@@ -384,25 +391,134 @@ func TestCSRF(t *testing.T) {
 	}
 	// With the token, the same request works.
 	res = b.do(http.MethodPost, "/sessions/revoke-others", url.Values{"csrf_token": {good}})
-	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/?done=revoked-others&n=1" {
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/" {
 		t.Fatalf("revoke-others with the token = %d to %q", res.StatusCode, res.Header.Get("Location"))
 	}
 	if a.live(t, otherID) || !a.live(t, own) {
 		t.Error("revoke-others did not revoke exactly the other session")
 	}
-	if !strings.Contains(b.get("/?done=revoked-others&n=1").body, "Signed out 1 other session.") {
+	if !strings.Contains(b.get("/").body, "Signed out 1 other session.") {
 		t.Error("no confirmation after revoke-others")
+	}
+	if strings.Contains(b.get("/").body, "Signed out 1 other session.") {
+		t.Error("the confirmation is shown again on reload")
 	}
 }
 
+// TestLoginCSRF tries to sign a visitor in with a login form they did not
+// submit (login CSRF: the victim would then use the attacker's account).
+// The attacker knows their own password; what they cannot have is the
+// visitor's anonymous CSRF token.
 func TestLoginCSRF(t *testing.T) {
 	a := newApp(t)
+	attacker := a.browser(t, uaChromeLinux, "203.0.113.9")
+	attackerToken := attacker.loginToken()
+	cases := []struct {
+		name     string
+		loadForm bool // the victim's browser has its own anonymous cookie
+		token    string
+		hdr      []string
+	}{
+		{"no token", true, "", nil},
+		{"no token and no cookie", false, "", nil},
+		{"made-up token", true, strings.Repeat("A", 86), nil},
+		{"garbage token", true, "forged", nil},
+		{"another visitor's token", true, attackerToken, nil},
+		{"another visitor's token, no cookie", false, attackerToken, nil},
+		{"cross-site with the victim's own token", true, "own", []string{"Sec-Fetch-Site", "cross-site"}},
+		{"foreign Origin with the victim's own token", true, "own", []string{"Origin", "https://evil.example"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			victim := a.browser(t, uaChromeLinux, "192.0.2.1")
+			if c.loadForm {
+				own := victim.loginToken()
+				if c.token == "own" {
+					c.token = own
+				}
+			}
+			form := url.Values{"username": {"bob"}, "password": {testPassword}}
+			if c.token != "" {
+				form.Set("csrf_token", c.token)
+			}
+			res := victim.do(http.MethodPost, "/login", form, c.hdr...)
+			if res.StatusCode != http.StatusForbidden || !strings.Contains(res.body, "Request refused") {
+				t.Fatalf("sign-in = %d, want the 403 page", res.StatusCode)
+			}
+			if hasCookie(res, latchhttp.DefaultCookieName) {
+				t.Fatal("a session cookie was set")
+			}
+			if list, _ := a.m.List(context.Background(), "bob"); len(list) != 0 {
+				t.Fatalf("bob has %d sessions", len(list))
+			}
+		})
+	}
+	// The login form carries the token, and signing in with it works; the
+	// anonymous cookie is then expired.
+	victim := a.browser(t, uaChromeLinux, "192.0.2.1")
+	victim.mustSignIn("bob")
+	if _, ok := victim.cookies[latchhttp.DefaultCookieName+"-csrf"]; ok {
+		t.Error("the anonymous CSRF cookie survived sign-in")
+	}
+}
+
+// TestSignedOutReason: a device whose session ended elsewhere, or expired,
+// lands on the login page with the reason, whether it loads a page or
+// posts a form of the old session.
+func TestSignedOutReason(t *testing.T) {
+	a := newApp(t)
 	b := a.browser(t, uaChromeLinux, "192.0.2.1")
-	// A form on another site must not sign the victim in to the
-	// attacker's account.
-	res := b.do(http.MethodPost, "/login", url.Values{"username": {"alice"}, "password": {testPassword}}, "Sec-Fetch-Site", "cross-site")
-	if res.StatusCode != http.StatusForbidden || len(res.Cookies()) != 0 {
-		t.Fatalf("cross-site sign-in = %d with cookies %v, want 403 and none", res.StatusCode, res.Cookies())
+	b.mustSignIn("alice")
+	csrf := b.csrf()
+	cookie := b.cookies[latchhttp.DefaultCookieName]
+	if _, err := a.m.RevokeSubject(context.Background(), "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	// A form of the revoked session: nothing happens, and the user is told.
+	res := b.do(http.MethodPost, "/sessions/revoke-others", url.Values{"csrf_token": {csrf}})
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/login?from=ended" {
+		t.Fatalf("a form of a revoked session = %d to %q, want 303 to /login?from=ended", res.StatusCode, res.Header.Get("Location"))
+	}
+	if !strings.Contains(b.get("/login?from=ended").body, "This session was signed out") {
+		t.Error("the login page does not say why")
+	}
+	// A page load of the revoked session.
+	b.cookies[latchhttp.DefaultCookieName] = cookie
+	if res := b.get("/"); res.Header.Get("Location") != "/login?from=ended" {
+		t.Fatalf("GET / with a revoked cookie to %q", res.Header.Get("Location"))
+	}
+	// An expired one.
+	b.mustSignIn("alice")
+	a.clock.Advance(latch.DefaultIdleTimeout + time.Second)
+	if res := b.get("/"); res.Header.Get("Location") != "/login?from=expired" {
+		t.Fatalf("GET / with an expired cookie to %q", res.Header.Get("Location"))
+	}
+	// Without any cookie, the plain login page.
+	if res := b.get("/"); res.Header.Get("Location") != "/login" {
+		t.Fatalf("GET / without a cookie to %q", res.Header.Get("Location"))
+	}
+}
+
+// TestFlashIsOneShot: a planted or unknown flash cookie shows nothing
+// beyond the fixed notices, and each notice shows once.
+func TestFlashIsOneShot(t *testing.T) {
+	a := newApp(t)
+	b := a.browser(t, uaChromeLinux, "192.0.2.1")
+	b.mustSignIn("alice")
+	flash := latchhttp.DefaultCookieName + "-flash"
+	for _, v := range []string{"<script>alert(1)</script>", "revoked-others--1", "revoked-others-x", "nope"} {
+		b.cookies[flash] = v
+		res := b.get("/")
+		if strings.Contains(res.body, `id="notice"`) || strings.Contains(res.body, "<script>alert") {
+			t.Errorf("flash %q shows a notice", v)
+		}
+		if _, ok := b.cookies[flash]; ok {
+			t.Errorf("flash %q was not deleted", v)
+		}
+	}
+	b.cookies[flash] = "revoked-others-3"
+	if !strings.Contains(b.get("/").body, "Signed out 3 other sessions.") {
+		t.Error("the revoked-others notice is not shown")
 	}
 }
 
@@ -439,7 +555,7 @@ func TestOldCookieAfterLogoutIsDead(t *testing.T) {
 	b.do(http.MethodPost, "/logout", url.Values{"csrf_token": {b.csrf()}})
 	thief := a.browser(t, uaChromeLinux, "203.0.113.9")
 	thief.cookies[latchhttp.DefaultCookieName] = stolen
-	if res := thief.get("/"); res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/login" {
+	if res := thief.get("/"); res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/login?from=ended" {
 		t.Fatalf("a logged-out cookie still opens the page: %d", res.StatusCode)
 	}
 }
@@ -484,14 +600,18 @@ func TestRevoke(t *testing.T) {
 	})
 	t.Run("own other session", func(t *testing.T) {
 		res := alice1.do(http.MethodPost, "/sessions/revoke", url.Values{"csrf_token": {csrf}, "session_id": {a2}})
-		if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/?done=revoked" {
+		if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/" {
 			t.Fatalf("revoke = %d to %q", res.StatusCode, res.Header.Get("Location"))
 		}
 		if a.live(t, a2) || !a.live(t, a1) {
 			t.Fatal("revoke did not end exactly the chosen session")
 		}
-		// The revoked browser is signed out on its next request.
-		if res := alice2.get("/"); res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/login" {
+		if !strings.Contains(alice1.get("/").body, "Session revoked.") {
+			t.Error("no confirmation after revoking")
+		}
+		// The revoked browser is signed out on its next request, and told
+		// why.
+		if res := alice2.get("/"); res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/login?from=ended" {
 			t.Fatalf("revoked browser GET / = %d to %q", res.StatusCode, res.Header.Get("Location"))
 		}
 		if _, ok := alice2.cookies[latchhttp.DefaultCookieName]; ok {

@@ -95,7 +95,8 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.storeFailed(w, r, "sign-in", err)
 		return
 	}
-	redirect(w, r, "/?done=signed-in")
+	h.setFlash(w, flashSignedIn)
+	redirect(w, r, "/")
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
@@ -155,7 +156,7 @@ type homePage struct {
 func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 	sess, ok := latchhttp.FromContext(r.Context())
 	if !ok {
-		redirect(w, r, "/login")
+		redirect(w, r, signedOutURL(r))
 		return
 	}
 	ctx, cancel := ctxTimeout(r)
@@ -212,23 +213,7 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 			Current: true,
 		}}, p.Sessions...)
 	}
-	q := r.URL.Query()
-	switch q.Get("done") {
-	case "signed-in":
-		p.Notice = "Signed in. latch created a new session for this browser."
-	case "revoked":
-		p.Notice = "Session revoked. That device is signed out on its next request."
-	case "revoked-others":
-		n, _ := strconv.Atoi(q.Get("n"))
-		switch {
-		case n <= 0:
-			p.Notice = "There were no other sessions to sign out."
-		case n == 1:
-			p.Notice = "Signed out 1 other session. Only this device is still signed in."
-		default:
-			p.Notice = "Signed out " + strconv.Itoa(n) + " other sessions. Only this device is still signed in."
-		}
-	}
+	p.Notice = h.takeFlash(w, r)
 	h.render(w, r, http.StatusOK, "home", p)
 }
 
@@ -267,7 +252,8 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
 		h.storeFailed(w, r, "revoking a session", err)
 		return
 	}
-	redirect(w, r, "/?done=revoked")
+	h.setFlash(w, flashRevoked)
+	redirect(w, r, "/")
 }
 
 func (h *Handler) revokeOthers(w http.ResponseWriter, r *http.Request) {
@@ -280,7 +266,8 @@ func (h *Handler) revokeOthers(w http.ResponseWriter, r *http.Request) {
 		h.storeFailed(w, r, "signing out other sessions", err)
 		return
 	}
-	redirect(w, r, "/?done=revoked-others&n="+strconv.Itoa(n))
+	h.setFlash(w, flashRevokedOthers+strconv.Itoa(n))
+	redirect(w, r, "/")
 }
 
 // errorPageData explains a refused or failed request.
@@ -299,6 +286,13 @@ func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 // httpError is the latchhttp ErrorHandler: it renders the error page for
 // the status StatusCode gives. The error text is not shown.
 func (h *Handler) httpError(w http.ResponseWriter, r *http.Request, err error) {
+	var ce *latchhttp.CSRFError
+	if errors.As(err, &ce) && ce.Cause != nil {
+		// A form of a session that has ended (revoked elsewhere, expired):
+		// nothing was done; send the user to sign in again, saying why.
+		redirect(w, r, loginURLFor(ce.Cause))
+		return
+	}
 	code := latchhttp.StatusCode(err)
 	if code == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")

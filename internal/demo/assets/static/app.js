@@ -81,11 +81,14 @@
     if (ended) return;
     ended = true;
     timers.forEach(clearInterval);
-    out.textContent = format(0);
     box.classList.remove("is-warning");
-    box.classList.add("is-over");
     var dialog = overlay.querySelector(".dialog");
     if (reason === "ended" || reason === "replaced") {
+      // The session did not run out, so the countdown says what happened
+      // instead of showing a red 0:00.
+      document.getElementById("idle-label").textContent = dialog.getAttribute("data-" + reason + "-label");
+      out.textContent = dialog.getAttribute("data-" + reason + "-countdown");
+      box.classList.add("is-ended");
       var link = document.getElementById("expired-login");
       document.getElementById("expired-heading").textContent = dialog.getAttribute("data-" + reason + "-heading");
       document.getElementById("expired-message").textContent = dialog.getAttribute("data-" + reason + "-message");
@@ -93,6 +96,9 @@
       if (dialog.hasAttribute("data-" + reason + "-link")) {
         link.textContent = dialog.getAttribute("data-" + reason + "-link");
       }
+    } else {
+      out.textContent = format(0);
+      box.classList.add("is-over");
     }
     // The page behind is inert: its forms would only be refused now.
     document.querySelectorAll("main > :not(.overlay), header, footer").forEach(function (el) {
