@@ -148,6 +148,8 @@ type Store struct {
 	// closes that window, so a Get after a Revoke on the same Store never
 	// sees the record live. A collision only costs an uncached read.
 	written [1 << 14]atomic.Int64
+
+	events // the event log; see events.go
 }
 
 // writeGuard is how long Get bypasses the cache for a key this Store wrote.
@@ -238,6 +240,7 @@ func New(client rueidis.Client, o Options) (*Store, error) {
 		timeout: o.Timeout,
 		cache:   !o.DisableCache,
 		ttl:     o.CacheTTL,
+		events:  newEvents(o.Prefix),
 	}
 	if s.cache {
 		s.decoded = make([]atomic.Pointer[decoded], decodedSlots(o.CacheSize))
@@ -551,7 +554,7 @@ func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store
 	code, rest, err := reply(createScript.Exec(ctx, s.client,
 		[]string{sp + "s:" + m, sp + "u:" + rec.Subject},
 		[]string{sp, string(val), itoa(ceilMillis(rec.Deadline())), itoa(floorMillis(rec.LastSeenAt)), m,
-			strconv.Itoa(max), at, store.ReasonEvicted, at}))
+			strconv.Itoa(max), at, store.ReasonEvicted, at, s.evChannel, s.eventID()}))
 	s.markWritten(rec.ID)
 	if err != nil {
 		return nil, unavailable("create", err)
@@ -614,7 +617,7 @@ func (s *Store) Update(ctx context.Context, rec *store.Record) error {
 	code, _, err := reply(updateScript.Exec(ctx, s.client,
 		[]string{sp + "s:" + m, sp + "u:" + rec.Subject},
 		[]string{sp, strconv.FormatUint(rec.Version, 10), string(val), itoa(ceilMillis(rec.Deadline())),
-			itoa(floorMillis(rec.LastSeenAt)), m, rec.Subject, revoked}))
+			itoa(floorMillis(rec.LastSeenAt)), m, rec.Subject, revoked, s.evChannel, s.eventID()}))
 	s.markWritten(rec.ID)
 	if err != nil {
 		return unavailable("update", err)
@@ -700,7 +703,7 @@ func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.
 	m := member(id)
 	s.markWritten(id)
 	code, _, err := reply(revokeScript.Exec(ctx, s.client,
-		[]string{sp + "s:" + m}, []string{sp, m, reason, be64(at)}))
+		[]string{sp + "s:" + m}, []string{sp, m, reason, be64(at), s.evChannel, s.eventID()}))
 	s.markWritten(id)
 	if err != nil {
 		return unavailable("revoke", err)
@@ -733,7 +736,7 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.
 	if !except.IsZero() && except.Tag() == tag {
 		ex = member(except)
 	}
-	res := revokeSubjectScript.Exec(ctx, s.client, []string{sp + "u:" + subject}, []string{sp, ex, reason, be64(at)})
+	res := revokeSubjectScript.Exec(ctx, s.client, []string{sp + "u:" + subject}, []string{sp, ex, reason, be64(at), s.evChannel, s.eventID()})
 	ms, err := res.AsStrSlice()
 	if err != nil {
 		return nil, unavailable("revoke subject", err)

@@ -190,10 +190,28 @@ end
 
 -- How many low-scored index entries a write checks besides its own.
 local PRUNE = 7
+
+-- emit publishes event n of this script on channel ch (see events.go for
+-- the payload), in the same atomic step as the write: an event is sent
+-- exactly when its write happened. ch == '': events are off.
+local function emit(ch, eid, n, typ, kp, m, subj, x, reason, at)
+  if ch == nil or ch == '' then return end
+  local id = eid .. '.' .. n
+  redis.call('PUBLISH', ch, concat({char(1), uvar(#id), id, uvar(#typ), typ, uvar(#kp), kp, uvar(#m), m,
+    uvar(#subj), subj, uvar(#x), x, uvar(#reason), reason, at}))
+end
+
+local function emitRevoked(ch, eid, n, kp, m, subj, reason, at)
+  emit(ch, eid, n, 'session.revoked', kp, m, subj, '', reason, at)
+  if reason == 'refresh-reuse' then
+    emit(ch, eid, n + 1, 'session.refresh_reuse', kp, m, subj, '', reason, at)
+  end
+end
 `
 
 // createScript: KEYS record, index. ARGV kp, value, pxat, score, member,
-// max, now, evict reason, evict at. Reply {OK, evicted members} | {EXISTS}.
+// max, now, evict reason, evict at, event channel, event ID base.
+// Reply {OK, evicted members} | {EXISTS}.
 var createScript = rueidis.NewLuaScript(luaLib + `
 local kp = ARGV[1]
 if redis.call('EXISTS', KEYS[1]) == 1 then return {5} end
@@ -213,6 +231,7 @@ if max > 0 then
       local m, r = alive[i][1], alive[i][2]
       redis.call('SET', kp .. 's:' .. m, revoke(r, ARGV[9], ARGV[8]), 'KEEPTTL')
       evicted[#evicted + 1] = m
+      emitRevoked(ARGV[10], ARGV[11], i, kp, m, r.subject, ARGV[8], ARGV[9])
     end
     zrem(KEYS[2], evicted)
   end
@@ -226,7 +245,8 @@ return {0, evicted}
 `)
 
 // updateScript: KEYS record, index. ARGV kp, expected version, value,
-// pxat, score, member, subject, "1" if the new value is revoked.
+// pxat, score, member, subject, "1" if the new value is revoked, event
+// channel, event ID base. A new VerifierHash (a renewal) is published.
 // Reply {OK} | {NOTFOUND} | {CONFLICT} | {CORRUPT} | {SUBJECT}.
 var updateScript = rueidis.NewLuaScript(luaLib + `
 local v = redis.call('GET', KEYS[1])
@@ -236,6 +256,10 @@ if r == nil then return {3} end
 if r.revoked or r.ver ~= tonumber(ARGV[2]) then return {2} end
 if r.subject ~= ARGV[7] then return {4} end
 redis.call('SET', KEYS[1], ARGV[3], 'PXAT', ARGV[4])
+local _, nfix = uvarint(ARGV[3], 2)
+if nfix and sub(v, r.fix, r.fix + 31) ~= sub(ARGV[3], nfix, nfix + 31) then
+  emit(ARGV[9], ARGV[10], 1, 'session.renewed', ARGV[1], ARGV[6], r.subject, '', '', sub(ARGV[3], nfix + 136, nfix + 143))
+end
 if ARGV[8] == '1' then
   redis.call('ZREM', KEYS[2], ARGV[6])
 else
@@ -273,7 +297,8 @@ scan(idx, ARGV[1], false, PRUNE)
 return {0, nv}
 `)
 
-// revokeScript: KEYS record. ARGV kp, member, reason, at.
+// revokeScript: KEYS record. ARGV kp, member, reason, at, event channel,
+// event ID base.
 // Reply {OK} | {NOTFOUND} | {CORRUPT}.
 var revokeScript = rueidis.NewLuaScript(luaLib + `
 local v = redis.call('GET', KEYS[1])
@@ -282,6 +307,7 @@ local r = dec(v)
 if r == nil then return {3} end
 if r.revoked then return {0} end
 redis.call('SET', KEYS[1], revoke(r, ARGV[4], ARGV[3]), 'KEEPTTL')
+emitRevoked(ARGV[5], ARGV[6], 1, ARGV[1], ARGV[2], r.subject, ARGV[3], ARGV[4])
 local idx = ARGV[1] .. 'u:' .. r.subject
 redis.call('ZREM', idx, ARGV[2])
 scan(idx, ARGV[1], false, PRUNE)
@@ -289,7 +315,8 @@ return {0}
 `)
 
 // revokeSubjectScript: KEYS index. ARGV kp, except member ("" for none),
-// reason, at. Reply: the revoked members.
+// reason, at, event channel, event ID base. Reply: the revoked members.
+// One subject.revoked event is published whatever was revoked.
 //
 // This is the one script whose cost grows with a subject's sessions, so its
 // loop reads the few bytes it needs without building a table per record.
@@ -349,6 +376,7 @@ if #drop == #ms then
 else
   zrem(KEYS[1], drop)
 end
+emit(ARGV[5], ARGV[6], 1, 'subject.revoked', kp, '', sub(KEYS[1], #kp + 3), except, ARGV[3], at)
 return out
 `
 
