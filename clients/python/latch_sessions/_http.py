@@ -48,6 +48,30 @@ class Endpoint:
         self.ssl = ssl.create_default_context() if self.https else None
 
 
+class _Conn(http.client.HTTPConnection):
+    """TCP_NODELAY, and the request line, headers and body in one write: http.client
+    writes the body separately, which Nagle's algorithm holds back for an ACK."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _send_output(self, message_body=None, encode_chunked=False):  # type: ignore[override]
+        if isinstance(message_body, bytes) and not encode_chunked:
+            self._buffer.extend((b"", message_body))
+            msg = b"\r\n".join(self._buffer)
+            del self._buffer[:]
+            self.send(msg)
+            return
+        super()._send_output(message_body, encode_chunked)
+
+
+class _TLSConn(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def _headers(msg: http.client.HTTPMessage) -> dict[str, str]:
     return {k.lower(): v for k, v in msg.items()}
 
@@ -67,10 +91,10 @@ class SyncTransport:
             if self._idle:
                 return self._idle.pop(), True
         if self.ep.https:
-            c: http.client.HTTPConnection = http.client.HTTPSConnection(
+            c: http.client.HTTPConnection = _TLSConn(
                 self.ep.host, self.ep.port, timeout=self.timeout, context=self.ep.ssl)
         else:
-            c = http.client.HTTPConnection(self.ep.host, self.ep.port, timeout=self.timeout)
+            c = _Conn(self.ep.host, self.ep.port, timeout=self.timeout)
         return c, False
 
     def _release(self, c: http.client.HTTPConnection) -> None:
