@@ -205,7 +205,7 @@ class _Base:
         self.error: LatchError | None = None
         self.bearer_presented = False
         self._token: str | None = None  # the session token the request carried, or login set
-        self._csrf_key: bytes | None = None
+        self._csrf_src: str | None = None  # latch's masking of the session's CSRF key, unmasked when needed
         self._anon_secret: bytes | None = None
         self._anon_cookie_in: bool = False
         self._set_cookies: dict[str, str] = {}
@@ -233,6 +233,9 @@ class _Base:
             return self.session.id
         return self._offline_sid
 
+    def _csrf_key(self) -> bytes | None:
+        return csrf.unmask(self._csrf_src) if self._csrf_src else None
+
     def csrf_token(self) -> str:
         """A CSRF token for this request's forms (the hidden ``csrf_token`` field) and scripts
         (the ``X-CSRF-Token`` header): the session's, or for a visitor without a session an
@@ -242,10 +245,11 @@ class _Base:
         if self.auth == "bearer":
             return ""
         if self.auth == "cookie":
-            if self._csrf_key is None:
+            k = self._csrf_key()
+            if k is None:
                 return ""
             self._no_store = True
-            return csrf.mask(self._csrf_key)
+            return csrf.mask(k)
         if self._anon_secret is None:
             self._anon_secret, value = csrf.new_anon_secret()
             self._set_cookies[self._cfg.anon_cookie_name] = self._cfg.anon_cookie(value)
@@ -307,7 +311,7 @@ class _Base:
         self.session, self.auth, self.claims, self.error = iss.session, "cookie", None, None
         self._offline_sid = self._offline_sub = None
         self._token = iss.session_token
-        self._csrf_key = csrf.unmask(csrf_token) if csrf_token else None
+        self._csrf_src = csrf_token
         self._set_cookies[self._cfg.cookie_name] = self._cfg.session_cookie(iss.session_token)
         self._no_store = True
         self._clear_site_data = False
@@ -334,7 +338,7 @@ class _Base:
         sid = self.session_id
         if sid is not None:
             yield ("revoke_session", (sid,), {})
-        self.session, self.auth, self.claims, self._token, self._csrf_key = None, None, None, None, None
+        self.session, self.auth, self.claims, self._token, self._csrf_src = None, None, None, None, None
         self._offline_sid = self._offline_sub = None
         self._set_cookies[self._cfg.cookie_name] = self._cfg.expired_cookie(self._cfg.cookie_name)
         self._no_store = True
@@ -490,12 +494,12 @@ class Core:
                 raise _fail_closed(e) from None
             else:
                 st.session, st.auth = v.session, "cookie"
-                st._csrf_key = csrf.unmask(v.csrf_token) if v.csrf_token else None
+                st._csrf_src = v.csrf_token
         if unsafe:
             # Layer two: the synchronizer token, the session's or else the anonymous one.
             got = req.header(CSRF_HEADER) or (yield ("form_token", (), {}))
             if st.auth == "cookie":
-                key = st._csrf_key
+                key = st._csrf_key()
             elif req.path in cfg.anonymous_csrf_exempt:
                 return st
             else:
