@@ -66,7 +66,7 @@ func serve(ctx context.Context, u *ui, args []string) error {
 	var c serveConfig
 	fs := newFlags(serveCmd)
 	fs.StringVar(&c.addr, "addr", defaultAddr, "`host:port` to listen on; plain HTTP only on loopback addresses")
-	fs.StringVar(&c.storeURL, "store", "", "session store: a bbolt file path, `URL` memory:, redis://…, redis-cluster://h1,h2,…, redis-sentinel://…, postgres://… (default: the bbolt file latch-data/latch.db)")
+	fs.StringVar(&c.storeURL, "store", "", "session store: a bbolt file path, `URL` memory:, redis://…, redis-cluster://h1,h2,…, redis-sentinel://…, postgres://…, mysql://user:password@host:3306/db (default: the bbolt file latch-data/latch.db)")
 	fs.StringVar(&c.dataDir, "data-dir", "", "`directory` for the generated API key and KEK files (default: the bbolt file's directory, else ./latch-data)")
 	fs.StringVar(&c.issuer, "issuer", "", "`iss` of access tokens (default: the server's URL at its first start on the store, kept there for restarts and replicas)")
 	fs.StringVar(&c.audience, "audience", "latch", "`aud` of access tokens")

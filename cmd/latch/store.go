@@ -15,6 +15,7 @@ import (
 	"github.com/latch-sessions/latch/store"
 	"github.com/latch-sessions/latch/store/boltstore"
 	"github.com/latch-sessions/latch/store/memstore"
+	"github.com/latch-sessions/latch/store/mysqlstore"
 	"github.com/latch-sessions/latch/store/pgstore"
 	"github.com/latch-sessions/latch/store/redisstore"
 )
@@ -45,6 +46,7 @@ const connectTimeout = 10 * time.Second
 //	bolt:PATH, or a plain path  a bbolt file
 //	redis://, rediss://, redis-sentinel://, redis-cluster:// (and rediss-…)
 //	postgres://, postgresql://
+//	mysql://user:password@host:3306/db (MySQL or MariaDB)
 func openStore(ctx context.Context, u string) (*openedStore, error) {
 	scheme, rest, hasScheme := strings.Cut(u, ":")
 	if !hasScheme || len(scheme) == 1 { // a plain path (or a Windows drive letter)
@@ -89,9 +91,17 @@ func openStore(ctx context.Context, u string) (*openedStore, error) {
 			return nil, storeOpenError("PostgreSQL", u, err)
 		}
 		return &openedStore{Store: s, close: s.Close, describe: "postgres"}, nil
+	case "mysql":
+		cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+		defer cancel()
+		s, err := mysqlstore.Open(cctx, u, mysqlstore.Options{})
+		if err != nil {
+			return nil, errorf("opening the MySQL store: %v", err).hint("check that MySQL/MariaDB is reachable and the --store URL is right: mysql://user:password@host:3306/db")
+		}
+		return &openedStore{Store: s, close: s.Close, describe: "mysql"}, nil
 	}
 	return nil, usageErrorf("unknown --store scheme %q", scheme).
-		hint("use a bbolt file path, memory:, redis://…, redis-cluster://…, redis-sentinel://… or postgres://…")
+		hint("use a bbolt file path, memory:, redis://…, redis-cluster://…, redis-sentinel://…, postgres://… or mysql://…")
 }
 
 // storeOpenError reports a network store that could not be opened in one

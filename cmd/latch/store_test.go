@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"path/filepath"
 	"testing"
 
@@ -124,5 +125,30 @@ func TestOpenPostgres(t *testing.T) {
 	defer st.Close()
 	if err := store.Ping(context.Background(), st); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOpenMySQL opens the MariaDB/MySQL test database by URL (migrations
+// included), and a URL with a password never shows it in the error.
+func TestOpenMySQL(t *testing.T) {
+	dsn := os.Getenv("LATCH_TEST_MYSQL_URL")
+	if dsn == "" {
+		dsn = "mysql://root@127.0.0.1:3306/test"
+	}
+	st, err := openStore(context.Background(), dsn)
+	if err != nil {
+		if os.Getenv("LATCH_REQUIRE_INTEGRATION") == "1" {
+			t.Fatal(err)
+		}
+		t.Skipf("MySQL/MariaDB unreachable (set LATCH_TEST_MYSQL_URL): %v", err)
+	}
+	defer st.Close()
+	if err := store.Ping(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	const pw = "s3cret-Pa55word-never-shown"
+	_, err = openStore(context.Background(), "mysql://root:"+pw+"@127.0.0.1:1/test")
+	if err == nil || strings.Contains(err.Error(), pw) {
+		t.Fatalf("opening an unreachable mysql:// store: %v (must fail without the password)", err)
 	}
 }

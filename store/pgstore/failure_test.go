@@ -3,7 +3,6 @@ package pgstore
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -12,24 +11,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/latch-sessions/latch/store"
+	"github.com/latch-sessions/latch/store/internal/sqltest"
 )
 
 const testPassword = "hunter2-Sup3rSecret-pw"
 
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 func TestOpenUnreachableFailsClosed(t *testing.T) {
-	dsn := "postgres://latch:" + testPassword + "@" + closedPort(t) + "/test?sslmode=disable"
+	dsn := "postgres://latch:" + testPassword + "@" + sqltest.ClosedPort(t) + "/test?sslmode=disable"
 	// Bounded by ctx, not asserted in wall-clock terms.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -52,7 +40,7 @@ func TestOpenUnreachableFailsClosed(t *testing.T) {
 // TestOperationsFailClosed: every call on a store whose database is gone
 // answers ErrUnavailable — never a record, never ErrNotFound.
 func TestOperationsFailClosed(t *testing.T) {
-	cfg, err := pgxpool.ParseConfig("postgres://latch:" + testPassword + "@" + closedPort(t) + "/test?sslmode=disable&connect_timeout=2")
+	cfg, err := pgxpool.ParseConfig("postgres://latch:" + testPassword + "@" + sqltest.ClosedPort(t) + "/test?sslmode=disable&connect_timeout=2")
 	if err != nil {
 		t.Fatal(err)
 	}

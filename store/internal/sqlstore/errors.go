@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/latch-sessions/latch/store"
@@ -59,6 +60,9 @@ func (m Errors) Wrap(ctx context.Context, op string, err error) error {
 	var se *Error
 	if errors.As(err, &se) {
 		return err
+	}
+	if errors.Is(err, store.ErrInvalid) {
+		return fmt.Errorf("%s: %s: %w", m.Pkg, op, err) // refused before reaching the backend
 	}
 	sentinel := store.ErrUnavailable
 	if m.Classify != nil {

@@ -136,3 +136,16 @@ func (p *Proxy) Restore() {
 	}
 	p.serve(ln)
 }
+
+// ClosedPort returns a loopback address nothing listens on, for tests of a
+// database that cannot be reached.
+func ClosedPort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}

@@ -1,0 +1,83 @@
+// Package mysqlstore keeps latch sessions in MySQL (8.0 or later) or
+// MariaDB (10.5 or later), for teams that already run one and want N
+// stateless latch replicas to share one session store.
+//
+// Most users need two calls:
+//
+//	s, err := mysqlstore.Open(ctx, "mysql://latch:…@db:3306/app?tls=true", mysqlstore.Options{})
+//	…
+//	defer s.Close()
+//	m, err := latch.New(s, …)
+//
+// and something that calls [Store.Sweep] now and then (every minute is
+// plenty); nothing else deletes expired rows.
+//
+// # DSN
+//
+// [Open] takes a mysql:// URL (mysql://user:password@host:3306/db?param=…)
+// or go-sql-driver's own form (user:password@tcp(host:3306)/db?param=…);
+// parameters are the driver's (tls=true across a network, timeout, …). The
+// DSN must name a database. The password never appears in an error this
+// package returns, nor does a DSN that fails to parse.
+//
+// # Schema and migrations
+//
+// Tables live in the DSN's database, named latch_sessions,
+// latch_subject_locks, latch_keyring and latch_schema_migrations. The schema
+// is versioned by SQL files embedded in the binary (migrations/0001_init.sql,
+// …); [Open] applies pending ones under a named lock, so replicas starting
+// together migrate once; [Migrate] does the same for a deployment step run
+// with a more privileged user, after which Options.SkipMigrations lets the
+// server only check the version.
+//
+// A session is one row keyed by its 18-byte ID, with a column per field.
+// Times are BIGINT Unix nanoseconds (0 = unset), exactly as
+// [store.Record.MarshalBinary] encodes them, so records read back to the
+// nanosecond (DATETIME(6) keeps microseconds); strings are VARBINARY and
+// Data and Claims MEDIUMBLOB, because store.MaxValueLen is one byte more
+// than a BLOB holds. Two secondary indexes serve every query besides the
+// primary key: (subject, revoked_at, last_seen_at, created_at) — the subject
+// index — and (deadline), for the sweeper.
+//
+// # Atomicity
+//
+//   - Get is one primary-key read through a prepared statement: the
+//     validation hot path is one round trip.
+//   - Update is a single compare-and-swap UPDATE on the version column;
+//     only a refused swap costs a second read, to tell "not found" from
+//     "conflict". Revoke is one UPDATE likewise.
+//   - RotateRefresh compares the stored refresh hash and rotates in one
+//     UPDATE inside a short transaction that then reads back the row it
+//     holds: the record it wrote, or the one that beat it.
+//   - Create with a limit and RevokeSubject run in one READ COMMITTED
+//     transaction that first locks the subject's row in
+//     latch_subject_locks (one of 4096 slots, by [store.SubjectTag]), so
+//     they are serialised per subject without gap locks on session rows:
+//     concurrent logins never leave more than the limit, and a revoke-all
+//     never misses a session created before it. Victims are revoked one
+//     row at a time, each re-checked live.
+//
+// # Deadlocks
+//
+// InnoDB resolves lock cycles by rolling one transaction back (error 1213)
+// and gives up on long lock waits (1205). Both are transient: every write
+// retries its statement or whole transaction, with a short random pause,
+// until it succeeds or the call's deadline ends; [Store.Stats] counts the
+// retries. The sweeper is built to be rarely involved at all: it reads due
+// IDs without locking, then deletes them by primary key in chunks of 50,
+// each an autocommit statement that re-checks the deadline (a row a write
+// has just extended stays), so it never holds rows while waiting for a
+// writer's. Racing sweeps against evicting creates on the same rows gives
+// a handful of retries and no failure (see the package's tests).
+//
+// # Failing closed
+//
+// Every call runs under Options.OpTimeout (default 2 s) on top of the
+// caller's context. Any failure — connection refused, timeout, cancelled
+// context, server error, a row that does not decode — is returned as an
+// error matching [store.ErrUnavailable], which latch treats as "not
+// authenticated"; on a done context it also matches ctx.Err(). Missing rows
+// match [store.ErrNotFound], duplicate IDs [store.ErrExists], records the
+// contract forbids [store.ErrInvalid]. The pool reconnects by itself when
+// the server comes back.
+package mysqlstore
