@@ -330,6 +330,9 @@ async function handle(o, req, res) {
     }
   }
   if (!unsafe) return true
+  // The refresh route checks its own SameSite=Strict cookie; it has no
+  // session and no form to carry a token.
+  if (req.method === 'POST' && pathOf(req) === o.refreshPath) return true
   // Layer two: the synchronizer token, the session's or the anonymous one.
   const key = l.session ? l._csrfKey() : l._anonKey()
   const got = await csrfTokenFrom(o, req)
@@ -388,19 +391,23 @@ function fail(o, err, req, res, next) {
   defaultError(err, req, res)
 }
 
-/** Answers with the error's status and its standard text; the error's own text is not sent. */
+/**
+ * Answers with the error's status as a problem document (RFC 9457) whose
+ * `code` a client can branch on: the failed credential's code for 401s
+ * (expired, revoked, invalid_token; unauthorized if none was sent), csrf,
+ * store_unavailable. It carries no detail from the error.
+ */
 export function defaultError(err, req, res) {
   const status = err.status ?? 503
   if (res.headersSent) return res.destroy()
+  let code = err.code
+  if (status === 401) code = err.reason ?? 'unauthorized'
+  else if (status === 503) code = 'store_unavailable'
   if (status === 503) res.setHeader('Retry-After', '5')
-  res.setHeader('Cache-Control', 'no-store')
-  res.setHeader('Content-Type', 'text/plain; charset=utf-8')
-  res.setHeader('X-Content-Type-Options', 'nosniff')
-  res.statusCode = status
-  res.end(`${STATUS_TEXT[status] ?? 'Error'}\n`)
+  problem(res, status, code)
 }
 
-const STATUS_TEXT = {400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 413: 'Request Entity Too Large', 503: 'Service Unavailable'}
+const STATUS_TEXT = {400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 405: 'Method Not Allowed', 413: 'Request Entity Too Large', 503: 'Service Unavailable'}
 
 // ---- SPA refresh flow -------------------------------------------------------
 
@@ -471,10 +478,18 @@ export function clearTokens(mw, res) {
 function problem(res, status, code, detail) {
   res.statusCode = status
   res.setHeader('Content-Type', 'application/problem+json')
-  res.end(JSON.stringify({status, code, title: STATUS_TEXT[status] ?? 'Error', detail}))
+  res.setHeader('Cache-Control', 'no-store')
+  res.setHeader('X-Content-Type-Options', 'nosniff')
+  const p = {title: STATUS_TEXT[status] ?? 'Error', status, code}
+  if (detail) p.detail = detail
+  res.end(JSON.stringify(p))
 }
 
 // ---- helpers ----------------------------------------------------------------
+
+function pathOf(req) {
+  return (req.originalUrl ?? req.url).split('?')[0]
+}
 
 function anonName(o) { return o.name + '-csrf' }
 
