@@ -57,6 +57,9 @@ var (
 	// ErrKEK: a key-encryption key is missing, of the wrong size, or stored
 	// in a file with unsafe permissions.
 	ErrKEK = errors.New("accesstoken: invalid key-encryption key")
+	// ErrKeyNotFound: Keyring.Revoke was given a kid the keyring does not
+	// hold.
+	ErrKeyNotFound = errors.New("accesstoken: no key with that ID in the keyring")
 	// ErrKeyring: the stored keyring could not be decoded or decrypted
 	// (wrong KEK, corruption or tampering).
 	ErrKeyring = errors.New("accesstoken: keyring unreadable")

@@ -91,6 +91,7 @@ const (
 	KeyPending KeyState = "pending" // published, not yet signing
 	KeyActive  KeyState = "active"  // signing (and published)
 	KeyRetired KeyState = "retired" // published until Removes, no longer signing
+	KeyRevoked KeyState = "revoked" // compromised: unpublished, refused, kept until Removes as a tombstone
 )
 
 // KeyInfo describes a key of a Keyring, without key material.
@@ -102,6 +103,7 @@ type KeyInfo struct {
 	Activates time.Time // starts signing
 	Retires   time.Time // stops signing: its successor's Activates; zero if none yet
 	Removes   time.Time // leaves JWKS and stops verifying; zero if not retiring yet
+	Revoked   time.Time // when Revoke took it out of service; zero if never
 }
 
 // Keyring holds the signing keys of an issuer: one active key that signs,
@@ -151,8 +153,11 @@ type ring struct {
 }
 
 type ringKey struct {
-	priv, pub          *Key
+	kid                string
+	alg                Algorithm
+	priv, pub          *Key // nil once revoked
 	created, activates time.Time
+	revoked            time.Time // zero unless revoked
 	retires, removes   time.Time
 	sealed             []byte
 	publicBytes        []byte
@@ -211,8 +216,8 @@ func OpenKeyring(ctx context.Context, cfg KeyringConfig) (*Keyring, error) {
 		return nil, fmt.Errorf("%w: %v", ErrKEK, err)
 	}
 	if err := k.update(ctx, func(keys []ringKey, now time.Time) ([]ringKey, string, error) {
-		if n := len(keys); n > 0 {
-			if keys[n-1].pub.alg == k.cfg.Algorithm {
+		if last := newest(keys); last >= 0 {
+			if keys[last].alg == k.cfg.Algorithm {
 				return nil, "", nil
 			}
 			// The algorithm changed: pre-publish a key of the new one.
@@ -220,13 +225,13 @@ func OpenKeyring(ctx context.Context, cfg KeyringConfig) (*Keyring, error) {
 			if err != nil {
 				return nil, "", err
 			}
-			return append(keys, nk), nk.pub.kid, nil
+			return append(keys, nk), nk.kid, nil
 		}
 		nk, err := k.newKey(now, now)
 		if err != nil {
 			return nil, "", err
 		}
-		return []ringKey{nk}, nk.pub.kid, nil
+		return append(keys, nk), nk.kid, nil
 	}); err != nil {
 		return nil, err
 	}
@@ -243,19 +248,47 @@ func (k *Keyring) JWKSMaxAge() time.Duration { return k.cfg.JWKSMaxAge }
 // it cannot make this keyring sign or verify with a key of its own.
 func (k *Keyring) Issuer() string { return k.ring.Load().issuer }
 
-// SigningKey implements SigningKeys: the active key.
-func (k *Keyring) SigningKey(context.Context) (*Key, error) {
+// SigningKey implements SigningKeys: the active key. It syncs the keyring
+// first (see Sync), so a replica never signs with a key another replica
+// revoked; if the stored keyring cannot be read, it returns the error.
+func (k *Keyring) SigningKey(ctx context.Context) (*Key, error) {
+	if err := k.Sync(ctx); err != nil {
+		return nil, err
+	}
 	r := k.ring.Load()
 	now := k.now()
-	for i := len(r.keys) - 1; i >= 0; i-- {
-		if !r.keys[i].activates.After(now) {
-			return r.keys[i].priv, nil
-		}
+	if i := signer(r.keys, now); i >= 0 {
+		return r.keys[i].priv, nil
 	}
 	return nil, ErrNoSigningKey
 }
 
-var errKeyRemoved = wrap(ErrUnknownKey, "key retired and removed")
+// signer is the index of the key that signs at now: the unrevoked key
+// with the latest activation time that has passed, or -1.
+func signer(keys []ringKey, now time.Time) int {
+	for i := len(keys) - 1; i >= 0; i-- {
+		if keys[i].revoked.IsZero() && !keys[i].activates.After(now) {
+			return i
+		}
+	}
+	return -1
+}
+
+// newest is the index of the unrevoked key with the latest activation
+// time, or -1.
+func newest(keys []ringKey) int {
+	for i := len(keys) - 1; i >= 0; i-- {
+		if keys[i].revoked.IsZero() {
+			return i
+		}
+	}
+	return -1
+}
+
+var (
+	errKeyRemoved = wrap(ErrUnknownKey, "key retired and removed")
+	errKeyRevoked = wrap(ErrUnknownKey, "key revoked")
+)
 
 // VerificationKey implements KeySet. A kid the snapshot does not know
 // triggers a reload from the store, at most once per ReloadInterval.
@@ -286,6 +319,9 @@ func lookupKid[S string | []byte](k *Keyring, kid S) (*Key, error) {
 		return nil, errKidUnknown
 	}
 	rk := &r.keys[i]
+	if !rk.revoked.IsZero() {
+		return nil, errKeyRevoked
+	}
 	if !rk.removes.IsZero() && !k.now().Before(rk.removes) {
 		return nil, errKeyRemoved
 	}
@@ -302,9 +338,11 @@ func (k *Keyring) Keys() []KeyInfo {
 	now := k.now()
 	out := make([]KeyInfo, 0, len(r.keys))
 	for _, rk := range r.keys {
-		ki := KeyInfo{ID: rk.pub.kid, Algorithm: rk.pub.alg, Created: rk.created,
-			Activates: rk.activates, Retires: rk.retires, Removes: rk.removes, State: KeyActive}
+		ki := KeyInfo{ID: rk.kid, Algorithm: rk.alg, Created: rk.created,
+			Activates: rk.activates, Retires: rk.retires, Removes: rk.removes, Revoked: rk.revoked, State: KeyActive}
 		switch {
+		case !rk.revoked.IsZero():
+			ki.State = KeyRevoked
 		case rk.activates.After(now):
 			ki.State = KeyPending
 		case !rk.retires.IsZero() && !rk.retires.After(now):
@@ -328,6 +366,29 @@ func (k *Keyring) Reload(ctx context.Context) error {
 	return nil
 }
 
+// Sync reloads the snapshot if the stored keyring changed since it was
+// taken. With a store that implements store.KeyringVersioner it costs one
+// version read (a client-side cache hit on Redis) when nothing changed;
+// other stores are read whole, without decrypting unchanged keys. A
+// keyring without a store has nothing to sync. A Verifier in online mode
+// calls it on every verification, so a key revoked through another
+// replica is refused at once.
+func (k *Keyring) Sync(ctx context.Context) error {
+	if _, local := k.st.(*memKeyStore); local {
+		return nil
+	}
+	if kv, ok := k.st.(store.KeyringVersioner); ok {
+		v, err := kv.KeyringVersion(ctx)
+		if err != nil {
+			return fmt.Errorf("accesstoken: checking the keyring version: %w", err)
+		}
+		if v == k.ring.Load().version {
+			return nil
+		}
+	}
+	return k.Reload(ctx)
+}
+
 // Maintain reloads the keyring, prunes keys whose retirement period is
 // over, and adds the next key when the active one is due for rotation
 // (PrePublication before it has signed for RotationPeriod). The server
@@ -345,16 +406,17 @@ func (k *Keyring) Maintain(ctx context.Context) error {
 			kept = append(kept, rk)
 		}
 		var last time.Time
-		if len(kept) > 0 {
-			last = kept[len(kept)-1].activates
+		n := newest(kept)
+		if n >= 0 {
+			last = kept[n].activates
 		}
 		switch {
-		case len(kept) == 0:
+		case n < 0 || signer(kept, now) < 0:
 			nk, err := k.newKey(now, now)
 			if err != nil {
 				return nil, "", err
 			}
-			return []ringKey{nk}, nk.pub.kid, nil
+			return sortKeys(append(kept, nk)), nk.kid, nil
 		case last.After(now):
 			// A successor is already waiting.
 		case !now.Before(last.Add(k.cfg.RotationPeriod - k.cfg.PrePublication)):
@@ -366,7 +428,7 @@ func (k *Keyring) Maintain(ctx context.Context) error {
 			if err != nil {
 				return nil, "", err
 			}
-			return append(kept, nk), nk.pub.kid, nil
+			return append(kept, nk), nk.kid, nil
 		}
 		if !changed {
 			return nil, "", nil
@@ -380,18 +442,65 @@ func (k *Keyring) Maintain(ctx context.Context) error {
 // that key's kid and changes nothing.
 func (k *Keyring) Rotate(ctx context.Context) (kid string, err error) {
 	err = k.update(ctx, func(keys []ringKey, now time.Time) ([]ringKey, string, error) {
-		if n := len(keys); n > 0 && keys[n-1].activates.After(now) {
-			kid = keys[n-1].pub.kid
+		if n := newest(keys); n >= 0 && keys[n].activates.After(now) {
+			kid = keys[n].kid
 			return nil, "", nil
 		}
 		nk, err := k.newKey(now, now.Add(k.cfg.PrePublication))
 		if err != nil {
 			return nil, "", err
 		}
-		kid = nk.pub.kid
+		kid = nk.kid
 		return append(keys, nk), kid, nil
 	})
 	return kid, err
+}
+
+// Revoke takes the key kid out of service at once, for a key whose
+// private half may be compromised: it leaves JWKS, every token it signed
+// is refused (by this replica now, by others on their next online
+// verification or reload), and if it was the signing key, a fresh key
+// signs from now on without pre-publication (verifiers with a cached JWKS
+// refetch it for the unknown kid; a compromised key is worse). Its sealed
+// private key is erased from the store; a tombstone stays until the key
+// would have been removed, so its tokens read as revoked, not unknown.
+// Revoke returns the kid of the key that signs after it. An unknown kid
+// gives an error matching ErrKeyNotFound; revoking a revoked key changes
+// nothing.
+func (k *Keyring) Revoke(ctx context.Context, kid string) (signing string, err error) {
+	err = k.update(ctx, func(keys []ringKey, now time.Time) ([]ringKey, string, error) {
+		i := slices.IndexFunc(keys, func(rk ringKey) bool { return rk.kid == kid })
+		if i < 0 {
+			return nil, "", ErrKeyNotFound
+		}
+		changed, wasSigner := false, signer(keys, now) == i
+		if keys[i].revoked.IsZero() {
+			keys[i] = ringKey{kid: keys[i].kid, alg: keys[i].alg, created: keys[i].created,
+				activates: keys[i].activates, revoked: time.Unix(0, now.UnixNano()), publicBytes: keys[i].publicBytes}
+			changed = true
+		}
+		// Without it the signer would be the newest earlier key, which
+		// had retired and must not sign again: a fresh key takes over.
+		if wasSigner || signer(keys, now) < 0 {
+			nk, err := k.newKey(now, now)
+			if err != nil {
+				return nil, "", err
+			}
+			keys = sortKeys(append(keys, nk))
+			changed = true
+		}
+		signing = keys[signer(keys, now)].kid
+		if !changed {
+			return nil, "", nil
+		}
+		return keys, kid, nil
+	})
+	return signing, err
+}
+
+func sortKeys(keys []ringKey) []ringKey {
+	slices.SortStableFunc(keys, func(a, b ringKey) int { return a.activates.Compare(b.activates) })
+	return keys
 }
 
 // update applies change to the stored keyring with compare-and-swap,
@@ -457,10 +566,16 @@ func (k *Keyring) load(ctx context.Context) (*ring, error) {
 	}
 	keys := make([]ringKey, 0, len(sr.Keys))
 	for _, sk := range sr.Keys {
+		if sk.Revoked != 0 {
+			// A tombstone: no private key to open, nothing to trust.
+			keys = append(keys, ringKey{kid: sk.Kid, alg: sk.Alg, created: time.Unix(0, sk.Created),
+				activates: time.Unix(0, sk.Activates), revoked: time.Unix(0, sk.Revoked), publicBytes: sk.Public})
+			continue
+		}
 		if cur != nil {
 			if i, ok := cur.byKid[sk.Kid]; ok {
 				old := cur.keys[i]
-				if bytes.Equal(old.sealed, sk.Sealed) && old.created.UnixNano() == sk.Created &&
+				if old.revoked.IsZero() && bytes.Equal(old.sealed, sk.Sealed) && old.created.UnixNano() == sk.Created &&
 					old.activates.UnixNano() == sk.Activates && bytes.Equal(old.publicBytes, sk.Public) {
 					keys = append(keys, old)
 					continue
@@ -473,22 +588,34 @@ func (k *Keyring) load(ctx context.Context) (*ring, error) {
 		}
 		keys = append(keys, rk)
 	}
-	slices.SortStableFunc(keys, func(a, b ringKey) int { return a.activates.Compare(b.activates) })
-	return k.build(keys, version, sr.Issuer), nil
+	return k.build(sortKeys(keys), version, sr.Issuer), nil
 }
 
 // build makes a snapshot: retirement times, kid index and JWKS.
+//
+// A key retires when the next key that signed (or will sign) activates:
+// a key revoked before its activation never signed and does not count. A
+// revoked key is unpublished and refused; its tombstone is removed once
+// every token it could have signed has expired.
 func (k *Keyring) build(keys []ringKey, version uint64, issuer string) *ring {
 	r := &ring{version: version, issuer: issuer, keys: keys, byKid: make(map[string]int, len(keys))}
 	pubs := make([]*Key, 0, len(keys))
+	keep := k.cfg.MaxTokenTTL + DefaultLeeway
 	for i := range keys {
 		rk := &keys[i]
+		r.byKid[rk.kid] = i
 		rk.retires, rk.removes = time.Time{}, time.Time{}
-		if i+1 < len(keys) {
-			rk.retires = keys[i+1].activates
-			rk.removes = rk.retires.Add(k.cfg.MaxTokenTTL + DefaultLeeway)
+		if !rk.revoked.IsZero() {
+			rk.removes = rk.revoked.Add(keep)
+			continue
 		}
-		r.byKid[rk.pub.kid] = i
+		for _, next := range keys[i+1:] {
+			if next.revoked.IsZero() || next.revoked.After(next.activates) {
+				rk.retires = next.activates
+				rk.removes = rk.retires.Add(keep)
+				break
+			}
+		}
 		pubs = append(pubs, rk.pub)
 	}
 	r.jwks = JWKS(pubs...)
@@ -507,15 +634,19 @@ type storedKey struct {
 	Created   int64     `json:"created"`   // unix nanoseconds
 	Activates int64     `json:"activates"` // unix nanoseconds
 	Public    []byte    `json:"public"`
-	Sealed    []byte    `json:"sealed"` // nonce ‖ AES-256-GCM(private key)
+	Sealed    []byte    `json:"sealed,omitempty"`  // nonce ‖ AES-256-GCM(private key); erased when revoked
+	Revoked   int64     `json:"revoked,omitempty"` // unix nanoseconds; 0: not revoked
 }
 
 func (k *Keyring) marshal(keys []ringKey, issuer string) ([]byte, error) {
 	sr := storedRing{Format: 1, Issuer: issuer, Keys: make([]storedKey, 0, len(keys))}
 	for _, rk := range keys {
-		sr.Keys = append(sr.Keys, storedKey{Kid: rk.pub.kid, Alg: rk.pub.alg,
-			Created: rk.created.UnixNano(), Activates: rk.activates.UnixNano(),
-			Public: rk.publicBytes, Sealed: rk.sealed})
+		sk := storedKey{Kid: rk.kid, Alg: rk.alg, Created: rk.created.UnixNano(), Activates: rk.activates.UnixNano(),
+			Public: rk.publicBytes, Sealed: rk.sealed}
+		if !rk.revoked.IsZero() {
+			sk.Sealed, sk.Revoked = nil, rk.revoked.UnixNano()
+		}
+		sr.Keys = append(sr.Keys, sk)
 	}
 	return json.Marshal(sr)
 }
@@ -550,7 +681,7 @@ func (k *Keyring) newKey(now, at time.Time) (ringKey, error) {
 		return ringKey{}, fmt.Errorf("accesstoken: generating nonce: %w", err)
 	}
 	sk.Sealed = k.aead.Seal(nonce, nonce, material, aad(&sk))
-	return ringKey{priv: priv, pub: priv.Public(), created: now, activates: at,
+	return ringKey{kid: priv.kid, alg: priv.alg, priv: priv, pub: priv.Public(), created: now, activates: at,
 		sealed: sk.Sealed, publicBytes: sk.Public}, nil
 }
 
@@ -598,7 +729,7 @@ func (k *Keyring) open(sk storedKey) (ringKey, error) {
 	if err != nil || priv.kid != sk.Kid || !bytes.Equal(publicBytes(priv), sk.Public) {
 		return ringKey{}, wrap(ErrKeyring, "stored key does not match its ID")
 	}
-	return ringKey{priv: priv, pub: priv.Public(), created: time.Unix(0, sk.Created),
+	return ringKey{kid: priv.kid, alg: priv.alg, priv: priv, pub: priv.Public(), created: time.Unix(0, sk.Created),
 		activates: time.Unix(0, sk.Activates), sealed: sk.Sealed, publicBytes: sk.Public}, nil
 }
 

@@ -326,7 +326,10 @@ type VerifierConfig struct {
 	// token and is returned wrapped; hooks should return ErrRevoked for a
 	// dead session. With a latch Manager at hand, the hook is
 	// Manager.ValidateAccess, which also refuses tokens issued before the
-	// session was renewed.
+	// session was renewed. With a *Keyring as Keys, online mode also syncs
+	// the keyring (Keyring.Sync) before every verification, so a key
+	// revoked through another replica is refused at once; a failure to
+	// read the stored keyring rejects the token.
 	Online func(ctx context.Context, c Claims) error
 	// CacheSize bounds the cache of verified tokens (entries). Zero means
 	// DefaultCacheSize; a negative value disables the cache.
@@ -385,6 +388,11 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if len(token) > MaxTokenSize {
 		return Claims{}, ErrTooLarge
+	}
+	if kr, ok := v.keys.(*Keyring); ok && v.online != nil {
+		if err := kr.Sync(ctx); err != nil {
+			return Claims{}, err
+		}
 	}
 	buf := bufPool.Get().(*tokenBuf)
 	defer bufPool.Put(buf)

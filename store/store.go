@@ -225,6 +225,16 @@ type KeyStore interface {
 	SaveKeyring(ctx context.Context, blob []byte, expect uint64) error
 }
 
+// KeyringVersioner is implemented by key stores that can report the
+// stored keyring's version without reading its blob, cheaply enough to ask
+// on every online token verification (from a client-side cache with
+// invalidation, where the store has one, under the same staleness bound as
+// its records). The keyring asks it so that a key revoked through another
+// replica is refused at once. It returns 0 if no keyring is saved.
+type KeyringVersioner interface {
+	KeyringVersion(ctx context.Context) (uint64, error)
+}
+
 // Stores that hold resources (files, connections) implement io.Closer; the
 // code that opened a store closes it, after the last call.
 

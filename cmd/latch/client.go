@@ -162,13 +162,14 @@ func sessionsCmd(ctx context.Context, u *ui, args []string) error {
 	}, []string{"list <subject>", "revoke <session-id>", "revoke-subject <subject> [--except <session-id>]"})
 }
 
-var keysAbout = "List and rotate the signing keys of a running latch server."
+var keysAbout = "List, rotate and revoke the signing keys of a running latch server."
 
 func keysCmd(ctx context.Context, u *ui, args []string) error {
 	return subcommand(ctx, u, "keys", keysAbout, args, map[string]func(context.Context, *ui, []string) error{
 		"list":   keysList,
 		"rotate": keysRotate,
-	}, []string{"list", "rotate"})
+		"revoke": keysRevoke,
+	}, []string{"list", "rotate", "revoke <kid>"})
 }
 
 // clientCommand parses a client command's flags and wants exactly nargs
@@ -349,6 +350,30 @@ func keysRotate(ctx context.Context, u *ui, args []string) error {
 	if !out.Activates.IsZero() {
 		u.printf("key %s is published now and starts signing at %s", out.Kid, fmtTime(out.Activates))
 	}
+	return nil
+}
+
+func keysRevoke(ctx context.Context, u *ui, args []string) error {
+	cmd := command{name: "keys revoke", args: "<kid>", about: "Revoke a compromised signing key: it leaves JWKS at once, every token it signed is refused on every replica, and a fresh key signs from now on (without pre-publication, if the revoked key was signing). Clients refresh to get tokens of the fresh key."}
+	c, pos, err := clientCommand(u, cmd, args, 1, nil)
+	if err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if err := c.do(ctx, http.MethodPost, "/v1/keys/"+url.PathEscape(pos[0])+"/revoke", nil, &raw); err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(u.stdout, raw)
+	}
+	var out struct {
+		Kid string `json:"kid"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return errorf("the server sent an answer latch cannot read")
+	}
+	fmt.Fprintln(u.stdout, out.Kid)
+	u.printf("key %s is revoked; key %s signs from now on", pos[0], out.Kid)
 	return nil
 }
 

@@ -6,6 +6,7 @@
 //	latch sessions revoke-subject <subject>     revoke all of a subject's sessions
 //	latch keys list                             list the signing keys
 //	latch keys rotate                           start a new signing key
+//	latch keys revoke <kid>                     revoke a compromised signing key
 //	latch bench                                 load a running server: ops/s, p50/p99
 //	latch version                               print the version
 //
@@ -41,6 +42,7 @@ Usage:
                                                      revoke a subject's sessions
     latch keys list                                  list the signing keys
     latch keys rotate                                start a new signing key
+    latch keys revoke <kid>                          revoke a compromised signing key
     latch bench [--baseline]                         load a running server: ops/s, p50/p99
     latch version                                    print the version
 

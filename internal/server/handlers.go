@@ -119,11 +119,22 @@ func (s *Server) cacheMaxAge(sess *latch.Session, until time.Time) int64 {
 	return max(0, int64(d/time.Second))
 }
 
+// verifyToken verifies an access token's signature and claims after
+// syncing the keyring, so a key revoked through another replica is
+// refused at once. With Redis the sync is a client-side cache hit unless
+// the keyring changed.
+func (s *Server) verifyToken(ctx context.Context, tok string) (accesstoken.Claims, error) {
+	if err := s.keys.Sync(ctx); err != nil {
+		return accesstoken.Claims{}, err
+	}
+	return s.verifier.Verify(ctx, tok)
+}
+
 // verifyAccess verifies an access token and checks that its session is
 // live and was not renewed since, recording activity like a session-token
 // verify: one store read.
 func (s *Server) verifyAccess(ctx context.Context, tok string, client latch.Client) (*latch.Session, accesstoken.Claims, error) {
-	c, err := s.verifier.Verify(ctx, tok)
+	c, err := s.verifyToken(ctx, tok)
 	if err != nil {
 		return nil, c, err
 	}
@@ -275,6 +286,7 @@ type keyView struct {
 	ActivatesAt timeUTC `json:"activates_at"`
 	RetiresAt   timeUTC `json:"retires_at"`
 	RemovesAt   timeUTC `json:"removes_at"`
+	RevokedAt   timeUTC `json:"revoked_at"`
 }
 
 // GET /v1/keys
@@ -289,7 +301,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
 		out.Keys = append(out.Keys, keyView{
 			ID: k.ID, Algorithm: string(k.Algorithm), State: string(k.State),
 			CreatedAt: timeUTC(k.Created), ActivatesAt: timeUTC(k.Activates),
-			RetiresAt: timeUTC(k.Retires), RemovesAt: timeUTC(k.Removes),
+			RetiresAt: timeUTC(k.Retires), RemovesAt: timeUTC(k.Removes), RevokedAt: timeUTC(k.Revoked),
 		})
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -316,6 +328,30 @@ func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// POST /v1/keys/{kid}/revoke
+//
+// For a compromised key: it leaves JWKS and its tokens are refused at
+// once (other replicas see it on their next online verification), and a
+// fresh key signs from now on. The answer names the signing key.
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) error {
+	if err := readJSON(w, r, &struct{}{}, true); err != nil {
+		return err
+	}
+	kid := r.PathValue("kid")
+	signing, err := s.keys.Revoke(r.Context(), kid)
+	if errors.Is(err, accesstoken.ErrKeyNotFound) {
+		return errorf(http.StatusNotFound, CodeNotFound, "the keyring has no key with that kid")
+	}
+	if err != nil {
+		return err
+	}
+	s.keysChanged(r, kid, "revoked")
+	writeJSON(w, http.StatusOK, struct {
+		Kid string `json:"kid"`
+	}{signing})
 	return nil
 }
 
@@ -387,7 +423,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
 		if !ok {
 			return errorf(http.StatusUnauthorized, CodeInvalidToken, "the Authorization header must be Bearer <access token>")
 		}
-		c, err := s.verifier.Verify(r.Context(), tok)
+		c, err := s.verifyToken(r.Context(), tok)
 		if err != nil {
 			return err
 		}
@@ -437,6 +473,9 @@ func (s *Server) csrfRejected(w http.ResponseWriter, r *http.Request, why string
 
 // GET /.well-known/jwks.json
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) error {
+	if err := s.keys.Sync(r.Context()); err != nil {
+		return err // a revoked key must not be served from a stale snapshot
+	}
 	b := s.keys.JWKS()
 	h := w.Header()
 	h.Set("Content-Type", "application/jwk-set+json")

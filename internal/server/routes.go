@@ -35,6 +35,7 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/keys", true, s.listKeys},
 		{"POST /v1/keys/rotate", true, s.rotateKeys},
 		{"GET /v1/events", true, s.events},
+		{"POST /v1/keys/{kid}/revoke", true, s.revokeKey},
 		// Public.
 		{"POST /v1/refresh", false, s.refresh},
 		{"GET /v1/whoami", false, s.whoami},

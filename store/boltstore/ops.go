@@ -558,6 +558,29 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 	}
 }
 
+// KeyringVersion implements [store.KeyringVersioner]: the stored
+// keyring's version, read without copying its blob.
+func (s *Store) KeyringVersion(ctx context.Context) (uint64, error) {
+	var version uint64
+	err := s.view(ctx, "keyring version", func(tx *bolt.Tx) error {
+		version = 0
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return errLayout
+		}
+		v := meta.Get(keyKeyring)
+		if v == nil {
+			return nil
+		}
+		if len(v) < 8 {
+			return errCorrupt
+		}
+		version = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return version, err
+}
+
 // LoadKeyring returns the stored keyring blob and its version, or
 // (nil, 0, nil) if none was saved.
 func (s *Store) LoadKeyring(ctx context.Context) ([]byte, uint64, error) {

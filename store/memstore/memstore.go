@@ -396,6 +396,16 @@ func (s *Store) Len() int {
 	return n
 }
 
+// KeyringVersion implements [store.KeyringVersioner].
+func (s *Store) KeyringVersion(ctx context.Context) (uint64, error) {
+	if err := unavailable(ctx); err != nil {
+		return 0, err
+	}
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	return s.keyVersion, nil
+}
+
 // LoadKeyring returns a copy of the saved keyring and its version.
 func (s *Store) LoadKeyring(ctx context.Context) ([]byte, uint64, error) {
 	if err := unavailable(ctx); err != nil {

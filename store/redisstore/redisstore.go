@@ -800,6 +800,42 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// KeyringVersion implements [store.KeyringVersioner]. With caching on, the
+// version field is served from the client-side cache, under the same
+// staleness bound as Get: a keyring saved by another replica invalidates
+// it, and while invalidation is not proven alive the field is read from
+// Redis. A hit costs no round trip, so the keyring can ask on every online
+// verification.
+func (s *Store) KeyringVersion(ctx context.Context) (uint64, error) {
+	stale := s.live.bound > 0 && !s.live.fresh()
+	if stale {
+		s.live.want()
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	var res rueidis.RedisResult
+	if !s.cache || stale {
+		res = s.client.Do(ctx, s.client.B().Hget().Key(s.keyringKey()).Field("v").Build())
+	} else {
+		res = s.client.DoCache(ctx, s.client.B().Hget().Key(s.keyringKey()).Field("v").Cache(), s.ttl)
+		if s.live.bound > 0 && !res.IsCacheHit() {
+			s.live.want()
+		}
+	}
+	vs, err := res.ToString()
+	if rueidis.IsRedisNil(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, unavailable("keyring version", err)
+	}
+	v, err := strconv.ParseUint(vs, 10, 64)
+	if err != nil {
+		return 0, unavailable("keyring version", err)
+	}
+	return v, nil
+}
+
 // LoadKeyring implements [store.KeyStore]. The keyring is a hash
 // "<prefix>{keyring}" with fields v (version) and b (blob).
 func (s *Store) LoadKeyring(ctx context.Context) ([]byte, uint64, error) {
