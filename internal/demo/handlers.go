@@ -307,7 +307,7 @@ func (h *Handler) errorPage(w http.ResponseWriter, r *http.Request, code int) {
 	case http.StatusForbidden:
 		p.Heading = "Request refused"
 		p.Message = "latch refused this request because it did not come from a page of this site with a valid form token."
-		p.Why = "This is CSRF protection at work: a form on another site cannot act on your session, even though your browser holds its cookie. If you got here by clicking a button on this site, reload the page and try again."
+		p.Why = "This is CSRF protection at work: a form on another site can neither act on your session nor sign you in to an account of its choosing, even though your browser holds this site's cookies. If you got here by clicking a button on this site, reload the page and try again."
 	case http.StatusNotFound:
 		p.Heading = "Not found"
 		p.Message = "There is nothing here, or it is not yours to see."
