@@ -2,15 +2,24 @@ package server
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/latch-sessions/latch/internal/testredis"
+	"github.com/latch-sessions/latch/store/pgstore"
 )
 
 // testEventReplicas: a subscriber on replica B sees every revocation made
@@ -99,3 +108,54 @@ func TestEventReplicasRedisCluster(t *testing.T) {
 	}
 	testEventReplicas(t, redisReplicas("redis-cluster://"+strings.Join(testredis.StartCluster(t), ",")))
 }
+
+// pgReplicas starts two replicas on one PostgreSQL schema.
+func pgReplicas(t *testing.T) (a, b *httpReplica) {
+	dsn := os.Getenv("LATCH_TEST_POSTGRES")
+	if dsn == "" {
+		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	conn, err := pgx.Connect(ctx, dsn)
+	cancel()
+	if err != nil {
+		msg := "PostgreSQL unreachable (set LATCH_TEST_POSTGRES): " + err.Error()
+		if os.Getenv("LATCH_REQUIRE_INTEGRATION") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	conn.Close(context.Background())
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	schema := "latch_srv_" + hex.EncodeToString(rnd[:])
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), dsn)
+		if err == nil {
+			conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+			conn.Close(context.Background())
+		}
+	})
+	kek := bytes.Repeat([]byte{9}, 32)
+	var out [2]*httpReplica
+	for i := range out {
+		st, err := pgstore.Open(context.Background(), dsn, pgstore.Options{Schema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		srv, err := New(context.Background(), Options{
+			Store: st, APIKey: testAPIKey, KEK: kek, Issuer: "https://latch.test",
+			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(srv.Handler())
+		t.Cleanup(ts.Close)
+		out[i] = &httpReplica{ts.URL, ts.Client()}
+	}
+	return out[0], out[1]
+}
+
+func TestEventReplicasPostgres(t *testing.T) { testEventReplicas(t, pgReplicas) }

@@ -28,6 +28,7 @@ func SchemaVersion() int { return migrations[len(migrations)-1].Version }
 const (
 	lockClassMigrate = 0x6c61746d // "latm"
 	lockClassSubject = 0x6c617473 // "lats"
+	lockClassEvents  = 0x6c617465 // "late": taken by the events_order trigger (0002_events.sql)
 )
 
 // Migrate brings schema up to [SchemaVersion], creating the schema if it

@@ -301,6 +301,9 @@ func (s *Store) List(ctx context.Context, subject string, now time.Time) ([]*sto
 // gets the per-call deadline; ctx bounds the whole sweep. On error it
 // returns how many it deleted so far.
 func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
+	if err := s.trimEvents(ctx, now); err != nil {
+		return 0, err
+	}
 	total := 0
 	cutoff := store.UnixNano(now)
 	for {

@@ -37,19 +37,27 @@ func buildQueries(schema string) queries {
 			VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`),
 
 		// $1 subject, $2 the new ID, $3 now (also the revocation time),
-		// $4 how many other live sessions to keep, $5 the reason.
-		evict: r.Replace(`UPDATE {s}.sessions SET revoked_at = $3, revoke_reason = $5, version = version + 1
-			WHERE id IN (
-				SELECT id FROM {s}.sessions
-				WHERE subject = $1 AND revoked_at = 0 AND deadline > $3 AND id <> $2
-				ORDER BY last_seen_at DESC, created_at DESC, id DESC
-				OFFSET $4)
-			AND revoked_at = 0
-			RETURNING id`),
+		// $4 how many other live sessions to keep, $5 the reason. Each
+		// eviction is an event (0002_events.sql).
+		evict: r.Replace(`WITH v AS (
+				UPDATE {s}.sessions SET revoked_at = $3, revoke_reason = $5, version = version + 1
+				WHERE id IN (
+					SELECT id FROM {s}.sessions
+					WHERE subject = $1 AND revoked_at = 0 AND deadline > $3 AND id <> $2
+					ORDER BY last_seen_at DESC, created_at DESC, id DESC
+					OFFSET $4)
+				AND revoked_at = 0
+				RETURNING id),
+			e AS (INSERT INTO {s}.events (at, type, session_id, subject, reason)
+				SELECT $3, 'session.revoked', id, $1, $5 FROM v)
+			SELECT id FROM v`),
 
 		// Compare-and-swap on version; the second column tells "not found"
-		// from "conflict" in the same round trip.
-		update: r.Replace(`WITH u AS (
+		// from "conflict" in the same round trip. A new verifier hash is a
+		// renewal: an event. (o reads the version the caller read, which
+		// committed before this statement's snapshot.)
+		update: r.Replace(`WITH o AS (SELECT verifier_hash FROM {s}.sessions WHERE id = $1 AND version = $2),
+			u AS (
 				UPDATE {s}.sessions SET version = version + 1,
 					verifier_hash = $3, csrf_secret = $4,
 					refresh_key = $5, refresh_current = $6, refresh_previous = $7,
@@ -59,7 +67,9 @@ func buildQueries(schema string) queries {
 					revoked_at = $15, revoke_reason = $16, ip = $17, user_agent = $18,
 					data = $19, claims = $20, deadline = $21
 				WHERE id = $1 AND version = $2 AND revoked_at = 0
-				RETURNING 1)
+				RETURNING subject),
+			e AS (INSERT INTO {s}.events (at, type, session_id, subject)
+				SELECT $12, 'session.renewed', $1, u.subject FROM u, o WHERE o.verifier_hash <> $3)
 			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM {s}.sessions WHERE id = $1)`),
 
 		// One statement: compares the current refresh hash and rotates.
@@ -73,12 +83,20 @@ func buildQueries(schema string) queries {
 		revoke: r.Replace(`WITH u AS (
 				UPDATE {s}.sessions SET revoked_at = $3, revoke_reason = $2, version = version + 1
 				WHERE id = $1 AND revoked_at = 0
-				RETURNING 1)
+				RETURNING subject),
+			e AS (INSERT INTO {s}.events (at, type, session_id, subject, reason)
+				SELECT $3, t, $1, u.subject, $2 FROM u,
+					unnest(CASE WHEN $2 = 'refresh-reuse'::bytea THEN ARRAY['session.revoked', 'session.refresh_reuse']
+						ELSE ARRAY['session.revoked'] END) WITH ORDINALITY AS x(t, n)
+				ORDER BY n)
 			SELECT EXISTS (SELECT 1 FROM u) OR EXISTS (SELECT 1 FROM {s}.sessions WHERE id = $1)`),
 
-		revokeSubject: r.Replace(`UPDATE {s}.sessions SET revoked_at = $4, revoke_reason = $3, version = version + 1
-			WHERE subject = $1 AND revoked_at = 0 AND deadline > $4 AND id <> $2
-			RETURNING id`),
+		revokeSubject: r.Replace(`WITH v AS (
+				UPDATE {s}.sessions SET revoked_at = $4, revoke_reason = $3, version = version + 1
+				WHERE subject = $1 AND revoked_at = 0 AND deadline > $4 AND id <> $2
+				RETURNING id),
+			e AS (INSERT INTO {s}.events (at, type, subject, except_id, reason) VALUES ($4, 'subject.revoked', $1, $2, $3))
+			SELECT id FROM v`),
 
 		list: r.Replace(`SELECT {cols} FROM {s}.sessions
 			WHERE subject = $1 AND revoked_at = 0 AND deadline > $2
