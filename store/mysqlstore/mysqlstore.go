@@ -168,17 +168,38 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if _, set := cfg.Params["sql_mode"]; !set {
 		cfg.Params["sql_mode"] = "'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'"
 	}
-	connector, err := mysql.NewConnector(cfg)
-	if err != nil {
-		return nil, errBadDSN
+	s := &Store{opTimeout: opts.OpTimeout, batch: opts.SweepBatch, errs: errorsFor(cfg.Passwd)}
+	// Every connection runs READ COMMITTED (no gap locks, so fewer lock
+	// conflicts; each statement sees what committed before it), set once
+	// when it connects rather than before every transaction. MySQL 8 and
+	// MariaDB ≥ 11.1 call the variable transaction_isolation, older
+	// MariaDB tx_isolation.
+	for _, v := range []string{"transaction_isolation", "tx_isolation"} {
+		c := cfg.Clone()
+		c.Params[v] = "'READ-COMMITTED'"
+		connector, err := mysql.NewConnector(c)
+		if err != nil {
+			return nil, errBadDSN
+		}
+		s.db = sql.OpenDB(connector)
+		s.db.SetMaxOpenConns(opts.MaxOpenConns)
+		s.db.SetMaxIdleConns(opts.MaxIdleConns)
+		s.db.SetConnMaxLifetime(opts.ConnMaxLifetime)
+		cctx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
+		err = s.db.PingContext(cctx)
+		cancel()
+		if errNumber(err) == errUnknownVariable {
+			s.db.Close()
+			continue
+		}
+		if err != nil {
+			s.db.Close()
+			return nil, s.err(cctx, "open", err)
+		}
+		break
 	}
-	db := sql.OpenDB(connector)
-	db.SetMaxOpenConns(opts.MaxOpenConns)
-	db.SetMaxIdleConns(opts.MaxIdleConns)
-	db.SetConnMaxLifetime(opts.ConnMaxLifetime)
-	s := &Store{db: db, opTimeout: opts.OpTimeout, batch: opts.SweepBatch, errs: errorsFor(cfg.Passwd)}
 	if err := s.setup(ctx, opts, cfg.DBName); err != nil {
-		db.Close()
+		s.db.Close()
 		return nil, err
 	}
 	return s, nil
@@ -187,9 +208,6 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 func (s *Store) setup(ctx context.Context, opts Options, dbName string) error {
 	cctx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
 	defer cancel()
-	if err := s.db.PingContext(cctx); err != nil {
-		return s.err(cctx, "open", err)
-	}
 	if !opts.SkipMigrations {
 		if _, err := migrate(ctx, s.db, dbName); err != nil {
 			return s.err(ctx, "migrate", err)
@@ -241,6 +259,7 @@ func (s *Store) withTimeout(ctx context.Context) (context.Context, context.Cance
 
 // MySQL error numbers the store acts on.
 const (
+	errUnknownVariable = 1193 // ER_UNKNOWN_SYSTEM_VARIABLE
 	errDupEntry        = 1062 // ER_DUP_ENTRY
 	errLockWaitTimeout = 1205 // ER_LOCK_WAIT_TIMEOUT
 	errLockDeadlock    = 1213 // ER_LOCK_DEADLOCK

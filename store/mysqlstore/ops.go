@@ -115,11 +115,11 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 	return r, nil
 }
 
-// tx runs f in a READ COMMITTED transaction (no gap locks), retried as a
-// whole on a deadlock or lock wait timeout.
+// tx runs f in a transaction (READ COMMITTED, the connections' level: no
+// gap locks), retried as a whole on a deadlock or lock wait timeout.
 func (s *Store) tx(ctx context.Context, f func(tx *sql.Tx) error) error {
 	return s.retry(ctx, func() error {
-		tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
