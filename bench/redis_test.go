@@ -34,7 +34,12 @@ import (
 //	                      store on a redigo pool (one connection per goroutine)
 //	peer=latch-nocache    latch Manager.Validate + Session.Value on
 //	                      store/redisstore with client-side caching off
-//	peer=latch-cache      the same with client-side caching (the default)
+//	peer=latch-cache-unbounded
+//	                      the same with client-side caching but without its
+//	                      staleness bound (CacheStaleness < 0), to show
+//	                      what the bound costs
+//	peer=latch-cache      client-side caching as configured by default,
+//	                      bounded by Options.CacheStaleness
 //	peer=rueidis-get      a plain rueidis GET of a 250-byte value
 //	                      (auto-pipelining), the floor for an uncached load
 //	peer=rueidis-docache  rueidis DoCache GET of the same, the floor for a
@@ -88,13 +93,14 @@ func BenchmarkRedisLoad(b *testing.B) {
 		return nil
 	})
 
-	// latch on store/redisstore, without and with client-side caching.
-	for _, cache := range []bool{false, true} {
-		name := "latch-nocache"
-		if cache {
-			name = "latch-cache"
-		}
-		m, tokens := latchOnRedis(b, addr, prefix+"l:", cache, sessions)
+	// latch on store/redisstore, without and with client-side caching,
+	// with and without the staleness bound.
+	for _, v := range []struct {
+		name         string
+		cache, bound bool
+	}{{"latch-nocache", false, true}, {"latch-cache-unbounded", true, false}, {"latch-cache", true, true}} {
+		name, cache := v.name, v.cache
+		m, tokens := latchOnRedis(b, addr, prefix+"l:", cache, v.bound, sessions)
 		if cache {
 			// A store reads its own writes past its cache for a second
 			// (redisstore's own-write guard); then one Validate each caches
@@ -148,7 +154,7 @@ func BenchmarkRedisLoad(b *testing.B) {
 	})
 
 	if scsOps := median(ops["scs-redisstore"]); scsOps > 0 {
-		for _, name := range []string{"latch-nocache", "latch-cache", "rueidis-get", "rueidis-docache"} {
+		for _, name := range []string{"latch-nocache", "latch-cache", "latch-cache-unbounded", "rueidis-get", "rueidis-docache"} {
 			if m := median(ops[name]); m > 0 {
 				b.Logf("%-16s median %10.0f ops/s = %6.1f× scs-redisstore (median %.0f ops/s; %d runs each)",
 					name, m, m/scsOps, scsOps, len(ops[name]))
@@ -213,14 +219,18 @@ func parallelLoad(b *testing.B, n int, load func(ctx context.Context, i int) err
 }
 
 // latchOnRedis returns a Manager on a redisstore with the given prefix and
-// the tokens of n sessions holding {"user":"alice"}, 10 per subject.
-func latchOnRedis(b *testing.B, addr, prefix string, cache bool, n int) (*latch.Manager, []string) {
+// the tokens of n sessions holding {"user":"alice"}, 10 per subject. bound
+// false removes the cache's staleness bound.
+func latchOnRedis(b *testing.B, addr, prefix string, cache, bound bool, n int) (*latch.Manager, []string) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s, err := redisstore.Open(ctx, "redis://"+addr, func(o *redisstore.Options) {
 		o.Prefix = prefix
 		o.DisableCache = !cache
+		if !bound {
+			o.CacheStaleness = -1
+		}
 	})
 	if err != nil {
 		b.Fatal(err)

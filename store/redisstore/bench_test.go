@@ -8,7 +8,9 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,11 +61,19 @@ func benchGet(b *testing.B, s *tracked, ids []store.ID) {
 }
 
 // BenchmarkGet is a session load (validation's one store read) on the
-// shared Redis, 1,000 sessions, without and with client-side caching.
+// shared Redis, 1,000 sessions, without and with client-side caching, and
+// with caching but without its staleness bound (cache=unbounded), to show
+// what the bound costs.
 func BenchmarkGet(b *testing.B) {
-	for _, cache := range []bool{false, true} {
-		b.Run(fmt.Sprintf("cache=%v", cache), func(b *testing.B) {
-			s := standalone(b, func(o *Options) { o.DisableCache = !cache })
+	for _, mode := range []string{"false", "true", "unbounded"} {
+		cache := mode != "false"
+		b.Run("cache="+mode, func(b *testing.B) {
+			s := standalone(b, func(o *Options) {
+				o.DisableCache = !cache
+				if mode == "unbounded" {
+					o.CacheStaleness = -1
+				}
+			})
 			ids := loadSubjects(b, s, 1000, 10)
 			if cache { // warm the cache (after the store's own-write guard)
 				time.Sleep(writeGuard)
@@ -173,4 +183,67 @@ func bulkLoad(tb testing.TB, s *tracked, n, perSubject int) []store.ID {
 		flush()
 	}
 	return ids
+}
+
+// BenchmarkHeartbeat measures what Options.CacheStaleness costs when
+// nothing else runs: a store whose cache is in use on a private
+// redis-server, with the default bound (bound=on) and without one
+// (bound=off, the baseline: Redis's own housekeeping, rueidis's keepalive).
+// One op is one heartbeat interval of waiting; it reports the commands
+// Redis processed per second (a heartbeat round is a PING per node with one
+// connection, or a CLIENT CACHING and a GET per connection), the Redis
+// server's CPU time per second, and this whole process's.
+//
+//	go test -run '^$' -bench Heartbeat -benchtime 5s -count 3 ./store/redisstore/
+func BenchmarkHeartbeat(b *testing.B) {
+	srv := testredis.StartServer(b)
+	for _, bound := range []bool{true, false} {
+		b.Run(fmt.Sprintf("bound=%v", map[bool]string{true: "on", false: "off"}[bound]), func(b *testing.B) {
+			s := openURL(b, "redis://"+srv.Addr(), func(o *Options) {
+				if !bound {
+					o.CacheStaleness = -1
+				}
+			})
+			benchHeartbeat(b, s)
+		})
+	}
+}
+
+func benchHeartbeat(b *testing.B, s *tracked) {
+	commands := func() int64 {
+		info, err := s.client.Do(context.Background(), s.client.B().Info().Section("stats").Build()).ToString()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				return n
+			}
+		}
+		b.Fatal("no total_commands_processed in INFO stats")
+		return 0
+	}
+	every := DefaultCacheStaleness / heartbeatsPerBound
+	var ru0, ru1 syscall.Rusage
+	cmd0, cpu0 := commands(), serverCPU(b, s)
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		if s.live.bound > 0 {
+			s.live.want() // as a Get filling the cache does
+		}
+		time.Sleep(every)
+	}
+	elapsed := time.Since(start).Seconds()
+	b.StopTimer()
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	// INFO is one command per call: serverCPU's and commands' below.
+	b.ReportMetric(float64(commands()-cmd0-2)/elapsed, "redis-cmds/s")
+	b.ReportMetric(float64((serverCPU(b, s)-cpu0).Microseconds())/elapsed, "redis-cpu-µs/s")
+	cpu := time.Duration(syscall.TimevalToNsec(ru1.Utime)+syscall.TimevalToNsec(ru1.Stime)) -
+		time.Duration(syscall.TimevalToNsec(ru0.Utime)+syscall.TimevalToNsec(ru0.Stime))
+	b.ReportMetric(float64(cpu.Microseconds())/elapsed, "client-cpu-µs/s")
+	b.ReportMetric(float64(wiresPerNode(multiplexFor(rueidis.ClientModeStandalone, 0))), "connections")
 }
