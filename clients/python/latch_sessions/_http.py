@@ -1,12 +1,11 @@
-"""Minimal HTTP/1.1 transports with connection reuse: http.client for sync
-code, asyncio streams for async code. Both speak only to latch: JSON bodies,
+"""Minimal HTTP/1.1 transports with connection reuse: sockets for sync code,
+asyncio streams for async code. Both speak only to latch: JSON bodies,
 small answers, keep-alive. Neither logs anything, and no error they raise
 quotes a header or a body (where tokens travel)."""
 
 from __future__ import annotations
 
 import asyncio
-import http.client
 import socket
 import ssl
 import threading
@@ -48,56 +47,131 @@ class Endpoint:
         self.ssl = ssl.create_default_context() if self.https else None
 
 
-class _Conn(http.client.HTTPConnection):
-    """TCP_NODELAY, and the request line, headers and body in one write: http.client
-    writes the body separately, which Nagle's algorithm holds back for an ACK."""
+class _SyncConn:
+    """One keep-alive connection: a socket and a buffered reader on it."""
 
-    def connect(self) -> None:
-        super().connect()
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    __slots__ = ("sock", "rfile")
 
-    def _send_output(self, message_body=None, encode_chunked=False):  # type: ignore[override]
-        if isinstance(message_body, bytes) and not encode_chunked:
-            self._buffer.extend((b"", message_body))
-            msg = b"\r\n".join(self._buffer)
-            del self._buffer[:]
-            self.send(msg)
-            return
-        super()._send_output(message_body, encode_chunked)
+    def __init__(self, ep: Endpoint, timeout: float) -> None:
+        sock = socket.create_connection((ep.host, ep.port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ep.ssl is not None:
+            sock = ep.ssl.wrap_socket(sock, server_hostname=ep.host)
+        self.sock = sock
+        self.rfile = sock.makefile("rb", buffering=65536)
 
-
-class _TLSConn(http.client.HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def close(self) -> None:
+        for c in (self.rfile, self.sock):
+            try:
+                c.close()
+            except OSError:
+                pass
 
 
-def _headers(msg: http.client.HTTPMessage) -> dict[str, str]:
-    return {k.lower(): v for k, v in msg.items()}
+def _read_head_sync(rfile) -> tuple[int, bool, dict[str, str]]:
+    while True:
+        line = rfile.readline(65537)
+        if not line:
+            raise _Disconnected()
+        if len(line) > 65536:
+            raise ProtocolError("latch: HTTP line too long")
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            raise ProtocolError("latch: malformed HTTP status line")
+        status = int(parts[1])
+        headers: dict[str, str] = {}
+        for _ in range(_MAX_HEADERS + 1):
+            h = rfile.readline(65537)
+            if h in (b"\r\n", b"\n"):
+                break
+            if not h:
+                raise _Disconnected()
+            name, sep, value = h.decode("latin-1").partition(":")
+            if not sep:
+                raise ProtocolError("latch: malformed HTTP header")
+            headers[name.strip().lower()] = value.strip()
+        else:
+            raise ProtocolError("latch: too many HTTP headers")
+        if 100 <= status < 200 and status != 101:
+            continue
+        return status, parts[0] == b"HTTP/1.1", headers
+
+
+def _read_exactly(rfile, n: int) -> bytes:
+    data = rfile.read(n)
+    if len(data) != n:
+        raise _Disconnected()
+    return data
+
+
+def _read_response_sync(rfile, method: str) -> tuple[Response, bool]:
+    status, http11, headers = _read_head_sync(rfile)
+    keep = http11 and "close" not in headers.get("connection", "").lower()
+    if method == "HEAD" or status in (204, 304):
+        body = b""
+    elif "chunked" in headers.get("transfer-encoding", "").lower():
+        chunks, size = [], 0
+        while True:
+            line = rfile.readline(1024)
+            try:
+                n = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise ProtocolError("latch: malformed chunked body") from None
+            if n == 0:
+                while rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass
+                break
+            size += n
+            if size > MAX_BODY:
+                raise ProtocolError("latch: answer too large")
+            chunks.append(_read_exactly(rfile, n))
+            _read_exactly(rfile, 2)
+        body = b"".join(chunks)
+    elif "content-length" in headers:
+        try:
+            n = int(headers["content-length"])
+        except ValueError:
+            raise ProtocolError("latch: malformed Content-Length") from None
+        if n < 0 or n > MAX_BODY:
+            raise ProtocolError("latch: answer too large")
+        body = _read_exactly(rfile, n)
+    else:
+        body = rfile.read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            raise ProtocolError("latch: answer too large")
+        keep = False
+    return Response(status, headers, body), keep
+
+
+def _request_bytes(ep: Endpoint, method: str, path: str, headers: Mapping[str, str], body: bytes | None) -> bytes:
+    head = [f"{method} {ep.prefix}{path} HTTP/1.1", f"Host: {ep.netloc}"]
+    head += [f"{k}: {v}" for k, v in headers.items()]
+    if body is not None or method in ("POST", "PUT", "PATCH"):
+        head.append(f"Content-Length: {len(body or b'')}")
+    # One write: request line, headers and body leave in one segment (TCP_NODELAY is set).
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b"")
 
 
 class SyncTransport:
-    """A pool of idle http.client connections, safe for concurrent use by threads."""
+    """A pool of idle keep-alive connections, safe for concurrent use by threads.
+
+    A small HTTP/1.1 client over the socket module: latch's answers are small
+    JSON documents, and http.client's header parsing cost more than the call."""
 
     def __init__(self, ep: Endpoint, timeout: float, max_idle: int = 32) -> None:
         self.ep = ep
         self.timeout = timeout
         self.max_idle = max_idle
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[_SyncConn] = []
         self._lock = threading.Lock()
 
-    def _conn(self) -> tuple[http.client.HTTPConnection, bool]:
+    def _conn(self) -> tuple[_SyncConn, bool]:
         with self._lock:
             if self._idle:
                 return self._idle.pop(), True
-        if self.ep.https:
-            c: http.client.HTTPConnection = _TLSConn(
-                self.ep.host, self.ep.port, timeout=self.timeout, context=self.ep.ssl)
-        else:
-            c = _Conn(self.ep.host, self.ep.port, timeout=self.timeout)
-        return c, False
+        return _SyncConn(self.ep, self.timeout), False
 
-    def _release(self, c: http.client.HTTPConnection) -> None:
+    def _release(self, c: _SyncConn) -> None:
         with self._lock:
             if len(self._idle) < self.max_idle:
                 self._idle.append(c)
@@ -105,33 +179,38 @@ class SyncTransport:
         c.close()
 
     def request(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None) -> Response:
+        raw = _request_bytes(self.ep, method, path, headers, body)
         for attempt in range(2):
-            c, reused = self._conn()
             try:
-                c.request(method, self.ep.prefix + path, body=body, headers=dict(headers))
-                r = c.getresponse()
-                data = r.read(MAX_BODY + 1)
+                c, reused = self._conn()
+            except (socket.timeout, TimeoutError):
+                raise Timeout(f"latch: {method} {_route(path)}: no connection within {self.timeout:g} s") from None
+            except OSError as e:
+                raise ConnectError(f"latch: {method} {_route(path)}: {type(e).__name__}: {_oserror(e)}") from None
+            try:
+                c.sock.sendall(raw)
+                resp, keep = _read_response_sync(c.rfile, method)
             except (socket.timeout, TimeoutError):
                 c.close()
                 raise Timeout(f"latch: {method} {_route(path)}: no answer within {self.timeout:g} s") from None
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+            except (_Disconnected, ConnectionResetError, BrokenPipeError) as e:
                 c.close()
                 # An idle keep-alive connection the server closed: try once on
                 # a fresh one (latch had not read the request).
                 if reused and attempt == 0:
                     continue
                 raise ConnectError(f"latch: {method} {_route(path)}: {type(e).__name__}") from None
-            except (OSError, http.client.HTTPException) as e:
+            except OSError as e:
                 c.close()
                 raise ConnectError(f"latch: {method} {_route(path)}: {type(e).__name__}: {_oserror(e)}") from None
-            if len(data) > MAX_BODY:
+            except BaseException:
                 c.close()
-                raise ProtocolError("latch: answer too large")
-            if r.will_close:
-                c.close()
-            else:
+                raise
+            if keep:
                 self._release(c)
-            return Response(r.status, _headers(r.headers), data)
+            else:
+                c.close()
+            return resp
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -211,11 +290,7 @@ class AsyncTransport:
             raise Timeout(f"latch: {method} {_route(path)}: no answer within {self.timeout:g} s") from None
 
     async def _request(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None) -> Response:
-        head = [f"{method} {self.ep.prefix}{path} HTTP/1.1", f"Host: {self.ep.netloc}"]
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        if body is not None or method in ("POST", "PUT", "PATCH"):
-            head.append(f"Content-Length: {len(body or b'')}")
-        raw = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b"")
+        raw = _request_bytes(self.ep, method, path, headers, body)
         for attempt in range(2):
             try:
                 c, reused = await self._conn()

@@ -19,8 +19,22 @@ _RFC3339 = re.compile(
 )
 
 
+_parsed: dict[str, datetime] = {}  # latch repeats a session's timestamps in every answer
+
+
 def parse_time(s: str) -> datetime:
     """Parse an RFC 3339 timestamp into an aware datetime (microsecond precision, in UTC)."""
+    t = _parsed.get(s) if isinstance(s, str) else None
+    if t is not None:
+        return t
+    t = _parse_time(s)
+    if len(_parsed) >= 4096:
+        _parsed.clear()
+    _parsed[s] = t
+    return t
+
+
+def _parse_time(s: str) -> datetime:
     m = _RFC3339.fullmatch(s) if isinstance(s, str) else None
     if m is None:
         raise ProtocolError("latch: not an RFC 3339 timestamp")
