@@ -2,16 +2,16 @@
 # Flask + latch versus Flask + Flask-Session on Redis, reading a session: the
 # same gunicorn and wrk for all. Run from the repository root:
 #
-#   clients/python/bench/run.sh            # DURATION=10s CONNS=16 WORKERS=2 THREADS=8 ROUNDS=3
+#   clients/python/bench/run.sh            # DURATION=10s CONNS=16 WORKERS=4 THREADS=1 ROUNDS=3
 #
-# latch serve runs on the same Redis (db 9, prefix pybench:), so both sides
+# latch serve runs on the same (private) Redis, so both sides
 # pay a Redis round trip per request; latch's cached mode (docs/protocol.md
 # section 4) pays none while the event stream is live. Needs wrk, gunicorn,
 # python3-flask-session and python3-redis (apt-get install wrk gunicorn
 # python3-flask-session python3-redis).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-DURATION=${DURATION:-10s} CONNS=${CONNS:-16} WORKERS=${WORKERS:-2} THREADS=${THREADS:-8} ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s} CONNS=${CONNS:-16} WORKERS=${WORKERS:-4} THREADS=${THREADS:-1} ROUNDS=${ROUNDS:-3}
 PY=${LATCH_PYTHON:-/usr/bin/python3}
 tmp=$(mktemp -d)
 pids=()
@@ -21,31 +21,53 @@ trap cleanup EXIT
 go build -o "$tmp/latch" ./cmd/latch
 export LATCH_API_KEY=$(head -c 32 /dev/urandom | base64 | tr -d '/+=')
 export LATCH_KEK=$(head -c 32 /dev/urandom | base64)
-redis-cli -n 9 flushdb >/dev/null
-"$tmp/latch" serve --addr 127.0.0.1:18391 --store 'redis://127.0.0.1:6379/?db=9&prefix=pybench:' \
+# A Redis of the benchmark's own, so its CPU time is only this benchmark's.
+redis-server --port 18396 --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$tmp/redis.log" 2>&1 &
+pids+=($!)
+redis_pid=$!
+for _ in $(seq 50); do redis-cli -p 18396 ping >/dev/null 2>&1 && break; sleep 0.1; done
+export BENCH_REDIS_PORT=18396
+"$tmp/latch" serve --addr 127.0.0.1:18391 --store 'redis://127.0.0.1:18396/?prefix=pybench:' \
   --rate-limit 0 --log-level warn >"$tmp/latch.log" 2>&1 &
 pids+=($!)
+latch_pid=$!
 for _ in $(seq 100); do curl -sf http://127.0.0.1:18391/readyz >/dev/null && break; sleep 0.1; done
 export LATCH_URL=http://127.0.0.1:18391
 tok=$(curl -sf -H "Authorization: Bearer $LATCH_API_KEY" -H 'Content-Type: application/json' \
   -d '{"subject":"alice"}' $LATCH_URL/v1/sessions | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["session_token"])')
 events=$(curl -s -o /dev/null -m 1 -w '%{http_code}' -H "Authorization: Bearer $LATCH_API_KEY" $LATCH_URL/v1/events || true)
 
+# CPU seconds used so far by the given processes and their children (gunicorn's workers).
+cpu() {
+  local all=() p
+  for p in "$@"; do all+=("$p"); all+=($(pgrep -P "$p" || true)); done
+  for p in "${all[@]}"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || true; done |
+    awk -v hz="$(getconf CLK_TCK)" '{t += $1} END {printf "%.3f", t / hz}'
+}
+declare -A app_pid
 serve() { # app factory, port, extra env
   env PYTHONPATH=clients/python:clients/python/bench $3 gunicorn --chdir clients/python/bench -w "$WORKERS" \
     -k gthread --threads "$THREADS" -b 127.0.0.1:$2 --log-level warning "apps:$1()" >"$tmp/$1.$2.log" 2>&1 &
   pids+=($!)
+  app_pid[$2]=$!
   for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:$2/ && break; sleep 0.1; done
 }
 measure() { # name, port, cookie
   curl -sf -H "Cookie: $3" http://127.0.0.1:$2/ | grep -q 'hello alice' || { echo "$1: the app does not see the session" >&2; exit 1; }
+  # CPU of everything serving the request: the app's workers, latch serve, Redis.
+  local procs=("${app_pid[$2]}" "$latch_pid" "$redis_pid")
+  local c0; c0=$(cpu "${procs[@]}")
   wrk -t2 -c"$CONNS" -d"$DURATION" --latency -H "Cookie: $3" http://127.0.0.1:$2/ >"$tmp/wrk.txt"
+  local c1; c1=$(cpu "${procs[@]}")
   rps=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.txt")
+  n=$(awk '/requests in/ {print $1}' "$tmp/wrk.txt")
   p99=$(awk '$1=="99%" {print $2}' "$tmp/wrk.txt")
   p50=$(awk '$1=="50%" {print $2}' "$tmp/wrk.txt")
-  printf '%-26s %10s req/s   p50 %8s   p99 %8s\n' "$1" "$rps" "$p50" "$p99"
+  cpu_us=$(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN {printf "%.0f", (b - a) * 1e6 / n}')
+  printf '%-22s %9s req/s   p50 %8s   p99 %8s   CPU %5s µs/req\n' "$1" "$rps" "$p50" "$p99" "$cpu_us"
 }
 
+serve bare_app 18395 ""
 serve flask_session_app 18392 ""
 fs_cookie=$(curl -si http://127.0.0.1:18392/login | awk -F'[ ;]' 'tolower($1)=="set-cookie:" {print $2}')
 serve latch_app 18393 "LATCH_CACHE=0"
@@ -54,6 +76,7 @@ if [ "$events" = 200 ]; then serve latch_app 18394 "LATCH_CACHE=1"; fi
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg); gunicorn -w $WORKERS -k gthread --threads $THREADS; wrk -t2 -c$CONNS -d$DURATION"
 for round in $(seq "$ROUNDS"); do
   echo "round $round"
+  measure "flask, no session" 18395 ""
   measure "flask-session (redis)" 18392 "$fs_cookie"
   measure "latch online" 18393 "__Host-latch=$tok"
   if [ "$events" = 200 ]; then
