@@ -213,6 +213,7 @@ export class LatchClient {
       const req = this.#mod.request(this.#base + path, {
         method: 'GET',
         headers: {...headers, authorization: `Bearer ${this.#requireKey()}`},
+        agent: false, // its own connection, not one of the pool's
         signal,
       })
       req.on('response', resolve)
@@ -323,7 +324,14 @@ export function sessionOf(v) {
   }
   if (v.acr !== undefined) s.acr = v.acr
   if (v.amr !== undefined) s.amr = v.amr
-  return s
+  // Frozen: a session may be shared by requests through the cache, and
+  // changes go through patchSession anyway.
+  return deepFreeze(s)
+}
+
+function deepFreeze(o) {
+  for (const v of Object.values(o)) if (v && typeof v === 'object' && !(v instanceof Date)) deepFreeze(v)
+  return Object.freeze(o)
 }
 
 function tokens(b) {

@@ -9,6 +9,7 @@ import {LatchConfigError, LatchCSRFError, LatchError, LatchUnauthenticatedError,
 import * as csrf from './csrf.js'
 import * as cookies from './cookies.js'
 import {OnlineValidator} from './validate.js'
+import {CachedValidator} from './cache.js'
 
 export const DEFAULT_COOKIE_NAME = '__Host-latch'
 export const DEFAULT_REFRESH_COOKIE_NAME = '__Secure-latch-refresh'
@@ -42,6 +43,8 @@ export function latch(options = {}) {
   mw.client = o.client
   mw.options = Object.freeze({cookieName: o.name, refreshCookieName: o.refreshName, refreshPath: o.refreshPath, secure: o.secure})
   mw.close = () => o.validator.close?.()
+  /** The cached validator (null when cache: false), for metrics and tests. */
+  mw.cache = o.validator instanceof CachedValidator ? o.validator : null
   return mw
 }
 
@@ -81,7 +84,11 @@ function configure(options) {
     throw new LatchConfigError('accessTokens', 'must be false, "online" (POST /v1/sessions/verify per request) or "offline" (signature by JWKS)')
   }
   if (!Number.isInteger(o.maxForm) || o.maxForm <= 0) throw new LatchConfigError('maxFormSize', 'must be a positive integer of bytes')
-  o.validator = options.validator ?? new OnlineValidator(client)
+  const cache = options.cache ?? true
+  if (cache !== false && cache !== true && (typeof cache !== 'object' || cache === null)) {
+    throw new LatchConfigError('cache', 'must be true, false or {staleAfter, maxEntries}')
+  }
+  o.validator = cache === false ? new OnlineValidator(client) : new CachedValidator(client, cache === true ? {} : cache)
   if (o.bearer === 'offline') o.offline = offlineVerifier(client, options)
   return o
 }

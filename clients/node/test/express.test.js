@@ -20,7 +20,9 @@ for (const m of ['log', 'info', 'warn', 'error', 'debug']) {
 }
 
 function app(options = {}) {
-  const sessions = latch({client: c, accessTokens: 'online', ...options})
+  // cache: false — these tests revoke through latch and expect the very
+  // next request to see it; cache.test.js covers cached validation.
+  const sessions = latch({client: c, accessTokens: 'online', cache: false, ...options})
   const a = express()
   a.use(sessions)
   a.get('/form', (req, res) => res.json({csrf: req.latch.csrfToken(), authenticated: !!req.latch.session}))

@@ -1,0 +1,20 @@
+// Express + @latch-sessions/node: the latch side of the comparison with
+// server.js (express-session + connect-redis). GET /whoami reads the
+// session from the __Host-latch cookie, as server.js reads connect.sid.
+//   LATCH_URL=… LATCH_API_KEY=… LATCH_CACHE=0|1 PORT=18992 NODE_ENV=production node latch-server.js
+import express from 'express'
+import {latch} from '../../clients/node/src/express.js'
+
+const host = process.env.HOST || '127.0.0.1'
+const port = Number(process.env.PORT || 18992)
+const cache = process.env.LATCH_CACHE === '1'
+
+const sessions = latch({cache})
+const app = express()
+app.disable('x-powered-by')
+app.use(sessions)
+app.get('/whoami', (req, res) => {
+  if (!req.latch.session) return res.status(401).json({error: 'unauthenticated'})
+  res.json({user: req.latch.session.subject})
+})
+app.listen(port, host, () => console.log(`listening on http://${host}:${port} (cache ${cache ? 'on' : 'off'})`))
