@@ -71,10 +71,11 @@ type liveness struct {
 	until  atomic.Int64 // cached records are served while now < until
 	wanted atomic.Int64 // the last fill of the cache or Get that found it stale
 
-	probes []string // one probe key per connection of a node (several connections)
-	wake   chan struct{}
-	stop   chan struct{}
-	done   chan struct{}
+	probes   []string // one probe key per connection of a node (several connections)
+	wake     chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
 }
 
 // now returns the monotonic time since base.
@@ -112,12 +113,13 @@ func (s *Store) startLiveness(bound, ttl time.Duration, wires int) {
 	go s.heartbeat()
 }
 
-// stopLiveness stops the heartbeat and waits for it to end.
+// stopLiveness stops the heartbeat and waits for it to end; later calls
+// do nothing.
 func (s *Store) stopLiveness() {
 	if s.live.stop == nil {
 		return
 	}
-	close(s.live.stop)
+	s.live.stopOnce.Do(func() { close(s.live.stop) })
 	<-s.live.done
 }
 

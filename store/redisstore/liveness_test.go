@@ -163,3 +163,14 @@ func TestStaleCacheReadsThrough(t *testing.T) {
 	}
 	waitFresh(t, b.Store, true, "a Get after the idle time")
 }
+
+// TestCloseTwice: Close stops the heartbeat once; a second Close is harmless.
+func TestCloseTwice(t *testing.T) {
+	s, err := Open(t.Context(), "redis://"+testredis.Addr(t), func(o *Options) { o.Prefix = testPrefix() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLive(t, s)
+	s.Close()
+	s.Close()
+}
