@@ -16,6 +16,11 @@ import (
 // comment while the server's link to the store is proven alive.
 const DefaultEventHeartbeat = 100 * time.Millisecond
 
+// DefaultEventStaleness is the default of Options.EventStaleness: store
+// links prove themselves every 25 ms (Redis) to 50 ms (PostgreSQL, the
+// in-process stores), so it tolerates a few late proofs.
+const DefaultEventStaleness = 150 * time.Millisecond
+
 // eventWriteTimeout bounds one write to an event stream: a client that
 // stops reading is dropped instead of holding the subscription forever.
 const eventWriteTimeout = 10 * time.Second

@@ -137,7 +137,10 @@ type Options struct {
 	EventRetentionCount int
 	// EventStaleness is the bound within which the server's own link to the
 	// store must be proven for its streams to send heartbeats (default
-	// latch.DefaultStalenessBound).
+	// DefaultEventStaleness). A client's cache trusts a stream for its own
+	// bound after the last heartbeat, so the longest a client behind a
+	// replica cut off from its store can serve a cached session is the sum
+	// of the two (400 ms with the defaults).
 	EventStaleness time.Duration
 }
 
@@ -194,7 +197,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		opts.EventHeartbeat = DefaultEventHeartbeat
 	}
 	if opts.EventStaleness <= 0 {
-		opts.EventStaleness = latch.DefaultStalenessBound
+		opts.EventStaleness = DefaultEventStaleness
 	}
 	if opts.EventHeartbeat >= opts.EventStaleness {
 		return nil, fmt.Errorf("server: the event heartbeat (%v) must be shorter than the staleness bound (%v), or every client would find its stream stale", opts.EventHeartbeat, opts.EventStaleness)

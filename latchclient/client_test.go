@@ -1,0 +1,257 @@
+package latchclient_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/latch-sessions/latch/internal/server"
+	"github.com/latch-sessions/latch/internal/testredis"
+	"github.com/latch-sessions/latch/latchclient"
+	"github.com/latch-sessions/latch/store"
+	"github.com/latch-sessions/latch/store/memstore"
+	"github.com/latch-sessions/latch/store/pgstore"
+	"github.com/latch-sessions/latch/store/redisstore"
+)
+
+const apiKey = "latchclient-test-api-key-0123456789abcdef"
+
+var ctx = context.Background()
+
+// serve runs a latch serve replica on st.
+func serve(t testing.TB, st store.Store) string {
+	t.Helper()
+	srv, err := server.New(ctx, server.Options{
+		Store: st, APIKey: apiKey, KEK: bytes.Repeat([]byte{5}, 32), Issuer: "https://latch.test",
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+func newClient(t testing.TB, url string, cache bool) *latchclient.Client {
+	t.Helper()
+	c, err := latchclient.New(latchclient.Config{BaseURL: url, APIKey: apiKey, Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func prefix() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return "latchcl" + hex.EncodeToString(b[:]) + ":"
+}
+
+func openRedis(t testing.TB, url string) store.Store {
+	t.Helper()
+	st, err := redisstore.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// waitCached verifies tok on c until an answer comes from the cache.
+func waitCached(t *testing.T, c *latchclient.Client, tok string) *latchclient.Verified {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, err := c.Verify(ctx, tok)
+		if err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+		if v.Cached {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no cached answer within 10 s (stats %+v)", c.CacheStats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// testRevocationReachesCache: a session cached by a client of replica B is
+// refused by it once replica A revoked it.
+func testRevocationReachesCache(t *testing.T, a, b string) {
+	ca, cb := newClient(t, a, false), newClient(t, b, true)
+	var delays []time.Duration
+	for range 10 {
+		s, err := ca.Create(ctx, latchclient.NewSession{Subject: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := waitCached(t, cb, s.SessionToken)
+		if v.Session.ID != s.Session.ID || !v.CheckCSRF(v.CSRFToken) || v.CheckCSRF(flip(v.CSRFToken)) {
+			t.Fatalf("cached answer %+v does not match the session or its CSRF key", v.Session)
+		}
+		if err := ca.Revoke(ctx, s.Session.ID); err != nil {
+			t.Fatal(err)
+		}
+		revoked := time.Now()
+		for {
+			_, err := cb.Verify(ctx, s.SessionToken)
+			if errors.Is(err, latchclient.ErrRevoked) {
+				delays = append(delays, time.Since(revoked))
+				break
+			}
+			if err != nil {
+				t.Fatalf("Verify after the revocation: %v", err)
+			}
+			if time.Since(revoked) > 5*time.Second {
+				t.Fatal("B's client still accepted the session 5 s after A revoked it")
+			}
+		}
+		if _, err := cb.Verify(ctx, s.SessionToken); !errors.Is(err, latchclient.ErrRevoked) {
+			t.Fatalf("a revoked session answered %v", err)
+		}
+	}
+	t.Logf("revoked through A -> refused by a cached client of B after %v (max of %d)", maxOf(delays), len(delays))
+}
+
+// flip changes one character in the middle of a token.
+func flip(tok string) string {
+	b := []byte(tok)
+	if b[40] == 'A' {
+		b[40] = 'B'
+	} else {
+		b[40] = 'A'
+	}
+	return string(b)
+}
+
+func maxOf(ds []time.Duration) time.Duration {
+	var m time.Duration
+	for _, d := range ds {
+		m = max(m, d)
+	}
+	return m
+}
+
+func TestCachedRevocationMemstore(t *testing.T) {
+	u := serve(t, memstore.New())
+	testRevocationReachesCache(t, u, u)
+}
+
+func TestCachedRevocationRedis(t *testing.T) {
+	url := "redis://" + testredis.Addr(t) + "?prefix=" + prefix()
+	testRevocationReachesCache(t, serve(t, openRedis(t, url)), serve(t, openRedis(t, url)))
+}
+
+func TestCachedRevocationRedisCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster")
+	}
+	url := "redis-cluster://" + strings.Join(testredis.StartCluster(t), ",") + "?prefix=" + prefix()
+	testRevocationReachesCache(t, serve(t, openRedis(t, url)), serve(t, openRedis(t, url)))
+}
+
+func TestCachedRevocationPostgres(t *testing.T) {
+	dsn := os.Getenv("LATCH_TEST_POSTGRES")
+	if dsn == "" {
+		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		if os.Getenv("LATCH_REQUIRE_INTEGRATION") == "1" {
+			t.Fatalf("PostgreSQL unreachable: %v", err)
+		}
+		t.Skipf("PostgreSQL unreachable (set LATCH_TEST_POSTGRES): %v", err)
+	}
+	conn.Close(ctx)
+	schema := "latch_cl_" + prefix()[7:19]
+	t.Cleanup(func() {
+		if c, err := pgx.Connect(ctx, dsn); err == nil {
+			c.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+			c.Close(ctx)
+		}
+	})
+	open := func() store.Store {
+		st, err := pgstore.Open(ctx, dsn, pgstore.Options{Schema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	testRevocationReachesCache(t, serve(t, open()), serve(t, open()))
+}
+
+// TestCacheDistrustedWhileRedisIsDown kills the Redis of a replica whose
+// client holds a cached session: the client must stop answering from its
+// cache (Verify goes online and fails closed), and cache again once Redis
+// is back.
+func TestCacheDistrustedWhileRedisIsDown(t *testing.T) {
+	rs := testredis.StartServer(t)
+	b := serve(t, openRedis(t, "redis://"+rs.Addr()+"?prefix="+prefix()))
+	c := newClient(t, b, true)
+	s, err := c.Create(ctx, latchclient.NewSession{Subject: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCached(t, c, s.SessionToken)
+
+	rs.Kill()
+	killed := time.Now()
+	var lastCached time.Duration
+	for {
+		v, err := c.Verify(ctx, s.SessionToken)
+		if err != nil {
+			if !errors.Is(err, latchclient.ErrUnavailable) {
+				t.Fatalf("with Redis down, Verify failed with %v, want ErrUnavailable", err)
+			}
+			break
+		}
+		if !v.Cached {
+			t.Fatal("an online verify succeeded with Redis down")
+		}
+		lastCached = time.Since(killed)
+		if lastCached > 5*time.Second {
+			t.Fatal("the client still answered from its cache 5 s after Redis died")
+		}
+	}
+	t.Logf("after kill -9 of Redis the client answered from its cache for %v", lastCached)
+	// It stays distrusted: every answer is online, and fails closed.
+	for range 5 {
+		if _, err := c.Verify(ctx, s.SessionToken); !errors.Is(err, latchclient.ErrUnavailable) {
+			t.Fatalf("with Redis down: %v, want ErrUnavailable", err)
+		}
+	}
+	if c.CacheStats().Live {
+		t.Error("the stream is reported live while the replica's store is down")
+	}
+
+	// Redis returns, empty (it runs without persistence): the stream is
+	// live again and validation answers from the store (the session is
+	// gone) instead of failing closed.
+	rs.Restart()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := c.Verify(ctx, s.SessionToken)
+		if err != nil && !errors.Is(err, latchclient.ErrUnavailable) && c.CacheStats().Live {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("20 s after Redis returned: %v, live %v", err, c.CacheStats().Live)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

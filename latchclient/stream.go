@@ -1,0 +1,154 @@
+package latchclient
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Event is one event of the GET /v1/events stream.
+type Event struct {
+	ID        string
+	Type      string // session.revoked, session.renewed, session.refresh_reuse, subject.revoked, keys.changed, reset
+	SessionID string
+	Subject   string
+	Except    string
+	Reason    string
+	KeyID     string
+	At        time.Time
+}
+
+// runStream keeps the event stream open until ctx ends, reconnecting with
+// Last-Event-ID after a failure. Every (dis)connection empties the cache.
+func (c *Client) runStream(ctx context.Context) {
+	lastID := ""
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		start := time.Now()
+		c.streamOnce(ctx, &lastID)
+		c.cache.down()
+		if time.Since(start) > 5*time.Second {
+			backoff = 50 * time.Millisecond // it was up for a while: retry soon
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// deadAfter is how long a stream may stay silent before the connection is
+// dropped and opened again (the cache stopped trusting it long before).
+func (c *Client) deadAfter() time.Duration { return max(20*c.cache.bound, 5*time.Second) }
+
+// streamOnce reads one connection of the stream until it fails.
+func (c *Client) streamOnce(ctx context.Context, lastID *string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/v1/events", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Accept", "text/event-stream")
+	if *lastID != "" {
+		req.Header.Set("Last-Event-ID", *lastID)
+	}
+	resp, err := c.stream.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		return fmt.Errorf("latchclient: GET /v1/events answered %d", resp.StatusCode)
+	}
+	c.cache.connected()
+
+	// A watchdog drops a connection that went silent (a stalled peer keeps
+	// TCP open forever).
+	heardAt := make(chan struct{}, 1)
+	go func() {
+		t := time.NewTimer(c.deadAfter())
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-heardAt:
+				t.Reset(c.deadAfter())
+			case <-t.C:
+				cancel()
+				return
+			}
+		}
+	}()
+	heard := func() {
+		select {
+		case heardAt <- struct{}{}:
+		default:
+		}
+	}
+
+	r := bufio.NewReaderSize(resp.Body, 8192)
+	var ev struct{ id, typ, data string }
+	var hasID bool
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		switch {
+		case line == "":
+			if ev.data != "" || ev.typ != "" {
+				if hasID {
+					*lastID = ev.id
+				}
+				c.dispatch(ev.id, ev.typ, ev.data)
+				heard()
+			}
+			ev, hasID = struct{ id, typ, data string }{}, false
+		case line[0] == ':':
+			c.cache.alive() // a heartbeat
+			heard()
+		default:
+			k, v, _ := strings.Cut(line, ":")
+			v = strings.TrimPrefix(v, " ")
+			switch k {
+			case "id":
+				if !strings.ContainsRune(v, 0) {
+					ev.id, hasID = v, true
+				}
+			case "event":
+				ev.typ = v
+			case "data":
+				if ev.data != "" {
+					ev.data += "\n"
+				}
+				ev.data += v
+			}
+		}
+	}
+}
+
+func (c *Client) dispatch(id, typ, data string) {
+	var d struct {
+		SessionID string    `json:"session_id"`
+		Subject   string    `json:"subject"`
+		Except    string    `json:"except"`
+		Reason    string    `json:"reason"`
+		KeyID     string    `json:"kid"`
+		At        time.Time `json:"at"`
+	}
+	if err := json.Unmarshal([]byte(data), &d); err != nil {
+		// An event the cache cannot read might have been an invalidation.
+		typ = "reset"
+	}
+	c.cache.apply(Event{ID: id, Type: typ, SessionID: d.SessionID, Subject: d.Subject, Except: d.Except, Reason: d.Reason, KeyID: d.KeyID, At: d.At})
+}
