@@ -17,4 +17,9 @@ app.get('/whoami', (req, res) => {
   if (!req.latch.session) return res.status(401).json({error: 'unauthenticated'})
   res.json({user: req.latch.session.subject})
 })
+// On SIGTERM, print the cache's counters (hits, misses, stored, dropped).
+process.on('SIGTERM', () => {
+  if (sessions.cache) console.log('cache', JSON.stringify(sessions.cache.stats))
+  process.exit(0)
+})
 app.listen(port, host, () => console.log(`listening on http://${host}:${port} (cache ${cache ? 'on' : 'off'})`))
