@@ -247,3 +247,31 @@ func benchHeartbeat(b *testing.B, s *tracked) {
 	b.ReportMetric(float64(cpu.Microseconds())/elapsed, "client-cpu-µs/s")
 	b.ReportMetric(float64(wiresPerNode(multiplexFor(rueidis.ClientModeStandalone, 0))), "connections")
 }
+
+// BenchmarkGetHit is one goroutine getting one cached record over and
+// over: the CPU cost of a cache hit without the scheduling noise of 64
+// goroutines (cache=unbounded: without the staleness bound's check).
+func BenchmarkGetHit(b *testing.B) {
+	for _, mode := range []string{"bounded", "unbounded"} {
+		b.Run("cache="+mode, func(b *testing.B) {
+			s := standalone(b, func(o *Options) {
+				if mode == "unbounded" {
+					o.CacheStaleness = -1
+				}
+			})
+			ids := loadSubjects(b, s, 1, 1)
+			time.Sleep(writeGuard)
+			ctx := context.Background()
+			for range 3 {
+				s.Get(ctx, ids[0])
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := s.Get(ctx, ids[0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
