@@ -55,16 +55,18 @@ serve() { # app factory, port, extra env
 measure() { # name, port, cookie
   curl -sf -H "Cookie: $3" http://127.0.0.1:$2/ | grep -q 'hello alice' || { echo "$1: the app does not see the session" >&2; exit 1; }
   # CPU of everything serving the request: the app's workers, latch serve, Redis.
-  local procs=("${app_pid[$2]}" "$latch_pid" "$redis_pid")
-  local c0; c0=$(cpu "${procs[@]}")
+  local a0 l0 r0 a1 l1 r1
+  a0=$(cpu "${app_pid[$2]}"); l0=$(cpu "$latch_pid"); r0=$(cpu "$redis_pid")
   wrk -t2 -c"$CONNS" -d"$DURATION" --latency -H "Cookie: $3" http://127.0.0.1:$2/ >"$tmp/wrk.txt"
-  local c1; c1=$(cpu "${procs[@]}")
+  a1=$(cpu "${app_pid[$2]}"); l1=$(cpu "$latch_pid"); r1=$(cpu "$redis_pid")
   rps=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.txt")
   n=$(awk '/requests in/ {print $1}' "$tmp/wrk.txt")
   p99=$(awk '$1=="99%" {print $2}' "$tmp/wrk.txt")
   p50=$(awk '$1=="50%" {print $2}' "$tmp/wrk.txt")
-  cpu_us=$(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN {printf "%.0f", (b - a) * 1e6 / n}')
-  printf '%-22s %9s req/s   p50 %8s   p99 %8s   CPU %5s µs/req\n' "$1" "$rps" "$p50" "$p99" "$cpu_us"
+  per() { awk -v a="$1" -v b="$2" -v n="$n" 'BEGIN {printf "%.0f", (b - a) * 1e6 / n}'; }
+  cpu_us=$(per 0 "$(awk -v a="$a1" -v b="$l1" -v c="$r1" -v d="$a0" -v e="$l0" -v f="$r0" 'BEGIN {print a+b+c-d-e-f}')")
+  detail="app $(per "$a0" "$a1") + latch $(per "$l0" "$l1") + redis $(per "$r0" "$r1")"
+  printf '%-22s %9s req/s   p50 %8s   p99 %8s   CPU %5s µs/req (%s)\n' "$1" "$rps" "$p50" "$p99" "$cpu_us" "$detail"
 }
 
 serve bare_app 18395 ""

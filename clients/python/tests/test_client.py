@@ -303,12 +303,29 @@ class ClientTest(unittest.TestCase):
                     backend.refresh("ltr_nothing")
 
     def test_method_and_media_type(self) -> None:
-        with self.assertRaises(ls.ProblemError) as cm:
+        with self.assertRaises(ls.MethodNotAllowed) as cm:
             self.c._send(_client._Call("PUT", "/v1/sessions", lambda r, d: d, {}))
-        self.assertEqual(cm.exception.status, 405)
-        raw = self.c._t.request("POST", "/v1/sessions", {"Authorization": "Bearer " + support.API_KEY,
-                                                         "Content-Type": "text/plain"}, b"{}")
-        self.assertEqual(raw.status, 415)
+        self.assertEqual((cm.exception.status, cm.exception.code), (405, "method_not_allowed"))
+        call = _client._Call("POST", "/v1/sessions", lambda r, d: d, None, headers={"Content-Type": "text/plain"})
+        with self.assertRaises(ls.UnsupportedMediaType) as cm:
+            self.c._finish(call, self.c._t.request("POST", "/v1/sessions", {
+                "Authorization": "Bearer " + support.API_KEY, "Content-Type": "text/plain"}, b"{}"))
+        self.assertEqual((cm.exception.status, cm.exception.code), (415, "unsupported_media_type"))
+
+    def test_revoke_key_and_metadata(self) -> None:
+        meta = self.c.metadata()
+        self.assertTrue(meta["issuer"])
+        self.assertTrue(meta["jwks_uri"].endswith("/.well-known/jwks.json"))
+        iss = self.create("ivan")
+        kid = json.loads(__import__("base64").urlsafe_b64decode(iss.access_token.split(".")[0] + "=="))["kid"]
+        new = self.c.revoke_key(kid)
+        self.assertNotEqual(new.kid, kid)
+        self.assertNotIn(kid, {k["kid"] for k in self.c.jwks()["keys"]})
+        with self.assertRaises(ls.InvalidCredential):
+            self.c.verify_access_token(iss.access_token)
+        self.assertEqual(self.c.verify_session(iss.session_token).session.subject, "ivan")
+        with self.assertRaises(ls.NotFound):
+            self.c.revoke_key("no-such-kid")
 
     def test_connections_are_reused(self) -> None:
         self.c.ready()

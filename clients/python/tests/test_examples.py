@@ -8,6 +8,7 @@ import json
 import os
 import pathlib
 import re
+import time
 import unittest
 
 import latch_sessions as ls
@@ -98,6 +99,11 @@ class FastAPIExampleTest(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         support.remember(json.loads(r.body)["access_token"], json.loads(r.body)["refresh_token"])
         self.assertEqual(call("POST", "/logout", auth, None).status, 204)
+        # Offline verification learns of the logout from the event stream (or asks latch while the
+        # stream is not live): refused within the protocol's bound, not at exp.
+        deadline = time.monotonic() + 2
+        while call("GET", "/me", auth, None).status != 401 and time.monotonic() < deadline:
+            time.sleep(0.01)
         self.assertEqual(call("GET", "/me", auth, None).status, 401)
         self.assertEqual(call("GET", "/me", {"Host": harness.HOST}, None).status, 401)
 
