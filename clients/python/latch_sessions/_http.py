@@ -11,7 +11,7 @@ import ssl
 import threading
 import urllib.parse
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Generator, Mapping
 
 from ._errors import ConfigError, ConnectError, ProtocolError, Timeout
 
@@ -68,9 +68,17 @@ class _SyncConn:
                 pass
 
 
-def _read_head_sync(rfile) -> tuple[int, bool, dict[str, str]]:
+# The response parser is written once, as generators that yield what they
+# need to read — ("line", limit), ("exact", n) or ("rest", n) — and receive the
+# bytes; read_sync and read_async feed them from a socket file or an asyncio
+# stream.
+Read = Generator[tuple[str, int], bytes, Any]
+
+
+def parse_head() -> Read:
+    """A status line and headers, skipping 1xx answers: (status, HTTP/1.1?, headers)."""
     while True:
-        line = rfile.readline(65537)
+        line = yield ("line", 65537)
         if not line:
             raise _Disconnected()
         if len(line) > 65536:
@@ -81,7 +89,7 @@ def _read_head_sync(rfile) -> tuple[int, bool, dict[str, str]]:
         status = int(parts[1])
         headers: dict[str, str] = {}
         for _ in range(_MAX_HEADERS + 1):
-            h = rfile.readline(65537)
+            h = yield ("line", 65537)
             if h in (b"\r\n", b"\n"):
                 break
             if not h:
@@ -97,35 +105,37 @@ def _read_head_sync(rfile) -> tuple[int, bool, dict[str, str]]:
         return status, parts[0] == b"HTTP/1.1", headers
 
 
-def _read_exactly(rfile, n: int) -> bytes:
-    data = rfile.read(n)
-    if len(data) != n:
-        raise _Disconnected()
+def parse_chunk() -> Read:
+    """One chunk of a chunked body; b"" at the end (trailers consumed)."""
+    line = yield ("line", 1024)
+    try:
+        n = int(line.split(b";", 1)[0].strip(), 16)
+    except ValueError:
+        raise ProtocolError("latch: malformed chunked body") from None
+    if n == 0:
+        while (yield ("line", 65537)) not in (b"\r\n", b"\n", b""):
+            pass
+        return b""
+    if n > MAX_BODY:
+        raise ProtocolError("latch: answer too large")
+    data = yield ("exact", n)
+    yield ("exact", 2)
     return data
 
 
-def _read_response_sync(rfile, method: str) -> tuple[Response, bool]:
-    status, http11, headers = _read_head_sync(rfile)
+def parse_response(method: str) -> Read:
+    """A whole answer: (Response, keep-alive?)."""
+    status, http11, headers = yield from parse_head()
     keep = http11 and "close" not in headers.get("connection", "").lower()
     if method == "HEAD" or status in (204, 304):
         body = b""
     elif "chunked" in headers.get("transfer-encoding", "").lower():
         chunks, size = [], 0
-        while True:
-            line = rfile.readline(1024)
-            try:
-                n = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise ProtocolError("latch: malformed chunked body") from None
-            if n == 0:
-                while rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                    pass
-                break
-            size += n
+        while chunk := (yield from parse_chunk()):
+            size += len(chunk)
             if size > MAX_BODY:
                 raise ProtocolError("latch: answer too large")
-            chunks.append(_read_exactly(rfile, n))
-            _read_exactly(rfile, 2)
+            chunks.append(chunk)
         body = b"".join(chunks)
     elif "content-length" in headers:
         try:
@@ -134,13 +144,47 @@ def _read_response_sync(rfile, method: str) -> tuple[Response, bool]:
             raise ProtocolError("latch: malformed Content-Length") from None
         if n < 0 or n > MAX_BODY:
             raise ProtocolError("latch: answer too large")
-        body = _read_exactly(rfile, n)
+        body = yield ("exact", n)
     else:
-        body = rfile.read(MAX_BODY + 1)
+        body = yield ("rest", MAX_BODY + 1)
         if len(body) > MAX_BODY:
             raise ProtocolError("latch: answer too large")
         keep = False
     return Response(status, headers, body), keep
+
+
+def read_sync(gen: Read, rfile: Any) -> Any:
+    try:
+        kind, n = next(gen)
+        while True:
+            if kind == "line":
+                data = rfile.readline(n)
+            else:
+                data = rfile.read(n)
+                if kind == "exact" and len(data) != n:
+                    raise _Disconnected()
+            kind, n = gen.send(data)
+    except StopIteration as stop:
+        return stop.value
+
+
+async def read_async(gen: Read, reader: asyncio.StreamReader) -> Any:
+    try:
+        kind, n = next(gen)
+        while True:
+            if kind == "line":
+                data = await reader.readline()  # bounded by the stream's limit
+            elif kind == "exact":
+                data = await reader.readexactly(n)
+            else:
+                data = await reader.read(n)
+            kind, n = gen.send(data)
+    except StopIteration as stop:
+        return stop.value
+    except asyncio.IncompleteReadError:
+        raise _Disconnected() from None
+    except (asyncio.LimitOverrunError, ValueError):  # readline raises ValueError past its limit
+        raise ProtocolError("latch: HTTP line too long or malformed") from None
 
 
 def _request_bytes(ep: Endpoint, method: str, path: str, headers: Mapping[str, str], body: bytes | None) -> bytes:
@@ -189,7 +233,7 @@ class SyncTransport:
                 raise ConnectError(f"latch: {method} {_route(path)}: {type(e).__name__}: {_oserror(e)}") from None
             try:
                 c.sock.sendall(raw)
-                resp, keep = _read_response_sync(c.rfile, method)
+                resp, keep = read_sync(parse_response(method), c.rfile)
             except (socket.timeout, TimeoutError):
                 c.close()
                 raise Timeout(f"latch: {method} {_route(path)}: no answer within {self.timeout:g} s") from None
@@ -299,7 +343,7 @@ class AsyncTransport:
             try:
                 c.writer.write(raw)
                 await c.writer.drain()
-                resp, keep = await read_response(c.reader, method)
+                resp, keep = await read_async(parse_response(method), c.reader)
             except (_Disconnected, ConnectionResetError, BrokenPipeError) as e:
                 c.close()
                 if reused and attempt == 0:
@@ -322,84 +366,3 @@ class AsyncTransport:
         idle, self._idle = self._idle, []
         for c in idle:
             c.close()
-
-
-async def read_head(reader: asyncio.StreamReader) -> tuple[int, bool, dict[str, str]]:
-    """Read a status line and headers; skip 1xx answers. Returns status, HTTP/1.1?, headers."""
-    while True:
-        line = await reader.readline()
-        if not line:
-            raise _Disconnected()
-        parts = line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            raise ProtocolError("latch: malformed HTTP status line")
-        status = int(parts[1])
-        headers: dict[str, str] = {}
-        for _ in range(_MAX_HEADERS + 1):
-            h = await reader.readline()
-            if h in (b"\r\n", b"\n"):
-                break
-            if not h:
-                raise _Disconnected()
-            name, sep, value = h.decode("latin-1").partition(":")
-            if not sep:
-                raise ProtocolError("latch: malformed HTTP header")
-            headers[name.strip().lower()] = value.strip()
-        else:
-            raise ProtocolError("latch: too many HTTP headers")
-        if 100 <= status < 200 and status != 101:
-            continue
-        return status, parts[0] == b"HTTP/1.1", headers
-
-
-async def read_chunk(reader: asyncio.StreamReader) -> bytes:
-    """Read one chunk of a chunked body; b"" at the end (trailers consumed)."""
-    line = await reader.readline()
-    try:
-        n = int(line.split(b";", 1)[0].strip(), 16)
-    except ValueError:
-        raise ProtocolError("latch: malformed chunked body") from None
-    if n == 0:
-        while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-            pass
-        return b""
-    if n > MAX_BODY:
-        raise ProtocolError("latch: answer too large")
-    data = await reader.readexactly(n)
-    await reader.readexactly(2)
-    return data
-
-
-async def read_response(reader: asyncio.StreamReader, method: str) -> tuple[Response, bool]:
-    try:
-        status, http11, headers = await read_head(reader)
-        keep = http11 and "close" not in headers.get("connection", "").lower()
-        if method == "HEAD" or status in (204, 304):
-            body = b""
-        elif "chunked" in headers.get("transfer-encoding", "").lower():
-            chunks = []
-            size = 0
-            while chunk := await read_chunk(reader):
-                size += len(chunk)
-                if size > MAX_BODY:
-                    raise ProtocolError("latch: answer too large")
-                chunks.append(chunk)
-            body = b"".join(chunks)
-        elif "content-length" in headers:
-            try:
-                n = int(headers["content-length"])
-            except ValueError:
-                raise ProtocolError("latch: malformed Content-Length") from None
-            if n < 0 or n > MAX_BODY:
-                raise ProtocolError("latch: answer too large")
-            body = await reader.readexactly(n)
-        else:
-            body = await reader.read(MAX_BODY + 1)
-            if len(body) > MAX_BODY:
-                raise ProtocolError("latch: answer too large")
-            keep = False
-    except asyncio.IncompleteReadError:
-        raise _Disconnected() from None
-    except (asyncio.LimitOverrunError, ValueError):  # readline raises ValueError past its limit
-        raise ProtocolError("latch: HTTP line too long or malformed") from None
-    return Response(status, headers, body), keep

@@ -45,7 +45,7 @@ from typing import Any, Callable
 
 from ._client import AsyncClient, Client
 from ._errors import ProtocolError
-from ._http import _Disconnected, read_chunk, read_head
+from ._http import _Disconnected, parse_chunk, parse_head, read_async
 from ._types import Session, Verified, parse_time
 
 __all__ = ["Cache", "AsyncCache", "DEFAULT_STALENESS"]
@@ -458,7 +458,7 @@ class AsyncCache:
                     head.append(f"Last-Event-ID: {self.state.last_id}")
                 writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
                 await writer.drain()
-                status, _, headers = await asyncio.wait_for(read_head(reader), read_timeout)
+                status, _, headers = await asyncio.wait_for(read_async(parse_head(), reader), read_timeout)
                 if status != 200:
                     await asyncio.sleep(5 if status in (404, 405) else 1)
                     continue
@@ -469,7 +469,7 @@ class AsyncCache:
                 buf = b""
                 while True:
                     if chunked:
-                        data = await asyncio.wait_for(read_chunk(reader), read_timeout)
+                        data = await asyncio.wait_for(read_async(parse_chunk(), reader), read_timeout)
                     else:
                         data = await asyncio.wait_for(reader.read(65536), read_timeout)
                     if not data:
