@@ -252,6 +252,9 @@ func NewNet(t testing.TB) *Net {
 			if strings.Contains(err.Error(), "File exists") {
 				continue
 			}
+			if strings.Contains(err.Error(), "Operation not permitted") {
+				unavailable(t, fmt.Sprintf("faultnet: network namespaces not permitted here (a container without CAP_NET_ADMIN?): %v", err))
+			}
 			t.Fatalf("faultnet: %v", err)
 		}
 		t.Cleanup(nt.destroy)
