@@ -41,7 +41,13 @@ export class CachedValidator {
   #res = null
   #closed = false
   #retry = 1000
+  #connectedAt = Infinity // wall-clock ms when the current stream opened
+  #revokedSid = new Map()  // session ID -> wall ms of its revocation (any token refused)
+  #renewedSid = new Map()  // session ID -> wall ms of its renewal (tokens from before refused)
+  #revokedSub = new Map()  // subject -> [{at, except}] (tokens from before refused)
+  #keep = 60 * 60 * 1000   // how long revocations are remembered for offline verification
   #timer
+  #pruner
   #reconnect = null
   /** Counters for tests and metrics. */
   stats = {hits: 0, misses: 0, stored: 0, dropped: 0, connects: 0}
@@ -56,6 +62,8 @@ export class CachedValidator {
     this.#max = maxEntries
     this.#timer = setInterval(() => this.#checkLive(), Math.max(10, staleAfter / 5))
     this.#timer.unref()
+    this.#pruner = setInterval(() => this.#prune(), 60_000)
+    this.#pruner.unref()
     this.#connect()
   }
 
@@ -91,6 +99,49 @@ export class CachedValidator {
     return value
   }
 
+  /**
+   * For offline access-token verification (protocol §4, last paragraph):
+   * 'ok' when the stream vouches that the token's session was neither
+   * revoked, nor renewed or subject-revoked at or after its iat; 'revoked'
+   * when it was; 'ask' when the stream cannot tell (not live, opened after
+   * the token was issued, a revocation in the token's iat second, or a
+   * token living longer than revocations are remembered): verify online.
+   */
+  accessTokenStatus({sid, sub, iat, exp}) {
+    if (!this.live || typeof sid !== 'string' || !Number.isFinite(iat)) return 'ask'
+    const iatMs = iat * 1000
+    if (iatMs < this.#connectedAt || (exp - iat) * 1000 > this.#keep) return 'ask'
+    if (this.#revokedSid.has(sid)) return 'revoked'
+    const after = (at) => {
+      const s = Math.floor(at / 1000)
+      return s > iat ? 'revoked' : s === iat ? 'ask' : 'ok'
+    }
+    let verdict = 'ok'
+    const r = this.#renewedSid.get(sid)
+    if (r !== undefined) verdict = after(r)
+    for (const {at, except} of this.#revokedSub.get(sub) ?? []) {
+      if (except === sid || verdict === 'revoked') continue
+      const v = after(at)
+      if (v !== 'ok') verdict = v
+    }
+    return verdict
+  }
+
+  #remember(map, key, at) {
+    map.set(key, at)
+  }
+
+  #prune() {
+    const old = Date.now() - this.#keep
+    for (const [k, at] of this.#revokedSid) if (at < old) this.#revokedSid.delete(k)
+    for (const [k, at] of this.#renewedSid) if (at < old) this.#renewedSid.delete(k)
+    for (const [k, list] of this.#revokedSub) {
+      const kept = list.filter((e) => e.at >= old)
+      if (kept.length) this.#revokedSub.set(k, kept)
+      else this.#revokedSub.delete(k)
+    }
+  }
+
   /** Drops a token's entry (the middleware's own logout, renew, login). */
   forget(token) {
     if (token) this.#drop(hash(token))
@@ -99,6 +150,7 @@ export class CachedValidator {
   close() {
     this.#closed = true
     clearInterval(this.#timer)
+    clearInterval(this.#pruner)
     clearTimeout(this.#reconnect)
     this.#res?.destroy()
     this.#clear()
@@ -178,6 +230,12 @@ export class CachedValidator {
     this.#epoch++
     this.#clear()
     this.#connected = true
+    // Events before this moment were not seen: access tokens issued before
+    // it are verified online (accessTokenStatus answers 'ask').
+    this.#connectedAt = Date.now()
+    this.#revokedSid.clear()
+    this.#renewedSid.clear()
+    this.#revokedSub.clear()
     this.stats.connects++
     res.setEncoding('utf8')
     let buf = ''
@@ -210,6 +268,7 @@ export class CachedValidator {
       if (this.#res !== res) return
       this.#res = null
       this.#connected = false
+      this.#connectedAt = Infinity
       this.#epoch++
       this.#clear()
       this.#scheduleReconnect()
@@ -229,17 +288,27 @@ export class CachedValidator {
   #onEvent(type, data) {
     let d = {}
     try { d = data ? JSON.parse(data) : {} } catch { d = {} }
+    // An event without a usable time counts as now (refuses more, never less).
+    const at = Math.max(Date.parse(d.at) || 0, Date.now())
     switch (type) {
       case 'session.revoked':
       case 'session.renewed':
       case 'session.refresh_reuse':
         this.#epoch++
-        if (typeof d.session_id === 'string') this.#dropSession(d.session_id)
-        else this.#clear()
+        if (typeof d.session_id === 'string') {
+          this.#dropSession(d.session_id)
+          this.#remember(type === 'session.renewed' ? this.#renewedSid : this.#revokedSid, d.session_id, at)
+        } else {
+          this.#clear()
+          this.#connectedAt = Date.now() // cannot tell which tokens: ask latch for all older ones
+        }
         break
       case 'subject.revoked': {
         this.#epoch++
-        if (typeof d.subject !== 'string') { this.#clear(); break }
+        if (typeof d.subject !== 'string') { this.#clear(); this.#connectedAt = Date.now(); break }
+        const list = this.#revokedSub.get(d.subject) ?? []
+        list.push({at, except: typeof d.except === 'string' ? d.except : undefined})
+        this.#revokedSub.set(d.subject, list)
         for (const sid of [...(this.#bySubject.get(d.subject) ?? [])]) {
           if (sid !== d.except) this.#dropSession(sid)
         }
@@ -248,6 +317,7 @@ export class CachedValidator {
       case 'reset':
         this.#epoch++
         this.#clear()
+        this.#connectedAt = Date.now()
         break
       default:
         // keys.changed and audit events do not touch session entries.

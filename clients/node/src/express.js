@@ -301,13 +301,22 @@ async function handle(o, req, res) {
       const tok = auth.slice(7).trim()
       l.method = 'bearer'
       try {
-        if (o.offline) {
-          const c = await o.offline(tok)
+        const c = o.offline ? await o.offline(tok) : null
+        // Offline, the event stream vouches for the session; when it
+        // cannot, latch is asked (and a failure to reach it fails closed).
+        const status = c ? o.validator.accessTokenStatus?.(c) ?? 'ok' : 'ask'
+        if (status === 'revoked') {
+          const e = new LatchError('latch: the access token\'s session was revoked or renewed')
+          e.code = 'revoked'
+          throw e
+        }
+        if (status === 'ok') {
           l.claims = c
-          l.session = {id: c.sid, subject: c.sub, claims: c}
+          l.session = Object.freeze({id: c.sid, subject: c.sub, claims: c})
         } else {
           const v = await o.client.verifyAccessToken(tok, {ip: clientIP(o, req), userAgent: req.headers['user-agent']})
           l.session = v.session
+          l.claims = c
         }
       } catch (err) {
         if (err instanceof LatchUnavailableError) throw err

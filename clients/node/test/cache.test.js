@@ -180,3 +180,32 @@ test('cache settings are checked', () => {
   assert.throws(() => latch({client: c, cache: {staleAfter: 0}}), /staleAfter/)
   assert.throws(() => latch({client: c, cache: 'yes'}), /cache/)
 })
+
+test('offline access tokens: the stream refuses a revoked session without asking latch; what it cannot vouch for goes online', async (t) => {
+  const {LATCH_URL, API_KEY} = await import('./helpers.js')
+  const cl = new LatchClient({url: LATCH_URL, apiKey: API_KEY})
+  let online = 0
+  const verify = cl.verifyAccessToken.bind(cl)
+  cl.verifyAccessToken = (...a) => { online++; return verify(...a) }
+  const early = await c.createSession({subject: subject()}) // issued before the stream opens
+  const {base} = await started(t, cl, {accessTokens: 'offline'})
+  await new Promise((r) => setTimeout(r, 1100)) // iat has one-second resolution
+  const iss = await c.createSession({subject: subject()})
+  const auth = {authorization: `Bearer ${iss.accessToken}`}
+  assert.equal((await request(base, 'GET', '/me', {headers: auth})).status, 200)
+  assert.equal((await request(base, 'GET', '/me', {headers: auth})).status, 200)
+  assert.equal(online, 0, 'a token issued while the stream was live is verified offline')
+  await c.revokeSession(iss.session.id)
+  let status
+  const t0 = performance.now()
+  while ((status = (await request(base, 'GET', '/me', {headers: auth})).status) === 200) {
+    assert.ok(performance.now() - t0 < 2000, 'the revocation was not seen')
+  }
+  assert.equal(status, 401)
+  assert.equal(online, 0, 'refused by the stream, not by latch')
+  const before = online
+  await c.revokeSession(early.session.id)
+  const r = await request(base, 'GET', '/me', {headers: {authorization: `Bearer ${early.accessToken}`}})
+  assert.equal(r.status, 401, 'a revoked token from before the stream opened')
+  assert.equal(online, before + 1, 'the stream cannot vouch for it: latch was asked')
+})
