@@ -53,10 +53,11 @@ var (
 	// The sweeper reads due IDs without locking, then deletes them by
 	// primary key, re-checking the deadline: a row whose deadline a write
 	// moved in between stays.
-	sqlDue           = `SELECT id FROM latch_sessions WHERE deadline <= ? ORDER BY deadline LIMIT ?`
-	sqlLoadKeyring   = `SELECT ring, version FROM latch_keyring WHERE id = 1`
-	sqlInsertKeyring = `INSERT IGNORE INTO latch_keyring (id, version, ring) VALUES (1, 1, ?)`
-	sqlUpdateKeyring = `UPDATE latch_keyring SET ring = ?, version = version + 1 WHERE id = 1 AND version = ?`
+	sqlDue            = `SELECT id FROM latch_sessions WHERE deadline <= ? ORDER BY deadline LIMIT ?`
+	sqlLoadKeyring    = `SELECT ring, version FROM latch_keyring WHERE id = 1`
+	sqlKeyringVersion = `SELECT version FROM latch_keyring WHERE id = 1`
+	sqlInsertKeyring  = `INSERT IGNORE INTO latch_keyring (id, version, ring) VALUES (1, 1, ?)`
+	sqlUpdateKeyring  = `UPDATE latch_keyring SET ring = ?, version = version + 1 WHERE id = 1 AND version = ?`
 )
 
 // statements are the prepared forms of the hot statements.
@@ -468,6 +469,22 @@ func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	return s.err(ctx, "ping", s.db.PingContext(ctx))
+}
+
+// KeyringVersion implements [store.KeyringVersioner]: the version alone,
+// without the blob.
+func (s *Store) KeyringVersion(ctx context.Context) (uint64, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var version int64
+	err := s.db.QueryRowContext(ctx, sqlKeyringVersion).Scan(&version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, s.err(ctx, "keyring version", err)
+	}
+	return uint64(version), nil
 }
 
 // LoadKeyring implements [store.KeyStore].

@@ -339,6 +339,22 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.err(ctx, "ping", s.pool.Ping(ctx))
 }
 
+// KeyringVersion implements [store.KeyringVersioner]: the version alone,
+// without the blob.
+func (s *Store) KeyringVersion(ctx context.Context) (uint64, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var version int64
+	err := s.pool.QueryRow(ctx, s.q.keyringVersion).Scan(&version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, s.err(ctx, "keyring version", err)
+	}
+	return uint64(version), nil
+}
+
 // LoadKeyring implements [store.KeyStore].
 func (s *Store) LoadKeyring(ctx context.Context) ([]byte, uint64, error) {
 	ctx, cancel := s.withTimeout(ctx)

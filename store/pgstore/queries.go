@@ -13,7 +13,7 @@ import (
 type queries struct {
 	get, insert, evict, update, rotate, revoke, revokeSubject, list, sweep string
 	lockSubject                                                            string
-	loadKeyring, insertKeyring, updateKeyring                              string
+	loadKeyring, insertKeyring, updateKeyring, keyringVersion              string
 	sessions                                                               string // the qualified table name
 	schema                                                                 string // unquoted
 }
@@ -108,8 +108,9 @@ func buildQueries(schema string) queries {
 				SELECT id FROM {s}.sessions WHERE deadline <= $1
 				LIMIT $2 FOR UPDATE SKIP LOCKED)`),
 
-		loadKeyring:   r.Replace(`SELECT blob, version FROM {s}.keyring WHERE id`),
-		insertKeyring: r.Replace(`INSERT INTO {s}.keyring (id, version, blob) VALUES (true, 1, $1) ON CONFLICT (id) DO NOTHING`),
-		updateKeyring: r.Replace(`UPDATE {s}.keyring SET blob = $1, version = version + 1 WHERE id AND version = $2`),
+		loadKeyring:    r.Replace(`SELECT blob, version FROM {s}.keyring WHERE id`),
+		keyringVersion: r.Replace(`SELECT version FROM {s}.keyring WHERE id`),
+		insertKeyring:  r.Replace(`INSERT INTO {s}.keyring (id, version, blob) VALUES (true, 1, $1) ON CONFLICT (id) DO NOTHING`),
+		updateKeyring:  r.Replace(`UPDATE {s}.keyring SET blob = $1, version = version + 1 WHERE id AND version = $2`),
 	}
 }

@@ -148,6 +148,9 @@ type Store struct {
 	// closes that window, so a Get after a Revoke on the same Store never
 	// sees the record live. A collision only costs an uncached read.
 	written [1 << 14]atomic.Int64
+	// keyringWritten is until when KeyringVersion bypasses the cache after
+	// this store saved the keyring (unix nanos), as written is for records.
+	keyringWritten atomic.Int64
 
 	events // the event log; see events.go
 }
@@ -814,7 +817,9 @@ func (s *Store) KeyringVersion(ctx context.Context) (uint64, error) {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 	var res rueidis.RedisResult
-	if !s.cache || stale {
+	if !s.cache || stale || s.keyringWritten.Load() > time.Now().UnixNano() {
+		// Like Get after a write: this client's own save invalidates its
+		// cache asynchronously, so read the field itself for a while.
 		res = s.client.Do(ctx, s.client.B().Hget().Key(s.keyringKey()).Field("v").Build())
 	} else {
 		res = s.client.DoCache(ctx, s.client.B().Hget().Key(s.keyringKey()).Field("v").Cache(), s.ttl)
@@ -861,6 +866,8 @@ func (s *Store) LoadKeyring(ctx context.Context) ([]byte, uint64, error) {
 func (s *Store) SaveKeyring(ctx context.Context, blob []byte, expect uint64) error {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
+	s.keyringWritten.Store(time.Now().Add(writeGuard).UnixNano())
+	defer func() { s.keyringWritten.Store(time.Now().Add(writeGuard).UnixNano()) }()
 	ok, err := saveKeyringScript.Exec(ctx, s.client, []string{s.keyringKey()},
 		[]string{strconv.FormatUint(expect, 10), strconv.FormatUint(expect+1, 10), string(blob)}).AsInt64()
 	if err != nil {

@@ -285,6 +285,11 @@ var optionalTests = []test{
 				if v != wantV || !bytes.Equal(blob, wantBlob) {
 					t.Errorf("LoadKeyring returned version %d and %d bytes, want version %d and %d bytes", v, len(blob), wantV, len(wantBlob))
 				}
+				if kv, ok := t.s.(store.KeyringVersioner); ok {
+					if v, err := kv.KeyringVersion(t.ctx); err != nil || v != wantV {
+						t.Errorf("KeyringVersion = %d, %v; want %d, the version LoadKeyring returns", v, err, wantV)
+					}
+				}
 			}
 			load(nil, 0)
 			v1 := []byte("keyring version one \x00\xff")
