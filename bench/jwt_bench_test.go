@@ -3,11 +3,17 @@ package bench
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -23,8 +29,8 @@ import (
 )
 
 // BenchmarkJWTVerify verifies one latch access token (EdDSA, and the same
-// claims under HS256) with latch and with the peers, each configured to
-// check signature, algorithm, iss, aud and exp. latch runs with its
+// claims under ES256, RS256 and HS256) with latch and with the peers, each
+// configured to check signature, algorithm, iss, aud and exp. latch runs with its
 // verified-token cache off (Latch) and on (LatchCached, same token again).
 //
 //	go test -run '^$' -bench 'JWTVerify' -count=6 . | tee jwt.txt && benchstat jwt.txt
@@ -35,9 +41,13 @@ func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
 
+// benchAlgs are the algorithms the JWT benchmarks measure.
+var benchAlgs = []accesstoken.Algorithm{accesstoken.EdDSA, accesstoken.ES256, accesstoken.RS256, accesstoken.HS256}
+
 type benchSetup struct {
 	tok    string
-	pub    any // ed25519.PublicKey or []byte secret
+	pub    any         // ed25519.PublicKey, *ecdsa.PublicKey, *rsa.PublicKey or []byte secret
+	raw    func() bool // the bare signature check of tok, hashing included
 	keys   *accesstoken.StaticKeys
 	method gojwt.SigningMethod
 	jwa    jwa.SignatureAlgorithm
@@ -55,6 +65,20 @@ func newBenchSetup(b *testing.B, alg accesstoken.Algorithm) *benchSetup {
 		priv := ed25519.NewKeyFromSeed(seed)
 		k, err = accesstoken.NewEd25519Key("", priv)
 		s.pub, s.method, s.jwa, s.jose = priv.Public(), gojwt.SigningMethodEdDSA, jwa.EdDSA(), jose.EdDSA
+	case accesstoken.ES256:
+		priv, perr := ecdsa.ParseRawPrivateKey(elliptic.P256(), seed)
+		if perr != nil {
+			b.Fatal(perr)
+		}
+		k, err = accesstoken.NewES256Key("", priv)
+		s.pub, s.method, s.jwa, s.jose = &priv.PublicKey, gojwt.SigningMethodES256, jwa.ES256(), jose.ES256
+	case accesstoken.RS256:
+		priv, gerr := rsa.GenerateKey(rand.Reader, accesstoken.RSAKeyBits)
+		if gerr != nil {
+			b.Fatal(gerr)
+		}
+		k, err = accesstoken.NewRS256Key("", priv)
+		s.pub, s.method, s.jwa, s.jose = &priv.PublicKey, gojwt.SigningMethodRS256, jwa.RS256(), jose.RS256
 	case accesstoken.HS256:
 		k, err = accesstoken.NewHS256Key("", seed)
 		s.pub, s.method, s.jwa, s.jose = seed, gojwt.SigningMethodHS256, jwa.HS256(), jose.HS256
@@ -71,29 +95,53 @@ func newBenchSetup(b *testing.B, alg accesstoken.Algorithm) *benchSetup {
 	if err != nil {
 		b.Fatal(err)
 	}
+	s.raw = rawCheck(alg, s.pub, s.tok)
+	if !s.raw() {
+		b.Fatal("raw check refused latch's token")
+	}
 	return s
 }
 
+// rawCheck returns the standard library's signature check of tok alone:
+// ed25519.Verify, SHA-256 + ecdsa.VerifyASN1 (the r‖s to DER conversion
+// done once, outside), SHA-256 + rsa.VerifyPKCS1v15, or HMAC-SHA256.
+func rawCheck(alg accesstoken.Algorithm, pub any, tok string) func() bool {
+	i := strings.LastIndexByte(tok, '.')
+	msg := []byte(tok[:i])
+	sig, _ := base64.RawURLEncoding.DecodeString(tok[i+1:])
+	switch alg {
+	case accesstoken.EdDSA:
+		return func() bool { return ed25519.Verify(pub.(ed25519.PublicKey), msg, sig) }
+	case accesstoken.ES256:
+		var rs struct{ R, S *big.Int }
+		rs.R, rs.S = new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+		der, _ := asn1.Marshal(rs)
+		return func() bool {
+			d := sha256.Sum256(msg)
+			return ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), d[:], der)
+		}
+	case accesstoken.RS256:
+		return func() bool {
+			d := sha256.Sum256(msg)
+			return rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), crypto.SHA256, d[:], sig) == nil
+		}
+	}
+	return func() bool {
+		m := hmac.New(sha256.New, pub.([]byte))
+		m.Write(msg)
+		return hmac.Equal(m.Sum(nil), sig)
+	}
+}
+
 func BenchmarkJWTVerify(b *testing.B) {
-	for _, alg := range []accesstoken.Algorithm{accesstoken.EdDSA, accesstoken.HS256} {
+	for _, alg := range benchAlgs {
 		s := newBenchSetup(b, alg)
 		ctx := context.Background()
-		i := strings.LastIndexByte(s.tok, '.')
-		msg := []byte(s.tok[:i])
-		sig, _ := base64.RawURLEncoding.DecodeString(s.tok[i+1:])
 
 		b.Run(string(alg)+"/Raw", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				var ok bool
-				if alg == accesstoken.EdDSA {
-					ok = ed25519.Verify(s.pub.(ed25519.PublicKey), msg, sig)
-				} else {
-					m := hmac.New(sha256.New, s.pub.([]byte))
-					m.Write(msg)
-					ok = hmac.Equal(m.Sum(nil), sig)
-				}
-				if !ok {
+				if !s.raw() {
 					b.Fatal("bad signature")
 				}
 			}
@@ -169,13 +217,10 @@ func BenchmarkJWTVerify(b *testing.B) {
 //
 //	go test -run '^$' -bench 'JWTRatio' -count=6 . | tee ratio.txt && benchstat ratio.txt
 func BenchmarkJWTRatio(b *testing.B) {
-	for _, alg := range []accesstoken.Algorithm{accesstoken.EdDSA, accesstoken.HS256} {
+	for _, alg := range benchAlgs {
 		b.Run(string(alg), func(b *testing.B) {
 			s := newBenchSetup(b, alg)
 			ctx := context.Background()
-			i := strings.LastIndexByte(s.tok, '.')
-			msg := []byte(s.tok[:i])
-			sig, _ := base64.RawURLEncoding.DecodeString(s.tok[i+1:])
 			v, _ := accesstoken.NewVerifier(accesstoken.VerifierConfig{Keys: s.keys, Issuer: interopIss, Audience: interopAud, CacheSize: -1})
 			gp := gojwt.NewParser(gojwt.WithValidMethods([]string{s.method.Alg()}), gojwt.WithIssuer(interopIss),
 				gojwt.WithAudience(interopAud), gojwt.WithExpirationRequired())
@@ -193,15 +238,7 @@ func BenchmarkJWTRatio(b *testing.B) {
 				name string
 				fn   func()
 			}{
-				{"raw", func() {
-					if alg == accesstoken.EdDSA {
-						ed25519.Verify(s.pub.(ed25519.PublicKey), msg, sig)
-						return
-					}
-					m := hmac.New(sha256.New, s.pub.([]byte))
-					m.Write(msg)
-					hmac.Equal(m.Sum(nil), sig)
-				}},
+				{"raw", func() { s.raw() }},
 				{"latch", func() { _, err := v.Verify(ctx, s.tok); must(err) }},
 				{"golangjwt", func() {
 					var c gojwt.MapClaims

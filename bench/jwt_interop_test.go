@@ -4,7 +4,11 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"testing"
 	"time"
@@ -76,6 +80,10 @@ func goJWTKeyfunc(t testing.TB, jwksDoc []byte) gojwt.Keyfunc {
 			return raw, nil
 		case ecdsa.PublicKey:
 			return &raw, nil
+		case *rsa.PublicKey:
+			return raw, nil
+		case rsa.PublicKey:
+			return &raw, nil
 		}
 		return nil, errors.New("unexpected key type")
 	}
@@ -83,7 +91,7 @@ func goJWTKeyfunc(t testing.TB, jwksDoc []byte) gojwt.Keyfunc {
 
 func TestInteropLatchToPeers(t *testing.T) {
 	ctx := context.Background()
-	for _, alg := range []accesstoken.Algorithm{accesstoken.EdDSA, accesstoken.ES256} {
+	for _, alg := range []accesstoken.Algorithm{accesstoken.EdDSA, accesstoken.ES256, accesstoken.RS256} {
 		t.Run(string(alg), func(t *testing.T) {
 			r := newInteropRing(t, alg)
 			tok, err := r.iss.Issue(ctx, interopClaims())
@@ -120,6 +128,15 @@ func TestInteropLatchToPeers(t *testing.T) {
 			var role string
 			if err := jt.Get("role", &role); err != nil || role != "admin" {
 				t.Errorf("jwx role %q %v", role, err)
+			}
+
+			// Tampered: both refuse.
+			bad := tamperSubject(t, tok, "alice", "mallory")
+			if _, err := gojwt.Parse(bad, goJWTKeyfunc(t, doc), gojwt.WithValidMethods([]string{string(alg)})); !errors.Is(err, gojwt.ErrTokenSignatureInvalid) {
+				t.Errorf("golang-jwt on a tampered token: %v", err)
+			}
+			if _, err := jwxjwt.ParseString(bad, jwxjwt.WithKeySet(set)); err == nil {
+				t.Error("jwx accepted a tampered token")
 			}
 		})
 	}
@@ -202,6 +219,51 @@ func TestInteropPeersToLatch(t *testing.T) {
 	}
 }
 
+// golang-jwt signs RS256 with the header latch expects; latch verifies it
+// with the public key, and refuses the RS256->HS256 confusion.
+func TestInteropPeersToLatchRS256(t *testing.T) {
+	ctx := context.Background()
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := accesstoken.NewRS256Key("", &priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := accesstoken.NewStaticKeys(key)
+	v, _ := accesstoken.NewVerifier(accesstoken.VerifierConfig{Keys: keys, Issuer: interopIss, Audience: interopAud})
+	now := time.Now()
+	claims := gojwt.MapClaims{"iss": interopIss, "sub": "dave", "aud": interopAud,
+		"exp": now.Add(5 * time.Minute).Unix(), "iat": now.Unix(), "sid": "ses_4"}
+	gt := gojwt.NewWithClaims(gojwt.SigningMethodRS256, claims)
+	gt.Header["kid"], gt.Header["typ"] = key.ID(), "at+jwt"
+	gs, err := gt.SignedString(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := v.Verify(ctx, gs); err != nil || c.Subject != "dave" {
+		t.Fatalf("golang-jwt RS256 token: %+v, %v", c, err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	ht := gojwt.NewWithClaims(gojwt.SigningMethodHS256, claims)
+	ht.Header["kid"], ht.Header["typ"] = key.ID(), "at+jwt"
+	for _, secret := range [][]byte{pemKey, der} {
+		hs, _ := ht.SignedString(secret)
+		if _, err := v.Verify(ctx, hs); !errors.Is(err, accesstoken.ErrAlgorithm) {
+			t.Errorf("HS256 with the RSA public key as secret: %v", err)
+		}
+	}
+	// PS256 under the same key is another algorithm: refused.
+	pt := gojwt.NewWithClaims(gojwt.SigningMethodPS256, claims)
+	pt.Header["kid"], pt.Header["typ"] = key.ID(), "at+jwt"
+	ps, _ := pt.SignedString(priv)
+	if _, err := v.Verify(ctx, ps); !errors.Is(err, accesstoken.ErrAlgorithm) {
+		t.Errorf("PS256: %v", err)
+	}
+}
+
 // TestInteropJWKSShape checks the published JWK members with a plain JSON
 // decode, as a non-Go client would read them.
 func TestInteropJWKSShape(t *testing.T) {
@@ -220,5 +282,18 @@ func TestInteropJWKSShape(t *testing.T) {
 	tp, err := jk.Thumbprint(cryptoSHA256)
 	if err != nil || b64url(tp) != k["kid"] {
 		t.Errorf("kid is not the RFC 7638 thumbprint per jwx: %v", err)
+	}
+
+	rs := newInteropRing(t, accesstoken.RS256)
+	if err := json.Unmarshal(rs.kr.JWKS(), &doc); err != nil || len(doc.Keys) != 1 {
+		t.Fatalf("%v %s", err, rs.kr.JWKS())
+	}
+	k = doc.Keys[0]
+	if k["kty"] != "RSA" || k["alg"] != "RS256" || k["use"] != "sig" || k["e"] != "AQAB" || len(k["n"]) != 342 || k["d"] != "" || k["p"] != "" {
+		t.Errorf("RSA JWK %v", k)
+	}
+	jk, _ = jwk.ParseKey([]byte(mustJSON(k)))
+	if tp, err := jk.Thumbprint(cryptoSHA256); err != nil || b64url(tp) != k["kid"] {
+		t.Errorf("RSA kid is not the RFC 7638 thumbprint per jwx: %v", err)
 	}
 }
