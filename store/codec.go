@@ -4,12 +4,20 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"strings"
 	"time"
+
+	"github.com/latch-sessions/latch/store/internal/amr"
 )
 
 // codecVersion is the first byte of every encoded record. Decoders refuse
-// versions they do not know rather than guessing.
-const codecVersion = 1
+// versions they do not know rather than guessing. Version 2 is version 1
+// followed by ACR, AMR and JKT; a record without them is still written as
+// version 1, which binaries from before version 2 read.
+const (
+	codecVersion1 = 1
+	codecVersion  = 2
+)
 
 // maxField caps every variable-length field of an encoded record, so a corrupt
 // or hostile blob cannot make a decoder allocate without bound.
@@ -22,7 +30,16 @@ var ErrCorrupt = errors.New("latch/store: corrupt record")
 // MarshalBinary encodes r in a compact, versioned binary form shared by the
 // stores that keep records as blobs.
 func (r *Record) MarshalBinary() ([]byte, error) {
-	return r.AppendBinary(make([]byte, 0, 300+len(r.Subject)+len(r.IP)+len(r.UserAgent)+len(r.Data)+len(r.Claims)+len(r.RevokeReason)))
+	n := 300 + len(r.Subject) + len(r.IP) + len(r.UserAgent) + len(r.Data) + len(r.Claims) + len(r.RevokeReason)
+	if r.hasAuthExt() {
+		n += 40 + len(r.ACR) + len(amr.Join(r.AMR))
+	}
+	return r.AppendBinary(make([]byte, 0, n))
+}
+
+// hasAuthExt reports whether r needs the version 2 encoding.
+func (r *Record) hasAuthExt() bool {
+	return r.ACR != "" || len(r.AMR) > 0 || r.JKT != [32]byte{}
 }
 
 // AppendBinary appends the encoding of r to b.
@@ -30,7 +47,12 @@ func (r *Record) AppendBinary(b []byte) ([]byte, error) {
 	if err := checkEncodable(r); err != nil {
 		return b, err
 	}
-	b = append(b, codecVersion)
+	ext := r.hasAuthExt()
+	if ext {
+		b = append(b, codecVersion)
+	} else {
+		b = append(b, codecVersion1)
+	}
 	b = append(b, r.ID[:]...)
 	b = binary.BigEndian.AppendUint64(b, r.Version)
 	b = append(b, r.VerifierHash[:]...)
@@ -51,6 +73,13 @@ func (r *Record) AppendBinary(b []byte) ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
+	if ext {
+		for _, s := range [...]string{r.ACR, amr.Join(r.AMR)} {
+			b = binary.AppendUvarint(b, uint64(len(s)))
+			b = append(b, s...)
+		}
+		b = append(b, r.JKT[:]...)
+	}
 	return b, nil
 }
 
@@ -58,7 +87,8 @@ func (r *Record) AppendBinary(b []byte) ([]byte, error) {
 // record does not retain b.
 func (r *Record) UnmarshalBinary(b []byte) error {
 	d := decoder{b: b}
-	if d.byte() != codecVersion {
+	ver := d.byte()
+	if ver != codecVersion1 && ver != codecVersion {
 		return ErrCorrupt
 	}
 	var v Record
@@ -80,6 +110,18 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	for _, s := range [...]*[]byte{&v.Data, &v.Claims} {
 		if f := d.field(); len(f) > 0 {
 			*s = append([]byte(nil), f...)
+		}
+	}
+	if ver == codecVersion {
+		v.ACR = string(d.field())
+		var ok bool
+		if v.AMR, ok = amr.Split(string(d.field())); !ok {
+			return ErrCorrupt
+		}
+		d.bytes(v.JKT[:])
+		// A record without them is written as version 1: one encoding each.
+		if !v.hasAuthExt() {
+			return ErrCorrupt
 		}
 	}
 	if d.bad || len(d.b) != 0 {
@@ -104,7 +146,8 @@ var (
 )
 
 // ErrUnencodable is returned by [Record.MarshalBinary] for a record with a
-// time outside the years 1678–2262 or a field over 1 MiB.
+// time outside the years 1678–2262, a field over 1 MiB, or an AMR value that
+// is empty or holds a space.
 var ErrUnencodable = errors.New("latch/store: record cannot be encoded")
 
 func checkEncodable(r *Record) error {
@@ -113,10 +156,22 @@ func checkEncodable(r *Record) error {
 			return ErrUnencodable
 		}
 	}
-	for _, n := range [...]int{len(r.Subject), len(r.RevokeReason), len(r.IP), len(r.UserAgent), len(r.Data), len(r.Claims)} {
+	for _, n := range [...]int{len(r.Subject), len(r.RevokeReason), len(r.IP), len(r.UserAgent), len(r.Data), len(r.Claims), len(r.ACR)} {
 		if n > maxField {
 			return ErrUnencodable
 		}
+	}
+	// AMR is kept joined by spaces (package amr): a value that is empty or
+	// holds a space would not read back as written.
+	n := 0
+	for _, m := range r.AMR {
+		if m == "" || strings.IndexByte(m, ' ') >= 0 {
+			return ErrUnencodable
+		}
+		n += len(m) + 1
+	}
+	if n > maxField {
+		return ErrUnencodable
 	}
 	return nil
 }

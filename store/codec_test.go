@@ -3,7 +3,9 @@ package store_test
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -40,6 +42,8 @@ func fullRecord(t testing.TB) *store.Record {
 		UserAgent:     "Mozilla/5.0",
 		Data:          []byte(`{"cart":3}`),
 		Claims:        []byte(`{"role":"admin"}`),
+		ACR:           "urn:latch:acr:mfa",
+		AMR:           []string{"pwd", "otp"},
 	}
 	for i := range store.HashLen {
 		r.VerifierHash[i] = byte(i)
@@ -47,6 +51,7 @@ func fullRecord(t testing.TB) *store.Record {
 		r.Refresh.Key[i] = byte(i + 64)
 		r.Refresh.Current[i] = byte(i + 96)
 		r.Refresh.Previous[i] = byte(i + 128)
+		r.JKT[i] = byte(i + 160)
 	}
 	return r
 }
@@ -68,15 +73,18 @@ func equalRecords(a, b *store.Record) bool {
 		a.Refresh.Key == b.Refresh.Key && a.Refresh.Current == b.Refresh.Current &&
 		a.Refresh.Previous == b.Refresh.Previous && a.Refresh.Generation == b.Refresh.Generation &&
 		a.RevokeReason == b.RevokeReason && a.IP == b.IP && a.UserAgent == b.UserAgent &&
-		bytes.Equal(a.Data, b.Data) && bytes.Equal(a.Claims, b.Claims)
+		bytes.Equal(a.Data, b.Data) && bytes.Equal(a.Claims, b.Claims) &&
+		a.ACR == b.ACR && slices.Equal(a.AMR, b.AMR) && a.JKT == b.JKT
 }
 
 func TestCodecRoundTrip(t *testing.T) {
 	full := fullRecord(t)
 	minimal := &store.Record{ID: full.ID, Subject: "a"}
 	empty := fullRecord(t)
-	empty.Data, empty.Claims = []byte{}, []byte{}
-	for name, r := range map[string]*store.Record{"full": full, "minimal": minimal, "empty values": empty} {
+	empty.Data, empty.Claims, empty.AMR = []byte{}, []byte{}, []string{}
+	jktOnly := &store.Record{ID: full.ID, Subject: "a", JKT: full.JKT}
+	amrOnly := &store.Record{ID: full.ID, Subject: "a", AMR: []string{"hwk"}}
+	for name, r := range map[string]*store.Record{"full": full, "minimal": minimal, "empty values": empty, "JKT only": jktOnly, "AMR only": amrOnly} {
 		t.Run(name, func(t *testing.T) {
 			b, err := r.MarshalBinary()
 			if err != nil {
@@ -97,12 +105,39 @@ func TestCodecRoundTrip(t *testing.T) {
 			if (got.Data == nil) != (len(r.Data) == 0) {
 				t.Errorf("decoded Data nil=%v for %d bytes encoded; empty values decode as nil", got.Data == nil, len(r.Data))
 			}
+			if (got.AMR == nil) != (len(r.AMR) == 0) {
+				t.Errorf("decoded AMR nil=%v for %d values encoded; an empty AMR decodes as nil", got.AMR == nil, len(r.AMR))
+			}
 			// The record does not retain b.
 			clear(b)
 			if !equalRecords(&got, r) {
 				t.Errorf("decoded record changed when the input buffer was overwritten")
 			}
 		})
+	}
+}
+
+// TestCodecVersion1: a record encoded before ACR, AMR and JKT existed
+// (version 1, captured from that code) still decodes, and a record without
+// them is still written exactly so, which older binaries read.
+func TestCodecVersion1(t *testing.T) {
+	const golden = "01000102030405060708090a0b0c0d0e0f101100000000000000030100000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000018eab4d8e5e47f1518eab4d8e5e47f1518eab4d8e5e47f1518eab81f169d1f1518eb036d77337f15000000000000000005616c69636500093139322e302e322e3102756100077b2261223a317d"
+	b, _ := hex.DecodeString(golden)
+	var r store.Record
+	if err := r.UnmarshalBinary(b); err != nil {
+		t.Fatalf("UnmarshalBinary of a version 1 record: %v", err)
+	}
+	if r.Subject != "alice" || r.Version != 3 || r.IP != "192.0.2.1" || string(r.Claims) != `{"a":1}` ||
+		r.ACR != "" || r.AMR != nil || r.JKT != [32]byte{} {
+		t.Errorf("version 1 record decoded wrongly: %+v", r)
+	}
+	again, err := r.MarshalBinary()
+	if err != nil || hex.EncodeToString(again) != golden {
+		t.Errorf("a record without ACR, AMR and JKT no longer encodes as version 1 (err %v)", err)
+	}
+	full, _ := fullRecord(t).MarshalBinary()
+	if full[0] != 2 {
+		t.Errorf("a record with ACR, AMR and JKT encodes as version %d, want 2", full[0])
 	}
 }
 
@@ -132,7 +167,11 @@ func TestCodecCorrupt(t *testing.T) {
 	}
 	cases := map[string][]byte{
 		"empty":               nil,
-		"unknown version":     append([]byte{2}, good[1:]...),
+		"unknown version":     append([]byte{3}, good[1:]...),
+		"version 1 with ext":  append([]byte{1}, good[1:]...),
+		"version 2 no ext":    v2WithoutExt(t),
+		"AMR doubled space":   withAMR(t, "pwd  otp"),
+		"AMR leading space":   withAMR(t, " pwd"),
 		"version zero":        append([]byte{0}, good[1:]...),
 		"trailing byte":       append(bytes.Clone(good), 0),
 		"length over cap":     append(withLen(1<<20+1), make([]byte, 1<<20+1)...),
@@ -156,6 +195,27 @@ func TestCodecCorrupt(t *testing.T) {
 	}
 }
 
+// v2WithoutExt is a version 2 encoding whose ACR, AMR and JKT are all
+// empty: such a record is written as version 1, so this form is refused.
+func v2WithoutExt(t *testing.T) []byte {
+	b, _ := (&store.Record{ID: fullRecord(t).ID, Subject: "a"}).MarshalBinary()
+	b = append(bytes.Clone(b), 0, 0)
+	b = append(b, make([]byte, 32)...)
+	b[0] = 2
+	return b
+}
+
+// withAMR is fullRecord's encoding with its AMR field replaced by joined.
+func withAMR(t *testing.T, joined string) []byte {
+	r := fullRecord(t)
+	good, _ := r.MarshalBinary()
+	tail := 1 + len("pwd otp") + 32
+	b := bytes.Clone(good[:len(good)-tail])
+	b = binary.AppendUvarint(b, uint64(len(joined)))
+	b = append(b, joined...)
+	return append(b, r.JKT[:]...)
+}
+
 // canonical reports whether every length prefix in an encoded record is a
 // minimal uvarint; the codec refuses overlong ones (see
 // TestCodecRefusesOverlongVarint).
@@ -164,8 +224,12 @@ func canonical(b []byte) bool {
 	if len(b) < fixed {
 		return true
 	}
+	fields := 6
+	if b[0] == 2 {
+		fields = 8
+	}
 	b = b[fixed:]
-	for range 6 {
+	for range fields {
 		n, k := binary.Uvarint(b)
 		if k <= 0 {
 			return true
@@ -203,6 +267,8 @@ func TestCodecRefusesUnencodable(t *testing.T) {
 		"year 3000":  {Subject: "a", ExpiresAt: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)},
 		"year 1000":  {Subject: "a", CreatedAt: time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)},
 		"huge field": {Subject: "a", Data: make([]byte, 1<<20+1)},
+		"empty AMR":  {Subject: "a", AMR: []string{"pwd", ""}},
+		"AMR space":  {Subject: "a", AMR: []string{"p w d"}},
 	} {
 		if _, err := r.MarshalBinary(); !errors.Is(err, store.ErrUnencodable) {
 			t.Errorf("%s: MarshalBinary: %v, want ErrUnencodable", name, err)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"slices"
 	"time"
 )
 
@@ -41,6 +42,19 @@ type Record struct {
 
 	Data   []byte // a JSON object or nil
 	Claims []byte // a JSON object or nil; copied into access tokens
+
+	// How the user authenticated at AuthTime (RFC 9470 step-up; RFC 8176
+	// method names); set at create and replaced on renew. Both are bounded
+	// and limited to visible ASCII other than '"' and '\' (see
+	// [MaxACRLen], [MaxAMRValues]), so they can be quoted in a header
+	// without escaping.
+	ACR string   // authentication context class reference; "" if none
+	AMR []string // authentication methods, e.g. "pwd", "otp"; nil if none
+
+	// JKT is the RFC 7638 SHA-256 thumbprint of the DPoP key (RFC 9449) the
+	// session is bound to; the zero value means unbound. A binding is for
+	// the session's life: renewal keeps it.
+	JKT [32]byte
 }
 
 // Refresh is the state of a session's refresh-token family.
@@ -78,5 +92,6 @@ func (r *Record) Clone() *Record {
 	c := *r
 	c.Data = bytes.Clone(r.Data)
 	c.Claims = bytes.Clone(r.Claims)
+	c.AMR = slices.Clone(r.AMR)
 	return &c
 }

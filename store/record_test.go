@@ -56,7 +56,10 @@ func TestCloneIsDeep(t *testing.T) {
 	c.Data[0], c.Claims[0] = 'X', 'X'
 	c.VerifierHash[0]++
 	c.Refresh.Current[0]++
-	if r.Data[0] == 'X' || r.Claims[0] == 'X' || r.VerifierHash == c.VerifierHash || r.Refresh.Current == c.Refresh.Current {
+	c.AMR[0] = "X"
+	c.JKT[0]++
+	if r.Data[0] == 'X' || r.Claims[0] == 'X' || r.VerifierHash == c.VerifierHash || r.Refresh.Current == c.Refresh.Current ||
+		r.AMR[0] == "X" || r.JKT == c.JKT {
 		t.Error("modifying a clone modified the original")
 	}
 	if (&store.Record{}).Clone().Data != nil {

@@ -62,7 +62,10 @@
 // Field bounds. A store keeps, byte for byte, a Subject of 1..[MaxSubjectLen]
 // bytes, Data and Claims of up to [MaxValueLen] bytes each, an IP of up to
 // [MaxIPLen], a UserAgent of up to [MaxUserAgentLen] and a RevokeReason of up
-// to [MaxReasonLen] bytes; strings are opaque bytes (not necessarily UTF-8).
+// to [MaxReasonLen] bytes; strings are opaque bytes (not necessarily UTF-8),
+// except ACR and AMR: an ACR of up to [MaxACRLen] bytes and up to
+// [MaxAMRValues] AMR values of 1..[MaxAMRValueLen] bytes each, all of
+// visible ASCII other than '"' and '\' (an empty AMR reads back as nil).
 // It refuses anything longer with ErrInvalid rather than truncating it
 // ([Validate] and [ValidReason] check all of this). SQL stores therefore use
 // binary column types that hold these sizes: Data and Claims need more than
@@ -130,6 +133,13 @@ const (
 	MaxUserAgentLen = 1024
 	// MaxReasonLen bounds Record.RevokeReason and every reason argument.
 	MaxReasonLen = 64
+	// MaxACRLen bounds Record.ACR: room for an ACR URI such as
+	// "http://schemas.openid.net/pape/policies/2007/06/multi-factor".
+	MaxACRLen = 128
+	// MaxAMRValues bounds how many methods Record.AMR lists, and
+	// MaxAMRValueLen the length of each (RFC 8176 names are 2–5 bytes).
+	MaxAMRValues   = 8
+	MaxAMRValueLen = 32
 )
 
 // Store keeps session records. See the package documentation for the contract

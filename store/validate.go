@@ -8,7 +8,8 @@ import (
 // Validate reports, with an error matching [ErrInvalid], why a store must
 // refuse rec: nil, the zero ID, an ID that does not carry
 // SubjectTag(rec.Subject), a Subject outside 1..[MaxSubjectLen] bytes, a
-// field beyond its bound (see the package documentation), or a time outside
+// field beyond its bound or an ACR or AMR value with a byte [AuthValue]
+// refuses (see the package documentation), or a time outside
 // the years 1678–2262 (also matching [ErrUnencodable]). It returns nil for a
 // record every store keeps exactly. The error names the rule, never a value.
 //
@@ -31,11 +32,34 @@ func Validate(rec *Record) error {
 		return fmt.Errorf("%w: UserAgent must be at most %d bytes", ErrInvalid, MaxUserAgentLen)
 	case len(rec.RevokeReason) > MaxReasonLen:
 		return fmt.Errorf("%w: RevokeReason must be at most %d bytes", ErrInvalid, MaxReasonLen)
+	case len(rec.ACR) > MaxACRLen || !AuthValue(rec.ACR):
+		return fmt.Errorf("%w: ACR must be at most %d bytes of visible ASCII other than '\"' and '\\'", ErrInvalid, MaxACRLen)
+	case len(rec.AMR) > MaxAMRValues:
+		return fmt.Errorf("%w: AMR must list at most %d methods", ErrInvalid, MaxAMRValues)
+	}
+	for _, m := range rec.AMR {
+		if len(m) == 0 || len(m) > MaxAMRValueLen || !AuthValue(m) {
+			return fmt.Errorf("%w: each AMR value must be 1 to %d bytes of visible ASCII other than '\"' and '\\'", ErrInvalid, MaxAMRValueLen)
+		}
 	}
 	if err := checkEncodable(rec); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
+}
+
+// AuthValue reports whether s is made only of the bytes an ACR or AMR
+// value may hold: visible ASCII (0x21–0x7E) other than '"' and '\'. Such a
+// value needs no escaping in a JSON string or an HTTP quoted-string, and a
+// space can separate a list of them (RFC 9470 acr_values). It does not check
+// lengths.
+func AuthValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidReason reports, with an error matching [ErrInvalid], a revocation

@@ -18,8 +18,8 @@ var (
 	sqlInsert = `INSERT INTO latch_sessions (id, subject, version, verifier_hash, csrf_secret,
 		refresh_key, refresh_current, refresh_previous, refresh_rotated_at, refresh_generation,
 		created_at, auth_time, last_seen_at, idle_expires_at, expires_at,
-		revoked_at, revoke_reason, ip, user_agent, data, claims, deadline)
-		VALUES (?, ?, 1` + strings.Repeat(", ?", 19) + `)`
+		revoked_at, revoke_reason, ip, user_agent, data, claims, acr, amr, jkt, deadline)
+		VALUES (?, ?, 1` + strings.Repeat(", ?", sqlstore.NumColumns-2) + `)`
 	sqlLockSubject = `SELECT slot FROM latch_subject_locks WHERE slot = ? FOR UPDATE`
 	// Live sessions of a subject at a time, most recently seen first: the
 	// subject index. List, eviction and RevokeSubject use it.
@@ -40,7 +40,7 @@ var (
 		created_at = ?, auth_time = ?, last_seen_at = ?,
 		idle_expires_at = ?, expires_at = ?,
 		revoked_at = ?, revoke_reason = ?, ip = ?, user_agent = ?,
-		data = ?, claims = ?, deadline = ?
+		data = ?, claims = ?, acr = ?, amr = ?, jkt = ?, deadline = ?
 		WHERE id = ? AND version = ? AND revoked_at = 0`
 	sqlExists = `SELECT 1 FROM latch_sessions WHERE id = ?`
 	sqlRotate = `UPDATE latch_sessions SET version = version + 1,

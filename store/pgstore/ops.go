@@ -32,7 +32,7 @@ func scanRecord(row pgx.Row) (*store.Record, error) {
 }
 
 // columnOIDs are the types of [sqlstore.Columns]: bytea (17) or int8 (20).
-var columnOIDs = [...]uint32{17, 17, 20, 17, 17, 17, 17, 17, 20, 20, 20, 20, 20, 20, 20, 20, 17, 17, 17, 17, 17}
+var columnOIDs = [...]uint32{17, 17, 20, 17, 17, 17, 17, 17, 20, 20, 20, 20, 20, 20, 20, 20, 17, 17, 17, 17, 17, 17, 17, 17}
 
 // readRecord decodes the current row of rows, which selected [sqlstore.Columns]. On
 // the hot path (binary results, pgx's default) it reads the raw column
@@ -66,6 +66,7 @@ func decodeRow(v [][]byte) (*store.Record, error) {
 		RefreshKey: v[5], RefreshCurrent: v[6], RefreshPrevious: v[7], RotatedAt: i64(v[8]), Generation: i64(v[9]),
 		CreatedAt: i64(v[10]), AuthTime: i64(v[11]), LastSeenAt: i64(v[12]), IdleExpiresAt: i64(v[13]), ExpiresAt: i64(v[14]),
 		RevokedAt: i64(v[15]), RevokeReason: v[16], IP: v[17], UserAgent: v[18], Data: v[19], Claims: v[20],
+		ACR: v[21], AMR: v[22], JKT: v[23],
 	}
 	if bad {
 		return nil, fmt.Errorf("%w: malformed row", store.ErrCorrupt)

@@ -33,8 +33,8 @@ func buildQueries(schema string) queries {
 		insert: r.Replace(`INSERT INTO {s}.sessions (id, subject, version, verifier_hash, csrf_secret,
 			refresh_key, refresh_current, refresh_previous, refresh_rotated_at, refresh_generation,
 			created_at, auth_time, last_seen_at, idle_expires_at, expires_at,
-			revoked_at, revoke_reason, ip, user_agent, data, claims, deadline)
-			VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`),
+			revoked_at, revoke_reason, ip, user_agent, data, claims, acr, amr, jkt, deadline)
+			VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)`),
 
 		// $1 subject, $2 the new ID, $3 now (also the revocation time),
 		// $4 how many other live sessions to keep, $5 the reason. Each
@@ -65,7 +65,7 @@ func buildQueries(schema string) queries {
 					created_at = $10, auth_time = $11, last_seen_at = $12,
 					idle_expires_at = $13, expires_at = $14,
 					revoked_at = $15, revoke_reason = $16, ip = $17, user_agent = $18,
-					data = $19, claims = $20, deadline = $21
+					data = $19, claims = $20, acr = $21, amr = $22, jkt = $23, deadline = $24
 				WHERE id = $1 AND version = $2 AND revoked_at = 0
 				RETURNING subject),
 			e AS (INSERT INTO {s}.events (at, type, session_id, subject)

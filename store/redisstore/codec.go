@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/latch-sessions/latch/store"
+	"github.com/latch-sessions/latch/store/internal/amr"
 )
 
 // The value of a record key is a compact binary encoding of the record,
@@ -33,7 +34,22 @@ import (
 //	8        RevokedAt          if flagRevoked (else zero)
 //	uvarint  Refresh.Generation
 //	6 × (uvarint length, bytes): Subject, RevokeReason, IP, UserAgent, Data, Claims
+//	then, only if the record has any of them (so that older binaries,
+//	which refuse trailing bytes, still read every other record):
+//	1 byte   ext flags: extACR, extAMR, extJKT (never 0)
+//	uvarint length, bytes: ACR       if extACR
+//	uvarint length, bytes: AMR       if extAMR (values joined by spaces)
+//	32       JKT                     if extJKT
+//
+// The scripts never look past Claims' start and keep everything after the
+// fields they splice, so they carry the extension unchanged.
 const valueFormat = 1
+
+const (
+	extACR = 1
+	extAMR = 2
+	extJKT = 4
+)
 
 const (
 	flagAuth    = 1
@@ -122,6 +138,32 @@ func encodeValue(b []byte, r *store.Record, v uint64) []byte {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
+	var ext byte
+	if r.ACR != "" {
+		ext |= extACR
+	}
+	if len(r.AMR) > 0 {
+		ext |= extAMR
+	}
+	if r.JKT != [32]byte{} {
+		ext |= extJKT
+	}
+	if ext == 0 {
+		return b
+	}
+	b = append(b, ext)
+	if ext&extACR != 0 {
+		b = binary.AppendUvarint(b, uint64(len(r.ACR)))
+		b = append(b, r.ACR...)
+	}
+	if ext&extAMR != 0 {
+		j := amr.Join(r.AMR)
+		b = binary.AppendUvarint(b, uint64(len(j)))
+		b = append(b, j...)
+	}
+	if ext&extJKT != 0 {
+		b = append(b, r.JKT[:]...)
+	}
 	return b
 }
 
@@ -168,6 +210,33 @@ func (d *valueDecoder) field() []byte {
 		return nil
 	}
 	return d.take(int(n))
+}
+
+// ext decodes the extension after Claims into r; false for one encodeValue
+// would not write (no flag, an unknown flag, an empty or unsplittable value).
+func (d *valueDecoder) ext(r *store.Record) bool {
+	p := d.take(1)
+	if p == nil || p[0] == 0 || p[0]&^(extACR|extAMR|extJKT) != 0 {
+		return false
+	}
+	if p[0]&extACR != 0 {
+		if r.ACR = string(d.field()); r.ACR == "" {
+			return false
+		}
+	}
+	if p[0]&extAMR != 0 {
+		var ok bool
+		if r.AMR, ok = amr.Split(string(d.field())); !ok || r.AMR == nil {
+			return false
+		}
+	}
+	if p[0]&extJKT != 0 {
+		copy(r.JKT[:], d.take(32))
+		if r.JKT == [32]byte{} {
+			return false
+		}
+	}
+	return !d.bad
 }
 
 // decodeValue decodes the value of the record key of id.
@@ -222,6 +291,11 @@ func decodeValue(id store.ID, b []byte) (*store.Record, error) {
 		total += lens[i]
 	}
 	data, claims := d.field(), d.field()
+	if len(d.b) > 0 && !d.bad {
+		if !d.ext(r) {
+			return nil, errCorrupt
+		}
+	}
 	if d.bad || len(d.b) != 0 {
 		return nil, errCorrupt
 	}

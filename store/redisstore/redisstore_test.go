@@ -50,6 +50,13 @@ func TestValueRoundTrip(t *testing.T) {
 			r.Version = 1 << 40
 		},
 		func(r *store.Record) { r.AuthTime = time.Time{}; r.Data = bytes.Repeat([]byte("x"), store.MaxValueLen) },
+		func(r *store.Record) { r.ACR = "urn:latch:acr:mfa" },
+		func(r *store.Record) { r.AMR = []string{"pwd", "otp", "hwk"} },
+		func(r *store.Record) { r.JKT[31] = 1 },
+		func(r *store.Record) {
+			r.ACR, r.AMR, r.Claims = strings.Repeat("a", store.MaxACRLen), []string{"pwd"}, []byte(`{"x":1}`)
+			r.JKT[0] = 7
+		},
 	} {
 		r := newRecord(t, "user-1", now)
 		mod(r)
@@ -63,9 +70,21 @@ func TestValueRoundTrip(t *testing.T) {
 		if !bytes.Equal(a, b) {
 			t.Errorf("case %d: round trip changed the record", i)
 		}
+		// The ACR/AMR/JKT extension is optional, so the value cut just
+		// before it is a record without them; every other cut is refused.
+		plain := r.Clone()
+		plain.ACR, plain.AMR, plain.JKT = "", nil, [32]byte{}
+		base := len(encodeValue(nil, plain, r.Version))
 		for n := range v {
-			if _, err := decodeValue(r.ID, v[:n]); err == nil {
+			if _, err := decodeValue(r.ID, v[:n]); err == nil && n != base {
 				t.Fatalf("case %d: truncated value of %d bytes decoded", i, n)
+			}
+		}
+		if base < len(v) {
+			for _, tail := range [][]byte{{0}, {8}, {extACR, 0}, {extAMR, 1, ' '}, append([]byte{extJKT}, make([]byte, 32)...)} {
+				if _, err := decodeValue(r.ID, append(bytes.Clone(v[:base]), tail...)); err == nil {
+					t.Errorf("case %d: an extension encodeValue never writes (%x…) decoded", i, tail[:min(len(tail), 3)])
+				}
 			}
 		}
 	}

@@ -47,15 +47,20 @@ var crudTests = []test{
 	},
 	{
 		name:   "Create/NilValues",
-		clause: "Create stores a new record and Get returns it: Data and Claims may be nil.",
+		clause: "Create stores a new record and Get returns it: Data and Claims may be nil; ACR, AMR and JKT may be empty (an unbound session, no authentication context).",
 		run: func(t *T) {
 			r := t.record(t.subject("nil"), t.now)
 			r.Data, r.Claims, r.IP, r.UserAgent = nil, nil, "", ""
+			r.ACR, r.AMR, r.JKT = "", nil, [32]byte{}
 			t.create(r)
 			got := t.get(r.ID)
 			if len(got.Data) != 0 || len(got.Claims) != 0 || got.IP != "" || got.UserAgent != "" {
 				t.Errorf("Get returned non-empty Data, Claims, IP or UserAgent for a record stored without them")
 			}
+			if got.ACR != "" || got.AMR != nil || got.JKT != [32]byte{} {
+				t.Errorf("Get returned an ACR, AMR (non-nil) or JKT for a record stored without them")
+			}
+			t.wantSame("Get of a record without Data, Claims, ACR, AMR and JKT", got, with(r, 1))
 		},
 	},
 	{

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,55 @@ import (
 )
 
 var limitTests = []test{
+	{
+		name:   "Limits/AuthContext",
+		clause: "A store keeps exactly an ACR of up to MaxACRLen bytes, up to MaxAMRValues AMR values of up to MaxAMRValueLen bytes each, and a JKT, through Create, Update, RotateRefresh and Revoke (which change none of them).",
+		run: func(t *T) {
+			r := t.record(t.subject("acr"), t.now)
+			r.ACR = strings.Repeat("a", store.MaxACRLen)
+			r.AMR = nil
+			for i := range store.MaxAMRValues {
+				r.AMR = append(r.AMR, strings.Repeat(string(rune('a'+i)), store.MaxAMRValueLen))
+			}
+			r.AMR[0] = "!#$%&'()*+,-./09:;<=>?@AZ[]^_`{|}~"[:store.MaxAMRValueLen]
+			t.create(r)
+			want := with(r, 1)
+			t.wantSame("Get of a record with the largest ACR and AMR", t.get(r.ID), want)
+			if got := t.list(r.Subject, t.now); len(got) == 1 {
+				t.wantSame("List of a record with the largest ACR and AMR", got[0], want)
+			} else {
+				t.Errorf("List returned %d records, want 1", len(got))
+			}
+			// Renewal-like Update: new ACR and AMR, JKT kept.
+			upd := want.Clone()
+			upd.ACR, upd.AMR = "urn:latch:acr:mfa", []string{"pwd", "hwk"}
+			if err := t.s.Update(t.ctx, upd); err != nil {
+				t.Fatalf("Update: %v", err)
+			}
+			want = with(upd, 2)
+			t.wantSame("Get after Update of ACR and AMR", t.get(r.ID), want)
+			next := want.Refresh
+			next.Previous, next.Current = want.Refresh.Current, store.Hash{9}
+			next.RotatedAt, next.Generation = t.now.Add(time.Second), want.Refresh.Generation+1
+			got, err := t.s.RotateRefresh(t.ctx, store.Rotation{ID: r.ID, Expect: want.Refresh.Current, Next: next,
+				LastSeenAt: t.now.Add(time.Second), IdleExpiresAt: t.now.Add(time.Hour)})
+			if err != nil {
+				t.Fatalf("RotateRefresh: %v", err)
+			}
+			if got.ACR != want.ACR || !slices.Equal(got.AMR, want.AMR) || got.JKT != want.JKT {
+				t.Errorf("RotateRefresh changed ACR, AMR or JKT")
+			}
+			if g := t.get(r.ID); g.ACR != want.ACR || !slices.Equal(g.AMR, want.AMR) || g.JKT != want.JKT {
+				t.Errorf("Get after RotateRefresh: ACR, AMR or JKT changed")
+			}
+			if err := t.s.Revoke(t.ctx, r.ID, store.ReasonLogout, t.now.Add(2*time.Second)); err != nil {
+				t.Fatalf("Revoke: %v", err)
+			}
+			if g, err := t.s.Get(t.ctx, r.ID); err == nil && (g.ACR != want.ACR || !slices.Equal(g.AMR, want.AMR) || g.JKT != want.JKT) {
+				t.Errorf("the tombstone of a revoked record lost its ACR, AMR or JKT")
+			}
+		},
+	},
 	{
 		name:   "Limits/LargeValues",
 		clause: "A store keeps, byte for byte, Data and Claims of up to MaxValueLen (65,536) bytes each. SQL stores use column types that hold them: PostgreSQL bytea, MySQL/MariaDB MEDIUMBLOB (a BLOB holds only 65,535).",

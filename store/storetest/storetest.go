@@ -123,7 +123,10 @@ func (t *T) record(subject string, created time.Time) *store.Record {
 		UserAgent:     "Mozilla/5.0 (X11; Linux x86_64) storetest",
 		Data:          []byte(`{"cart":3,"theme":"dark"}`),
 		Claims:        []byte(`{"role":"user"}`),
+		ACR:           "urn:latch:acr:pwd",
+		AMR:           []string{"pwd", "otp"},
 	}
+	rand.Read(r.JKT[:])
 	rand.Read(r.VerifierHash[:])
 	rand.Read(r.CSRFSecret[:])
 	rand.Read(r.Refresh.Key[:])
@@ -227,6 +230,9 @@ func diff(a, b *store.Record) string {
 	field("UserAgent", a.UserAgent == b.UserAgent)
 	field(fmt.Sprintf("Data (%d bytes, want %d)", len(a.Data), len(b.Data)), bytes.Equal(a.Data, b.Data))
 	field(fmt.Sprintf("Claims (%d bytes, want %d)", len(a.Claims), len(b.Claims)), bytes.Equal(a.Claims, b.Claims))
+	field(fmt.Sprintf("ACR (%q, want %q)", a.ACR, b.ACR), a.ACR == b.ACR)
+	field(fmt.Sprintf("AMR (%q, want %q)", a.AMR, b.AMR), slices.Equal(a.AMR, b.AMR))
+	field("JKT", a.JKT == b.JKT)
 	return strings.Join(d, ", ")
 }
 

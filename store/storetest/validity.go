@@ -3,6 +3,7 @@ package storetest
 import (
 	"crypto/rand"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,6 +55,17 @@ var validityTests = []test{
 			refuse("a record with a RevokeReason of MaxReasonLen+1 bytes", mut(func(r *store.Record) {
 				r.RevokedAt, r.RevokeReason = t.now, strings.Repeat("r", store.MaxReasonLen+1)
 			}))
+			refuse("a record with an ACR of MaxACRLen+1 bytes", mut(func(r *store.Record) { r.ACR = strings.Repeat("a", store.MaxACRLen+1) }))
+			refuse("a record with an ACR holding a space", mut(func(r *store.Record) { r.ACR = "urn:a b" }))
+			refuse("a record with an ACR holding a quote", mut(func(r *store.Record) { r.ACR = `urn:"a"` }))
+			refuse("a record with an ACR holding a non-ASCII byte", mut(func(r *store.Record) { r.ACR = "urn:ü" }))
+			refuse("a record with MaxAMRValues+1 AMR values", mut(func(r *store.Record) {
+				r.AMR = slices.Repeat([]string{"pwd"}, store.MaxAMRValues+1)
+			}))
+			refuse("a record with an AMR value of MaxAMRValueLen+1 bytes", mut(func(r *store.Record) { r.AMR = []string{strings.Repeat("m", store.MaxAMRValueLen+1)} }))
+			refuse("a record with an empty AMR value", mut(func(r *store.Record) { r.AMR = []string{"pwd", ""} }))
+			refuse("a record with an AMR value holding a space", mut(func(r *store.Record) { r.AMR = []string{"p wd"} }))
+			refuse("a record with an AMR value holding a backslash", mut(func(r *store.Record) { r.AMR = []string{`p\d`} }))
 			refuse("a record with an AuthTime before 1678", mut(func(r *store.Record) { r.AuthTime = time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC) }))
 			refuse("a record with an ExpiresAt after 2262", mut(func(r *store.Record) { r.ExpiresAt = time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC) }))
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/latch-sessions/latch/store"
+	"github.com/latch-sessions/latch/store/internal/amr"
 )
 
 // Columns are the stored fields of a record, in the order [Row.Dest] and
@@ -14,15 +15,17 @@ import (
 const Columns = `id, subject, version, verifier_hash, csrf_secret,
 	refresh_key, refresh_current, refresh_previous, refresh_rotated_at, refresh_generation,
 	created_at, auth_time, last_seen_at, idle_expires_at, expires_at,
-	revoked_at, revoke_reason, ip, user_agent, data, claims`
+	revoked_at, revoke_reason, ip, user_agent, data, claims,
+	acr, amr, jkt`
 
 // NumColumns is the number of [Columns].
-const NumColumns = 21
+const NumColumns = 24
 
 // Args are the parameters of every column after id, subject and version,
 // in [Columns] order, followed by the deadline: what an INSERT (after
 // id, subject and the literal version 1) and a compare-and-swap UPDATE
-// (after id and the expected version) bind. Empty Data and Claims are NULL.
+// (after id and the expected version) bind. Empty Data and Claims are NULL;
+// AMR is its values joined by spaces (package amr); an unbound JKT is NULL.
 func Args(r *store.Record) []any {
 	return []any{
 		r.VerifierHash[:], r.CSRFSecret[:],
@@ -32,6 +35,7 @@ func Args(r *store.Record) []any {
 		store.UnixNano(r.IdleExpiresAt), store.UnixNano(r.ExpiresAt),
 		store.UnixNano(r.RevokedAt), []byte(r.RevokeReason), []byte(r.IP), []byte(r.UserAgent),
 		nullable(r.Data), nullable(r.Claims),
+		[]byte(r.ACR), []byte(amr.Join(r.AMR)), jkt(r.JKT),
 		store.UnixNano(r.Deadline()),
 	}
 }
@@ -41,6 +45,13 @@ func nullable(b []byte) []byte {
 		return nil
 	}
 	return b
+}
+
+func jkt(k [32]byte) []byte {
+	if k == [32]byte{} {
+		return nil
+	}
+	return k[:]
 }
 
 // RevokeTime is the time a revocation records, as a column holds it. A
@@ -63,6 +74,7 @@ type Row struct {
 	CreatedAt, AuthTime, LastSeenAt             int64
 	IdleExpiresAt, ExpiresAt, RevokedAt         int64
 	RevokeReason, IP, UserAgent, Data, Claims   []byte
+	ACR, AMR, JKT                               []byte
 }
 
 // Dest returns scan destinations for [Columns], for database/sql's Scan.
@@ -70,11 +82,13 @@ func (w *Row) Dest() []any {
 	return []any{&w.ID, &w.Subject, &w.Version, &w.VerifierHash, &w.CSRFSecret,
 		&w.RefreshKey, &w.RefreshCurrent, &w.RefreshPrevious, &w.RotatedAt, &w.Generation,
 		&w.CreatedAt, &w.AuthTime, &w.LastSeenAt, &w.IdleExpiresAt, &w.ExpiresAt,
-		&w.RevokedAt, &w.RevokeReason, &w.IP, &w.UserAgent, &w.Data, &w.Claims}
+		&w.RevokedAt, &w.RevokeReason, &w.IP, &w.UserAgent, &w.Data, &w.Claims,
+		&w.ACR, &w.AMR, &w.JKT}
 }
 
 // Record decodes the row. A row no store wrote (a wrong-length hash, a
-// NULL in a NOT NULL column, a version or generation out of range) is
+// NULL in a NOT NULL column, a version or generation out of range, an AMR
+// that amr.Split refuses) is
 // store.ErrCorrupt: the caller reports it as ErrUnavailable, never as a
 // record.
 func (w *Row) Record() (*store.Record, error) {
@@ -99,6 +113,14 @@ func (w *Row) Record() (*store.Record, error) {
 		UserAgent:    str(w.UserAgent),
 		Data:         clone(w.Data),
 		Claims:       clone(w.Claims),
+		ACR:          str(w.ACR),
+	}
+	var ok bool
+	if r.AMR, ok = amr.Split(str(w.AMR)); !ok {
+		bad = true
+	}
+	if w.JKT != nil { // NULL: unbound
+		fixed(r.JKT[:], w.JKT)
 	}
 	fixed(r.ID[:], w.ID)
 	fixed(r.VerifierHash[:], w.VerifierHash)

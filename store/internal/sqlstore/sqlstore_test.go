@@ -41,11 +41,16 @@ func TestRowRecordRefusesCorruptRows(t *testing.T) {
 	good := func() Row {
 		return Row{ID: make([]byte, store.IDLen), Subject: []byte("s"), VerifierHash: make([]byte, 32), CSRFSecret: make([]byte, 32),
 			RefreshKey: make([]byte, 32), RefreshCurrent: make([]byte, 32), RefreshPrevious: make([]byte, 32),
-			RevokeReason: []byte{}, IP: []byte{}, UserAgent: []byte{}, Version: 1}
+			RevokeReason: []byte{}, IP: []byte{}, UserAgent: []byte{}, ACR: []byte{}, AMR: []byte{}, Version: 1}
 	}
 	w := good()
 	if _, err := w.Record(); err != nil {
 		t.Fatalf("a well-formed row: %v", err)
+	}
+	w.ACR, w.AMR, w.JKT = []byte("urn:x"), []byte("pwd otp"), make([]byte, 32)
+	w.JKT[0] = 1
+	if r, err := w.Record(); err != nil || r.ACR != "urn:x" || !slices.Equal(r.AMR, []string{"pwd", "otp"}) || r.JKT[0] != 1 {
+		t.Fatalf("a row with ACR, AMR and JKT: %v", err)
 	}
 	for name, f := range map[string]func(*Row){
 		"short hash":       func(w *Row) { w.VerifierHash = w.VerifierHash[:31] },
@@ -53,6 +58,10 @@ func TestRowRecordRefusesCorruptRows(t *testing.T) {
 		"negative version": func(w *Row) { w.Version = -1 },
 		"huge generation":  func(w *Row) { w.Generation = 1 << 32 },
 		"long ID":          func(w *Row) { w.ID = make([]byte, store.IDLen+1) },
+		"NULL acr":         func(w *Row) { w.ACR = nil },
+		"NULL amr":         func(w *Row) { w.AMR = nil },
+		"empty AMR value":  func(w *Row) { w.AMR = []byte("pwd  otp") },
+		"short jkt":        func(w *Row) { w.JKT = make([]byte, 31) },
 	} {
 		w := good()
 		f(&w)
