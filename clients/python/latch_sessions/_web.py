@@ -20,7 +20,8 @@ from typing import Any, Callable, Generator, Iterable, Mapping, Protocol, Sequen
 from urllib.parse import urlsplit
 
 from . import csrf
-from ._errors import (ConfigError, CSRFRejected, InvalidCredential, LatchError, ProblemError, UnavailableError)
+from ._errors import (BadRequest, ConfigError, CSRFRejected, InvalidCredential, InvalidToken, LatchError, ProblemError,
+                      TooLarge, UnavailableError)
 from ._types import Issued, Session, Verified
 
 __all__ = ["Config", "RequestSession", "AsyncRequestSession", "SAFE_METHODS", "CSRF_HEADER", "CSRF_FIELD"]
@@ -33,6 +34,17 @@ CSRF_FIELD = "csrf_token"
 ANON_MAX_AGE = 7200
 _EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
 _TOKEN_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Longer credentials are refused here, without a call to latch (session tokens
+# are under 100 characters; access tokens are capped at 8 KiB like latch's verifier).
+_MAX_SESSION_TOKEN = 512
+_MAX_ACCESS_TOKEN = 8 << 10
+# Answers to a verify that mean "this credential is no good" — latch judged the
+# token, not the call: an empty, oversized or malformed token the client sent.
+_DEAD = (InvalidCredential, BadRequest, TooLarge)
+
+
+def _bad_token() -> InvalidToken:
+    return InvalidToken(401, "invalid_token", "Invalid token", "malformed credential")
 
 
 @dataclass(frozen=True)
@@ -457,6 +469,8 @@ class Core:
                 # A bearer request is judged by its token alone: never the cookie, never CSRF.
                 st.bearer_presented = True
                 try:
+                    if not tok or len(tok) > _MAX_ACCESS_TOKEN:
+                        raise _bad_token()
                     online = cfg.bearer == "online"
                     if not online:
                         claims, online = self.offline.check(tok)
@@ -466,7 +480,7 @@ class Core:
                         st.session = v.session
                         claims = jwt_claims(tok)
                     st.claims, st.auth = claims, "bearer"
-                except InvalidCredential as e:
+                except _DEAD as e:
                     st.error = e
                 except UnavailableError:
                     raise
@@ -483,8 +497,10 @@ class Core:
             raise CSRFRejected(reason="cross-origin")
         if tok is not None:
             try:
+                if not tok or len(tok) > _MAX_SESSION_TOKEN:
+                    raise _bad_token()
                 v = yield ("verify_session", (tok,), st._client_kw())
-            except InvalidCredential as e:
+            except _DEAD as e:
                 # A dead cookie: go on unauthenticated and delete it.
                 st.error, st._token = e, None
                 st._set_cookies[cfg.cookie_name] = cfg.expired_cookie(cfg.cookie_name)

@@ -251,6 +251,21 @@ class Scenarios:
         b.cookies["__Host-latch"] = "lts_garbage"
         self.assertEqual(b.get("/me").status, 401)
 
+    def test_hostile_cookies_and_tokens(self) -> None:
+        b = self.browser()
+        for value in ("", "x" * 5000, "lts_" + "\u00e9" * 10, '"lts_quoted"', "lts_" + "A" * 600):
+            with self.subTest(value=value[:20]):
+                r = b.call("GET", "/me", {"Host": HOST, "Cookie": "__Host-latch=" + value}, None)
+                self.assertEqual(r.status, 401, r)
+                self.assertEqual(r.cookie("__Host-latch"), EXPIRED.format("__Host-latch"))
+        for auth in ("Bearer ", "Bearer " + "x" * 9000, "Bearer a.b.c", "bearer \u00e9"):
+            with self.subTest(auth=auth[:20]):
+                r = b.call("GET", "/me", {"Host": HOST, "Authorization": auth}, None)
+                self.assertEqual(r.status, 401, r)
+        # A malformed anonymous cookie is no cookie: a fresh one is issued with the next token.
+        r = b.call("GET", "/form", {"Host": HOST, "Cookie": "__Host-latch-csrf=%%%"}, None)
+        self.assertRegex(r.cookie("__Host-latch-csrf") or "", "^" + ANON_COOKIE.pattern + "$")
+
     def test_login_required(self) -> None:
         b = self.browser()
         self.assertEqual(b.get("/me").status, 401)
