@@ -204,6 +204,10 @@ class _Base:
     and ``revoke_others`` before the response is sent.
     """
 
+    __slots__ = ("_core", "_cfg", "_req", "session", "auth", "claims", "error", "bearer_presented", "_token",
+                 "_csrf_src", "_anon_read", "_anon_secret_v", "_anon_cookie_in", "_set_cookies", "_no_store",
+                 "_clear_site_data", "_offline_sid", "_offline_sub")
+
     def __init__(self, core: "Core", req: Request) -> None:
         self._core = core
         self._cfg = core.config
@@ -218,7 +222,8 @@ class _Base:
         self.bearer_presented = False
         self._token: str | None = None  # the session token the request carried, or login set
         self._csrf_src: str | None = None  # latch's masking of the session's CSRF key, unmasked when needed
-        self._anon_secret: bytes | None = None
+        self._anon_read = False  # the anonymous CSRF cookie is read only when needed
+        self._anon_secret_v: bytes | None = None
         self._anon_cookie_in: bool = False
         self._set_cookies: dict[str, str] = {}
         self._no_store = False
@@ -244,6 +249,23 @@ class _Base:
         if self.session is not None:
             return self.session.id
         return self._offline_sid
+
+    def _read_anon(self) -> None:
+        if not self._anon_read:
+            self._anon_read = True
+            anon = read_cookie(self._req.cookie_headers(), self._cfg.anon_cookie_name)
+            self._anon_cookie_in = anon is not None
+            self._anon_secret_v = csrf.parse_anon_secret(anon)
+
+    @property
+    def _anon_secret(self) -> bytes | None:
+        self._read_anon()
+        return self._anon_secret_v
+
+    @_anon_secret.setter
+    def _anon_secret(self, v: bytes | None) -> None:
+        self._read_anon()
+        self._anon_secret_v = v
 
     def _csrf_key(self) -> bytes | None:
         return csrf.unmask(self._csrf_src) if self._csrf_src else None
@@ -329,6 +351,7 @@ class _Base:
         self._clear_site_data = False
 
     def _end_anon(self) -> None:
+        self._read_anon()
         if self._anon_cookie_in or self._cfg.anon_cookie_name in self._set_cookies:
             self._set_cookies[self._cfg.anon_cookie_name] = self._cfg.expired_cookie(self._cfg.anon_cookie_name)
         self._anon_secret = None
@@ -380,6 +403,8 @@ class _Base:
 class RequestSession(_Base):
     """The latch state of a request in a sync app (Flask, Django). See :class:`_Base`."""
 
+    __slots__ = ()
+
     def login(self, subject: str, *, data: Mapping[str, Any] | None = None,
               claims: Mapping[str, Any] | None = None, acr: str | None = None,
               amr: Sequence[str] | None = None) -> Issued:
@@ -406,6 +431,8 @@ class RequestSession(_Base):
 
 class AsyncRequestSession(_Base):
     """The latch state of a request in an ASGI app: the same as RequestSession, awaited."""
+
+    __slots__ = ()
 
     async def login(self, subject: str, *, data: Mapping[str, Any] | None = None,
                     claims: Mapping[str, Any] | None = None, acr: str | None = None,
@@ -489,9 +516,6 @@ class Core:
                 return st
         tok = read_cookie(req.cookie_headers(), cfg.cookie_name)
         st._token = tok
-        anon = read_cookie(req.cookie_headers(), cfg.anon_cookie_name)
-        st._anon_cookie_in = anon is not None
-        st._anon_secret = csrf.parse_anon_secret(anon)
         if unsafe and not same_origin(req, cfg.trusted_origins):
             # Layer one, before any call to latch, with or without a session (login CSRF).
             raise CSRFRejected(reason="cross-origin")

@@ -63,7 +63,8 @@ _PATH = "/v1/events?types=" + ",".join(_INVALIDATING)
 class _Entry:
     session: Session
     csrf_token: str | None
-    until: float  # monotonic deadline from max-age
+    until: float     # monotonic deadline from max-age
+    deadline: float  # the session's idle or absolute deadline, Unix time
 
 
 class _State:
@@ -147,10 +148,9 @@ class _State:
             else:
                 e = self.entries.get(key)
                 if e is not None:
-                    s = e.session
-                    if self.now() < e.until and datetime.now(timezone.utc) < min(s.idle_expires_at, s.expires_at):
+                    if self.now() < e.until and time.time() < e.deadline:
                         self.hits += 1
-                        return Verified(s, e.csrf_token, None), (0, 0, False)
+                        return Verified(e.session, e.csrf_token, None), (0, 0, False)
                     self._drop(key)
             self.misses += 1
             return None, (self.gen, self.seq, live)
@@ -164,7 +164,7 @@ class _State:
                 return
             if len(self.entries) >= self.max_entries:
                 self._drop(next(iter(self.entries)))
-            self.entries[key] = _Entry(v.session, v.csrf_token, sent + v.max_age)
+            self.entries[key] = _Entry(v.session, v.csrf_token, sent + v.max_age, v.session.deadline().timestamp())
             self.by_sid.setdefault(v.session.id, set()).add(key)
             self.by_subject.setdefault(v.session.subject, set()).add(key)
 

@@ -69,9 +69,10 @@ class _Request:
         self.r, self.method, self.path = r, r.method, r.path
 
     def header(self, name: str) -> str | None:
-        if name == "host":
-            return self.r.environ.get("HTTP_HOST")
-        return self.r.headers.get(name)
+        key = name.upper().replace("-", "_")
+        if key == "CONTENT_TYPE":
+            return self.r.environ.get(key)
+        return self.r.environ.get("HTTP_" + key)
 
     def cookie_headers(self) -> list[str]:
         c = self.r.environ.get("HTTP_COOKIE")
@@ -118,7 +119,7 @@ class Latch:
         core = Core.build(cfg, client, cache=bool(app.config.get("LATCH_CACHE", True)))
         self._app_client = client
         app.extensions["latch"] = core
-        app.before_request(_before)
+        app.before_request(functools.partial(_before, core))
         app.after_request(_after)
         app.register_error_handler(UnavailableError, _unavailable)
         app.context_processor(_template_helpers)
@@ -131,8 +132,7 @@ def _core() -> Core:
         raise RuntimeError("latch_sessions.flask: Latch(app) or init_app(app) was not called") from None
 
 
-def _before() -> flask.Response | None:
-    core = _core()
+def _before(core: Core) -> flask.Response | None:
     req = _Request(flask.request)
     st = RequestSession(core, req)
     g.latch = st
@@ -158,16 +158,24 @@ def _after(resp: flask.Response) -> flask.Response:
     st = g.get("latch")
     if st is None:
         return resp
+    h = resp.headers
     for k, v in st.response_headers():
         if k == "Set-Cookie":
-            resp.headers.add(k, v)
+            h.add(k, v)
         elif k == "Vary":
-            resp.vary.update(("Cookie", "Authorization"))
+            have = h.get("Vary")
+            if not have:
+                h["Vary"] = v
+            else:
+                names = {x.strip().lower() for x in have.split(",")}
+                extra = [x for x in ("Cookie", "Authorization") if x.lower() not in names]
+                if extra:
+                    h["Vary"] = ", ".join([have, *extra])
         else:
-            resp.headers[k] = v
+            h[k] = v
             if k == "Cache-Control":
-                for h in ("Expires", "Last-Modified", "ETag"):
-                    resp.headers.pop(h, None)
+                for name in ("Expires", "Last-Modified", "ETag"):
+                    h.pop(name, None)
     return resp
 
 

@@ -371,6 +371,41 @@ class OfflineTest(_LiveServer):
             return False
         self.assertTrue(wait(refused, 2.0))
 
+    def test_algorithm_confusion_and_typ(self) -> None:
+        import base64
+        import jwt
+        iss = self.create("judy")
+        header = json.loads(base64.urlsafe_b64decode(iss.access_token.split(".")[0] + "=="))
+        claims = self.v.verify(iss.access_token)
+        jwk = next(k for k in self.api.jwks()["keys"] if k["kid"] == header["kid"])
+        public = json.dumps(jwk).encode()
+        # HS256 "signed" with the public key, under a valid kid: refused (the algorithm is the key's).
+        forged = jwt.encode(claims, public, algorithm="HS256", headers={"kid": header["kid"], "typ": "at+jwt"})
+        with self.assertRaises(ls.InvalidToken):
+            self.v.verify(forged)
+        # The right signature is not enough without typ at+jwt (an ID token, say): re-encode the
+        # header only, which breaks the signature too; either way it must be refused.
+        for typ in ("JWT", None):
+            h = dict(header, typ=typ) if typ else {k: v for k, v in header.items() if k != "typ"}
+            hb = base64.urlsafe_b64encode(json.dumps(h).encode()).rstrip(b"=").decode()
+            with self.assertRaises(ls.InvalidToken):
+                self.v.verify(hb + "." + iss.access_token.split(".", 1)[1])
+        with self.assertRaises(ls.InvalidToken):  # an unknown kid, after one refetch
+            self.v.verify(jwt.encode(claims, "k" * 32, algorithm="HS256", headers={"kid": "nope", "typ": "at+jwt"}))
+
+    def test_es256_and_rs256(self) -> None:
+        from latch_sessions.jwt import OfflineVerifier
+        for alg in ("ES256", "RS256"):
+            with self.subTest(alg):
+                srv = support.Server("--signing-alg", alg)
+                self.addCleanup(srv.close)
+                with ls.Client(srv.url, srv.api_key) as c:
+                    iss = c.create_session("kim")
+                    support.remember(iss.session_token, iss.access_token, iss.refresh_token)
+                    self.assertEqual(json.loads(__import__("base64").urlsafe_b64decode(
+                        iss.access_token.split(".")[0] + "=="))["alg"], alg)
+                    self.assertEqual(OfflineVerifier(c).verify(iss.access_token)["sub"], "kim")
+
     def test_new_key_after_rotation(self) -> None:
         self.create("gina")
         self.api.rotate_keys()
