@@ -143,7 +143,7 @@ func (s *sseStream) heartbeat(d time.Duration) bool {
 }
 
 func (h *harness) stream(query, lastID string) *sseStream {
-	return openStream(h.t, h.ts.Client(), h.ts.URL, query, lastID, h.streamed)
+	return openStream(h.t, h.client, h.ts.URL, query, lastID, h.streamed)
 }
 
 func TestEventStream(t *testing.T) {

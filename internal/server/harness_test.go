@@ -107,6 +107,7 @@ type harness struct {
 	t        *testing.T
 	srv      *Server
 	ts       *httptest.Server
+	client   *http.Client // the test server\'s, checking every exchange against api/openapi.json
 	clock    *testutil.Clock
 	store    *failingStore
 	logs     *testutil.Buffer
@@ -141,6 +142,7 @@ func newHarness(t *testing.T, mod ...func(*Options)) *harness {
 	}
 	h.srv = srv
 	h.ts = httptest.NewServer(srv.Handler())
+	h.client = &http.Client{Transport: &contractCheck{t: t, next: h.ts.Client().Transport}}
 	t.Cleanup(func() {
 		h.ts.Close()
 		h.checkLogs()
@@ -214,9 +216,9 @@ func (h *harness) do(rq req) *response {
 	for k, v := range rq.header {
 		r.Header.Set(k, v)
 	}
-	c := rq.via
-	if c == nil {
-		c = h.ts.Client()
+	c := h.client
+	if rq.via != nil {
+		c = &http.Client{Transport: &contractCheck{t: h.t, next: rq.via.Transport}}
 	}
 	resp, err := c.Do(r)
 	if err != nil {

@@ -126,7 +126,7 @@ func TestBodyLimitsAndContentType(t *testing.T) {
 	r.ContentLength = -1
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set("Authorization", "Bearer "+testAPIKey)
-	resp, err := h.ts.Client().Do(r)
+	resp, err := h.client.Do(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func (h *harness) doRaw(method, path, body, ct string) *response {
 	if ct != "" {
 		r.Header.Set("Content-Type", ct)
 	}
-	resp, err := h.ts.Client().Do(r)
+	resp, err := h.client.Do(r)
 	if err != nil {
 		h.t.Fatal(err)
 	}
