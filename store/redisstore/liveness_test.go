@@ -174,3 +174,48 @@ func TestCloseTwice(t *testing.T) {
 	s.Close()
 	s.Close()
 }
+
+// TestGetHitAllocs: a cache hit allocates at most its lazy context (none
+// when the caller's context already has a deadline within the timeout),
+// staleness check included. The minimum of a few measurements is taken, so
+// that a heartbeat delayed on a loaded machine (a Get that reads through)
+// does not count.
+func TestGetHitAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures allocations against Redis")
+	}
+	a := standalone(t)
+	b := openURL(t, "redis://"+testredis.Addr(t), func(o *Options) { o.Prefix = a.prefix })
+	r := newRecord(t, "allocs-"+rand.Text()[:6], time.Now())
+	if _, err := a.Create(t.Context(), r, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+		max  float64
+	}{
+		{"no deadline", context.Background(), 1},
+		{"deadline", func() context.Context {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+			t.Cleanup(cancel)
+			ctx, cancel = context.WithTimeout(ctx, time.Second/2)
+			t.Cleanup(cancel)
+			return ctx
+		}(), 0},
+	} {
+		for range 3 {
+			if _, err := b.Get(c.ctx, r.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		best := 1e9
+		for range 5 {
+			waitFresh(t, b.Store, true, "before measuring")
+			best = min(best, testing.AllocsPerRun(200, func() { b.Get(c.ctx, r.ID) }))
+		}
+		if best > c.max {
+			t.Errorf("cached Get, %s: %v allocs, want at most %v", c.name, best, c.max)
+		}
+	}
+}
