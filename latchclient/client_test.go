@@ -9,19 +9,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/latch-sessions/latch/internal/server"
 	"github.com/latch-sessions/latch/internal/testredis"
 	"github.com/latch-sessions/latch/latchclient"
 	"github.com/latch-sessions/latch/store"
 	"github.com/latch-sessions/latch/store/memstore"
-	"github.com/latch-sessions/latch/store/pgstore"
 	"github.com/latch-sessions/latch/store/redisstore"
 )
 
@@ -165,33 +161,7 @@ func TestCachedRevocationRedisCluster(t *testing.T) {
 }
 
 func TestCachedRevocationPostgres(t *testing.T) {
-	dsn := os.Getenv("LATCH_TEST_POSTGRES")
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		if os.Getenv("LATCH_REQUIRE_INTEGRATION") == "1" {
-			t.Fatalf("PostgreSQL unreachable: %v", err)
-		}
-		t.Skipf("PostgreSQL unreachable (set LATCH_TEST_POSTGRES): %v", err)
-	}
-	conn.Close(ctx)
-	schema := "latch_cl_" + prefix()[7:19]
-	t.Cleanup(func() {
-		if c, err := pgx.Connect(ctx, dsn); err == nil {
-			c.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-			c.Close(ctx)
-		}
-	})
-	open := func() store.Store {
-		st, err := pgstore.Open(ctx, dsn, pgstore.Options{Schema: schema})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
+	open := pgOpener(t)
 	testRevocationReachesCache(t, serve(t, open()), serve(t, open()))
 }
 
