@@ -25,9 +25,9 @@ import (
 // testEventReplicas: a subscriber on replica B sees every revocation made
 // through replica A on the same store, and reports how long after A's
 // answer each event arrived.
-func testEventReplicas(t *testing.T, start func(t *testing.T) (a, b *httpReplica)) {
+func testEventReplicas(t *testing.T, start func(t *testing.T) (a, b *httptest.Server)) {
 	a, b := start(t)
-	s := openStream(t, b.client, b.url, "", "", io.Discard)
+	s := openStream(t, b.Client(), b.URL, "", "", io.Discard)
 	if !s.heartbeat(10 * time.Second) {
 		t.Fatal("no heartbeat from B on a healthy store")
 	}
@@ -35,11 +35,11 @@ func testEventReplicas(t *testing.T, start func(t *testing.T) (a, b *httpReplica
 	var delays []time.Duration
 	var buf bytes.Buffer
 	for i := range rounds {
-		if code := b.call(t, "POST", "/v1/sessions", fmt.Sprintf(`{"subject":"events-%d"}`, i), &buf); code != http.StatusCreated {
+		if code := call(t, b, "POST", "/v1/sessions", fmt.Sprintf(`{"subject":"events-%d"}`, i), &buf); code != http.StatusCreated {
 			t.Fatalf("create: %d %s", code, buf.String())
 		}
 		c := parseCreated(t, buf.Bytes())
-		if code := a.call(t, "DELETE", "/v1/sessions/"+c.id, "", nil); code != http.StatusNoContent {
+		if code := call(t, a, "DELETE", "/v1/sessions/"+c.id, "", nil); code != http.StatusNoContent {
 			t.Fatalf("revoke through A: %d", code)
 		}
 		answered := time.Now()
@@ -58,43 +58,11 @@ func testEventReplicas(t *testing.T, start func(t *testing.T) (a, b *httpReplica
 	}
 }
 
-// httpReplica is a replica's base URL and HTTP client.
-type httpReplica struct {
-	url    string
-	client *http.Client
-}
-
-func (r *httpReplica) call(t *testing.T, method, path, body string, out *bytes.Buffer) int {
-	t.Helper()
-	req, err := http.NewRequest(method, r.url+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+testAPIKey)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := r.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if out != nil {
-		out.Reset()
-		io.Copy(out, resp.Body)
-	} else {
-		io.Copy(io.Discard, resp.Body)
-	}
-	return resp.StatusCode
-}
-
-func redisReplicas(base string) func(t *testing.T) (a, b *httpReplica) {
-	return func(t *testing.T) (a, b *httpReplica) {
+func redisReplicas(base string) func(t *testing.T) (a, b *httptest.Server) {
+	return func(t *testing.T) (a, b *httptest.Server) {
 		url := base + "?prefix=" + uniquePrefix(t, base, "latchev")
 		kek := bytes.Repeat([]byte{9}, 32)
-		ta := startReplica(t, url, kek)
-		tb := startReplica(t, url, kek)
-		return &httpReplica{ta.URL, ta.Client()}, &httpReplica{tb.URL, tb.Client()}
+		return startReplica(t, url, kek), startReplica(t, url, kek)
 	}
 }
 
@@ -110,7 +78,7 @@ func TestEventReplicasRedisCluster(t *testing.T) {
 }
 
 // pgReplicas starts two replicas on one PostgreSQL schema.
-func pgReplicas(t *testing.T) (a, b *httpReplica) {
+func pgReplicas(t *testing.T) (a, b *httptest.Server) {
 	dsn := os.Getenv("LATCH_TEST_POSTGRES")
 	if dsn == "" {
 		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
@@ -137,7 +105,7 @@ func pgReplicas(t *testing.T) (a, b *httpReplica) {
 		}
 	})
 	kek := bytes.Repeat([]byte{9}, 32)
-	var out [2]*httpReplica
+	var out [2]*httptest.Server
 	for i := range out {
 		st, err := pgstore.Open(context.Background(), dsn, pgstore.Options{Schema: schema})
 		if err != nil {
@@ -153,7 +121,7 @@ func pgReplicas(t *testing.T) (a, b *httpReplica) {
 		}
 		ts := httptest.NewServer(srv.Handler())
 		t.Cleanup(ts.Close)
-		out[i] = &httpReplica{ts.URL, ts.Client()}
+		out[i] = ts
 	}
 	return out[0], out[1]
 }

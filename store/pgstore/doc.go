@@ -69,6 +69,16 @@
 // They are SHA-256/HMAC digests of secrets the store never sees, so timing
 // reveals nothing usable.
 //
+// # Events
+//
+// The store implements [store.EventLog] with an events table (migration 2)
+// written by the same statement as each revocation or renewal, ordered by
+// commit (an advisory lock taken only by event writers), announced by a
+// NOTIFY trigger and kept for replay for five minutes and at least the last
+// 10,000 events (Sweep trims it). A subscriber LISTENs on one pooled
+// connection and reads new rows on each notification and every 50 ms, each
+// read being its proof of life.
+//
 // # Sweeper
 //
 // Rows are not deleted when they expire; [Store.Sweep] deletes every row

@@ -80,6 +80,16 @@
 // [Options.CacheSize]), so it is never staler than rueidis's cache.
 // [Options.DisableCache] turns caching off.
 //
+// # Events
+//
+// The store implements [store.EventLog]: every script that revokes, evicts
+// or renews PUBLISHes its events on "<prefix>events" in the same atomic step
+// as the write, and a Cluster relays a PUBLISH to every node, so one
+// SUBSCRIBE sees every shard. Pub/Sub keeps nothing, so a subscription whose
+// connection drops fails and the manager sends its subscribers a reset; its
+// liveness is proven every 25 ms by a heartbeat echoed on the subscribed
+// connection. See events.go for why not Streams.
+//
 // # Failure
 //
 // The store fails closed: every call is bounded by [Options.Timeout]
