@@ -123,9 +123,16 @@ type KeyInfo struct {
 // successor at once; it, too, starts signing only after PrePublication, so
 // an on-demand rotation takes effect PrePublication later.
 //
+// Revocation. Revoke takes a compromised key out of service at once: it
+// leaves JWKS, its tokens are refused, and if it was signing, a fresh key
+// signs at once without pre-publication (a verifier with a cached JWKS
+// must refetch for the new kid; a compromised key is worse).
+//
 // Replicas. Each replica keeps a snapshot; Maintain and Reload refresh it
 // from the store, and a lookup of an unknown kid reloads at most once per
-// ReloadInterval. Writes are compare-and-swap on the store's version and
+// ReloadInterval. SigningKey, and a Verifier in online mode, Sync the
+// snapshot first (one version read when nothing changed), so no replica
+// signs with or accepts a key another one revoked. Writes are compare-and-swap on the store's version and
 // retried after a reload on conflict.
 //
 // Private keys are stored sealed with AES-256-GCM under the KEK; the

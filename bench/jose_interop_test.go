@@ -19,9 +19,10 @@ import (
 // typ, algorithm, issuer and audience enforced on the Node side, and a
 // tampered token or one for another audience is refused there.
 
-// requireNodeJose returns the node binary, or skips (fails under
-// LATCH_REQUIRE_INTEGRATION=1) when node or the jose package is missing.
-func requireNodeJose(t *testing.T) string {
+// requireNodeModule returns the node binary, or skips (fails under
+// LATCH_REQUIRE_INTEGRATION=1) when node or the npm package mod is missing
+// from bench/node/node_modules.
+func requireNodeModule(t *testing.T, mod string) string {
 	t.Helper()
 	missing := func(what string) {
 		msg := what + "; run: cd bench/node && npm ci"
@@ -34,10 +35,22 @@ func requireNodeJose(t *testing.T) string {
 	if err != nil {
 		missing("node is not on PATH")
 	}
-	if _, err := os.Stat("node/node_modules/jose/package.json"); err != nil {
-		missing("jose is not installed in bench/node/node_modules")
+	if _, err := os.Stat("node/node_modules/" + mod + "/package.json"); err != nil {
+		missing(mod + " is not installed in bench/node/node_modules")
 	}
 	return node
+}
+
+// issueInterop issues interopClaims for sub and sid.
+func issueInterop(t *testing.T, iss *accesstoken.Issuer, sub, sid string) string {
+	t.Helper()
+	c := interopClaims()
+	c.Subject, c.SessionID = sub, sid
+	tok, err := iss.Issue(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 type joseResult struct {
@@ -119,21 +132,11 @@ func tamperSubject(t *testing.T, tok, from, to string) string {
 }
 
 func TestInteropNodeJose(t *testing.T) {
-	node := requireNodeJose(t)
-	ctx := context.Background()
+	node := requireNodeModule(t, "jose")
 
 	ed := newInteropRing(t, accesstoken.EdDSA)
 	es := newInteropRing(t, accesstoken.ES256)
-	issue := func(iss *accesstoken.Issuer, sub, sid string) string {
-		t.Helper()
-		c := interopClaims()
-		c.Subject, c.SessionID = sub, sid
-		tok, err := iss.Issue(ctx, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	issue := func(iss *accesstoken.Issuer, sub, sid string) string { return issueInterop(t, iss, sub, sid) }
 	edTok := issue(ed.iss, "alice", "ses_ed")
 	esTok := issue(es.iss, "bob", "ses_es")
 

@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strings"
 	"sync/atomic"
@@ -37,26 +36,6 @@ type jsonwebtokenResult struct {
 	Error string `json:"error"`
 }
 
-func requireNodeModule(t *testing.T, mod string) string {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		skipOrFail(t, "node is not on PATH; run: cd bench/node && npm ci")
-	}
-	if _, err := os.Stat("node/node_modules/" + mod + "/package.json"); err != nil {
-		skipOrFail(t, mod+" is not installed in bench/node/node_modules; run: cd bench/node && npm ci")
-	}
-	return node
-}
-
-func skipOrFail(t *testing.T, msg string) {
-	t.Helper()
-	if os.Getenv("LATCH_REQUIRE_INTEGRATION") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
 func TestInteropNodeJsonwebtoken(t *testing.T) {
 	node := requireNodeModule(t, "jsonwebtoken")
 	requireNodeModule(t, "jwks-rsa")
@@ -78,16 +57,7 @@ func TestInteropNodeJsonwebtoken(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	issue := func(iss *accesstoken.Issuer, sub, sid string) string {
-		t.Helper()
-		c := interopClaims()
-		c.Subject, c.SessionID = sub, sid
-		tok, err := iss.Issue(ctx, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	issue := func(iss *accesstoken.Issuer, sub, sid string) string { return issueInterop(t, iss, sub, sid) }
 	rsTok := issue(rs.iss, "alice", "ses_rs")
 	esTok := issue(es.iss, "bob", "ses_es")
 	edTok := issue(ed.iss, "carol", "ses_ed")
