@@ -72,8 +72,11 @@
 //
 // # Failing closed
 //
-// Every call runs under Options.OpTimeout (default 2 s) on top of the
-// caller's context. Any failure — connection refused, timeout, cancelled
+// Every call is bounded by Options.OpTimeout (default 2 s) on top of the
+// caller's context: writes by a context deadline, Get — the hot path — by
+// the connections' read and write timeouts, which the store sets to
+// OpTimeout, so a server that stops answering (or a proxy that stalls)
+// fails it just the same without a per-query context watcher. Any failure — connection refused, timeout, cancelled
 // context, server error, a row that does not decode — is returned as an
 // error matching [store.ErrUnavailable], which latch treats as "not
 // authenticated"; on a done context it also matches ctx.Err(). Missing rows

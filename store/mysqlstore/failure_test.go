@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-sessions/latch/internal/faultnet"
 	"github.com/latch-sessions/latch/store"
 	"github.com/latch-sessions/latch/store/internal/sqltest"
 )
@@ -239,4 +240,40 @@ func newRecord(tb testing.TB, subject string) *store.Record {
 	rand.Read(r.Refresh.Key[:])
 	rand.Read(r.Refresh.Current[:])
 	return r
+}
+
+// TestStalledServerFailsClosed: a server that keeps its connections open
+// but stops answering (a hung proxy; kernel keepalives still succeed) makes
+// every call, Get included — which has no context deadline of its own —
+// fail with ErrUnavailable within the store's bound, not the caller's.
+func TestStalledServerFailsClosed(t *testing.T) {
+	dsn := testDatabase(t)
+	openTestStoreAt(t, dsn, Options{}) // migrates
+	cfg, err := ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := faultnet.NewProxy(t, cfg.Addr)
+	cfg.Addr = p.Addr()
+	ps := openTestStoreAt(t, cfg.FormatDSN(), Options{OpTimeout: time.Second, SkipMigrations: true})
+	r := newRecord(t, "alice")
+	if _, err := ps.Create(t.Context(), r, 3); err != nil {
+		t.Fatal(err)
+	}
+	p.Stall()
+	defer p.Resume()
+	// Bounded by the test, which must not be what ends the calls.
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	got, err := ps.Get(ctx, r.ID)
+	if !errors.Is(err, store.ErrUnavailable) || got != nil {
+		t.Fatalf("Get from a stalled server: %v, %v; want ErrUnavailable and no record", got, err)
+	}
+	_, err = ps.Create(ctx, newRecord(t, "alice"), 3)
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Create on a stalled server: %v, want ErrUnavailable", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the calls only ended with the test's context")
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -100,29 +101,26 @@ var errBadDSN = errors.New("mysqlstore: malformed DSN (not shown: it may contain
 // (user:password@tcp(host:3306)/db?…). It needs a database name. Errors
 // never quote the DSN.
 func ParseDSN(dsn string) (*mysql.Config, error) {
-	if rest, ok := strings.CutPrefix(dsn, "mysql://"); ok {
-		u, err := url.Parse("mysql://" + rest)
-		if err != nil || u.Host == "" || u.Opaque != "" {
+	if strings.HasPrefix(dsn, "mysql://") {
+		u, err := url.Parse(dsn)
+		if err != nil || u.Host == "" {
 			return nil, errBadDSN
 		}
-		cfg := mysql.NewConfig()
+		// The driver's own parser takes the parameters, so both forms
+		// accept the same ones.
+		cfg, err := mysql.ParseDSN("/?" + u.RawQuery)
+		if err != nil {
+			return nil, errBadDSN
+		}
 		if u.User != nil {
 			cfg.User = u.User.Username()
 			cfg.Passwd, _ = u.User.Password()
 		}
 		cfg.Net, cfg.Addr = "tcp", u.Host
 		if u.Port() == "" {
-			cfg.Addr += ":3306"
+			cfg.Addr = net.JoinHostPort(u.Hostname(), "3306")
 		}
 		cfg.DBName = strings.TrimPrefix(u.Path, "/")
-		// The driver's own parser takes the parameters, so both forms
-		// accept the same ones.
-		parsed, err := mysql.ParseDSN("/?" + u.RawQuery)
-		if err != nil {
-			return nil, errBadDSN
-		}
-		parsed.User, parsed.Passwd, parsed.Net, parsed.Addr, parsed.DBName = cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName
-		cfg = parsed
 		if cfg.DBName == "" || strings.Contains(cfg.DBName, "/") {
 			return nil, errors.New("mysqlstore: the DSN must name a database: mysql://user:password@host:3306/db")
 		}
@@ -153,6 +151,17 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = opts.ConnectTimeout
+	}
+	// Socket deadlines bound every read and write on a connection, so a
+	// server that stops answering fails a call within OpTimeout even where
+	// no context deadline is set (Get, see there).
+	if opts.OpTimeout > 0 {
+		if cfg.ReadTimeout == 0 {
+			cfg.ReadTimeout = opts.OpTimeout
+		}
+		if cfg.WriteTimeout == 0 {
+			cfg.WriteTimeout = opts.OpTimeout
+		}
 	}
 	// Statements are prepared once per connection and sent as binary
 	// protocol: one round trip per call, integers not parsed from text.

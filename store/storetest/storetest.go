@@ -15,6 +15,13 @@
 // taken to expire records natively (Redis TTL) and is checked with real
 // deadlines a second or two ahead, polled for at most ten seconds.
 //
+// The suite is itself tested: a small, correct reference store passes it,
+// and the same store with one deliberate flaw each — IDs without their
+// subject's tag, microsecond times, a done context not matching ctx.Err(),
+// unbounded or silently truncated fields, a BLOB-sized Data column, a Sweep
+// that fails or deletes stale rows when writes race it, eviction times from
+// the store's clock — fails the clause written for it (flawed_test.go).
+//
 // newStore is called once per subtest and must return an empty store:
 // Sweep counts and the keyring checks assume nothing else is stored. (The
 // suite still uses random subjects, so leftovers of an earlier run do not
