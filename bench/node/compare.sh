@@ -36,10 +36,13 @@ pid_of[18992]=$!
 LATCH_URL=http://127.0.0.1:18920 LATCH_CACHE=1 NODE_ENV=production PORT=18993 node bench/node/latch-server.js >"$dir/cached.log" 2>&1 &
 pids+=($!)
 pid_of[18993]=$!
+LATCH_CACHE=bare NODE_ENV=production PORT=18994 node bench/node/latch-server.js >"$dir/bare.log" 2>&1 &
+pids+=($!)
+pid_of[18994]=$!
 # CPU ticks (user + system) a process has used so far.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
-for port in 18920 18991 18992 18993; do
+for port in 18920 18991 18992 18993 18994; do
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
@@ -56,7 +59,8 @@ echo "load before: $(uptime)"
 for i in $(seq "$runs"); do
   for t in "express-session+connect-redis 18991 connect.sid=$peer_cookie" \
            "latch-online 18992 __Host-latch=$token" \
-           "latch-cached 18993 __Host-latch=$token"; do
+           "latch-cached 18993 __Host-latch=$token" \
+           "express-bare(no-session) 18994 x=y"; do
     set -- $t
     n0=$(ticks "${pid_of[$2]}"); l0=$(ticks "$latch_pid")
     out=$(wrk -t2 -c64 -d"${secs}s" --latency -H "Cookie: $3" "http://127.0.0.1:$2/whoami")

@@ -75,7 +75,6 @@ export interface ClientOptions {
 export interface ClientInfo {
   ip?: string
   userAgent?: string
-  signal?: AbortSignal
 }
 
 /**
