@@ -4,10 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"time"
-
-	"github.com/latch-sessions/latch/store/internal/amr"
 )
 
 // codecVersion is the first byte of every encoded record. Decoders refuse
@@ -32,7 +31,7 @@ var ErrCorrupt = errors.New("latch/store: corrupt record")
 func (r *Record) MarshalBinary() ([]byte, error) {
 	n := 300 + len(r.Subject) + len(r.IP) + len(r.UserAgent) + len(r.Data) + len(r.Claims) + len(r.RevokeReason)
 	if r.hasAuthExt() {
-		n += 40 + len(r.ACR) + len(amr.Join(r.AMR))
+		n += 40 + len(r.ACR) + len(strings.Join(r.AMR, " "))
 	}
 	return r.AppendBinary(make([]byte, 0, n))
 }
@@ -74,7 +73,7 @@ func (r *Record) AppendBinary(b []byte) ([]byte, error) {
 		b = append(b, s...)
 	}
 	if ext {
-		for _, s := range [...]string{r.ACR, amr.Join(r.AMR)} {
+		for _, s := range [...]string{r.ACR, strings.Join(r.AMR, " ")} {
 			b = binary.AppendUvarint(b, uint64(len(s)))
 			b = append(b, s...)
 		}
@@ -115,7 +114,7 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	if ver == codecVersion {
 		v.ACR = string(d.field())
 		var ok bool
-		if v.AMR, ok = amr.Split(string(d.field())); !ok {
+		if v.AMR, ok = splitAMR(string(d.field())); !ok {
 			return ErrCorrupt
 		}
 		d.bytes(v.JKT[:])
@@ -174,6 +173,18 @@ func checkEncodable(r *Record) error {
 		return ErrUnencodable
 	}
 	return nil
+}
+
+// splitAMR decodes AMR joined by spaces: "" is nil, an empty value (a form
+// the encoder never writes) is false. The same form as store/internal/amr,
+// which this leaf package does not import: its importers' dependency rules
+// allow store alone.
+func splitAMR(s string) ([]string, bool) {
+	if s == "" {
+		return nil, true
+	}
+	ms := strings.Split(s, " ")
+	return ms, !slices.Contains(ms, "")
 }
 
 // appendTime encodes t as [UnixNano]; the zero Time encodes as 0, so an
