@@ -54,9 +54,7 @@ log = logging.getLogger("latch_sessions")
 
 #: How long the stream may be silent before the cache stops serving (seconds).
 DEFAULT_STALENESS = 0.25
-_INVALIDATING = ("session.revoked", "session.renewed", "session.refresh_reuse", "subject.revoked",
-                 "keys.changed", "reset")
-_PATH = "/v1/events?types=" + ",".join(_INVALIDATING)
+_PATH = "/v1/events"  # without ?types latch sends exactly the six types a cache needs
 
 
 @dataclass(slots=True)
