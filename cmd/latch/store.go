@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/latch-sessions/latch/store"
 	"github.com/latch-sessions/latch/store/boltstore"
 	"github.com/latch-sessions/latch/store/memstore"
@@ -96,7 +98,7 @@ func openStore(ctx context.Context, u string) (*openedStore, error) {
 		defer cancel()
 		s, err := mysqlstore.Open(cctx, u, mysqlstore.Options{})
 		if err != nil {
-			return nil, errorf("opening the MySQL store: %v", err).hint("check that MySQL/MariaDB is reachable and the --store URL is right: mysql://user:password@host:3306/db")
+			return nil, storeOpenError("MySQL", u, err)
 		}
 		return &openedStore{Store: s, close: s.Close, describe: "mysql"}, nil
 	}
@@ -124,11 +126,14 @@ func storeOpenError(kind, rawURL string, err error) *exitError {
 			error
 			SQLState() string // the server answered, and said no (pgconn.PgError)
 		}
-		why string
+		myErr *mysql.MySQLError // the same, from MySQL or MariaDB
+		why   string
 	)
 	switch {
 	case errors.As(err, &serverErr):
 		return errorf("%s%s refused the connection: %s", kind, where, serverErr.Error()).hint("check the user, password and database in the --store URL")
+	case errors.As(err, &myErr):
+		return errorf("%s%s refused the connection: %s", kind, where, myErr.Error()).hint("check the user, password and database in the --store URL")
 	case errors.As(err, &dnsErr):
 		why = "no such host " + dnsErr.Name
 	case errors.As(err, &errno):

@@ -83,3 +83,15 @@ func TestProbesLoggedAtDebug(t *testing.T) {
 		t.Error("a failing readyz logged no warning")
 	}
 }
+
+// The metadata document is served as documented (the contract check of
+// the harness validates it against api/openapi.json).
+func TestMetadataAsDocumented(t *testing.T) {
+	h := newHarness(t)
+	h.create("alice", "") // the log check needs some output
+	r := h.do(req{method: "GET", path: "/.well-known/oauth-authorization-server"})
+	wantStatus(t, r, http.StatusOK)
+	if m := r.json(t); m["issuer"] != "https://latch.test" {
+		t.Errorf("issuer = %v", m["issuer"])
+	}
+}
