@@ -154,3 +154,38 @@ func pgReplicas(t *testing.T) (a, b *httptest.Server) {
 }
 
 func TestEventReplicasPostgres(t *testing.T) { testEventReplicas(t, pgReplicas) }
+
+// TestEventStreamSilentWhileStoreDown: a replica whose Redis dies stops its
+// streams' heartbeats (so its clients' caches stop trusting themselves), and
+// when Redis returns it resumes them after a reset, since events published
+// meanwhile are lost.
+func TestEventStreamSilentWhileStoreDown(t *testing.T) {
+	rs := testredis.StartServer(t)
+	b := startReplica(t, "redis://"+rs.Addr()+"?prefix="+uniquePrefix(t, "", "latchdown"), bytes.Repeat([]byte{9}, 32))
+	s := openStream(t, b.Client(), b.URL, "", "", io.Discard)
+	if !s.heartbeat(10 * time.Second) {
+		t.Fatal("no heartbeat on a healthy store")
+	}
+	rs.Kill()
+	// Heartbeats already on their way may still arrive; after a second
+	// (many times the bound) the stream must have gone silent.
+	time.Sleep(time.Second)
+	for drained := false; !drained; {
+		select {
+		case <-s.events:
+		default:
+			drained = true
+		}
+	}
+	if s.heartbeat(time.Second) {
+		t.Fatal("a heartbeat arrived more than a second after the replica's Redis died")
+	}
+	rs.Restart()
+	e, _ := s.next()
+	if e.event != "reset" || e.json(t)["reason"] != "store-unavailable" {
+		t.Fatalf("after the store returned: %+v, want a reset", e)
+	}
+	if !s.heartbeat(10 * time.Second) {
+		t.Fatal("no heartbeat after the store returned")
+	}
+}
