@@ -70,6 +70,7 @@ type liveness struct {
 
 	until  atomic.Int64 // cached records are served while now < until
 	wanted atomic.Int64 // the last fill of the cache or Get that found it stale
+	parked atomic.Bool  // the heartbeat waits for a wake-up
 
 	probes   []string // one probe key per connection of a node (several connections)
 	wake     chan struct{}
@@ -87,11 +88,17 @@ func (l *liveness) fresh() bool { return l.now() < l.until.Load() }
 
 // want records that a Get wants the cache (it filled it, or found it
 // stale) and wakes the heartbeat if it is idle.
+// Only a parked heartbeat is sent a wake-up, so that concurrent misses do
+// not contend for the channel; the loop sets parked before it reads wanted
+// a last time, and want stores wanted before it reads parked, so one of
+// them sees the other (no lost wake-up).
 func (l *liveness) want() {
 	l.wanted.Store(l.now())
-	select {
-	case l.wake <- struct{}{}:
-	default:
+	if l.parked.Load() {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -166,11 +173,15 @@ func (s *Store) heartbeat() {
 	defer timer.Stop()
 	for {
 		if l.now()-l.wanted.Load() > int64(l.idle) {
-			select {
-			case <-l.wake:
-			case <-l.stop:
-				return
+			l.parked.Store(true)
+			if l.now()-l.wanted.Load() > int64(l.idle) {
+				select {
+				case <-l.wake:
+				case <-l.stop:
+					return
+				}
 			}
+			l.parked.Store(false)
 		}
 		start := l.now()
 		if s.heartbeatRound() {
