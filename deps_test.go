@@ -16,11 +16,13 @@ func TestImportRules(t *testing.T) {
 	const mod = "github.com/latch-sessions/latch"
 	stores := storePackages(t, mod)
 	rules := map[string][]string{
-		mod:                     append([]string{"net/http", "testing", mod + "/latchhttp"}, stores...),
-		mod + "/store":          append([]string{mod, "net/http", "testing"}, stores...),
-		mod + "/internal/token": {mod, "net/http"},
-		mod + "/accesstoken":    append([]string{mod, "net/http", mod + "/latchhttp"}, stores...),
-		mod + "/latchhttp":      stores,
+		mod:            append([]string{"net/http", "testing", mod + "/latchhttp"}, stores...),
+		mod + "/store": append([]string{mod, "net/http", "testing"}, stores...),
+		// The SQL stores' shared helpers serve them; they depend on none.
+		mod + "/store/internal/sqlstore": append([]string{mod, "net/http", "testing"}, stores...),
+		mod + "/internal/token":          {mod, "net/http"},
+		mod + "/accesstoken":             append([]string{mod, "net/http", mod + "/latchhttp"}, stores...),
+		mod + "/latchhttp":               stores,
 	}
 	for _, s := range stores {
 		var others []string
