@@ -87,3 +87,5 @@ for round in $(seq "$ROUNDS"); do
     echo "latch cached: skipped, this latch serve has no GET /v1/events"
   fi
 done
+echo "in-process, the app's CPU only:"
+env PYTHONPATH=clients/python "$PY" clients/python/bench/inprocess.py
