@@ -17,6 +17,7 @@ type cache struct {
 	bound   time.Duration
 	max     int
 	onEvent func(Event)
+	revs    *revocations
 
 	// heard is the time (UnixNano) something last arrived on the stream;
 	// 0 while it is down.
@@ -156,12 +157,17 @@ func (c *cache) clearLocked() {
 }
 
 // connected and down mark the stream's (dis)connection: either way nothing
-// cached so far may be trusted.
-func (c *cache) connected() { c.reset() }
+// cached so far may be trusted, nor the absence of a revocation of a token
+// issued before.
+func (c *cache) connected() {
+	c.reset()
+	c.revs.lost()
+}
 
 func (c *cache) down() {
 	c.heard.Store(0)
 	c.reset()
+	c.revs.lost()
 }
 
 func (c *cache) reset() {
@@ -193,6 +199,7 @@ func (c *cache) apply(e Event) {
 		c.clearLocked()
 	}
 	c.mu.Unlock()
+	c.revs.apply(e)
 	if c.onEvent != nil {
 		c.onEvent(e)
 	}

@@ -16,9 +16,10 @@
 //   - the client keeps one GET /v1/events stream open, and the cache is
 //     trusted only while something arrived on it within the staleness bound
 //     (Config.StalenessBound, default 250 ms): past it, every entry is
-//     dropped and Verify asks the server, so a client cut off from latch —
-//     or behind a replica cut off from its store, which then stops sending
-//     heartbeats — accepts a revoked session for at most that bound;
+//     dropped and Verify asks the server, so a client cut off from latch
+//     accepts a revoked session for at most that bound, and one behind a
+//     replica cut off from its store (which stops heartbeats 150 ms after
+//     its store link was last proven) for at most the two added;
 //   - an entry is stored only if the stream was live, on the same
 //     connection, when the request was sent and when its answer arrived;
 //   - revoked, renewed and refresh-reuse events drop their session,
@@ -26,6 +27,14 @@
 //     reset and every reconnect drop everything;
 //   - failures are never cached: a 401 is returned as it came, a 503, a
 //     timeout or a network error is [ErrUnavailable] (fail closed).
+//
+// # Offline access tokens
+//
+// A service that verifies access tokens offline (JWKS) calls
+// [Client.AccessTokenRevoked] after the signature check: it refuses tokens
+// of sessions the stream reported revoked, renewed or subject-revoked at or
+// after the token's iat, and answers ErrUnavailable (verify online) while
+// the stream cannot vouch for that.
 //
 // # Security model
 //
@@ -109,6 +118,9 @@ type Config struct {
 	// OnEvent, if set, receives every event of the stream (after the cache
 	// acted on it). It runs on the stream's goroutine: keep it quick.
 	OnEvent func(Event)
+	// AccessTokenTTL is the server's access-token lifetime (default 10 min):
+	// how long AccessTokenRevoked remembers a revocation.
+	AccessTokenTTL time.Duration
 }
 
 // Defaults of Config.
@@ -125,6 +137,7 @@ type Client struct {
 	http   *http.Client
 	stream *http.Client
 	cache  *cache // nil without Config.Cache
+	revs   *revocations
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -153,7 +166,12 @@ func New(cfg Config) (*Client, error) {
 		if cfg.MaxEntries <= 0 {
 			cfg.MaxEntries = DefaultMaxEntries
 		}
+		if cfg.AccessTokenTTL <= 0 {
+			cfg.AccessTokenTTL = 10 * time.Minute
+		}
+		c.revs = newRevocations(cfg.AccessTokenTTL)
 		c.cache = newCache(cfg.StalenessBound, cfg.MaxEntries, cfg.OnEvent)
+		c.cache.revs = c.revs
 		ctx, cancel := context.WithCancel(context.Background())
 		c.cancel, c.done = cancel, make(chan struct{})
 		go func() {

@@ -225,3 +225,61 @@ func TestCacheDistrustedWhileRedisIsDown(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestAccessTokenRevoked: an offline verifier refuses the tokens of a
+// session revoked, renewed or subject-revoked after they were issued, and
+// asks for an online check while it cannot vouch.
+func TestAccessTokenRevoked(t *testing.T) {
+	u := serve(t, memstore.New())
+	c := newClient(t, u, true)
+	for !c.CacheStats().Live {
+		time.Sleep(time.Millisecond)
+	}
+	iat := time.Now().Add(-time.Second) // issued after the stream started... in the past
+	if _, err := c.AccessTokenRevoked("ses_x", "alice", iat); !errors.Is(err, latchclient.ErrUnavailable) {
+		t.Fatalf("a token issued before the stream was live: %v, want ErrUnavailable", err)
+	}
+	// Access tokens' iat has whole seconds: one issued in the second the
+	// stream connected might predate it, so only later ones are vouched for.
+	time.Sleep(1100 * time.Millisecond)
+	mk := func(subject string) (*latchclient.Created, time.Time) {
+		s, err := c.Create(ctx, latchclient.NewSession{Subject: subject})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, time.Now().Truncate(time.Second) // iat has whole seconds
+	}
+	waitRevoked := func(sid, subject string, iat time.Time, want bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			got, err := c.AccessTokenRevoked(sid, subject, iat)
+			if err != nil {
+				t.Fatalf("AccessTokenRevoked: %v", err)
+			}
+			if got == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("AccessTokenRevoked(%s) stayed %v", sid, got)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	a, iatA := mk("alice")
+	waitRevoked(a.Session.ID, "alice", iatA, false)
+	if err := c.Revoke(ctx, a.Session.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitRevoked(a.Session.ID, "alice", iatA, true)
+
+	b, iatB := mk("bob")
+	keep, _ := mk("bob")
+	if _, err := c.RevokeSubject(ctx, "bob", keep.Session.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitRevoked(b.Session.ID, "bob", iatB, true)
+	waitRevoked(keep.Session.ID, "bob", iatB, false)
+	// A token issued after the subject's revocation is fine.
+	waitRevoked(b.Session.ID, "bob", time.Now().Add(2*time.Second), false)
+}
