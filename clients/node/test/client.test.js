@@ -230,3 +230,26 @@ test('problem errors are LatchProblemError with status, title, detail', async ()
   assert.ok(e instanceof LatchProblemError)
   assert.equal(typeof e.title, 'string')
 })
+
+test('answers the pool reads: chunked bodies; malformed answers are unavailable, never a crash', async (t) => {
+  const net = await import('node:net')
+  const replies = [
+    'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n' +
+      '5\r\n{"key\r\nb\r\ns":[{"kid":\r\n9\r\n"k1"}]}  \r\n0\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{x}',
+    'HTTP/1.1 200 OK\r\n\r\n{}',
+    'garbage\r\n\r\n',
+    'HTTP/1.1 401 Unauthorized\r\nContent-Type: application/problem+json\r\nContent-Length: 37\r\nConnection: close\r\n\r\n{"code":"unauthorized","status":401} ',
+  ]
+  let i = 0
+  const srv = net.createServer((s) => s.on('data', () => { s.write(replies[i++]); if (i >= 3) s.end() }))
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r))
+  t.after(() => srv.close())
+  const raw = new LatchClient({url: `http://127.0.0.1:${srv.address().port}`, apiKey: API_KEY, timeout: 1000})
+  assert.deepEqual((await raw.listKeys()).map((k) => k.kid), ['k1'])
+  await rejects(raw.listKeys(), 'unavailable', 503)
+  await rejects(raw.listKeys(), 'unavailable', 503)
+  await rejects(raw.listKeys(), 'unavailable', 503)
+  await rejects(raw.listKeys(), 'unauthorized', 401)
+  raw.close()
+})
