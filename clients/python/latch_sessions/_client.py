@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime
@@ -126,7 +127,8 @@ def _refreshed(r: Response, doc: Any) -> Refreshed:
 class _Calls:
     """The calls of latch's API, shared by Client and AsyncClient."""
 
-    def __init__(self, base_url: str | None, api_key: str | None, timeout: float) -> None:
+    def __init__(self, base_url: str | None, api_key: str | None, timeout: float,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         base_url = base_url or os.environ.get("LATCH_URL")
         if not base_url:
             raise ConfigError("latch: no base URL: pass base_url or set LATCH_URL (e.g. http://127.0.0.1:8080)")
@@ -137,7 +139,7 @@ class _Calls:
             raise ConfigError("latch: the API key contains whitespace or control characters")
         if not (isinstance(timeout, (int, float)) and 0 < timeout <= 600):
             raise ConfigError("latch: timeout must be between 0 and 600 seconds")
-        self._ep = Endpoint(base_url)
+        self._ep = Endpoint(base_url, ssl_context)
         self._auth = "Bearer " + api_key
         self.timeout = float(timeout)
 
@@ -224,11 +226,13 @@ class Client(_Calls):
     subclass of :class:`LatchError`: a :class:`ProblemError` carrying latch's
     ``code``, or an :class:`UnavailableError` when latch did not answer within
     ``timeout`` seconds. No exception or ``repr`` contains a token or the API key.
+    Over https the certificate is verified, against the system's CAs or the
+    ``ssl_context`` given (``ssl.create_default_context(cafile="ca.pem")``).
     """
 
     def __init__(self, base_url: str | None = None, api_key: str | None = None, *,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
-        super().__init__(base_url, api_key, timeout)
+                 timeout: float = DEFAULT_TIMEOUT, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(base_url, api_key, timeout, ssl_context)
         self._t = SyncTransport(self._ep, self.timeout)
 
     def _send(self, call: _Call[T]) -> T:
@@ -338,8 +342,8 @@ class AsyncClient(_Calls):
     ``async with``) closes them."""
 
     def __init__(self, base_url: str | None = None, api_key: str | None = None, *,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
-        super().__init__(base_url, api_key, timeout)
+                 timeout: float = DEFAULT_TIMEOUT, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(base_url, api_key, timeout, ssl_context)
         self._t = AsyncTransport(self._ep, self.timeout)
 
     async def _send(self, call: _Call[T]) -> T:

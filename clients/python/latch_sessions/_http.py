@@ -29,7 +29,7 @@ class Response:
 class Endpoint:
     """Where latch is: scheme, host, port and path prefix of its base URL."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, ssl_context: ssl.SSLContext | None = None) -> None:
         u = urllib.parse.urlsplit(base_url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ConfigError("latch: the base URL must be http:// or https:// with a host, e.g. http://127.0.0.1:8080")
@@ -44,7 +44,11 @@ class Endpoint:
         self.prefix = u.path.rstrip("/")
         self.netloc = u.netloc
         self.url = f"{u.scheme}://{u.netloc}{self.prefix}"
-        self.ssl = ssl.create_default_context() if self.https else None
+        # Certificates are always verified: the default context, or the caller's (a private CA).
+        self.ssl = (ssl_context or ssl.create_default_context()) if self.https else None
+        if self.ssl is not None and (self.ssl.verify_mode != ssl.CERT_REQUIRED or not self.ssl.check_hostname):
+            raise ConfigError("latch: ssl_context must verify certificates and host names "
+                              "(load your CA with ssl.create_default_context(cafile=...) instead)")
 
 
 class _SyncConn:

@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -98,12 +99,12 @@ def free_port() -> int:
 class Server:
     """A latch serve of the test's own (memory store), which the test may stop."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None, scheme: str = "http") -> None:
         if not BIN:
             skip_or_fail("LATCH_BIN is not set: run through `go test ./clients/python`")
         self.api_key = secrets.token_urlsafe(32)
         self.addr = f"127.0.0.1:{free_port()}"
-        self.url = "http://" + self.addr
+        self.url = f"{scheme}://{self.addr}"
         self.dir = tempfile.TemporaryDirectory()
         self.log = open(os.path.join(self.dir.name, "out.log"), "w+")
         env = dict(os.environ, LATCH_API_KEY=self.api_key, **(env or {}))
@@ -112,7 +113,9 @@ class Server:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and self.proc.poll() is None:
             try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=1) as r:
+                # Readiness only (the tests verify certificates themselves).
+                ctx = ssl._create_unverified_context() if scheme == "https" else None
+                with urllib.request.urlopen(self.url + "/readyz", timeout=1, context=ctx) as r:
                     if r.status == 200:
                         return
             except OSError:

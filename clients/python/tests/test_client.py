@@ -418,6 +418,41 @@ class FailClosedTest(unittest.TestCase):
         self.assertIsInstance(cm.exception, ls.UnavailableError)
 
 
+class TLSTest(unittest.TestCase):
+    def test_https_with_a_private_ca(self) -> None:
+        import ssl
+        import tempfile
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            support.skip_or_fail("openssl is not installed (apt-get install openssl)")
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d)
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+        srv = support.Server("--tls-cert", cert, "--tls-key", key, scheme="https")
+        self.addCleanup(srv.close)
+        ctx = ssl.create_default_context(cafile=cert)
+        with ls.Client(srv.url, srv.api_key, ssl_context=ctx) as c:
+            iss = c.create_session("alice")
+            support.remember(iss.session_token)
+            self.assertEqual(c.verify_session(iss.session_token).session.subject, "alice")
+        with ls.Client(srv.url, srv.api_key) as untrusting:  # the system CAs do not know this certificate
+            with self.assertRaises(ls.ConnectError):
+                untrusting.list_keys()
+
+        async def run() -> None:
+            async with ls.AsyncClient(srv.url, srv.api_key, ssl_context=ctx) as ac:
+                self.assertTrue(await ac.list_keys())
+        asyncio.run(run())
+        loose = ssl.create_default_context()
+        loose.check_hostname = False
+        loose.verify_mode = ssl.CERT_NONE
+        with self.assertRaises(ls.ConfigError):
+            ls.Client(srv.url, srv.api_key, ssl_context=loose)
+
+
 class ExpiryAndReuseTest(unittest.TestCase):
     """A server with short deadlines: expired, refresh_reuse."""
 
