@@ -130,10 +130,12 @@ func storeOpenError(kind, rawURL string, err error) *exitError {
 		why   string
 	)
 	switch {
-	case errors.As(err, &serverErr):
-		return errorf("%s%s refused the connection: %s", kind, where, serverErr.Error()).hint("check the user, password and database in the --store URL")
-	case errors.As(err, &myErr):
-		return errorf("%s%s refused the connection: %s", kind, where, myErr.Error()).hint("check the user, password and database in the --store URL")
+	case errors.As(err, &serverErr), errors.As(err, &myErr):
+		refusal := error(serverErr)
+		if serverErr == nil {
+			refusal = myErr
+		}
+		return errorf("%s%s refused the connection: %s", kind, where, refusal.Error()).hint("check the user, password and database in the --store URL")
 	case errors.As(err, &dnsErr):
 		why = "no such host " + dnsErr.Name
 	case errors.As(err, &errno):
