@@ -164,7 +164,7 @@ func serve(ctx context.Context, u *ui, args []string) error {
 		return e
 	}
 	if c.demo {
-		h, err := demoHandler(u, srv, c.demoPassword, c.cookieName)
+		h, err := demoHandler(u, srv, c.demoPassword, demoHTTPConfig(c))
 		if err != nil {
 			e := errorf("starting the demo: %v", err)
 			if c.demoPassword != "" {
@@ -438,14 +438,14 @@ func defaultIssuerHost(addr string) string {
 // built on srv.Manager() and the library's latchhttp middleware. password
 // is --demo-password; if empty, one is generated and printed (the user needs
 // it to sign in; a password the user chose is never printed).
-func demoHandler(u *ui, srv *server.Server, password, cookieName string) (http.Handler, error) {
+func demoHandler(u *ui, srv *server.Server, password string, hc latchhttp.Config) (http.Handler, error) {
 	generated := password == ""
 	if generated {
 		password = demo.GeneratePassword()
 	}
 	h, err := demo.New(srv.Manager(), demo.Config{
 		Password: password,
-		HTTP:     latchhttp.Config{CookieName: cookieName},
+		HTTP:     hc,
 		Logger:   srv.Logger(),
 		APILinks: true,
 	})
@@ -456,6 +456,17 @@ func demoHandler(u *ui, srv *server.Server, password, cookieName string) (http.H
 		u.printf("demo users alice and bob, password %s (set your own with --demo-password)", password)
 	}
 	return h, nil
+}
+
+// demoHTTPConfig is the demo's middleware configuration: the server's
+// cookie name, and behind --trusted-proxies the same X-Forwarded-For rule
+// as the API, so its devices page shows the clients' addresses.
+func demoHTTPConfig(c serveConfig) latchhttp.Config {
+	hc := latchhttp.Config{CookieName: c.cookieName}
+	if len(c.proxies) > 0 {
+		hc.TrustedProxies, hc.ClientIPHeader = c.proxies, "X-Forwarded-For"
+	}
+	return hc
 }
 
 // browserAddr names a loopback listener "localhost", which every browser
