@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-sessions/latch/internal/faultnet"
 	"github.com/latch-sessions/latch/internal/server"
 	"github.com/latch-sessions/latch/internal/testredis"
 	"github.com/latch-sessions/latch/latchclient"
@@ -56,9 +57,9 @@ func prefix() string {
 	return "latchcl" + hex.EncodeToString(b[:]) + ":"
 }
 
-func openRedis(t testing.TB, url string) store.Store {
+func openRedis(t testing.TB, url string, opts ...redisstore.Option) store.Store {
 	t.Helper()
-	st, err := redisstore.Open(ctx, url)
+	st, err := redisstore.Open(ctx, url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,4 +283,68 @@ func TestAccessTokenRevoked(t *testing.T) {
 	waitRevoked(keep.Session.ID, "bob", iatB, false)
 	// A token issued after the subject's revocation is fine.
 	waitRevoked(b.Session.ID, "bob", time.Now().Add(2*time.Second), false)
+}
+
+// TestCachedClientBehindStalledReplica is issue 16's fault for the client
+// cache: replica B's link to Redis stalls (a proxy that stops forwarding
+// and keeps the connections open), A revokes a session B's cached client
+// holds. The client may accept it only within the replica's bound plus its
+// own (docs/protocol.md section 3), then fails closed until the link heals,
+// then sees `revoked`.
+func TestCachedClientBehindStalledReplica(t *testing.T) {
+	rs := testredis.StartServer(t)
+	ps := faultnet.NewProxies(t, rs.Addr())
+	url := "redis://" + rs.Addr() + "?prefix=" + prefix() + "&timeout=300ms"
+	a := serve(t, openRedis(t, url))
+	b := serve(t, openRedis(t, url, func(o *redisstore.Options) { o.Dial = ps.Dial }))
+	ca, cb := newClient(t, a, false), newClient(t, b, true)
+	// 150 ms (the replica) + 250 ms (the client) + one heartbeat interval
+	// for the last heartbeat in flight.
+	const bound = 500 * time.Millisecond
+	var windows []time.Duration
+	for range 3 {
+		s, err := ca.Create(ctx, latchclient.NewSession{Subject: "stall"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitCached(t, cb, s.SessionToken)
+		ps.Stall()
+		if err := ca.Revoke(ctx, s.Session.ID); err != nil {
+			ps.Resume()
+			t.Fatal(err)
+		}
+		acked := time.Now()
+		var window time.Duration
+		for {
+			start := time.Now()
+			v, err := cb.Verify(ctx, s.SessionToken)
+			if err != nil {
+				if !errors.Is(err, latchclient.ErrUnavailable) {
+					ps.Resume()
+					t.Fatalf("behind a stalled replica: %v, want ErrUnavailable", err)
+				}
+				break
+			}
+			if since := start.Sub(acked); since >= bound {
+				ps.Resume()
+				t.Fatalf("the client accepted the revoked session (cached %v) in a request started %v after the revocation", v.Cached, since)
+			}
+			window = time.Since(acked)
+			time.Sleep(2 * time.Millisecond)
+		}
+		windows = append(windows, window)
+		ps.Resume()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			_, err := cb.Verify(ctx, s.SessionToken)
+			if errors.Is(err, latchclient.ErrRevoked) {
+				break
+			}
+			if !errors.Is(err, latchclient.ErrUnavailable) || time.Now().After(deadline) {
+				t.Fatalf("after the link healed: %v, want ErrUnavailable then ErrRevoked", err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	t.Logf("behind a stalled replica the cached client accepted a revoked session for %v (bound %v)", windows, bound)
 }
