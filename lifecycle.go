@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -32,8 +33,14 @@ type NewSession struct {
 	Data    json.RawMessage // application data: a JSON object, or nil
 	Claims  json.RawMessage // claims for access tokens: a JSON object of non-reserved names, or nil
 	Client  Client
-	// AuthTime is when the user proved who they are (default: now).
+	// AuthTime is when the user proved who they are (default: now); not
+	// later than now plus AuthTimeLeeway.
 	AuthTime time.Time
+	// ACR and AMR say how (RFC 9470, RFC 8176): the authentication context
+	// class and the methods, e.g. "pwd", "otp". Optional; see
+	// CheckAuthContext for their bounds. Access tokens carry them.
+	ACR string
+	AMR []string
 	// Replace is the session token the client carried before this login,
 	// if any. It is revoked (fixation defence) if it is valid.
 	Replace string
@@ -69,12 +76,21 @@ func (m *Manager) Create(ctx context.Context, p NewSession) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := CheckAuthContext(p.ACR, p.AMR); err != nil {
+		return nil, err
+	}
+	now := m.cfg.Now().UTC()
+	authTime := now
+	if !p.AuthTime.IsZero() {
+		if authTime, err = checkAuthTime(p.AuthTime, now); err != nil {
+			return nil, err
+		}
+	}
 	if p.Replace != "" {
 		if err := m.revokeByToken(ctx, p.Replace, store.ReasonReplaced); err != nil {
 			return nil, err
 		}
 	}
-	now := m.cfg.Now().UTC()
 	id, err := store.NewID(p.Subject, m.cfg.Rand)
 	if err != nil {
 		return nil, err
@@ -83,7 +99,9 @@ func (m *Manager) Create(ctx context.Context, p NewSession) (*Issued, error) {
 		ID:            id,
 		Subject:       p.Subject,
 		CreatedAt:     now,
-		AuthTime:      now,
+		AuthTime:      authTime,
+		ACR:           p.ACR,
+		AMR:           slices.Clone(p.AMR),
 		LastSeenAt:    now,
 		IdleExpiresAt: now.Add(m.cfg.IdleTimeout),
 		ExpiresAt:     now.Add(m.cfg.AbsoluteTimeout),
@@ -92,8 +110,8 @@ func (m *Manager) Create(ctx context.Context, p NewSession) (*Issued, error) {
 		Data:          data,
 		Claims:        claims,
 	}
-	if !p.AuthTime.IsZero() {
-		rec.AuthTime = p.AuthTime.UTC()
+	if len(rec.AMR) == 0 {
+		rec.AMR = nil
 	}
 	sessionSecret, refreshSecret, err := m.newSecrets(rec)
 	if err != nil {
@@ -167,6 +185,9 @@ func (m *Manager) accessToken(ctx context.Context, rec *store.Record, iat time.T
 		ExpiresAt: iat.Add(m.cfg.AccessTokenTTL),
 		ID:        jti,
 		SessionID: rec.ID.String(),
+		AuthTime:  rec.AuthTime,
+		ACR:       rec.ACR,
+		AMR:       rec.AMR,
 		Extra:     rec.Claims,
 	}
 	// An access token never outlives its session.
@@ -192,11 +213,23 @@ func (m *Manager) Validate(ctx context.Context, sessionToken string) (*Session, 
 // ValidateClient is Validate that also records the client's metadata when it
 // touches the session.
 func (m *Manager) ValidateClient(ctx context.Context, sessionToken string, c Client) (*Session, error) {
+	return m.ValidateFor(ctx, sessionToken, c, AuthRequirement{})
+}
+
+// ValidateFor is ValidateClient for a sensitive action: a live session
+// whose authentication does not meet need fails with an
+// *InsufficientAuthError (matching ErrInsufficientAuth) and records no
+// activity, so a refused step-up changes nothing. A need that fails its
+// Valid is refused as bad input.
+func (m *Manager) ValidateFor(ctx context.Context, sessionToken string, c Client, need AuthRequirement) (*Session, error) {
+	if err := need.Valid(); err != nil {
+		return nil, err
+	}
 	rec, err := m.authenticate(ctx, sessionToken, c.IP)
 	if err != nil {
 		return nil, err
 	}
-	return m.live(ctx, rec, c, true)
+	return m.live(ctx, rec, c, true, need)
 }
 
 // Peek checks a session token like Validate but records no activity, so
@@ -207,7 +240,7 @@ func (m *Manager) Peek(ctx context.Context, sessionToken string) (*Session, erro
 	if err != nil {
 		return nil, err
 	}
-	return m.live(ctx, rec, Client{}, false)
+	return m.live(ctx, rec, Client{}, false, AuthRequirement{})
 }
 
 // authenticate parses a session token, loads its record and compares the
@@ -237,6 +270,16 @@ func (m *Manager) authenticate(ctx context.Context, sessionToken, ip string) (*s
 // ErrRevoked, ErrExpired or ErrUnavailable; a session that no longer exists
 // is reported as ErrRevoked.
 func (m *Manager) ValidateAccess(ctx context.Context, c accesstoken.Claims, client Client) (*Session, error) {
+	return m.ValidateAccessFor(ctx, c, client, AuthRequirement{})
+}
+
+// ValidateAccessFor is ValidateAccess for a sensitive action, as
+// ValidateFor: the requirement is checked against the session's current
+// authentication (a renewal with a new AuthTime ends older tokens anyway).
+func (m *Manager) ValidateAccessFor(ctx context.Context, c accesstoken.Claims, client Client, need AuthRequirement) (*Session, error) {
+	if err := need.Valid(); err != nil {
+		return nil, err
+	}
 	id, err := store.ParseID(c.SessionID)
 	if err != nil {
 		return nil, ErrInvalidToken
@@ -256,15 +299,20 @@ func (m *Manager) ValidateAccess(ctx context.Context, c accesstoken.Claims, clie
 		m.emitFor(ctx, EventValidationFailed, rec, FailRevoked)
 		return nil, ErrRevoked
 	}
-	return m.live(ctx, rec, client, true)
+	return m.live(ctx, rec, client, true, need)
 }
 
-// live checks rec's deadlines and revocation, and if touch is set records
-// activity when the recorded one is older than the touch interval.
-func (m *Manager) live(ctx context.Context, rec *store.Record, c Client, touch bool) (*Session, error) {
+// live checks rec's deadlines and revocation and need, and if touch is set
+// records activity when the recorded one is older than the touch interval.
+func (m *Manager) live(ctx context.Context, rec *store.Record, c Client, touch bool, need AuthRequirement) (*Session, error) {
 	now := m.cfg.Now()
 	if err := m.checkLive(ctx, rec, now); err != nil {
 		return nil, err
+	}
+	if !need.IsZero() {
+		if err := need.Check(rec.AuthTime, rec.ACR, now); err != nil {
+			return nil, err
+		}
 	}
 	if !touch || now.Sub(rec.LastSeenAt) < m.cfg.TouchInterval {
 		return &Session{rec: rec}, nil
@@ -465,7 +513,18 @@ type Renewal struct {
 	// plus AuthTimeLeeway; a time within the leeway is recorded as now, so
 	// a session never claims an authentication from the future.
 	AuthTime time.Time
+	// ACR and AMR say how the user re-authenticated. A renewal that
+	// records an authentication (AuthTime, ACR or AMR set; AuthTime
+	// defaults to now) replaces all three: the old ACR and AMR described
+	// the old authentication. A renewal with none of them keeps them.
+	// The DPoP binding (JKT) is kept either way: it is for the session's
+	// life.
+	ACR string
+	AMR []string
 }
+
+// reauth reports whether r records a new authentication.
+func (r *Renewal) reauth() bool { return !r.AuthTime.IsZero() || r.ACR != "" || len(r.AMR) > 0 }
 
 // AuthTimeLeeway is the clock-skew allowance for a Renewal's AuthTime: the
 // app that authenticated the user may run on a machine whose clock is a
@@ -483,6 +542,9 @@ func (m *Manager) Renew(ctx context.Context, id string, r Renewal) (*Issued, err
 			return nil, err
 		}
 	}
+	if err := CheckAuthContext(r.ACR, r.AMR); err != nil {
+		return nil, err
+	}
 	for {
 		cur, err := m.get(ctx, id)
 		if err != nil {
@@ -497,16 +559,19 @@ func (m *Manager) Renew(ctx context.Context, id string, r Renewal) (*Issued, err
 		if r.Claims != nil {
 			rec.Claims = claims
 		}
-		if !r.AuthTime.IsZero() {
-			switch {
-			case r.AuthTime.After(now.Add(AuthTimeLeeway)):
-				return nil, badInput("auth_time", "is in the future")
-			case r.AuthTime.Before(rec.CreatedAt):
-				return nil, badInput("auth_time", "is before the session was created")
+		if r.reauth() {
+			at := now
+			if !r.AuthTime.IsZero() {
+				if r.AuthTime.Before(rec.CreatedAt) {
+					return nil, badInput("auth_time", "is before the session was created")
+				}
+				if at, err = checkAuthTime(r.AuthTime, now); err != nil {
+					return nil, err
+				}
 			}
-			rec.AuthTime = r.AuthTime.UTC()
-			if rec.AuthTime.After(now) {
-				rec.AuthTime = now
+			rec.AuthTime, rec.ACR, rec.AMR = at, r.ACR, slices.Clone(r.AMR)
+			if len(rec.AMR) == 0 {
+				rec.AMR = nil
 			}
 		}
 		rec.LastSeenAt = now

@@ -31,6 +31,14 @@ func (s *Session) CreatedAt() time.Time { return s.rec.CreatedAt }
 // re-authenticated renewal).
 func (s *Session) AuthTime() time.Time { return s.rec.AuthTime }
 
+// ACR is the authentication context class the user authenticated with at
+// AuthTime, or "" (RFC 9470).
+func (s *Session) ACR() string { return s.rec.ACR }
+
+// AMR lists the authentication methods used at AuthTime (RFC 8176, e.g.
+// "pwd", "otp"), or nil. The returned slice is shared: do not modify it.
+func (s *Session) AMR() []string { return s.rec.AMR }
+
 // LastSeenAt is the last recorded activity, accurate to the touch interval.
 func (s *Session) LastSeenAt() time.Time { return s.rec.LastSeenAt }
 

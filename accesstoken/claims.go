@@ -16,9 +16,16 @@ type Claims struct {
 	NotBefore time.Time // nbf; the zero time omits it
 	ID        string    // jti; "" omits it
 	SessionID string    // sid; "" omits it
+	// How the user authenticated (RFC 9068 §2.2.1, RFC 9470): auth_time,
+	// acr and amr; the zero time, "" and nil omit them. Issue refuses an
+	// AMR value or ACR that is not valid UTF-8.
+	AuthTime time.Time // auth_time
+	ACR      string    // acr
+	AMR      []string  // amr
 	// Extra is a JSON object of additional claims, or nil. When issuing,
 	// it must pass CheckExtraClaims. When verifying, it holds every member
-	// of the token's claims other than iss sub aud exp nbf iat jti sid, in
+	// of the token's claims other than iss sub aud exp nbf iat jti sid
+	// auth_time acr amr, in
 	// token order (nil if there are none); tokens from other issuers may
 	// therefore carry reserved names here.
 	Extra []byte
@@ -186,6 +193,26 @@ func appendClaims(dst []byte, c *Claims) ([]byte, error) {
 		dst = append(dst, `,"sid":`...)
 		dst, ok = appendString(dst, c.SessionID)
 		all = all && ok
+	}
+	if !c.AuthTime.IsZero() {
+		dst = append(dst, `,"auth_time":`...)
+		dst = strconv.AppendInt(dst, c.AuthTime.Unix(), 10)
+	}
+	if c.ACR != "" {
+		dst = append(dst, `,"acr":`...)
+		dst, ok = appendString(dst, c.ACR)
+		all = all && ok
+	}
+	if len(c.AMR) > 0 {
+		dst = append(dst, `,"amr":[`...)
+		for i, m := range c.AMR {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst, ok = appendString(dst, m)
+			all = all && ok
+		}
+		dst = append(dst, ']')
 	}
 	if !all {
 		return dst, wrap(ErrBadClaims, "a string claim is not valid UTF-8")

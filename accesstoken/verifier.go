@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -407,6 +408,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 			if c.Extra != nil {
 				c.Extra = append([]byte(nil), c.Extra...)
 			}
+			c.AMR = slices.Clone(c.AMR)
 			return c, nil
 		}
 	}
@@ -422,6 +424,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		if c.Extra != nil {
 			c.Extra = append([]byte(nil), c.Extra...)
 		}
+		c.AMR = slices.Clone(c.AMR)
 	}
 	return c, nil
 }
@@ -516,6 +519,9 @@ const (
 	cIat
 	cJti
 	cSid
+	cAuthTime
+	cACR
+	cAMR
 )
 
 // claims parses and checks the payload.
@@ -524,8 +530,10 @@ func (v *Verifier) claims(p []byte) (Claims, error) {
 		c                  Claims
 		seen               uint16
 		issOK, audOK       bool
-		sub, jti, sid      []byte
+		sub, jti, sid, acr []byte
+		amr                []string
 		exp, nbf, iat      time.Time
+		authTime           time.Time
 		extra              [maxExtraMembers][2]int // member spans
 		extraNames         [maxExtraMembers][]byte
 		nextra             int
@@ -564,6 +572,12 @@ func (v *Verifier) claims(p []byte) (Claims, error) {
 				bit = cJti
 			case "sid":
 				bit = cSid
+			case "auth_time":
+				bit = cAuthTime
+			case "acr":
+				bit = cACR
+			case "amr":
+				bit = cAMR
 			}
 			if bit == 0 {
 				for _, prev := range extraNames[:nextra] {
@@ -592,7 +606,7 @@ func (v *Verifier) claims(p []byte) (Claims, error) {
 					return c, errFormat
 				}
 				switch bit {
-				case cIss, cSub, cJti, cSid:
+				case cIss, cSub, cJti, cSid, cACR:
 					if p[s.i] != '"' {
 						return c, errType
 					}
@@ -609,6 +623,13 @@ func (v *Verifier) claims(p []byte) (Claims, error) {
 						jti = val
 					case cSid:
 						sid = val
+					case cACR:
+						acr = val
+					}
+				case cAMR:
+					var err error
+					if amr, err = stringArray(&s); err != nil {
+						return c, err
 					}
 				case cAud:
 					ok, err := v.audience(&s)
@@ -637,6 +658,8 @@ func (v *Verifier) claims(p []byte) (Claims, error) {
 						nbf = t
 					case cIat:
 						iat = t
+					case cAuthTime:
+						authTime = t
 					}
 				}
 			}
@@ -689,6 +712,13 @@ func (v *Verifier) claims(p []byte) (Claims, error) {
 	if sid != nil {
 		c.SessionID = string(sid)
 	}
+	if seen&cAuthTime != 0 {
+		c.AuthTime = authTime
+	}
+	if acr != nil {
+		c.ACR = string(acr)
+	}
+	c.AMR = amr
 	if nextra > 0 {
 		size := 1
 		for _, sp := range extra[:nextra] {
@@ -706,6 +736,39 @@ func (v *Verifier) claims(p []byte) (Claims, error) {
 		c.Extra = append(x, '}')
 	}
 	return c, nil
+}
+
+// stringArray reads an array of strings (amr); an empty array is nil.
+func stringArray(s *scanner) ([]string, error) {
+	if !s.consume('[') {
+		return nil, errClaimType
+	}
+	s.ws()
+	if s.consume(']') {
+		return nil, nil
+	}
+	var out []string
+	for {
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != '"' {
+			return nil, errClaimType
+		}
+		if len(out) == maxExtraMembers {
+			return nil, errTooMany
+		}
+		val, ok := s.stringValue(nil)
+		if !ok {
+			return nil, errJSON
+		}
+		out = append(out, string(val))
+		s.ws()
+		if s.consume(']') {
+			return out, nil
+		}
+		if !s.consume(',') {
+			return nil, errJSON
+		}
+	}
 }
 
 // audience reads an aud value (a string or an array of strings) and

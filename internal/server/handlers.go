@@ -38,17 +38,26 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 		IP                  string          `json:"ip"`
 		UserAgent           string          `json:"user_agent"`
 		ReplaceSessionToken string          `json:"replace_session_token"`
+		AuthTime            *time.Time      `json:"auth_time"`
+		ACR                 string          `json:"acr"`
+		AMR                 []string        `json:"amr"`
 	}
 	if err := readJSON(w, r, &req, false); err != nil {
 		return err
 	}
-	is, err := s.mgr.Create(r.Context(), latch.NewSession{
+	ns := latch.NewSession{
 		Subject: req.Subject,
 		Data:    req.Data,
 		Claims:  req.Claims,
 		Client:  latch.Client{IP: req.IP, UserAgent: req.UserAgent},
 		Replace: req.ReplaceSessionToken,
-	})
+		ACR:     req.ACR,
+		AMR:     req.AMR,
+	}
+	if req.AuthTime != nil {
+		ns.AuthTime = *req.AuthTime
+	}
+	is, err := s.mgr.Create(r.Context(), ns)
 	if err != nil {
 		return err
 	}
@@ -65,13 +74,19 @@ func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
 		AccessToken  string `json:"access_token"`
 		IP           string `json:"ip"`
 		UserAgent    string `json:"user_agent"`
+		// Step-up (RFC 9470): what the caller's action demands.
+		MaxAge    *int64   `json:"max_age"`
+		ACRValues []string `json:"acr_values"`
 	}
 	if err := readJSON(w, r, &req, false); err != nil {
 		return err
 	}
+	need, err := authRequirement(req.MaxAge, req.ACRValues)
+	if err != nil {
+		return err
+	}
 	var (
 		sess   *latch.Session
-		err    error
 		out    sessionResponse
 		client = latch.Client{IP: req.IP, UserAgent: req.UserAgent}
 		until  time.Time // the credential's own deadline, beyond the session's
@@ -80,7 +95,7 @@ func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
 	case (req.SessionToken == "") == (req.AccessToken == ""):
 		return badRequest("send exactly one of session_token and access_token")
 	case req.SessionToken != "":
-		sess, err = s.mgr.ValidateClient(r.Context(), req.SessionToken, client)
+		sess, err = s.mgr.ValidateFor(r.Context(), req.SessionToken, client, need)
 		s.metrics.validations.WithLabelValues("session", result(err)).Inc()
 		if err == nil {
 			// The client middleware renders and checks the session's CSRF
@@ -89,7 +104,7 @@ func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
 		}
 	default:
 		var c accesstoken.Claims
-		sess, c, err = s.verifyAccess(r.Context(), req.AccessToken, client)
+		sess, c, err = s.verifyAccess(r.Context(), req.AccessToken, client, need)
 		s.metrics.validations.WithLabelValues("access", result(err)).Inc()
 		until = c.ExpiresAt
 	}
@@ -133,7 +148,7 @@ func (s *Server) verifyToken(ctx context.Context, tok string) (accesstoken.Claim
 // verifyAccess verifies an access token and checks that its session is
 // live and was not renewed since, recording activity like a session-token
 // verify: one store read.
-func (s *Server) verifyAccess(ctx context.Context, tok string, client latch.Client) (*latch.Session, accesstoken.Claims, error) {
+func (s *Server) verifyAccess(ctx context.Context, tok string, client latch.Client, need latch.AuthRequirement) (*latch.Session, accesstoken.Claims, error) {
 	c, err := s.verifyToken(ctx, tok)
 	if err != nil {
 		return nil, c, err
@@ -141,8 +156,28 @@ func (s *Server) verifyAccess(ctx context.Context, tok string, client latch.Clie
 	if c.SessionID == "" {
 		return nil, c, latch.ErrInvalidToken
 	}
-	sess, err := s.mgr.ValidateAccess(ctx, c, client)
+	sess, err := s.mgr.ValidateAccessFor(ctx, c, client, need)
 	return sess, c, err
+}
+
+// maxMaxAge bounds a verify's max_age: ten years, far beyond any session.
+const maxMaxAge = 10 * 366 * 24 * 3600
+
+// authRequirement reads a verify's max_age (whole seconds, at least 1: a
+// max_age of 0 could never be met by the time a re-authentication has been
+// recorded) and acr_values.
+func authRequirement(maxAge *int64, acrValues []string) (latch.AuthRequirement, error) {
+	need := latch.AuthRequirement{ACRValues: acrValues}
+	if maxAge != nil {
+		if *maxAge < 1 || *maxAge > maxMaxAge {
+			return need, badRequest("max_age must be a whole number of seconds from 1 to " + strconv.Itoa(maxMaxAge))
+		}
+		need.MaxAge = time.Duration(*maxAge) * time.Second
+	}
+	if acrValues != nil && len(acrValues) == 0 {
+		return need, badRequest("acr_values must list at least one value when present")
+	}
+	return need, need.Valid()
 }
 
 // GET /v1/sessions/{id}
@@ -227,11 +262,13 @@ func (s *Server) renewSession(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Claims   json.RawMessage `json:"claims"`
 		AuthTime *time.Time      `json:"auth_time"`
+		ACR      string          `json:"acr"`
+		AMR      []string        `json:"amr"`
 	}
 	if err := readJSON(w, r, &req, true); err != nil {
 		return err
 	}
-	rn := latch.Renewal{Claims: req.Claims}
+	rn := latch.Renewal{Claims: req.Claims, ACR: req.ACR, AMR: req.AMR}
 	if req.AuthTime != nil {
 		rn.AuthTime = *req.AuthTime
 	}
@@ -387,7 +424,7 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) error {
 		if !ok {
 			return errorf(http.StatusUnauthorized, CodeInvalidToken, "the Authorization header must be Bearer <access token>")
 		}
-		sess, _, err := s.verifyAccess(r.Context(), tok, s.client(r))
+		sess, _, err := s.verifyAccess(r.Context(), tok, s.client(r), latch.AuthRequirement{})
 		s.metrics.validations.WithLabelValues("access", result(err)).Inc()
 		if err != nil {
 			return err

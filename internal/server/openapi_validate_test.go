@@ -290,7 +290,7 @@ func TestContractCheckCatchesDrift(t *testing.T) {
 		want         string // "" : no drift
 	}{
 		{"documented answer", "GET", "/v1/sessions/" + id, "", 200, "application/json", `{"session":` + view + `}`, map[string]string{"ETag": `"1"`}, ""},
-		{"an undocumented member", "GET", "/v1/sessions/" + id, "", 200, "application/json", `{"session":` + view[:len(view)-1] + `,"acr":"x"}}`, nil, "not as documented"},
+		{"an undocumented member", "GET", "/v1/sessions/" + id, "", 200, "application/json", `{"session":` + view[:len(view)-1] + `,"undocumented":"x"}}`, nil, "not as documented"},
 		{"an undocumented status", "GET", "/v1/sessions/" + id, "", 418, "application/problem+json", problem(418, "bad_request", "x"), nil, "status is not supported"},
 		{"a problem with an unknown code", "GET", "/v1/sessions/" + id, "", 404, "application/problem+json", problem(404, "gone", "x"), nil, "not as documented"},
 		{"accepted, but refused by the document", "POST", "/v1/sessions", `{"subject":"a\u0001b"}`, 201, "application/json", `{}`, nil, "accepted a request the document refuses"},

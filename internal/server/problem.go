@@ -109,6 +109,9 @@ func problemFor(err error) Problem {
 		status, code, detail = http.StatusBadRequest, CodeBadRequest, ie.Field+": "+ie.Reason
 	case errors.Is(err, latch.ErrBadInput):
 		status, code, detail = http.StatusBadRequest, CodeBadRequest, "invalid input"
+	case errors.Is(err, latch.ErrInsufficientAuth):
+		status, code, detail = http.StatusUnauthorized, CodeInsufficientUserAuthentication,
+			"the session's authentication is older or weaker than this action demands; re-authenticate the user and renew the session with the new auth_time, acr and amr"
 	case errors.Is(err, latch.ErrRefreshReuse):
 		status, code, detail = http.StatusUnauthorized, CodeRefreshReuse,
 			"an already-used refresh token was presented; the session has been revoked"

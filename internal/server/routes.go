@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latch-sessions/latch"
 	"github.com/latch-sessions/latch/store"
 )
 
@@ -157,6 +159,10 @@ func (s *Server) endpoint(rt route) http.Handler {
 // errors of latch and its stores never contain a token or key.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := problemFor(err)
+	// A step-up challenge names what the action demands (RFC 9470 §3).
+	if ie := (*latch.InsufficientAuthError)(nil); errors.As(err, &ie) {
+		w.Header().Set("WWW-Authenticate", ie.Need.Challenge())
+	}
 	switch p.Code {
 	case CodeInternal:
 		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed", slog.String("route", r.Pattern), slog.String("err", err.Error()))

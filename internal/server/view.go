@@ -13,6 +13,8 @@ type sessionView struct {
 	Subject       string          `json:"subject"`
 	CreatedAt     timeUTC         `json:"created_at"`
 	AuthTime      timeUTC         `json:"auth_time"`
+	ACR           string          `json:"acr,omitempty"`
+	AMR           []string        `json:"amr,omitempty"`
 	LastSeenAt    timeUTC         `json:"last_seen_at"`
 	IdleExpiresAt timeUTC         `json:"idle_expires_at"`
 	ExpiresAt     timeUTC         `json:"expires_at"`
@@ -31,6 +33,8 @@ func viewOf(s *latch.Session) *sessionView {
 		Subject:       s.Subject(),
 		CreatedAt:     timeUTC(s.CreatedAt()),
 		AuthTime:      timeUTC(s.AuthTime()),
+		ACR:           s.ACR(),
+		AMR:           s.AMR(),
 		LastSeenAt:    timeUTC(s.LastSeenAt()),
 		IdleExpiresAt: timeUTC(s.IdleExpiresAt()),
 		ExpiresAt:     timeUTC(s.ExpiresAt()),
