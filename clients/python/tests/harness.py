@@ -114,7 +114,10 @@ def asgi_caller(app, loop: asyncio.AbstractEventLoop) -> Callable[..., Resp]:
                 out["headers"] = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in msg.get("headers", [])]
             elif msg["type"] == "http.response.body":
                 out["body"] += msg.get("body", b"")
-        loop.run_until_complete(app(scope, receive, send))
+        if loop.is_running():  # a loop running in another thread (background tasks keep going between calls)
+            asyncio.run_coroutine_threadsafe(app(scope, receive, send), loop).result(30)
+        else:
+            loop.run_until_complete(app(scope, receive, send))
         return Resp(out["status"], out["headers"], out["body"])
     return call
 

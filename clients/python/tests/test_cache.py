@@ -330,6 +330,71 @@ class FlaskCachedTest(_LiveServer):
         self.assertTrue(wait(lambda: b.get("/me").status == 401, 2.0))
 
 
+class StarletteCachedTest(_LiveServer):
+    def test_cached_app_sees_a_revocation(self) -> None:
+        support.need("starlette", "python3-starlette")
+        import threading
+        from .test_asgi import starlette_app
+        loop = asyncio.new_event_loop()
+        t = threading.Thread(target=loop.run_forever, daemon=True)
+        t.start()
+        self.addCleanup(lambda: (loop.call_soon_threadsafe(loop.stop), t.join(5), loop.close()))
+        c = ls.AsyncClient(self.srv.url, self.srv.api_key)
+        app = starlette_app(c)
+        from latch_sessions.asgi import LatchMiddleware
+        from starlette.applications import Starlette
+        cached = Starlette(routes=app.routes)
+        cached.add_middleware(LatchMiddleware, client=c, bearer="online")  # cache on: the default
+        b = harness.Browser(harness.asgi_caller(cached, loop))
+        self.assertEqual(b.login("alice").status, 200)
+        self.assertEqual(b.get("/me").status, 200)  # starts the stream's task
+        mw = cached.middleware_stack
+        while not isinstance(mw, LatchMiddleware):
+            mw = mw.app
+        cache = mw.core.cache
+        self.assertIsInstance(cache, lc.AsyncCache)
+        self.assertTrue(wait(cache.live), "the event stream never became live")
+        b.get("/me")
+        self.assertEqual(b.get("/me").status, 200)
+        self.assertGreaterEqual(cache.state.hits, 1)
+        self.assertEqual(b.post("/action", form={"csrf_token": b.form_token()}).status, 200)
+        sid = json.loads(b.get("/me").body)["session_id"]
+        self.api.revoke_session(sid)
+        self.assertTrue(wait(lambda: b.get("/me").status == 401, 2.0))
+        asyncio.run_coroutine_threadsafe(cache.aclose(), loop).result(5)
+        asyncio.run_coroutine_threadsafe(c.aclose(), loop).result(5)
+
+
+class DjangoCachedTest(_LiveServer):
+    def test_cached_app_sees_a_revocation(self) -> None:
+        support.need("django", "python3-django")
+        from . import test_django
+        test_django.setUpModule()
+        from django.conf import settings
+        from django.core.handlers.wsgi import WSGIHandler
+        old = settings.LATCH
+        settings.LATCH = {"URL": self.srv.url, "API_KEY": self.srv.api_key}  # cache on: the default
+        try:
+            handler = WSGIHandler()
+        finally:
+            settings.LATCH = old
+        b = harness.Browser(harness.wsgi_caller(handler))
+        self.assertEqual(b.login("alice").status, 200)
+        self.assertEqual(b.get("/me").status, 200)
+
+        def stats() -> dict:
+            return json.loads(b.get("/cache").body)
+        self.assertTrue(wait(lambda: stats()["live"]))
+        b.get("/me")
+        self.assertEqual(b.get("/me").status, 200)
+        self.assertGreaterEqual(stats()["hits"], 1)
+        sid = json.loads(b.get("/me").body)["session_id"]
+        self.api.revoke_session(sid)
+        self.assertTrue(wait(lambda: b.get("/me").status == 401, 2.0))
+        stats_close = b.get("/cache?close=1")
+        self.assertEqual(stats_close.status, 200)
+
+
 class OfflineTest(_LiveServer):
     def setUp(self) -> None:
         super().setUp()

@@ -67,6 +67,12 @@ def _routes() -> None:
     def public(request):
         return HttpResponse("hi")
 
+    def cache(request):  # for test_cache: the state of this app's cache
+        c = request.latch._core.cache
+        if request.GET.get("close"):
+            c.close()
+        return JsonResponse({"live": c.live(), "hits": c.state.hits})
+
     tpl = engines["django"].from_string("<form>{{ request.latch.csrf_field }}</form>")
 
     def page(request):
@@ -74,7 +80,7 @@ def _routes() -> None:
 
     urlpatterns[:] = [path("form", form), path("login", login), path("me", me), path("action", action),
                       path("logout", logout), path("renew", renew), path("revoke-others", revoke_others),
-                      path("public", public), path("page", page)]
+                      path("public", public), path("page", page), path("cache", cache)]
 
 
 def handler(url: str, api_key: str):
