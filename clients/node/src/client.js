@@ -171,10 +171,13 @@ export class LatchClient {
   /**
    * Rotates a refresh token: answers a new access token and refresh token.
    * Presenting an already-rotated refresh token after the grace window
-   * revokes the session (code `refresh_reuse`).
+   * revokes the session (code `refresh_reuse`). Sent with the API key when
+   * the client has one (an app server relaying its users' refreshes).
    */
   async refresh(refreshToken) {
-    const r = await this.#call('POST', '/v1/refresh', {body: {refresh_token: refreshToken}, apiKey: false})
+    // With the API key, latch does not count the app server's relayed
+    // refreshes against one client's rate limit.
+    const r = await this.#call('POST', '/v1/refresh', {body: {refresh_token: refreshToken}, apiKey: this.#apiKey !== undefined})
     return tokens(r.body)
   }
 
