@@ -221,19 +221,7 @@ func (s *Store) revokeLive(ctx context.Context, tx *sql.Tx, subject string, exce
 
 func collectIDs(rows *sql.Rows) ([]store.ID, error) {
 	defer rows.Close()
-	var ids []store.ID
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return nil, err
-		}
-		id, err := sqlstore.ID(b)
-		if err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return sqlstore.Collect(rows, sqlstore.ScanID)
 }
 
 // Update implements [store.Store]: a compare-and-swap on the version
@@ -386,15 +374,8 @@ func (s *Store) List(ctx context.Context, subject string, now time.Time) ([]*sto
 		return nil, s.err(ctx, "list", err)
 	}
 	defer rows.Close()
-	var recs []*store.Record
-	for rows.Next() {
-		r, err := scanRecord(rows)
-		if err != nil {
-			return nil, s.err(ctx, "list", err)
-		}
-		recs = append(recs, r)
-	}
-	if err := rows.Err(); err != nil {
+	recs, err := sqlstore.Collect(rows, func(rows *sql.Rows) (*store.Record, error) { return scanRecord(rows) })
+	if err != nil {
 		return nil, s.err(ctx, "list", err)
 	}
 	return recs, nil

@@ -159,19 +159,7 @@ func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store
 
 func collectIDs(rows pgx.Rows) ([]store.ID, error) {
 	defer rows.Close()
-	var ids []store.ID
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return nil, err
-		}
-		id, err := sqlstore.ID(b)
-		if err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return sqlstore.Collect(rows, sqlstore.ScanID)
 }
 
 // Update implements [store.Store]: a compare-and-swap on the version column
@@ -281,15 +269,8 @@ func (s *Store) List(ctx context.Context, subject string, now time.Time) ([]*sto
 		return nil, s.err(ctx, "list", err)
 	}
 	defer rows.Close()
-	var recs []*store.Record
-	for rows.Next() {
-		r, err := readRecord(rows)
-		if err != nil {
-			return nil, s.err(ctx, "list", err)
-		}
-		recs = append(recs, r)
-	}
-	if err := rows.Err(); err != nil {
+	recs, err := sqlstore.Collect(rows, readRecord)
+	if err != nil {
 		return nil, s.err(ctx, "list", err)
 	}
 	return recs, nil

@@ -159,3 +159,32 @@ func ID(b []byte) (store.ID, error) {
 	copy(id[:], b)
 	return id, nil
 }
+
+// Rows is what both drivers' result sets offer: pgx.Rows and *sql.Rows.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// Collect reads every row of rows with read; the caller closes rows.
+func Collect[R Rows, T any](rows R, read func(R) (T, error)) ([]T, error) {
+	var out []T
+	for rows.Next() {
+		v, err := read(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// ScanID reads a row of one ID column.
+func ScanID[R Rows](rows R) (store.ID, error) {
+	var b []byte
+	if err := rows.Scan(&b); err != nil {
+		return store.ID{}, err
+	}
+	return ID(b)
+}
