@@ -93,6 +93,13 @@ func (f *failingStore) Ping(ctx context.Context) error {
 	return f.Store.Ping(ctx)
 }
 
+func (f *failingStore) KeyringVersion(ctx context.Context) (uint64, error) {
+	if err := f.fail(); err != nil {
+		return 0, err
+	}
+	return f.Store.KeyringVersion(ctx)
+}
+
 func (f *failingStore) LoadKeyring(ctx context.Context) ([]byte, uint64, error) {
 	if err := f.fail(); err != nil {
 		return nil, 0, err

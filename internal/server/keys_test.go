@@ -156,3 +156,16 @@ func TestRevokeKeyErrors(t *testing.T) {
 		t.Errorf("after a revocation the stream sent %+v, want keys.changed for %s", e, kid)
 	}
 }
+
+// With the store down, nothing that needs the keyring's current state is
+// answered from the replica's snapshot: a revoked key could hide in it.
+func TestKeysStoreDown(t *testing.T) {
+	h := newHarness(t)
+	c := h.create("frank", "")
+	h.store.down.Store(true)
+	wantProblem(t, h.do(req{method: "GET", path: "/.well-known/jwks.json"}), http.StatusServiceUnavailable, CodeStoreUnavailable)
+	wantProblem(t, h.api("POST", "/v1/sessions/verify", `{"access_token":"`+c.accessToken+`"}`), http.StatusServiceUnavailable, CodeStoreUnavailable)
+	wantProblem(t, h.api("POST", "/v1/keys/x/revoke", ""), http.StatusServiceUnavailable, CodeStoreUnavailable)
+	h.store.down.Store(false)
+	wantStatus(t, h.do(req{method: "GET", path: "/.well-known/jwks.json"}), http.StatusOK)
+}
