@@ -153,11 +153,24 @@ type Config struct {
 	MaxMultipartMemory int64
 
 	// ErrorHandler answers requests the layer refuses: err matches
-	// ErrUnauthenticated (401, from RequireSession), ErrCSRF (403),
+	// ErrUnauthenticated (401, from RequireSession),
+	// latch.ErrInsufficientAuth (401, from RequireRecentAuth), ErrCSRF (403),
 	// ErrUnavailable (503: the store failed, the request is not
 	// authenticated) or ErrBadRequest (400 or 413, an unreadable form).
 	// Use [StatusCode] to map it. Default: [DefaultErrorHandler].
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+
+	// Reauthenticate answers a cookie-authenticated request that
+	// [Sessions.RequireRecentAuth] refused because the user signed in too
+	// long ago (or with another ACR): typically a page asking for the
+	// password again, whose form re-authenticates, calls [Sessions.Renew]
+	// with the new AuthTime and AMR, and then does what the request asked.
+	// need is what the action demands. If nil, such requests get
+	// ErrorHandler with an error matching latch.ErrInsufficientAuth (401).
+	// Bearer requests always get 401 with the RFC 9470 WWW-Authenticate
+	// challenge instead: an API client re-authenticates through its own
+	// authorization server, not through a page.
+	Reauthenticate func(w http.ResponseWriter, r *http.Request, need latch.AuthRequirement)
 }
 
 // ConfigError is a setting New refuses, with the reason.
@@ -198,6 +211,7 @@ type Sessions struct {
 	maxForm    int64
 	maxMemory  int64
 	errHandler func(http.ResponseWriter, *http.Request, error)
+	reauth     func(http.ResponseWriter, *http.Request, latch.AuthRequirement)
 }
 
 // New checks cfg and returns the HTTP layer for m. Incompatible or
@@ -221,6 +235,7 @@ func New(m *latch.Manager, cfg Config) (*Sessions, error) {
 		maxForm:    cfg.MaxFormSize,
 		maxMemory:  cfg.MaxMultipartMemory,
 		errHandler: cfg.ErrorHandler,
+		reauth:     cfg.Reauthenticate,
 		rand:       m.Config().Rand,
 	}
 	if s.now == nil {

@@ -238,6 +238,21 @@ func (e *env) app() http.Handler {
 		}
 		fmt.Fprint(w, n)
 	})))
+	// Step-up: a sensitive action and the re-authentication that unlocks it.
+	mux.Handle("GET /sensitive", e.s.RequireRecentAuth(5*time.Minute)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "sensitive")
+	})))
+	mux.Handle("GET /mfa-only", e.s.RequireRecentAuth(0, "urn:latch:mfa")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "mfa")
+	})))
+	mux.Handle("POST /reauth", e.s.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		iss, err := e.s.Renew(w, r, latch.Renewal{AuthTime: e.clock.Now(), AMR: []string{"pwd"}, ACR: r.PostFormValue("acr")})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, map[string]string{"refresh_token": iss.RefreshToken.Reveal(), "access_token": iss.AccessToken.Reveal(), "csrf_token": latchhttp.CSRFToken(r)})
+	})))
 	mux.HandleFunc("GET /flush", func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		if err := rc.SetWriteDeadline(time.Time{}); err != nil {

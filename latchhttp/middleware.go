@@ -435,7 +435,7 @@ func StatusCode(err error) int {
 	switch {
 	case errors.Is(err, ErrCSRF):
 		return http.StatusForbidden
-	case errors.Is(err, ErrUnauthenticated):
+	case errors.Is(err, ErrUnauthenticated), errors.Is(err, latch.ErrInsufficientAuth):
 		return http.StatusUnauthorized
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge
