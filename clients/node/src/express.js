@@ -363,7 +363,9 @@ async function csrfTokenFrom(o, req) {
   if (typeof h === 'string' && h !== '') return h
   if (req.body && typeof req.body === 'object' && typeof req.body[CSRF_FIELD] === 'string') return req.body[CSRF_FIELD]
   const ct = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
-  if (ct !== 'application/x-www-form-urlencoded' || req.readableEnded || req._body) return ''
+  if (req.readableEnded || req._body) return ''
+  if (ct === 'multipart/form-data') return multipartToken(req, o.maxForm)
+  if (ct !== 'application/x-www-form-urlencoded') return ''
   const raw = await readBody(req, o.maxForm)
   const form = new URLSearchParams(raw)
   const body = {}
@@ -372,6 +374,75 @@ async function csrfTokenFrom(o, req) {
   req.body = body
   req._body = true
   return body[CSRF_FIELD] ?? ''
+}
+
+/**
+ * Reads a multipart body only as far as the csrf_token field, then puts
+ * every byte read back into the request (unshift), so the handler's own
+ * parser (multer, busboy) sees the body untouched. Forms put the hidden
+ * field first; the token must come within the first MiB of the body.
+ */
+const MULTIPART_SCAN = 1 << 20
+
+function multipartToken(req, limit) {
+  const m = /;\s*boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(req.headers['content-type'] ?? '')
+  if (!m) return Promise.resolve('')
+  const delim = Buffer.from(`\r\n--${m[1] ?? m[2]}`)
+  const head = Buffer.from('name="csrf_token"')
+  return new Promise((resolve, reject) => {
+    const chunks = []
+    let size = 0
+    const finish = (tok, err) => {
+      req.removeListener('readable', onReadable)
+      req.removeListener('end', onEnd)
+      req.removeListener('error', onError)
+      if (chunks.length) req.unshift(Buffer.concat(chunks))
+      if (err) reject(err)
+      else resolve(tok)
+    }
+    const scan = () => {
+      // "\r\n" before the first boundary makes every part start with delim.
+      const b = Buffer.concat([Buffer.from('\r\n'), ...chunks])
+      let at = 0
+      for (;;) {
+        const part = b.indexOf(delim, at)
+        if (part < 0) return null
+        const hdrEnd = b.indexOf('\r\n\r\n', part + delim.length)
+        if (hdrEnd < 0) return null
+        const headers = b.subarray(part + delim.length, hdrEnd)
+        const next = b.indexOf(delim, hdrEnd + 4)
+        if (headers.indexOf(head) >= 0 && /content-disposition:\s*form-data/i.test(headers.toString('latin1'))) {
+          if (next < 0) return null
+          return b.toString('utf8', hdrEnd + 4, next)
+        }
+        if (next < 0) return null
+        at = next
+      }
+    }
+    const onReadable = () => {
+      let c
+      while ((c = req.read()) !== null) {
+        size += c.length
+        chunks.push(c)
+        // The field must come within the first MiB (or maxFormSize):
+        // scanning further would let any client make the server copy
+        // megabytes per request. Later than that counts as missing.
+        if (size > Math.min(limit, MULTIPART_SCAN)) return finish('')
+        const tok = scan()
+        if (tok !== null) return finish(tok)
+      }
+    }
+    const onEnd = () => finish('')
+    const onError = () => {
+      const e = new LatchError('latch: the request body could not be read')
+      e.code = 'bad_request'
+      e.status = 400
+      finish('', e)
+    }
+    req.on('readable', onReadable)
+    req.on('end', onEnd)
+    req.on('error', onError)
+  })
 }
 
 function readBody(req, limit) {

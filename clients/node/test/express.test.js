@@ -37,6 +37,12 @@ function app(options = {}) {
     res.json({id: req.latch.session.id, subject: req.latch.session.subject, method: req.latch.method, left: req.latch.idleTimeLeft()})
   })
   a.post('/transfer', sessions.requireSession, (req, res) => res.json({ok: true, body: req.body ?? null}))
+  // Reads the raw body itself, as multer or busboy would.
+  a.post('/upload', sessions.requireSession, (req, res) => {
+    const chunks = []
+    req.on('data', (c) => chunks.push(c))
+    req.on('end', () => res.json({bytes: Buffer.concat(chunks).toString('base64')}))
+  })
   a.post('/logout', async (req, res, next) => { try { await req.latch.logout(); res.status(204).end() } catch (e) { next(e) } })
   a.post('/logout-everywhere', async (req, res, next) => {
     try { res.json({revoked: await req.latch.logoutEverywhere()}) } catch (e) { next(e) }
@@ -136,6 +142,33 @@ test('CSRF on a session: missing, wrong, another session\'s, cross-site, Origin 
   // Fresh maskings from GET pages are all valid.
   const me = await request(srv.base, 'GET', '/form', {headers: {cookie: a.jar.header()}})
   assert.equal((await post({...SAME, 'x-csrf-token': me.json.csrf})).status, 200)
+})
+
+test('multipart forms: csrf_token is found and the body reaches the handler byte for byte', async () => {
+  const a = await signIn()
+  const b = await signIn()
+  const boundary = '----latchtest' + 'x'.repeat(10)
+  const file = Buffer.alloc(200_000, 7).toString('latin1')
+  const body = (tok) => `--${boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n${tok}\r\n` +
+    `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\nContent-Type: application/octet-stream\r\n\r\n${file}\r\n--${boundary}--\r\n`
+  const post = (tok) => request(srv.base, 'POST', '/upload', {
+    headers: {...SAME, cookie: a.jar.header(), 'content-type': `multipart/form-data; boundary=${boundary}`}, body: body(tok),
+  })
+  const ok = await post(a.csrf)
+  assert.equal(ok.status, 200)
+  assert.equal(Buffer.from(ok.json.bytes, 'base64').toString('latin1'), body(a.csrf))
+  assert.equal((await post(b.csrf)).status, 403, "another session's token in a multipart form")
+  const none = await request(srv.base, 'POST', '/upload', {
+    headers: {...SAME, cookie: a.jar.header(), 'content-type': `multipart/form-data; boundary=${boundary}`},
+    body: `--${boundary}\r\nContent-Disposition: form-data; name="x"\r\n\r\ny\r\n--${boundary}--\r\n`,
+  })
+  assert.equal(none.status, 403, 'a multipart form without csrf_token')
+  const big = Buffer.alloc(1_200_000, 7).toString('latin1')
+  const late = await request(srv.base, 'POST', '/upload', {
+    headers: {...SAME, cookie: a.jar.header(), 'content-type': `multipart/form-data; boundary=${boundary}`},
+    body: `--${boundary}\r\nContent-Disposition: form-data; name="f"\r\n\r\n${big}\r\n--${boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n${a.csrf}\r\n--${boundary}--\r\n`,
+  })
+  assert.equal(late.status, 403, 'a token after the first MiB is not looked for')
 })
 
 test('fixation: login revokes the session token the browser carried', async () => {
