@@ -384,16 +384,31 @@ func (k *Keyring) Sync(ctx context.Context) error {
 	if _, local := k.st.(*memKeyStore); local {
 		return nil
 	}
-	if kv, ok := k.st.(store.KeyringVersioner); ok {
-		v, err := kv.KeyringVersion(ctx)
-		if err != nil {
-			return fmt.Errorf("accesstoken: checking the keyring version: %w", err)
-		}
-		if v == k.ring.Load().version {
-			return nil
-		}
+	kv, ok := k.st.(store.KeyringVersioner)
+	if !ok {
+		return k.Reload(ctx)
 	}
-	return k.Reload(ctx)
+	v, err := kv.KeyringVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("accesstoken: checking the keyring version: %w", err)
+	}
+	// After a change, the first of many concurrent callers reloads for
+	// all. (Any other version, not only a higher one, means a change: a
+	// keyring deleted from the store and made again starts over at 1.)
+	if k.ring.Load().version == v {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.ring.Load().version == v {
+		return nil
+	}
+	r, err := k.load(ctx)
+	if err != nil {
+		return err
+	}
+	k.ring.Store(r)
+	return nil
 }
 
 // Maintain reloads the keyring, prunes keys whose retirement period is
