@@ -191,7 +191,7 @@ func bulkLoad(tb testing.TB, s *tracked, n, perSubject int) []store.ID {
 // (bound=off, the baseline: Redis's own housekeeping, rueidis's keepalive).
 // One op is one heartbeat interval of waiting; it reports the commands
 // Redis processed per second (a heartbeat round is a PING per node with one
-// connection, or a CLIENT CACHING and a GET per connection), the Redis
+// connection, or a CLIENT CACHING and an HGET per connection), the Redis
 // server's CPU time per second, and this whole process's.
 //
 //	go test -run '^$' -bench Heartbeat -benchtime 5s -count 3 ./store/redisstore/

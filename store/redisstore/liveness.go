@@ -42,10 +42,11 @@ const probeTTL = time.Millisecond
 // routes a cached GET by its key's hash slot to one of the node's
 // connections, so the heartbeat sends, each round, one command per
 // connection the client has: a PING to nodes with a single connection (a
-// Cluster's default), and on nodes with several one cached GET of a probe
+// Cluster's default), and on nodes with several one cached HGET of a probe
 // key per connection (DoMultiCache routes each to the connection owning its
-// slot's residue; the probe's reply is cached for probeTTL only, so the
-// next round misses again). Any reply counts, a Redis error (a Cluster
+// slot's residue; the probe's reply is cached for probeTTL only, and each
+// round asks for another field, so every round goes to Redis and no round
+// can be answered by another's reply, see probe). Any reply counts, a Redis error (a Cluster
 // node's MOVED for a probe key) included: it arrived on that connection
 // after everything pushed before it.
 //
@@ -171,6 +172,7 @@ func (s *Store) heartbeat() {
 	defer close(l.done)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var round uint64
 	for {
 		if l.now()-l.wanted.Load() > int64(l.idle) {
 			l.parked.Store(true)
@@ -184,7 +186,8 @@ func (s *Store) heartbeat() {
 			l.parked.Store(false)
 		}
 		start := l.now()
-		if s.heartbeatRound() {
+		round++
+		if s.heartbeatRound(round) {
 			l.until.Store(start + int64(l.bound))
 		}
 		timer.Reset(time.Duration(start + int64(l.every) - l.now()))
@@ -199,20 +202,20 @@ func (s *Store) heartbeat() {
 // heartbeatRound sends one heartbeat on every connection of every node,
 // bounded by the staleness bound (a later answer would prove too little),
 // and reports whether all of them answered.
-func (s *Store) heartbeatRound() bool {
+func (s *Store) heartbeatRound(round uint64) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), s.live.bound)
 	defer cancel()
 	nodes := s.client.Nodes()
 	if len(nodes) == 1 {
 		for _, c := range nodes {
-			return s.probe(ctx, c)
+			return s.probe(ctx, c, round)
 		}
 	}
 	var wg sync.WaitGroup
 	var failed atomic.Bool
 	for _, c := range nodes {
 		wg.Go(func() {
-			if !s.probe(ctx, c) {
+			if !s.probe(ctx, c, round) {
 				failed.Store(true)
 			}
 		})
@@ -221,15 +224,29 @@ func (s *Store) heartbeatRound() bool {
 	return len(nodes) > 0 && !failed.Load()
 }
 
+// probeFields is how many distinct probe commands each connection cycles
+// through (see probe).
+const probeFields = 1024
+
 // probe sends one heartbeat on each of node's connections and reports
-// whether every one answered.
-func (s *Store) probe(ctx context.Context, node rueidis.Client) bool {
+// whether every one answered. The cached probe of round n is HGET <probe
+// key> <n mod probeFields>: rueidis keys its cache entries, and so its
+// in-flight reads, by the whole command, so a reply to an earlier round's
+// probe that timed out (a stalled connection that resumes) can only settle
+// that round's entry, never this round's — this round proves only what a
+// reply to its own command proves. A reply delayed longer than
+// probeFields rounds (51 s at the default bound) would have had rueidis's
+// own keepalive close the connection first.
+func (s *Store) probe(ctx context.Context, node rueidis.Client, round uint64) bool {
 	if len(s.live.probes) == 0 {
+		// Do matches replies to commands in order: no earlier PING's reply
+		// can answer this one.
 		return node.Do(ctx, node.B().Ping().Build()).NonRedisError() == nil
 	}
+	field := strconv.FormatUint(round%probeFields, 10)
 	multi := make([]rueidis.CacheableTTL, len(s.live.probes))
 	for i, k := range s.live.probes {
-		multi[i] = rueidis.CT(node.B().Get().Key(k).Cache().ToStaticTTL(), probeTTL)
+		multi[i] = rueidis.CT(node.B().Hget().Key(k).Field(field).Cache().ToStaticTTL(), probeTTL)
 	}
 	for _, r := range node.DoMultiCache(ctx, multi...) {
 		if r.NonRedisError() != nil || r.IsCacheHit() { // a hit proves nothing
