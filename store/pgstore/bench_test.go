@@ -156,3 +156,39 @@ func BenchmarkRotateRefresh(b *testing.B) {
 	b.StopTimer()
 	reportPercentiles(b, lat)
 }
+
+// BenchmarkKeyringVersion: what an online verification on PostgreSQL pays
+// to notice a key revoked on another replica (the keyring's version alone),
+// against the session Get it does anyway, alternating one of each so that
+// load drift hits both alike. Reports µs per call of each and their ratio.
+//
+//	go test -run '^$' -bench KeyringVersion -count 6 ./store/pgstore/
+func BenchmarkKeyringVersion(b *testing.B) {
+	s := openTestStore(b, Options{})
+	ctx := context.Background()
+	if err := s.SaveKeyring(ctx, make([]byte, 4096), 0); err != nil {
+		b.Fatal(err)
+	}
+	r := newRecord(b, "bench-kv", 0)
+	r.ExpiresAt = time.Now().Add(time.Hour)
+	if _, err := s.Create(ctx, r, 0); err != nil {
+		b.Fatal(err)
+	}
+	var version, get time.Duration
+	n := 0
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := s.KeyringVersion(ctx); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if _, err := s.Get(ctx, r.ID); err != nil {
+			b.Fatal(err)
+		}
+		version, get = version+t1.Sub(t0), get+time.Since(t1)
+		n++
+	}
+	b.ReportMetric(float64(version.Microseconds())/float64(n), "version-µs/op")
+	b.ReportMetric(float64(get.Microseconds())/float64(n), "get-µs/op")
+	b.ReportMetric(float64(version)/float64(get), "version/get")
+}
