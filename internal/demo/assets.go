@@ -18,7 +18,7 @@ var assets embed.FS
 
 // pageNames are the templates under assets/templates, each rendered inside
 // layout.html.
-var pageNames = []string{"login", "home", "error"}
+var pageNames = []string{"login", "home", "error", "confirm"}
 
 func parsePages() (map[string]*template.Template, error) {
 	pages := make(map[string]*template.Template, len(pageNames))

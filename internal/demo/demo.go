@@ -32,6 +32,11 @@
 //     a short-lived cookie naming one of a fixed list of notices, and the
 //     page that shows it deletes it. A device whose session ended elsewhere
 //     lands on the login page with the reason.
+//   - "Sign out everywhere else" is a sensitive action: when the sign-in is
+//     older than Config.ReauthAfter, latchhttp.RequireRecentAuth shows a
+//     page asking for the password again (rate limited like sign-in);
+//     confirming renews the session with the new auth_time and amr ["pwd"]
+//     (a new cookie and CSRF token) before the other sessions are revoked.
 //   - A user can revoke only their own sessions: a session ID of another
 //     user gets the same "no such session" answer as an unknown one.
 //   - Every response carries a strict Content-Security-Policy (no inline
@@ -94,7 +99,16 @@ type Config struct {
 	// APILinks adds links to latch serve's OpenAPI document and JWKS in the
 	// page footer; set it when the demo is mounted in latch serve.
 	APILinks bool
+
+	// ReauthAfter is how long after signing in "sign out everywhere else"
+	// still runs without asking for the password again (step-up, RFC 9470
+	// max_age); default DefaultReauthAfter. Confirming the password renews
+	// the session with the new auth_time.
+	ReauthAfter time.Duration
 }
+
+// DefaultReauthAfter is Config.ReauthAfter's default.
+const DefaultReauthAfter = 5 * time.Minute
 
 // Handler is the demo web app. It is safe for concurrent use.
 type Handler struct {
@@ -150,6 +164,12 @@ func New(m *latch.Manager, cfg Config) (*Handler, error) {
 	if cfg.HTTP.ErrorHandler == nil {
 		cfg.HTTP.ErrorHandler = h.httpError
 	}
+	if cfg.ReauthAfter <= 0 {
+		cfg.ReauthAfter = DefaultReauthAfter
+	}
+	if cfg.HTTP.Reauthenticate == nil {
+		cfg.HTTP.Reauthenticate = h.confirmPage
+	}
 	s, err := latchhttp.New(m, cfg.HTTP)
 	if err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
@@ -184,7 +204,10 @@ func (h *Handler) routes() http.Handler {
 	app.HandleFunc("POST /login", h.login)
 	app.HandleFunc("POST /logout", h.logout)
 	app.HandleFunc("POST /sessions/revoke", h.revoke)
-	app.HandleFunc("POST /sessions/revoke-others", h.revokeOthers)
+	// Signing out the other devices is the sensitive action: it asks for
+	// the password again unless the user signed in within ReauthAfter.
+	app.Handle("POST /sessions/revoke-others", h.s.RequireRecentAuth(h.cfg.ReauthAfter)(http.HandlerFunc(h.revokeOthers)))
+	app.HandleFunc("POST /sessions/revoke-others/confirm", h.confirmRevokeOthers)
 	app.HandleFunc("/", h.notFound)
 
 	outer := http.NewServeMux()

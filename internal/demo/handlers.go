@@ -91,7 +91,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	giveBack()
-	if _, err := h.s.Login(w, r, latch.NewSession{Subject: subject}); err != nil {
+	if _, err := h.s.Login(w, r, latch.NewSession{Subject: subject, AMR: []string{"pwd"}}); err != nil {
 		h.storeFailed(w, r, "sign-in", err)
 		return
 	}
@@ -268,6 +268,61 @@ func (h *Handler) revokeOthers(w http.ResponseWriter, r *http.Request) {
 	}
 	h.setFlash(w, flashRevokedOthers+strconv.Itoa(n))
 	redirect(w, r, "/")
+}
+
+type confirmPageData struct {
+	base
+	SignedIn string // "12 minutes ago"
+	MaxAge   string // "5 minutes"
+	Error    string
+}
+
+// confirmPage is latchhttp's Reauthenticate hook: the sign-in is too old
+// for the action, so ask for the password again. The form posts to the
+// confirm handler, which re-authenticates, renews and then acts.
+func (h *Handler) confirmPage(w http.ResponseWriter, r *http.Request, need latch.AuthRequirement) {
+	h.renderConfirm(w, r, http.StatusOK, "")
+}
+
+func (h *Handler) renderConfirm(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	sess, _ := latchhttp.FromContext(r.Context())
+	p := confirmPageData{base: h.base(r, "Confirm it is you"), MaxAge: duration(h.cfg.ReauthAfter), Error: msg}
+	if sess != nil {
+		p.SignedIn = relative(sess.AuthTime(), h.now())
+	}
+	h.render(w, r, status, "confirm", p)
+}
+
+// confirmRevokeOthers checks the password of the signed-in user (rate
+// limited per IP like sign-in), renews the session with the new auth_time
+// and amr, and signs out the other sessions.
+func (h *Handler) confirmRevokeOthers(w http.ResponseWriter, r *http.Request) {
+	sess, ok := latchhttp.FromContext(r.Context())
+	if !ok {
+		redirect(w, r, "/login?from=ended")
+		return
+	}
+	ip := clientIP(r)
+	giveBack, ok := h.limiter.reserve(ip, h.now())
+	if !ok {
+		h.log.LogAttrs(r.Context(), slog.LevelWarn, "demo: re-authentication rate limited", slog.String("ip", ip))
+		w.Header().Set("Retry-After", strconv.Itoa(int(h.cfg.LoginEvery.Seconds()+0.5)))
+		h.renderConfirm(w, r, http.StatusTooManyRequests, "Too many failed attempts from your address. Wait a minute, then try again.")
+		return
+	}
+	if subject, ok := h.authenticate(sess.Subject(), r.PostFormValue("password")); !ok || subject != sess.Subject() {
+		h.log.LogAttrs(r.Context(), slog.LevelInfo, "demo: re-authentication failed", slog.String("ip", ip))
+		h.renderConfirm(w, r, http.StatusUnauthorized, "That password is not right. Nothing was signed out.")
+		return
+	}
+	giveBack()
+	ctx, cancel := ctxTimeout(r)
+	defer cancel()
+	if _, err := h.s.Renew(w, r.WithContext(ctx), latch.Renewal{AuthTime: h.now(), AMR: []string{"pwd"}}); err != nil {
+		h.storeFailed(w, r, "renewing the session", err)
+		return
+	}
+	h.revokeOthers(w, r)
 }
 
 // errorPageData explains a refused or failed request.
