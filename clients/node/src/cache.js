@@ -75,6 +75,9 @@ export class CachedValidator {
   /** Entries held. */
   get size() { return this.#entries.size }
 
+  /** Whether token's validation is cached now (for tests and diagnostics). */
+  has(token) { return this.#entries.has(hash(token)) }
+
   async validate(token, info = {}) {
     const key = hash(token)
     const now = Date.now()
