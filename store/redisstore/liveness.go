@@ -167,12 +167,25 @@ func multiplexFor(mode rueidis.ClientMode, multiplex int) int {
 // PipelineMultiplex set to multiplexFor's result m.
 func wiresPerNode(m int) int { return 1 << max(m, 0) }
 
+// maxRounds bounds the rounds under way at once: a round gives up after
+// the bound, that is after heartbeatsPerBound intervals.
+const maxRounds = heartbeatsPerBound + 1
+
+// heartbeat starts a round every interval while the cache is in use. Rounds
+// overlap: one that waits (a loaded machine, a slow reply) does not delay
+// the next, so a healthy connection's latest proof stays about one round
+// trip plus one interval old even when round trips take most of the bound.
+// Each round proves freshness as of its own start, so until only ever rises
+// to the latest start of a round that completed, whatever their order.
 func (s *Store) heartbeat() {
 	l := &s.live
+	var rounds sync.WaitGroup
 	defer close(l.done)
+	defer rounds.Wait()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var round uint64
+	var inflight atomic.Int32
 	for {
 		if l.now()-l.wanted.Load() > int64(l.idle) {
 			l.parked.Store(true)
@@ -186,14 +199,31 @@ func (s *Store) heartbeat() {
 			l.parked.Store(false)
 		}
 		start := l.now()
-		round++
-		if s.heartbeatRound(round) {
-			l.until.Store(start + int64(l.bound))
+		if inflight.Load() < maxRounds {
+			round++
+			r := round
+			inflight.Add(1)
+			rounds.Go(func() {
+				defer inflight.Add(-1)
+				if s.heartbeatRound(r) {
+					l.raise(start + int64(l.bound))
+				}
+			})
 		}
 		timer.Reset(time.Duration(start + int64(l.every) - l.now()))
 		select {
 		case <-timer.C:
 		case <-l.stop:
+			return
+		}
+	}
+}
+
+// raise sets until to v unless it is already later.
+func (l *liveness) raise(v int64) {
+	for {
+		cur := l.until.Load()
+		if v <= cur || l.until.CompareAndSwap(cur, v) {
 			return
 		}
 	}
