@@ -121,7 +121,13 @@ func (s *Subscription) Take() []StreamEvent {
 // proven working within the staleness bound (Config.StalenessBound). While
 // it is not, a stream must not send heartbeats, so that a cache fed by it
 // stops trusting itself too.
-func (s *Subscription) Live() bool { return s.h.live() }
+func (s *Subscription) Live() bool { _, live := s.h.proven(); return live }
+
+// ProvenAge returns how long ago the manager's subscription to the store
+// was last proven working, and whether that is within the staleness bound.
+// Heartbeats carry the age, so a client can bound its own staleness end to
+// end (docs/protocol.md section 3) instead of adding its bound to ours.
+func (s *Subscription) ProvenAge() (age time.Duration, live bool) { return s.h.proven() }
 
 // Close ends the subscription.
 func (s *Subscription) Close() { s.h.remove(s) }
@@ -246,11 +252,16 @@ func newHub(m *Manager) *hub {
 	return &hub{m: m, epoch: hex.EncodeToString(b[:]), subs: map[*Subscription]struct{}{}, index: map[string]int{}}
 }
 
-// live reports a store link proven within the staleness bound. It uses the
-// real clock, not Config.Now: staleness is about this machine's time.
-func (h *hub) live() bool {
+// proven returns the age of the last proof that the store link works, and
+// whether it is within the staleness bound. It uses the real clock, not
+// Config.Now: staleness is about this machine's time.
+func (h *hub) proven() (time.Duration, bool) {
 	a := h.alive.Load()
-	return a != 0 && time.Since(time.Unix(0, a)) <= h.m.cfg.StalenessBound
+	if a == 0 {
+		return 0, false
+	}
+	age := max(time.Since(time.Unix(0, a)), 0)
+	return age, age <= h.m.cfg.StalenessBound
 }
 
 func (h *hub) add(ctx context.Context, types map[EventType]bool, after string) (*Subscription, error) {
@@ -365,7 +376,7 @@ func (h *hub) run(ctx context.Context, started chan struct{}, gen uint64) {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
-		if h.live() {
+		if _, live := h.proven(); live {
 			backoff = 50 * time.Millisecond
 		}
 	}

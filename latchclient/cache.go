@@ -19,8 +19,9 @@ type cache struct {
 	onEvent func(Event)
 	revs    *revocations
 
-	// heard is the time (UnixNano) something last arrived on the stream;
-	// 0 while it is down.
+	// heard is the time (UnixNano) the replica's link to the store was last
+	// proven, by the newest heartbeat: its arrival less the age it carries;
+	// 0 while the stream is down.
 	heard atomic.Int64
 
 	mu        sync.Mutex
@@ -177,11 +178,21 @@ func (c *cache) reset() {
 	c.mu.Unlock()
 }
 
-func (c *cache) alive() { c.heard.Store(time.Now().UnixNano()) }
+// proven records a heartbeat saying the replica's link to the store was
+// proven age ago. Only heartbeats prove it: an event says nothing of what
+// the replica may have missed since.
+func (c *cache) proven(age time.Duration) {
+	at := time.Now().Add(-age).UnixNano()
+	for {
+		old := c.heard.Load()
+		if at <= old || c.heard.CompareAndSwap(old, at) {
+			return
+		}
+	}
+}
 
 // apply acts on one event of the stream (docs/protocol.md section 3).
 func (c *cache) apply(e Event) {
-	c.alive()
 	c.mu.Lock()
 	switch e.Type {
 	case "session.revoked", "session.renewed", "session.refresh_reuse":

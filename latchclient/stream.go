@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -115,7 +116,9 @@ func (c *Client) streamOnce(ctx context.Context, lastID *string) error {
 			}
 			ev, hasID = struct{ id, typ, data string }{}, false
 		case line[0] == ':':
-			c.cache.alive() // a heartbeat
+			if age, ok := heartbeatAge(line); ok {
+				c.cache.proven(age)
+			}
 			heard()
 		default:
 			k, v, _ := strings.Cut(line, ":")
@@ -151,4 +154,19 @@ func (c *Client) dispatch(id, typ, data string) {
 		typ = "reset"
 	}
 	c.cache.apply(Event{ID: id, Type: typ, SessionID: d.SessionID, Subject: d.Subject, Except: d.Except, Reason: d.Reason, KeyID: d.KeyID, At: d.At})
+}
+
+// heartbeatAge parses a heartbeat comment, ": hb N", N the milliseconds
+// since the replica last proved its link to the store. Other comments prove
+// nothing.
+func heartbeatAge(line string) (time.Duration, bool) {
+	n, ok := strings.CutPrefix(line, ": hb ")
+	if !ok || n == "" || len(n) > 9 {
+		return 0, false
+	}
+	ms, err := strconv.ParseUint(n, 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return time.Duration(ms) * time.Millisecond, true
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,10 +17,11 @@ import (
 // comment while the server's link to the store is proven alive.
 const DefaultEventHeartbeat = 100 * time.Millisecond
 
-// DefaultEventStaleness is the default of Options.EventStaleness: store
-// links prove themselves every 25 ms (Redis) to 50 ms (PostgreSQL, the
-// in-process stores), so it tolerates a few late proofs.
-const DefaultEventStaleness = 150 * time.Millisecond
+// DefaultEventStaleness is the default of Options.EventStaleness, the
+// clients' own default bound: heartbeats carry the age of the store link's
+// last proof, so a client's bound already covers this replica's link, and
+// a replica stops sending them only once no client could trust them.
+const DefaultEventStaleness = latch.DefaultStalenessBound
 
 // eventWriteTimeout bounds one write to an event stream: a client that
 // stops reading is dropped instead of holding the subscription forever.
@@ -80,10 +82,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 		return bw.Flush() == nil && rc.Flush() == nil
 	}
 	bw.WriteString("retry: 1000\n\n")
-	live := sub.Live()
-	if live {
-		bw.WriteString(": hb\n\n")
-	}
+	live := heartbeat(bw, sub)
 	if !flush() {
 		return nil
 	}
@@ -101,11 +100,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 				continue // held until the store link is proven again
 			}
 		case <-tick.C:
-			live = sub.Live()
-			if !live {
+			if live = heartbeat(bw, sub); !live {
 				continue
 			}
-			bw.WriteString(": hb\n\n")
 		}
 		for _, e := range sub.Take() {
 			s.writeEvent(bw, e)
@@ -144,4 +141,20 @@ func (s *Server) keysChanged(r *http.Request, kid, reason string) {
 	if err := s.mgr.PublishKeysChanged(r.Context(), kid, reason); err != nil {
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, "publishing keys.changed failed", slog.String("kid", kid), slog.String("err", err.Error()))
 	}
+}
+
+// heartbeat writes ": hb N", N being how many milliseconds ago this
+// replica's link to the store was last proven, if that is within the
+// staleness bound, and reports whether it was. A client adds N to the time
+// since the heartbeat arrived, so its bound holds end to end, across this
+// replica's own link to the store (docs/protocol.md section 3).
+func heartbeat(bw *bufio.Writer, sub *latch.Subscription) bool {
+	age, live := sub.ProvenAge()
+	if !live {
+		return false
+	}
+	var b [32]byte
+	bw.Write(strconv.AppendInt(append(b[:0], ": hb "...), age.Milliseconds(), 10))
+	bw.WriteString("\n\n")
+	return true
 }

@@ -137,10 +137,11 @@ type Options struct {
 	EventRetentionCount int
 	// EventStaleness is the bound within which the server's own link to the
 	// store must be proven for its streams to send heartbeats (default
-	// DefaultEventStaleness). A client's cache trusts a stream for its own
-	// bound after the last heartbeat, so the longest a client behind a
-	// replica cut off from its store can serve a cached session is the sum
-	// of the two (400 ms with the defaults).
+	// DefaultEventStaleness). Each heartbeat says how long ago that proof
+	// was, and a client's cache counts its bound from the proof, not from
+	// the heartbeat's arrival: a client behind a replica cut off from its
+	// store serves a cached session for at most its own bound (250 ms by
+	// default) after the replica last heard from the store.
 	EventStaleness time.Duration
 }
 

@@ -119,7 +119,7 @@ class _State:
         with self.lock:
             self.gen += 1
             self.open = True
-            self.last = self.now()
+            self.last = float("-inf")  # live from the first heartbeat on
             self._clear()  # a new connection: whatever it missed, drop everything
             return self.gen
 
@@ -129,10 +129,14 @@ class _State:
                 self.open = False
                 self._clear()
 
-    def heard(self, gen: int) -> None:
+    def heard(self, gen: int, age: float = 0.0) -> None:
+        """A heartbeat: the replica proved its link to the store ``age`` seconds before sending it.
+
+        The bound counts from that proof, not from the heartbeat's arrival, so
+        a replica's own staleness does not add to ours."""
         with self.lock:
             if self.gen == gen:
-                self.last = self.now()
+                self.last = max(self.last, self.now() - age)
 
     # -- lookups ------------------------------------------------------------
 
@@ -263,7 +267,10 @@ class _SSE:
     def __init__(self) -> None:
         self.etype, self.data, self.eid, self.retry = "", [], None, None
 
-    def line(self, raw: bytes) -> tuple[str, str, str | None] | None:
+    def line(self, raw: bytes) -> tuple[str, str, str | None] | float | None:
+        """An event (type, data, id) when a blank line dispatches one; for a
+        heartbeat (``: hb N``) the age of the replica's last store proof, in
+        seconds; else None."""
         line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
         if not line:
             if not self.data and not self.etype:
@@ -272,7 +279,8 @@ class _SSE:
             self.etype, self.data = "", []
             return ev
         if line.startswith(":"):
-            return None
+            n = line[len(": hb "):] if line.startswith(": hb ") else ""
+            return int(n) / 1000 if n.isdigit() and len(n) <= 9 else None
         name, _, value = line.partition(":")
         value = value[1:] if value.startswith(" ") else value
         if name == "event":
@@ -380,9 +388,10 @@ class Cache:
                     line = r.readline(65536)
                     if not line:
                         break
-                    self.state.heard(gen)
                     ev = sse.line(line)
-                    if ev is not None:
+                    if isinstance(ev, float):
+                        self.state.heard(gen, ev)
+                    elif ev is not None:
                         self.state.event(gen, *ev)
                 if sse.retry:
                     backoff = min(sse.retry / 1000, 5)
@@ -476,10 +485,11 @@ class AsyncCache:
                     *lines, buf = buf.split(b"\n")
                     if len(buf) > 65536:
                         break
-                    self.state.heard(gen)
                     for line in lines:
                         ev = sse.line(line + b"\n")
-                        if ev is not None:
+                        if isinstance(ev, float):
+                            self.state.heard(gen, ev)
+                        elif ev is not None:
                             self.state.event(gen, *ev)
                 if sse.retry:
                     backoff = min(sse.retry / 1000, 5)

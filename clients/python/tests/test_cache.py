@@ -39,6 +39,7 @@ class StateRulesTest(unittest.TestCase):
         self.clock = Clock()
         self.s = lc._State(0.25, 100, 600, monotonic=self.clock)
         self.gen = self.s.connected()
+        self.s.heard(self.gen)
         self.v = Verified(_session(), "csrf", 60)
 
     def store(self, key=b"k", v=None) -> None:
@@ -117,6 +118,7 @@ class StateRulesTest(unittest.TestCase):
     def test_events_of_an_old_connection_are_ignored(self) -> None:
         old = self.gen
         self.gen = self.s.connected()
+        self.s.heard(self.gen)
         self.store()
         self.s.event(old, "reset", "{}", "9")
         self.assertIsNotNone(self.s.lookup(b"k")[0])
@@ -133,17 +135,36 @@ class StateRulesTest(unittest.TestCase):
         self.assertEqual(self.s.access_verdict("ses_keep", "v", at.timestamp() - 5), "ok")
         self.assertEqual(self.s.access_verdict("ses_y", "w", None), "ask")
 
+    def test_live_only_from_a_heartbeat_and_counted_from_the_replicas_proof(self) -> None:
+        s = lc._State(0.25, 100, 600, monotonic=self.clock)
+        g = s.connected()
+        self.assertFalse(s.live(), "live before any heartbeat")
+        s.heard(g, 0.3)  # the replica proved its store link 300 ms ago: older than our bound
+        self.assertFalse(s.live())
+        s.heard(g, 0.2)
+        self.assertTrue(s.live())
+        self.clock.t += 0.06  # 260 ms after the proof, 60 ms after the heartbeat
+        self.assertFalse(s.live(), "the bound counts from the proof, not from the heartbeat")
+        s.heard(g, 0.0)
+        s.heard(g, 0.2)  # an older proof arriving later never moves the newest back
+        self.clock.t += 0.2
+        self.assertTrue(s.live())
+
     def test_sse_parser(self) -> None:
         p = lc._SSE()
         lines = [b"retry: 1000\n", b"\n", b": hb\n", b"\n", b"id: 7-0\n", b"event: session.revoked\n",
                  b'data: {"session_id":"ses_a"}\n', b"\n"]
         out = [e for e in (p.line(x) for x in lines) if e]
         self.assertEqual(out, [("session.revoked", '{"session_id":"ses_a"}', "7-0")])
+        self.assertEqual(p.line(b": hb 40\n"), 0.04)
+        for proves_nothing in (b": hb\n", b": hb -1\n", b": hb 1e3\n", b": other\n", b": hb 9999999999\n"):
+            self.assertIsNone(p.line(proves_nothing), proves_nothing)
         self.assertEqual(p.retry, 1000)
 
     def test_bounded_size(self) -> None:
         s = lc._State(0.25, 2, 600, monotonic=self.clock)
         g = s.connected()
+        s.heard(g)
         for k in (b"1", b"2", b"3"):
             _, t = s.lookup(k)
             s.store(k, self.v, t, self.clock.t)
