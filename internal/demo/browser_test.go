@@ -43,20 +43,25 @@ type liveDemo struct {
 	logs *testutil.Buffer
 }
 
-func startDemo(t *testing.T, idle, touch time.Duration) *liveDemo {
+func startDemo(t *testing.T, idle, touch time.Duration, mut ...func(*latch.Config, *Config)) *liveDemo {
 	t.Helper()
 	logs := &testutil.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	m, err := latch.New(latch.Config{
+	lc := latch.Config{
 		Store:         memstore.New(),
 		IdleTimeout:   idle,
 		TouchInterval: touch,
 		Observer:      latch.SlogObserver(logger),
-	})
+	}
+	dc := Config{Password: testPassword, Logger: logger}
+	for _, f := range mut {
+		f(&lc, &dc)
+	}
+	m, err := latch.New(lc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(m, Config{Password: testPassword, Logger: logger})
+	h, err := New(m, dc)
 	if err != nil {
 		t.Fatal(err)
 	}
