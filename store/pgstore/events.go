@@ -69,18 +69,18 @@ func idBytes(id store.ID) []byte {
 func (s *Store) Subscribe(ctx context.Context, since time.Time, sink store.EventSink) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return s.err(ctx, "subscribe", err)
+		return s.subscribeErr(ctx, err)
 	}
 	// The connection LISTENs: it goes back to no one else.
 	pc := conn.Hijack()
 	defer pc.Close(context.WithoutCancel(ctx))
 	if _, err := pc.Exec(ctx, "LISTEN "+pgx.Identifier{eventChannel(s.q.schema)}.Sanitize()); err != nil {
-		return s.err(ctx, "subscribe", err)
+		return s.subscribeErr(ctx, err)
 	}
 	// Start after the last event before since.
 	var last int64
 	if err := pc.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM `+s.eventsTable()+` WHERE at < $1`, store.UnixNano(since)).Scan(&last); err != nil {
-		return s.err(ctx, "subscribe", err)
+		return s.subscribeErr(ctx, err)
 	}
 	read := `SELECT seq, at, type, session_id, subject, except_id, reason, kid FROM ` + s.eventsTable() +
 		` WHERE seq > $1 ORDER BY seq LIMIT ` + strconv.Itoa(eventBatch)
@@ -88,7 +88,7 @@ func (s *Store) Subscribe(ctx context.Context, since time.Time, sink store.Event
 		proof := time.Now()
 		evs, err := readEvents(ctx, pc, read, &last)
 		if err != nil {
-			return s.err(ctx, "subscribe", err)
+			return s.subscribeErr(ctx, err)
 		}
 		if len(evs) > 0 {
 			sink.Events(evs)
@@ -108,9 +108,20 @@ func (s *Store) Subscribe(ctx context.Context, since time.Time, sink store.Event
 		case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 			// quiet: read anyway, as the proof of life
 		default:
-			return s.err(ctx, "subscribe", err)
+			return s.subscribeErr(ctx, err)
 		}
 	}
+}
+
+// subscribeErr is Subscribe's error once ctx has ended: ctx's own, as
+// [store.EventLog] promises (a cancel that lands inside a query surfaces from
+// pgx as a broken connection, which would otherwise read as the link failing
+// and make the caller resubscribe); else the link's, matching ErrUnavailable.
+func (s *Store) subscribeErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	return s.err(ctx, "subscribe", err)
 }
 
 // isTimeout reports a wait that ended by its deadline.
