@@ -111,8 +111,10 @@ class Config:
             f"; SameSite={self.same_site}"
 
     # Set-Cookie values, attribute for attribute what Go's http.Cookie writes for latchhttp.
-    def session_cookie(self, token: str) -> str:
-        return f"{self.cookie_name}={token}; Path=/{self._attrs()}"
+    def session_cookie(self, token: str, expires_at: datetime) -> str:
+        # Like latchhttp, the cookie lives until the session's absolute deadline (at least a second).
+        max_age = max(1, int((expires_at - datetime.now(timezone.utc)).total_seconds()))
+        return f"{self.cookie_name}={token}; Path=/; Max-Age={max_age}{self._attrs()}"
 
     def expired_cookie(self, name: str) -> str:
         return f"{name}=; Path=/; Expires={_EPOCH}; Max-Age=0{self._attrs()}"
@@ -346,7 +348,7 @@ class _Base:
         self._offline_sid = self._offline_sub = None
         self._token = iss.session_token
         self._csrf_src = csrf_token
-        self._set_cookies[self._cfg.cookie_name] = self._cfg.session_cookie(iss.session_token)
+        self._set_cookies[self._cfg.cookie_name] = self._cfg.session_cookie(iss.session_token, iss.session.expires_at)
         self._no_store = True
         self._clear_site_data = False
 

@@ -172,7 +172,7 @@ class Browser:
         return self.cookies.get("__Host-latch")
 
 
-SESSION_COOKIE = re.compile(r"__Host-latch=(lts_[A-Za-z0-9_-]+); Path=/; HttpOnly; Secure; SameSite=Lax")
+SESSION_COOKIE = re.compile(r"__Host-latch=(lts_[A-Za-z0-9_-]+); Path=/; Max-Age=(8640[0-9]|86[0-3][0-9]{2}); HttpOnly; Secure; SameSite=Lax")
 EXPIRED = "{}=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; HttpOnly; Secure; SameSite=Lax"
 ANON_COOKIE = re.compile(r"__Host-latch-csrf=([A-Za-z0-9_-]{43}); Path=/; Max-Age=7200; HttpOnly; Secure; SameSite=Lax")
 
