@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"hash/crc32"
 	"slices"
 	"strconv"
 	"testing"
@@ -118,8 +120,8 @@ func TestCodecRoundTrip(t *testing.T) {
 }
 
 // TestCodecVersion1: a record encoded before ACR, AMR and JKT existed
-// (version 1, captured from that code) still decodes, and a record without
-// them is still written exactly so, which older binaries read.
+// (version 1, captured from that code) still decodes, and is written back
+// as version 3: the same layout followed by its checksum.
 func TestCodecVersion1(t *testing.T) {
 	const golden = "01000102030405060708090a0b0c0d0e0f101100000000000000030100000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000018eab4d8e5e47f1518eab4d8e5e47f1518eab4d8e5e47f1518eab81f169d1f1518eb036d77337f15000000000000000005616c69636500093139322e302e322e3102756100077b2261223a317d"
 	b, _ := hex.DecodeString(golden)
@@ -132,12 +134,73 @@ func TestCodecVersion1(t *testing.T) {
 		t.Errorf("version 1 record decoded wrongly: %+v", r)
 	}
 	again, err := r.MarshalBinary()
-	if err != nil || hex.EncodeToString(again) != golden {
-		t.Errorf("a record without ACR, AMR and JKT no longer encodes as version 1 (err %v)", err)
+	if err != nil || !bytes.Equal(again, seal(b)) {
+		t.Errorf("a version 1 record does not encode as version 3 with its checksum (err %v):\n got %x\nwant %x", err, again, seal(b))
 	}
 	full, _ := fullRecord(t).MarshalBinary()
-	if full[0] != 2 {
-		t.Errorf("a record with ACR, AMR and JKT encodes as version %d, want 2", full[0])
+	if full[0] != 4 {
+		t.Errorf("a record with ACR, AMR and JKT encodes as version %d, want 4", full[0])
+	}
+	// The same record in version 2 (no checksum), as older binaries wrote it.
+	v2 := unsealed(full)
+	v2[0] = 2
+	var got store.Record
+	if err := got.UnmarshalBinary(v2); err != nil || !equalRecords(&got, fullRecord(t)) {
+		t.Errorf("version 2 record: %v, or decoded wrongly", err)
+	}
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// unsealed is an encoding without its checksum.
+func unsealed(b []byte) []byte { return bytes.Clone(b[:len(b)-4]) }
+
+// seal turns body (an encoding without checksum, of version 1 to 4) into
+// the checksummed form: version 1 or 2 becomes 3 or 4, and the CRC-32C of
+// the whole is appended. Other version bytes are kept.
+func seal(body []byte) []byte {
+	b := bytes.Clone(body)
+	if len(b) > 0 && (b[0] == 1 || b[0] == 2) {
+		b[0] += 2
+	}
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// legacy turns body into the unchecksummed form of older binaries.
+func legacy(body []byte) []byte {
+	b := bytes.Clone(body)
+	if len(b) > 0 && (b[0] == 3 || b[0] == 4) {
+		b[0] -= 2
+	}
+	return b
+}
+
+// TestCodecChecksum: every single-bit flip, and every swap of two adjacent
+// bytes that differ, in an encoded record is ErrCorrupt.
+func TestCodecChecksum(t *testing.T) {
+	good, _ := fullRecord(t).MarshalBinary()
+	sentinel := fullRecord(t)
+	check := func(what string, b []byte) {
+		t.Helper()
+		got := *sentinel
+		if err := got.UnmarshalBinary(b); !errors.Is(err, store.ErrCorrupt) {
+			t.Errorf("%s: UnmarshalBinary: %v, want ErrCorrupt", what, err)
+		}
+		if !equalRecords(&got, sentinel) {
+			t.Errorf("%s: a failed UnmarshalBinary modified the record", what)
+		}
+	}
+	for i := range good {
+		for bit := range 8 {
+			b := bytes.Clone(good)
+			b[i] ^= 1 << bit
+			check(fmt.Sprintf("bit %d of byte %d flipped", bit, i), b)
+		}
+		if i+1 < len(good) && good[i] != good[i+1] {
+			b := bytes.Clone(good)
+			b[i], b[i+1] = b[i+1], b[i]
+			check(fmt.Sprintf("bytes %d and %d swapped", i, i+1), b)
+		}
 	}
 }
 
@@ -153,8 +216,11 @@ func TestAppendBinary(t *testing.T) {
 	}
 }
 
+// TestCodecCorrupt: blobs that are not one record are ErrCorrupt, with a
+// valid checksum (version 3 and 4) and without one (version 1 and 2).
 func TestCodecCorrupt(t *testing.T) {
-	good, _ := fullRecord(t).MarshalBinary()
+	enc, _ := fullRecord(t).MarshalBinary()
+	good := unsealed(enc)
 	// The offset of the first length-prefixed field (Subject): version,
 	// ID, Version, 5 hashes, RotatedAt, Generation, 6 times.
 	const fixed = 1 + store.IDLen + 8 + 5*store.HashLen + 8 + 4 + 6*8
@@ -166,8 +232,7 @@ func TestCodecCorrupt(t *testing.T) {
 		return binary.AppendUvarint(b, n)
 	}
 	cases := map[string][]byte{
-		"empty":               nil,
-		"unknown version":     append([]byte{3}, good[1:]...),
+		"unknown version":     append([]byte{5}, good[1:]...),
 		"version 1 with ext":  append([]byte{1}, good[1:]...),
 		"version 2 no ext":    v2WithoutExt(t),
 		"AMR doubled space":   withAMR(t, "pwd  otp"),
@@ -182,8 +247,16 @@ func TestCodecCorrupt(t *testing.T) {
 	for n := range len(good) {
 		cases["truncated at "+strconv.Itoa(n)] = good[:n]
 	}
-	sentinel := fullRecord(t)
+	raw := map[string][]byte{"empty": nil, "version alone": {3}, "checksum alone": seal(nil)}
 	for name, b := range cases {
+		raw[name+", checksummed"] = seal(b)
+		raw[name+", unchecksummed"] = legacy(b)
+	}
+	for n := range len(enc) {
+		raw["checksummed, truncated at "+strconv.Itoa(n)] = enc[:n]
+	}
+	sentinel := fullRecord(t)
+	for name, b := range raw {
 		got := *sentinel
 		err := got.UnmarshalBinary(b)
 		if !errors.Is(err, store.ErrCorrupt) {
@@ -195,20 +268,23 @@ func TestCodecCorrupt(t *testing.T) {
 	}
 }
 
-// v2WithoutExt is a version 2 encoding whose ACR, AMR and JKT are all
-// empty: such a record is written as version 1, so this form is refused.
+// v2WithoutExt is a version 4 encoding (without checksum) whose ACR, AMR
+// and JKT are all empty: such a record is written as version 3, so this
+// form is refused.
 func v2WithoutExt(t *testing.T) []byte {
-	b, _ := (&store.Record{ID: fullRecord(t).ID, Subject: "a"}).MarshalBinary()
-	b = append(bytes.Clone(b), 0, 0)
+	enc, _ := (&store.Record{ID: fullRecord(t).ID, Subject: "a"}).MarshalBinary()
+	b := append(unsealed(enc), 0, 0)
 	b = append(b, make([]byte, 32)...)
-	b[0] = 2
+	b[0] = 4
 	return b
 }
 
-// withAMR is fullRecord's encoding with its AMR field replaced by joined.
+// withAMR is fullRecord's encoding (without checksum) with its AMR field
+// replaced by joined.
 func withAMR(t *testing.T, joined string) []byte {
 	r := fullRecord(t)
-	good, _ := r.MarshalBinary()
+	enc, _ := r.MarshalBinary()
+	good := unsealed(enc)
 	tail := 1 + len("pwd otp") + 32
 	b := bytes.Clone(good[:len(good)-tail])
 	b = binary.AppendUvarint(b, uint64(len(joined)))
@@ -225,7 +301,7 @@ func canonical(b []byte) bool {
 		return true
 	}
 	fields := 6
-	if b[0] == 2 {
+	if b[0] == 2 || b[0] == 4 {
 		fields = 8
 	}
 	b = b[fixed:]
@@ -249,16 +325,19 @@ func canonical(b []byte) bool {
 // (0x80 0x00 for 0) would give one record two encodings.
 func TestCodecRefusesOverlongVarint(t *testing.T) {
 	r := &store.Record{ID: fullRecord(t).ID, Subject: "a"}
-	b, _ := r.MarshalBinary()
+	enc, _ := r.MarshalBinary()
+	b := unsealed(enc)
 	// The encoding ends with the empty Data and Claims: 0x00 0x00. Write
 	// Data's length in its overlong form.
 	over := append(bytes.Clone(b[:len(b)-2]), 0x80, 0x00, 0x00)
 	if canonical(over) {
 		t.Fatal("test input is canonical")
 	}
-	var got store.Record
-	if err := got.UnmarshalBinary(over); !errors.Is(err, store.ErrCorrupt) {
-		t.Fatalf("UnmarshalBinary of an overlong length: %v, want ErrCorrupt", err)
+	for _, blob := range [][]byte{seal(over), legacy(over)} {
+		var got store.Record
+		if err := got.UnmarshalBinary(blob); !errors.Is(err, store.ErrCorrupt) {
+			t.Fatalf("UnmarshalBinary of an overlong length: %v, want ErrCorrupt", err)
+		}
 	}
 }
 
@@ -281,6 +360,8 @@ func FuzzRecordUnmarshal(f *testing.F) {
 	minimal, _ := (&store.Record{ID: fullRecord(f).ID, Subject: "a"}).MarshalBinary()
 	f.Add(full)
 	f.Add(minimal)
+	f.Add(legacy(unsealed(full)))
+	f.Add(legacy(unsealed(minimal)))
 	f.Add(full[:100])
 	f.Add([]byte{1})
 	f.Add([]byte{})
@@ -296,7 +377,13 @@ func FuzzRecordUnmarshal(f *testing.F) {
 		if err != nil {
 			t.Fatalf("MarshalBinary of a decoded record: %v", err)
 		}
-		if canonical(b) && !bytes.Equal(enc, b) {
+		// A record decoded from an older version is written back with
+		// a checksum, else exactly as it was read.
+		want := b
+		if b[0] == 1 || b[0] == 2 {
+			want = seal(b)
+		}
+		if canonical(b) && !bytes.Equal(enc, want) {
 			t.Fatalf("decoded record re-encodes differently:\n in %x\nout %x", b, enc)
 		}
 		var r2 store.Record
