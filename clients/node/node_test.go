@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -103,7 +104,14 @@ func TestNode(t *testing.T) {
 	}
 	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Env = env
+	// Its own process group: the latch servers, redis-servers and Chromium
+	// the tests start go with it, even if node is killed mid-test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	out, err := cmd.CombinedOutput()
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // leftovers of a failed test, if any
+	}
 	t.Logf("node --test:\n%s", out)
 	if err != nil {
 		t.Fatalf("node --test failed: %v", err)
