@@ -74,10 +74,8 @@ func latchhttpCookies(t *testing.T) (login, logout string) {
 	}
 	set := do("/login", "")
 	tok := strings.TrimPrefix(strings.SplitN(set, ";", 2)[0], latchhttp.DefaultCookieName+"=")
-	// docs/protocol.md §1: the session cookie has no Max-Age (a browser-
-	// session cookie). latchhttp may still send one until it follows the
-	// protocol; the attributes are compared without it.
-	login = regexp.MustCompile(`; Max-Age=\d+`).ReplaceAllString(strings.Replace(set, tok, "TOKEN", 1), "")
+	// Max-Age counts the seconds to the absolute deadline: compared as N.
+	login = regexp.MustCompile(`; Max-Age=\d+`).ReplaceAllString(strings.Replace(set, tok, "TOKEN", 1), "; Max-Age=N")
 	logout = do("/logout", latchhttp.DefaultCookieName+"="+tok)
 	return login, logout
 }

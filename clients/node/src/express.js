@@ -208,7 +208,7 @@ class RequestLatch {
     this.method = 'cookie'
     this.error = null
     this.#cookies = this.#cookies.filter((c) => !c.startsWith(this.#o.name + '='))
-    this.#cookies.push(sessionCookie(this.#o, iss.sessionToken, false))
+    this.#cookies.push(sessionCookie(this.#o, iss.sessionToken, false, v.session.expiresAt))
     this.#noStore = true
     this.#clearSiteData = false
   }
@@ -580,8 +580,10 @@ function pathOf(req) {
 
 function anonName(o) { return o.name + '-csrf' }
 
-function sessionCookie(o, value, expire) {
-  return cookies.serialize({name: o.name, value, path: o.path, domain: o.domain, expire, secure: o.secure, sameSite: o.sameSite})
+/** The session cookie, lasting until the absolute deadline (whole seconds, at least 1), as latchhttp sets it. */
+function sessionCookie(o, value, expire, expiresAt) {
+  const maxAge = expire ? 0 : Math.max(1, Math.floor((+expiresAt - Date.now()) / 1000))
+  return cookies.serialize({name: o.name, value, path: o.path, domain: o.domain, maxAge, expire, secure: o.secure, sameSite: o.sameSite})
 }
 
 function anonCookie(o, value, expire) {

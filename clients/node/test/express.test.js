@@ -75,8 +75,10 @@ test('the session cookie has exactly latchhttp\'s attributes; logout expires it 
   const tok = jar.get('__Host-latch')
   assert.match(tok, /^lts_/)
   const set = res.setCookie.find((s) => s.startsWith('__Host-latch='))
-  assert.equal(set.replace(tok, 'TOKEN'), process.env.LATCH_EXPECT_LOGIN_COOKIE)
-  assert.equal(set, `__Host-latch=${tok}; Path=/; HttpOnly; Secure; SameSite=Lax`) // docs/protocol.md §1
+  assert.equal(set.replace(tok, 'TOKEN').replace(/; Max-Age=\d+/, '; Max-Age=N'), process.env.LATCH_EXPECT_LOGIN_COOKIE)
+  const m = new RegExp(`^__Host-latch=${tok}; Path=/; Max-Age=(\\d+); HttpOnly; Secure; SameSite=Lax$`).exec(set) // docs/protocol.md §1
+  assert.ok(m, set)
+  assert.ok(Number(m[1]) > 23 * 3600 && Number(m[1]) <= 24 * 3600, `Max-Age ${m[1]} counts to the absolute deadline (24 h)`)
   assert.equal(res.headers['cache-control'], 'no-store')
   assert.match(res.headers.vary, /Cookie/)
   const out = await request(srv.base, 'POST', '/logout', {headers: {...SAME, cookie: jar.header(), 'x-csrf-token': csrf}})
