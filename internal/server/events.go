@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -137,9 +138,9 @@ func (s *Server) writeEvent(bw *bufio.Writer, e latch.StreamEvent) {
 // keysChanged publishes a keys.changed event. The key change itself has
 // happened; a failure to publish is logged (clients still refetch the JWKS
 // when its max-age runs out).
-func (s *Server) keysChanged(r *http.Request, kid, reason string) {
-	if err := s.mgr.PublishKeysChanged(r.Context(), kid, reason); err != nil {
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "publishing keys.changed failed", slog.String("kid", kid), slog.String("err", err.Error()))
+func (s *Server) keysChanged(ctx context.Context, kid, reason string) {
+	if err := s.mgr.PublishKeysChanged(ctx, kid, reason); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "publishing keys.changed failed", slog.String("kid", kid), slog.String("err", err.Error()))
 	}
 }
 

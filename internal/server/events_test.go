@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/latch-sessions/latch/accesstoken"
 )
 
 // sseEvent is one dispatched Server-Sent Event, or a heartbeat comment.
@@ -216,5 +218,38 @@ func TestEventStreamRetention(t *testing.T) {
 	r := h.stream("", e.id)
 	if e, _ := r.next(); e.event != "reset" {
 		t.Fatalf("resume beyond the retention: %+v, want a reset", e)
+	}
+}
+
+// The keyring's scheduled rotation is announced like an explicit one: once
+// a successor is pre-published, the stream says keys.changed naming it, so
+// clients refetch the JWKS at once. Maintenance that changes nothing says
+// nothing.
+func TestScheduledRotationAnnounced(t *testing.T) {
+	h := newHarness(t)
+	r := h.stream("?types=keys.changed", "")
+	h.srv.maintainKeys(context.Background())
+	h.clock.Advance(accesstoken.DefaultRotationPeriod)
+	h.srv.maintainKeys(context.Background())
+	e, _ := r.next()
+	if e.event != "keys.changed" || e.json(t)["reason"] != "rotated" {
+		t.Fatalf("after the scheduled rotation the stream sent %+v, want keys.changed", e)
+	}
+	var pending string
+	for _, k := range h.srv.keys.Keys() {
+		if k.State == accesstoken.KeyPending {
+			pending = k.ID
+		}
+	}
+	if pending == "" || e.json(t)["kid"] != pending {
+		t.Fatalf("keys.changed names kid %v; the pre-published successor is %q", e.json(t)["kid"], pending)
+	}
+	// Maintenance that changes nothing announces nothing: the next event
+	// on the stream is the explicit rotation's.
+	h.srv.maintainKeys(context.Background())
+	rot := h.api("POST", "/v1/keys/rotate", "")
+	wantStatus(t, rot, http.StatusOK)
+	if e, _ := r.next(); e.json(t)["kid"] != rot.json(t)["kid"] {
+		t.Fatalf("after a maintenance that changed nothing and a rotation to %v, the stream sent %+v", rot.json(t)["kid"], e)
 	}
 }

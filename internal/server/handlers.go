@@ -354,7 +354,7 @@ func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.keysChanged(r, kid, "rotated")
+	s.keysChanged(r.Context(), kid, "rotated")
 	out := struct {
 		Kid         string  `json:"kid"`
 		ActivatesAt timeUTC `json:"activates_at"`
@@ -385,7 +385,7 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.keysChanged(r, kid, "revoked")
+	s.keysChanged(r.Context(), kid, "revoked")
 	writeJSON(w, http.StatusOK, struct {
 		Kid string `json:"kid"`
 	}{signing})

@@ -24,6 +24,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -330,11 +331,35 @@ func (s *Server) Run(ctx context.Context) {
 			<-done
 			return
 		case <-t.C:
-			if err := s.keys.Maintain(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("keyring maintenance failed; retrying later", "err", err.Error())
-			}
+			s.maintainKeys(ctx)
 		}
 	}
+}
+
+// maintainKeys runs the keyring's scheduled rotation and announces a change
+// of the published keys (a successor pre-published, a retired key removed)
+// as keys.changed, so event-stream clients refetch the JWKS at once rather
+// than when its max-age runs out. A change made by another replica is
+// announced by this one too when it loads it: clients handle keys.changed
+// idempotently.
+func (s *Server) maintainKeys(ctx context.Context) {
+	before := s.keys.JWKS()
+	if err := s.keys.Maintain(ctx); err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("keyring maintenance failed; retrying later", "err", err.Error())
+		}
+		return
+	}
+	if bytes.Equal(before, s.keys.JWKS()) {
+		return
+	}
+	var newest accesstoken.KeyInfo
+	for _, k := range s.keys.Keys() {
+		if k.Revoked.IsZero() && !k.Activates.Before(newest.Activates) {
+			newest = k
+		}
+	}
+	s.keysChanged(ctx, newest.ID, "rotated")
 }
 
 // authorized reports whether r carries the API key as a Bearer credential.
