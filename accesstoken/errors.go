@@ -60,6 +60,9 @@ var (
 	// ErrKeyNotFound: Keyring.Revoke was given a kid the keyring does not
 	// hold.
 	ErrKeyNotFound = errors.New("accesstoken: no key with that ID in the keyring")
+	// ErrPrivateJWK: ParseJWK was given a JWK with private or symmetric
+	// key material.
+	ErrPrivateJWK = errors.New("accesstoken: JWK holds private or symmetric key material")
 	// ErrKeyring: the stored keyring could not be decoded or decrypted
 	// (wrong KEK, corruption or tampering).
 	ErrKeyring = errors.New("accesstoken: keyring unreadable")

@@ -245,6 +245,25 @@ type KeyringVersioner interface {
 	KeyringVersion(ctx context.Context) (uint64, error)
 }
 
+// ReplayCache is implemented by stores that can remember one-time values
+// (a DPoP proof's jti) for every replica at once, so a proof replayed
+// against any replica is refused.
+//
+// Seen records key until until and reports fresh = true if key was not
+// already recorded with an until in the future; a second call with the same
+// key before the first one's until reports fresh = false and changes
+// nothing. Concurrent calls with one key see exactly one fresh = true. Keys
+// are 1..[MaxReplayKeyLen] bytes (ErrInvalid otherwise). An entry whose until
+// has passed may be discarded (native TTL, or the store's Sweep); it then
+// counts as absent. A store that cannot answer returns ErrUnavailable, and
+// callers must then refuse the value: a replay cache fails closed.
+type ReplayCache interface {
+	Seen(ctx context.Context, key string, until time.Time) (fresh bool, err error)
+}
+
+// MaxReplayKeyLen bounds a [ReplayCache] key.
+const MaxReplayKeyLen = 128
+
 // Stores that hold resources (files, connections) implement io.Closer; the
 // code that opened a store closes it, after the last call.
 

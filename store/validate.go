@@ -102,3 +102,12 @@ func FromUnixNano(n int64) time.Time {
 	}
 	return time.Unix(0, n).UTC()
 }
+
+// ValidReplayKey reports, with an error matching [ErrInvalid], a
+// [ReplayCache] key outside 1..[MaxReplayKeyLen] bytes.
+func ValidReplayKey(key string) error {
+	if len(key) == 0 || len(key) > MaxReplayKeyLen {
+		return fmt.Errorf("%w: replay key must be 1 to %d bytes", ErrInvalid, MaxReplayKeyLen)
+	}
+	return nil
+}

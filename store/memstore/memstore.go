@@ -54,7 +54,7 @@ const (
 )
 
 // Store is an in-memory [store.Store]. It also implements [store.Sweeper],
-// [store.KeyStore] and [store.Pinger]. The zero value is not usable; call
+// [store.KeyStore], [store.Pinger] and [store.ReplayCache]. The zero value is not usable; call
 // [New].
 type Store struct {
 	shards [numShards]shard
@@ -62,6 +62,9 @@ type Store struct {
 	keyMu      sync.Mutex
 	keyring    []byte
 	keyVersion uint64
+
+	replayMu sync.Mutex
+	replay   replay
 
 	events *eventbus.Log
 }

@@ -392,6 +392,9 @@ func (s *Store) List(ctx context.Context, subject string, now time.Time) ([]*sto
 func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 	total := 0
 	cutoff := store.UnixNano(now)
+	if err := s.sweepReplay(ctx, cutoff); err != nil {
+		return 0, err
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return total, s.err(ctx, "sweep", err)

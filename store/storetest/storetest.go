@@ -78,7 +78,7 @@ type test struct {
 }
 
 // suite lists every subtest in the order Run starts them.
-var suite = slices.Concat(crudTests, validityTests, versionTests, concurrencyTests, revokeTests, listTests, expiryTests, sweepRaceTests, limitTests, errorTests, optionalTests, eventTests)
+var suite = slices.Concat(crudTests, validityTests, versionTests, concurrencyTests, revokeTests, listTests, expiryTests, sweepRaceTests, limitTests, errorTests, optionalTests, replayTests, eventTests)
 
 // T is the state of one subtest. Errorf and Fatalf append the contract
 // clause the subtest checks.
