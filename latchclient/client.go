@@ -51,6 +51,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -66,6 +67,10 @@ var (
 	// ErrUnavailable: latch or its store could not be reached, or answered
 	// something unusable. Treat it as "not authenticated".
 	ErrUnavailable = errors.New("latchclient: latch unavailable")
+	// ErrInsufficientAuth: the session is valid but its sign-in is older,
+	// or of another ACR, than VerifyFor demanded (RFC 9470). Have the user
+	// authenticate again, then renew the session with the new auth_time.
+	ErrInsufficientAuth = errors.New("latchclient: insufficient user authentication")
 )
 
 // Error is a problem document the server answered with.
@@ -92,6 +97,8 @@ func (e *Error) Is(target error) bool {
 		return e.Code == "not_found"
 	case ErrUnauthorized:
 		return e.Code == "unauthorized"
+	case ErrInsufficientAuth:
+		return e.Code == "insufficient_user_authentication"
 	case ErrUnavailable:
 		return e.Status >= 500
 	}
@@ -197,6 +204,8 @@ type Session struct {
 	Subject       string          `json:"subject"`
 	CreatedAt     time.Time       `json:"created_at"`
 	AuthTime      time.Time       `json:"auth_time"`
+	ACR           string          `json:"acr,omitempty"` // how the user authenticated at AuthTime (RFC 9470)
+	AMR           []string        `json:"amr,omitempty"` // with which methods (RFC 8176), e.g. ["pwd"]
 	LastSeenAt    time.Time       `json:"last_seen_at"`
 	IdleExpiresAt time.Time       `json:"idle_expires_at"`
 	ExpiresAt     time.Time       `json:"expires_at"`
@@ -215,6 +224,10 @@ type NewSession struct {
 	IP                  string          `json:"ip,omitempty"`
 	UserAgent           string          `json:"user_agent,omitempty"`
 	ReplaceSessionToken string          `json:"replace_session_token,omitempty"`
+	// How and when the user authenticated (RFC 9470); AuthTime nil: now.
+	AuthTime *time.Time `json:"auth_time,omitempty"`
+	ACR      string     `json:"acr,omitempty"`
+	AMR      []string   `json:"amr,omitempty"`
 }
 
 // Created is the answer of Create: the tokens are the end user's secrets.
@@ -281,14 +294,73 @@ func (c *Client) Verify(ctx context.Context, sessionToken string) (*Verified, er
 	return c.cache.verify(ctx, sessionToken, c.verifyOnline)
 }
 
+// VerifyFor is Verify for a sensitive action (RFC 9470 step-up): the
+// session's sign-in must be at most maxAge old (if positive; whole seconds,
+// at least one) and, if acrValues are given, its ACR one of them. A session
+// that does not meet it fails with an error matching ErrInsufficientAuth
+// and records no activity: an online verify sends the requirement to latch,
+// which refuses without touching the session; a cached answer is checked
+// here against the cached session (renewals invalidate the cache, so its
+// auth_time and acr are current).
+func (c *Client) VerifyFor(ctx context.Context, sessionToken string, maxAge time.Duration, acrValues ...string) (*Verified, error) {
+	need := verifyRequirement{acrValues: acrValues}
+	if maxAge > 0 {
+		need.maxAge = int64((maxAge + time.Second - 1) / time.Second)
+	}
+	online := func(ctx context.Context, tok string) (*Verified, time.Duration, error) {
+		return c.verifyOnlineFor(ctx, tok, need)
+	}
+	var v *Verified
+	var err error
+	if c.cache == nil {
+		v, _, err = online(ctx, sessionToken)
+	} else {
+		v, err = c.cache.verify(ctx, sessionToken, online)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if v.Cached {
+		if err := need.check(&v.Session, time.Now()); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+type verifyRequirement struct {
+	maxAge    int64 // seconds; 0: none
+	acrValues []string
+}
+
+// check is the server's rule applied to a cached session.
+func (r verifyRequirement) check(s *Session, now time.Time) error {
+	old := r.maxAge > 0 && now.Sub(s.AuthTime) > time.Duration(r.maxAge)*time.Second
+	wrong := len(r.acrValues) > 0 && (s.ACR == "" || !slices.Contains(r.acrValues, s.ACR))
+	if old || wrong {
+		return &Error{Status: http.StatusUnauthorized, Code: "insufficient_user_authentication",
+			Detail: "the session's sign-in is older or of another level than this action demands (checked against the cached session)"}
+	}
+	return nil
+}
+
 // verifyOnline asks the server; maxAge is the answer's Cache-Control
 // max-age (-1: not cacheable).
 func (c *Client) verifyOnline(ctx context.Context, tok string) (*Verified, time.Duration, error) {
+	return c.verifyOnlineFor(ctx, tok, verifyRequirement{})
+}
+
+func (c *Client) verifyOnlineFor(ctx context.Context, tok string, need verifyRequirement) (*Verified, time.Duration, error) {
 	var out struct {
 		Session   Session `json:"session"`
 		CSRFToken string  `json:"csrf_token"`
 	}
-	h, err := c.do(ctx, "POST", "/v1/sessions/verify", map[string]string{"session_token": tok}, &out)
+	in := struct {
+		SessionToken string   `json:"session_token"`
+		MaxAge       int64    `json:"max_age,omitempty"`
+		ACRValues    []string `json:"acr_values,omitempty"`
+	}{tok, need.maxAge, need.acrValues}
+	h, err := c.do(ctx, "POST", "/v1/sessions/verify", in, &out)
 	if err != nil {
 		return nil, -1, err
 	}
