@@ -11,9 +11,12 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"slices"
 	"strconv"
@@ -582,9 +585,9 @@ func (k *Keyring) load(ctx context.Context) (*ring, error) {
 	if blob == nil {
 		return k.build(nil, version, ""), nil
 	}
-	var sr storedRing
-	if err := json.Unmarshal(blob, &sr); err != nil || sr.Format != 1 {
-		return nil, wrap(ErrKeyring, "unknown format")
+	sr, err := unmarshalRing(blob)
+	if err != nil {
+		return nil, err
 	}
 	keys := make([]ringKey, 0, len(sr.Keys))
 	for _, sk := range sr.Keys {
@@ -661,7 +664,7 @@ type storedKey struct {
 }
 
 func (k *Keyring) marshal(keys []ringKey, issuer string) ([]byte, error) {
-	sr := storedRing{Format: 1, Issuer: issuer, Keys: make([]storedKey, 0, len(keys))}
+	sr := storedRing{Format: 2, Issuer: issuer, Keys: make([]storedKey, 0, len(keys))}
 	for _, rk := range keys {
 		sk := storedKey{Kid: rk.kid, Alg: rk.alg, Created: rk.created.UnixNano(), Activates: rk.activates.UnixNano(),
 			Public: rk.publicBytes, Sealed: rk.sealed}
@@ -670,7 +673,48 @@ func (k *Keyring) marshal(keys []ringKey, issuer string) ([]byte, error) {
 		}
 		sr.Keys = append(sr.Keys, sk)
 	}
-	return json.Marshal(sr)
+	b, err := json.Marshal(sr)
+	if err != nil {
+		return nil, err
+	}
+	return appendRingChecksum(b), nil
+}
+
+// The stored keyring is JSON (storedRing), a newline and the CRC-32C of
+// that JSON in 8 hex digits: format 2. The last byte is never the '}'
+// ending the JSON alone, so the formats cannot be confused. Format 1, written by older binaries, is the
+// JSON alone and is still read. The checksum is against accidental
+// corruption (as store's record codec; most of the blob — kids, times,
+// public keys, tombstones — is outside the AES-GCM seal), not against a
+// store writer, who can rewrite the blob anyway.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var (
+	errRingFormat   = fmt.Errorf("%w: unknown format: %w: %w", ErrKeyring, store.ErrUnavailable, store.ErrCorrupt)
+	errRingChecksum = fmt.Errorf("%w: checksum mismatch, the stored keyring is corrupt: %w: %w", ErrKeyring, store.ErrUnavailable, store.ErrCorrupt)
+)
+
+const ringSumLen = 1 + 8
+
+func appendRingChecksum(b []byte) []byte {
+	b = append(b, '\n')
+	return hex.AppendEncode(b, binary.BigEndian.AppendUint32(nil, crc32.Checksum(b[:len(b)-1], castagnoli)))
+}
+
+// unmarshalRing decodes a stored keyring blob of format 1 or 2.
+func unmarshalRing(blob []byte) (storedRing, error) {
+	var sr storedRing
+	format := 1
+	if n := len(blob) - ringSumLen; n >= 0 && blob[n] == '\n' {
+		if !bytes.Equal(appendRingChecksum(bytes.Clone(blob[:n]))[n:], blob[n:]) {
+			return sr, errRingChecksum
+		}
+		blob, format = blob[:n], 2
+	}
+	if err := json.Unmarshal(blob, &sr); err != nil || sr.Format != format {
+		return sr, errRingFormat
+	}
+	return sr, nil
 }
 
 func aad(sk *storedKey) []byte {

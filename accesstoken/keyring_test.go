@@ -291,9 +291,10 @@ func TestKeyringEncryption(t *testing.T) {
 	}
 	// Tampered activation time (bound into the AAD).
 	var sr storedRing
-	json.Unmarshal(st.blob, &sr)
+	sr, _ = unmarshalRing(st.blob)
 	sr.Keys[0].Activates += int64(time.Hour)
-	st.blob, _ = json.Marshal(sr)
+	b, _ := json.Marshal(sr)
+	st.blob = appendRingChecksum(b)
 	st.version++
 	if _, err := OpenKeyring(ctx, KeyringConfig{Store: st, KEK: testKEK, Now: clk.Now}); !errors.Is(err, ErrKeyring) {
 		t.Errorf("tampered keyring: %v", err)
@@ -416,7 +417,7 @@ func TestKeyringRecordsIssuer(t *testing.T) {
 	old := &fakeKeyStore{}
 	open(old, "")
 	var sr storedRing
-	json.Unmarshal(old.blob, &sr)
+	sr, _ = unmarshalRing(old.blob)
 	if sr.Issuer != "" {
 		t.Fatalf("a keyring opened without InitialIssuer recorded %q", sr.Issuer)
 	}
@@ -430,5 +431,45 @@ func TestKeyringRecordsIssuer(t *testing.T) {
 	}
 	if again := open(old, "http://other"); again.Issuer() != "https://auth.example" {
 		t.Errorf("the recorded issuer was replaced by %q", again.Issuer())
+	}
+}
+
+// TestKeyringChecksum: every single-bit flip in the stored keyring blob
+// makes opening it fail closed (ErrKeyring, store.ErrUnavailable), and a
+// keyring stored by an older binary (format 1: the JSON alone) still opens
+// with the same keys.
+func TestKeyringChecksum(t *testing.T) {
+	ctx := context.Background()
+	st := &fakeKeyStore{}
+	clk := newClock(t0)
+	want, err := openRing(t, st, clk, EdDSA).SigningKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := bytes.Clone(st.blob)
+	for i := range good {
+		for bit := range 8 {
+			st.blob = bytes.Clone(good)
+			st.blob[i] ^= 1 << bit
+			st.version++
+			_, err := OpenKeyring(ctx, KeyringConfig{Store: st, KEK: testKEK, Now: clk.Now})
+			if !errors.Is(err, ErrKeyring) || !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("bit %d of byte %d flipped: OpenKeyring: %v, want ErrKeyring and ErrUnavailable", bit, i, err)
+			}
+		}
+	}
+	sr, err := unmarshalRing(good)
+	if err != nil || sr.Format != 2 {
+		t.Fatalf("stored keyring: format %d, %v", sr.Format, err)
+	}
+	sr.Format = 1
+	st.blob, _ = json.Marshal(sr)
+	st.version++
+	k, err := OpenKeyring(ctx, KeyringConfig{Store: st, KEK: testKEK, Now: clk.Now})
+	if err != nil {
+		t.Fatalf("format 1 keyring: %v", err)
+	}
+	if got, err := k.SigningKey(ctx); err != nil || got.ID() != want.ID() {
+		t.Errorf("format 1 keyring: signing key %v, %v; want %s", got, err, want.ID())
 	}
 }
