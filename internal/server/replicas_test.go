@@ -95,7 +95,36 @@ func testReplicas(t *testing.T, base string) {
 	a := startReplica(t, url, kek)
 	b := startReplica(t, url, kek) // loads the keyring A created
 
+	// Every round must end with B refusing both carriers (revocationDelays
+	// fails the test otherwise); what is statistical is how fast. The target
+	// is 50 ms. On a machine whose two cores are shared, the scheduler alone
+	// can delay a single round by tens of milliseconds, so the bound holds
+	// for the 90th percentile, max stays within a second, and a batch that
+	// misses them is measured once more: a load spike passes, a slow
+	// propagation path misses both batches.
 	const rounds = 40
+	for attempt := 1; ; attempt++ {
+		delays := revocationDelays(t, a, b, rounds)
+		slices.Sort(delays)
+		p50, p90, max := delays[len(delays)/2], delays[len(delays)*9/10], delays[len(delays)-1]
+		t.Logf("batch %d: revocation through replica A rejected by replica B after: p50 %v, p90 %v, max %v (%d rounds)", attempt, p50, p90, max, len(delays))
+		if p90 < 50*time.Millisecond && max < time.Second {
+			return
+		}
+		if attempt == 2 {
+			t.Errorf("cross-replica revocation delay in two batches in a row: p90 %v (want < 50ms), max %v (want < 1s)", p90, max)
+			return
+		}
+	}
+}
+
+// revocationDelays runs rounds of: create a session through A, verify both
+// its carriers through B (B's cache now holds the live record), revoke it
+// through A, then poll B until it refuses the session token, and check it
+// refuses the access token too. It returns, per round, the time from A's
+// answer to the revocation to B's refusal.
+func revocationDelays(t *testing.T, a, b *httptest.Server, rounds int) []time.Duration {
+	t.Helper()
 	var delays []time.Duration
 	var buf bytes.Buffer
 	for i := range rounds {
@@ -105,7 +134,6 @@ func testReplicas(t *testing.T, base string) {
 		c := parseCreated(t, buf.Bytes())
 		verifySession := fmt.Sprintf(`{"session_token":%q}`, c.sessionToken)
 		verifyAccess := fmt.Sprintf(`{"access_token":%q}`, c.accessToken)
-		// B validates both carriers: its cache now holds the live record.
 		for _, body := range []string{verifySession, verifyAccess} {
 			if code := call(t, b, "POST", "/v1/sessions/verify", body, &buf); code != http.StatusOK {
 				t.Fatalf("verify through B: %d %s", code, buf.String())
@@ -136,18 +164,7 @@ func testReplicas(t *testing.T, base string) {
 			t.Fatalf("B accepted the access token of a session A revoked: %d %s", code, buf.String())
 		}
 	}
-	slices.Sort(delays)
-	p50, p90, max := delays[len(delays)/2], delays[len(delays)*9/10], delays[len(delays)-1]
-	t.Logf("revocation through replica A rejected by replica B after: p50 %v, p90 %v, max %v (%d rounds)", p50, p90, max, len(delays))
-	// The target is 50 ms. On a machine whose two cores are shared, the
-	// scheduler alone can delay a single round by tens of milliseconds, so
-	// the bound holds for the 90th percentile and max stays within a second.
-	if p90 >= 50*time.Millisecond {
-		t.Errorf("90th percentile of the cross-replica revocation delay is %v, want < 50ms", p90)
-	}
-	if max >= time.Second {
-		t.Errorf("a revocation took %v to reach the other replica", max)
-	}
+	return delays
 }
 
 func TestReplicasRedis(t *testing.T) {
