@@ -7,8 +7,11 @@
 //   1. Entries are keyed by SHA-256 of the token, never the token.
 //   2. An entry lives at most the verify answer's max-age, and never past
 //      the session's idle or absolute deadline (checked on every use).
-//   3. The stream is live while an event or heartbeat arrived within
-//      staleAfter (default 250 ms). While it is not, every validation goes
+//   3. The stream is live while the newest heartbeat's proof lies within
+//      staleAfter (default 250 ms): a heartbeat ": hb N" says the replica
+//      proved its own link to the store N ms before sending it, so the
+//      bound counts from that proof and holds end to end; events alone
+//      prove nothing. While it is not live, every validation goes
 //      to latch and the cache is emptied the moment that is noticed. An
 //      entry is stored only if the stream was live, on the same connection,
 //      both when the verify was sent and when its answer arrived, and no
@@ -36,7 +39,7 @@ export class CachedValidator {
   #bySubject = new Map() // subject -> Set of session IDs
   #conn = 0              // increments on every (re)connection
   #connected = false
-  #lastSeen = -Infinity  // performance.now() of the last event or heartbeat
+  #lastSeen = -Infinity  // performance.now() of the replica's newest store proof, by its heartbeats
   #epoch = 0             // increments on every invalidation
   #res = null
   #closed = false
@@ -232,6 +235,7 @@ export class CachedValidator {
     this.#conn++
     this.#epoch++
     this.#clear()
+    this.#lastSeen = -Infinity // live from the first heartbeat on
     this.#connected = true
     // Events before this moment were not seen: access tokens issued before
     // it are verified online (accessTokenStatus answers 'ask').
@@ -255,9 +259,11 @@ export class CachedValidator {
           ev = {event: 'message', data: ''}
           continue
         }
-        // Any line (a heartbeat comment included) proves the stream alive.
-        this.#lastSeen = performance.now()
-        if (line[0] === ':') continue
+        if (line[0] === ':') {
+          const age = heartbeatAge(line)
+          if (age !== undefined) this.#lastSeen = Math.max(this.#lastSeen, performance.now() - age)
+          continue
+        }
         const c = line.indexOf(':')
         const field = c < 0 ? line : line.slice(0, c)
         let value = c < 0 ? '' : line.slice(c + 1)
@@ -330,4 +336,14 @@ export class CachedValidator {
 
 function hash(token) {
   return createHash('sha256').update(token).digest('base64url')
+}
+
+/**
+ * The age in ms of a heartbeat comment ": hb N" (protocol §3), or undefined
+ * for any other comment: those prove nothing.
+ * @param {string} line
+ */
+export function heartbeatAge(line) {
+  const m = /^: hb (\d{1,9})$/.exec(line)
+  return m ? Number(m[1]) : undefined
 }
