@@ -99,6 +99,12 @@ func TestStepUpCreateRenewRefuseBadAuthContext(t *testing.T) {
 	if _, ok := c.body["session"].(map[string]any)["acr"]; ok {
 		t.Fatal("a session without acr shows one")
 	}
+	// Empty and null members count as absent.
+	e := h.create("a", `,"acr":"","amr":null,"auth_time":null`)
+	if _, ok := e.body["session"].(map[string]any)["amr"]; ok {
+		t.Fatal("a session created with amr null shows one")
+	}
+	wantStatus(t, h.api("POST", "/v1/sessions/"+e.id+"/renew", `{"acr":"","amr":[],"auth_time":null}`), 200)
 	for _, body := range []string{`{"amr":["p w"]}`, `{"acr":"ü"}`, `{"auth_time":"` + future + `"}`} {
 		wantProblem(t, h.api("POST", "/v1/sessions/"+c.id+"/renew", body), http.StatusBadRequest, CodeBadRequest)
 	}
