@@ -87,7 +87,7 @@ func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
 	}
 	var (
 		sess   *latch.Session
-		out    sessionResponse
+		csrf   bool
 		client = latch.Client{IP: req.IP, UserAgent: req.UserAgent}
 		until  time.Time // the credential's own deadline, beyond the session's
 	)
@@ -97,11 +97,9 @@ func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
 	case req.SessionToken != "":
 		sess, err = s.mgr.ValidateFor(r.Context(), req.SessionToken, client, need)
 		s.metrics.validations.WithLabelValues("session", result(err)).Inc()
-		if err == nil {
-			// The client middleware renders and checks the session's CSRF
-			// tokens itself (docs/protocol.md, section 2).
-			out.CSRFToken, err = s.mgr.CSRFToken(sess)
-		}
+		// The client middleware renders and checks the session's CSRF
+		// tokens itself (docs/protocol.md, section 2): a fresh one per answer.
+		csrf = true
 	default:
 		var c accesstoken.Claims
 		sess, c, err = s.verifyAccess(r.Context(), req.AccessToken, client, need)
@@ -111,11 +109,9 @@ func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out.Session = viewOf(sess)
 	w.Header().Set("ETag", etag(sess.Version()))
 	w.Header().Set("Cache-Control", "private, max-age="+strconv.FormatInt(s.cacheMaxAge(sess, until), 10))
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return s.writeSession(w, http.StatusOK, sess, csrf)
 }
 
 // cacheMaxAge is how long, in whole seconds, a client may answer from a

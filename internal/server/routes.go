@@ -260,6 +260,10 @@ func (s *Server) instrumentHTTP(next http.Handler) http.Handler {
 		case rec.status >= 500:
 			level = slog.LevelError
 		}
+		// At --log-level warn a verify logs nothing: do not build its line.
+		if !s.log.Enabled(r.Context(), level) {
+			return
+		}
 		attrs := []slog.Attr{
 			slog.String("method", r.Method),
 			slog.String("route", route),

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"io"
+	"slices"
 )
 
 // CSRFKeyLen is the length of a CSRF key: the value a synchronizer token
@@ -24,14 +25,28 @@ var CSRFTokenLen = base64.RawURLEncoding.EncodedLen(2 * CSRFKeyLen)
 // so compression side channels (BREACH) cannot recover k, and all of them
 // unmask to k.
 func MaskCSRF(rand io.Reader, k *CSRFKey) (string, error) {
-	var b [2 * CSRFKeyLen]byte
+	b, err := AppendMaskCSRF(nil, rand, k)
+	return string(b), err
+}
+
+// AppendMaskCSRF appends a fresh masking of k, as MaskCSRF returns it, to
+// dst. The random mask is read into dst's spare capacity (so nothing
+// escapes to the heap beyond dst) and cleared again before returning; on
+// error dst is returned unchanged.
+func AppendMaskCSRF(dst []byte, rand io.Reader, k *CSRFKey) ([]byte, error) {
+	n := len(dst)
+	dst = slices.Grow(dst, CSRFTokenLen+2*CSRFKeyLen)
+	out := dst[n : n+CSRFTokenLen]
+	b := dst[n+CSRFTokenLen : n+CSRFTokenLen+2*CSRFKeyLen]
+	defer clear(b)
 	if _, err := io.ReadFull(rand, b[:CSRFKeyLen]); err != nil {
-		return "", err
+		return dst[:n], err
 	}
 	for i := range CSRFKeyLen {
 		b[CSRFKeyLen+i] = b[i] ^ k[i]
 	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+	base64.RawURLEncoding.Encode(out, b)
+	return dst[:n+CSRFTokenLen], nil
 }
 
 // CheckCSRF reports whether tok is a masking of k. Anything else — the
