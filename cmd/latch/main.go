@@ -175,7 +175,9 @@ func describeFlagError(fs *flag.FlagSet, err error) *exitError {
 		}
 	}
 	if m := flagUndefined.FindStringSubmatch(msg); m != nil {
-		return usageErrorf("unknown flag --%s", m[1])
+		// Key IDs are base64url thumbprints and may begin with "-".
+		return usageErrorf("unknown flag --%s", m[1]).
+			hint(`an argument that begins with "-", such as a key ID, goes after "--": latch keys revoke -- -AbC…`)
 	}
 	if m := flagNoArgument.FindStringSubmatch(msg); m != nil {
 		return usageErrorf("--%s needs a value", m[1])
