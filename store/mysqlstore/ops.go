@@ -1,6 +1,7 @@
 package mysqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -42,8 +43,15 @@ var (
 		revoked_at = ?, revoke_reason = ?, ip = ?, user_agent = ?,
 		data = ?, claims = ?, acr = ?, amr = ?, jkt = ?, deadline = ?
 		WHERE id = ? AND version = ? AND revoked_at = 0`
-	sqlExists = `SELECT 1 FROM latch_sessions WHERE id = ?`
-	sqlRotate = `UPDATE latch_sessions SET version = version + 1,
+	// Update's fast path: the same statement when the verifier hash does
+	// not change (a touch), which writes no event.
+	sqlUpdateSame = sqlUpdate + ` AND verifier_hash = ?`
+	// Locks the row Update is about to renew, and reads what its event
+	// needs.
+	sqlLockVersion = `SELECT subject, verifier_hash FROM latch_sessions WHERE id = ? AND version = ? AND revoked_at = 0 FOR UPDATE`
+	sqlSubject     = `SELECT subject FROM latch_sessions WHERE id = ?`
+	sqlExists      = `SELECT 1 FROM latch_sessions WHERE id = ?`
+	sqlRotate      = `UPDATE latch_sessions SET version = version + 1,
 		refresh_key = ?, refresh_current = ?, refresh_previous = ?,
 		refresh_rotated_at = ?, refresh_generation = ?,
 		last_seen_at = ?, idle_expires_at = ?, deadline = LEAST(?, expires_at)
@@ -63,6 +71,7 @@ var (
 // statements are the prepared forms of the hot statements.
 type statements struct {
 	get, insert, lock, live, liveIDs, revokeLive, update, exists, rotate, revoke *sql.Stmt
+	updateSame, lockVersion, subject, eventSeq, eventInsert                      *sql.Stmt
 }
 
 func prepare(ctx context.Context, db *sql.DB) (statements, error) {
@@ -71,7 +80,9 @@ func prepare(ctx context.Context, db *sql.DB) (statements, error) {
 		dst **sql.Stmt
 		sql string
 	}{{&st.get, sqlGet}, {&st.insert, sqlInsert}, {&st.lock, sqlLockSubject}, {&st.live, sqlLive}, {&st.liveIDs, sqlLiveIDs},
-		{&st.revokeLive, sqlRevokeLive}, {&st.update, sqlUpdate}, {&st.exists, sqlExists}, {&st.rotate, sqlRotate}, {&st.revoke, sqlRevoke}} {
+		{&st.revokeLive, sqlRevokeLive}, {&st.update, sqlUpdate}, {&st.exists, sqlExists}, {&st.rotate, sqlRotate}, {&st.revoke, sqlRevoke},
+		{&st.updateSame, sqlUpdateSame}, {&st.lockVersion, sqlLockVersion}, {&st.subject, sqlSubject},
+		{&st.eventSeq, sqlEventSeq}, {&st.eventInsert, sqlEventInsert}} {
 		stmt, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
 			st.close()
@@ -83,7 +94,8 @@ func prepare(ctx context.Context, db *sql.DB) (statements, error) {
 }
 
 func (st statements) close() {
-	for _, s := range []*sql.Stmt{st.get, st.insert, st.lock, st.live, st.liveIDs, st.revokeLive, st.update, st.exists, st.rotate, st.revoke} {
+	for _, s := range []*sql.Stmt{st.get, st.insert, st.lock, st.live, st.liveIDs, st.revokeLive, st.update, st.exists, st.rotate, st.revoke,
+		st.updateSame, st.lockVersion, st.subject, st.eventSeq, st.eventInsert} {
 		if s != nil {
 			s.Close()
 		}
@@ -171,7 +183,14 @@ func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store
 		}
 		var err error
 		evicted, err = s.revokeLive(ctx, tx, rec.Subject, rec.ID, keep, store.ReasonEvicted, rec.CreatedAt)
-		return err
+		if err != nil {
+			return err
+		}
+		var evs []store.Event
+		for _, id := range evicted {
+			evs = append(evs, store.RevokeEvents(id, rec.Subject, store.ReasonEvicted, rec.CreatedAt)...)
+		}
+		return s.appendEvents(ctx, tx, evs)
 	})
 	if err != nil {
 		return nil, s.err(ctx, "create", err)
@@ -225,8 +244,11 @@ func collectIDs(rows *sql.Rows) ([]store.ID, error) {
 }
 
 // Update implements [store.Store]: a compare-and-swap on the version
-// column in one statement; only a refused swap costs a second read, to
-// tell "not found" from "conflict".
+// column. A touch (the verifier hash unchanged) is one statement. A renewal
+// (a new verifier hash) is a transaction that locks the row at the expected
+// version, updates it and appends session.renewed, so the event commits
+// exactly with the change. Only a refused swap costs a read to tell "not
+// found" from "conflict".
 func (s *Store) Update(ctx context.Context, rec *store.Record) error {
 	if err := store.Validate(rec); err != nil {
 		return s.errs.Wrap(ctx, "update", err)
@@ -236,13 +258,36 @@ func (s *Store) Update(ctx context.Context, rec *store.Record) error {
 	args := append(sqlstore.Args(rec), rec.ID[:], int64(rec.Version))
 	var n int64
 	err := s.retry(ctx, func() error {
-		res, err := s.stmts.update.ExecContext(ctx, args...)
+		res, err := s.stmts.updateSame.ExecContext(ctx, append(args, rec.VerifierHash[:])...)
 		if err != nil {
 			return err
 		}
 		n, err = res.RowsAffected()
 		return err
 	})
+	if err == nil && n == 0 {
+		// A renewal, or a refused swap: the transaction tells them apart
+		// under the row's lock.
+		err = s.tx(ctx, func(tx *sql.Tx) error {
+			n = 0
+			var subject, hash []byte
+			err := tx.StmtContext(ctx, s.stmts.lockVersion).QueryRowContext(ctx, rec.ID[:], int64(rec.Version)).Scan(&subject, &hash)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			res, err := tx.StmtContext(ctx, s.stmts.update).ExecContext(ctx, args...)
+			if err != nil {
+				return err
+			}
+			if n, err = res.RowsAffected(); err != nil || n != 1 || bytes.Equal(hash, rec.VerifierHash[:]) {
+				return err
+			}
+			return s.appendEvents(ctx, tx, []store.Event{{Type: store.EventSessionRenewed, SessionID: rec.ID, Subject: string(subject), At: rec.LastSeenAt}})
+		})
+	}
 	if err != nil {
 		return s.err(ctx, "update", err)
 	}
@@ -303,7 +348,8 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Rec
 	return rec, nil
 }
 
-// Revoke implements [store.Store]: one statement; only a revoke that
+// Revoke implements [store.Store]: a transaction revokes the row if it is
+// live and appends its events (store.RevokeEvents); only a revoke that
 // changed nothing costs a second read, to tell a revoked record (success)
 // from none (ErrNotFound).
 func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.Time) error {
@@ -313,13 +359,19 @@ func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var n int64
-	err := s.retry(ctx, func() error {
-		res, err := s.stmts.revoke.ExecContext(ctx, sqlstore.RevokeTime(at), []byte(reason), id[:])
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, s.stmts.revoke).ExecContext(ctx, sqlstore.RevokeTime(at), []byte(reason), id[:])
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil || n != 1 {
+			return err
+		}
+		var subject []byte
+		if err := tx.StmtContext(ctx, s.stmts.subject).QueryRowContext(ctx, id[:]).Scan(&subject); err != nil {
+			return err
+		}
+		return s.appendEvents(ctx, tx, store.RevokeEvents(id, string(subject), reason, at))
 	})
 	if err != nil {
 		return s.err(ctx, "revoke", err)
@@ -351,8 +403,10 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.
 			return err
 		}
 		var err error
-		ids, err = s.revokeLive(ctx, tx, subject, except, 0, reason, at)
-		return err
+		if ids, err = s.revokeLive(ctx, tx, subject, except, 0, reason, at); err != nil {
+			return err
+		}
+		return s.appendEvents(ctx, tx, []store.Event{{Type: store.EventSubjectRevoked, Subject: subject, Except: except, Reason: reason, At: at}})
 	})
 	if err != nil {
 		return nil, s.err(ctx, "revoke subject", err)
@@ -390,6 +444,9 @@ func (s *Store) List(ctx context.Context, subject string, now time.Time) ([]*sto
 // gets the per-call deadline; ctx bounds the whole sweep. On error it
 // returns how many it deleted so far.
 func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
+	if err := s.trimEvents(ctx, now); err != nil {
+		return 0, err
+	}
 	total := 0
 	cutoff := store.UnixNano(now)
 	if err := s.sweepReplay(ctx, cutoff); err != nil {

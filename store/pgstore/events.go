@@ -49,19 +49,11 @@ func (s *Store) Publish(ctx context.Context, e store.Event) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	_, err := s.pool.Exec(ctx, `INSERT INTO `+s.eventsTable()+` (at, type, session_id, subject, except_id, reason, kid)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		sqlstore.RevokeTime(e.At), e.Type, idBytes(e.SessionID), []byte(e.Subject), idBytes(e.Except), []byte(e.Reason), e.KeyID)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, sqlstore.EventArgs(e)...)
 	if err != nil {
 		return s.err(ctx, "publish event", err)
 	}
 	return nil
-}
-
-func idBytes(id store.ID) []byte {
-	if id.IsZero() {
-		return []byte{}
-	}
-	return id[:]
 }
 
 // Subscribe delivers the events committed at or after since, then new ones;
@@ -82,7 +74,7 @@ func (s *Store) Subscribe(ctx context.Context, since time.Time, sink store.Event
 	if err := pc.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM `+s.eventsTable()+` WHERE at < $1`, store.UnixNano(since)).Scan(&last); err != nil {
 		return s.subscribeErr(ctx, err)
 	}
-	read := `SELECT seq, at, type, session_id, subject, except_id, reason, kid FROM ` + s.eventsTable() +
+	read := `SELECT ` + sqlstore.EventColumns + ` FROM ` + s.eventsTable() +
 		` WHERE seq > $1 ORDER BY seq LIMIT ` + strconv.Itoa(eventBatch)
 	for {
 		proof := time.Now()
@@ -138,27 +130,14 @@ func readEvents(ctx context.Context, c *pgx.Conn, sql string, last *int64) ([]st
 	defer rows.Close()
 	var evs []store.Event
 	for rows.Next() {
-		var (
-			seq, at             int64
-			typ, kid            string
-			sid, subj, exc, rsn []byte
-		)
-		if err := rows.Scan(&seq, &at, &typ, &sid, &subj, &exc, &rsn, &kid); err != nil {
+		var r sqlstore.EventRow
+		if err := rows.Scan(r.Dest()...); err != nil {
 			return nil, err
 		}
-		*last = seq
-		e := store.Event{ID: strconv.FormatInt(seq, 10), Type: typ, Subject: string(subj), Reason: string(rsn), KeyID: kid, At: time.Unix(0, at).UTC()}
-		if len(sid) > 0 {
-			if e.SessionID, err = sqlstore.ID(sid); err != nil {
-				continue // not latch's row; it cannot revoke anything
-			}
+		*last = r.Seq
+		if e, ok := r.Event(); ok {
+			evs = append(evs, e)
 		}
-		if len(exc) > 0 {
-			if e.Except, err = sqlstore.ID(exc); err != nil {
-				continue
-			}
-		}
-		evs = append(evs, e)
 	}
 	return evs, rows.Err()
 }
