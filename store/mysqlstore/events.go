@@ -11,7 +11,7 @@ import (
 )
 
 // The event log ([store.EventLog]) on MySQL/MariaDB: the table latch_events
-// (0003_events.sql), written in the same transaction as the revocation or
+// (0004_events.sql), written in the same transaction as the revocation or
 // renewal it reports (ops.go), so an event exists exactly when its change
 // committed. Its seq orders events by commit (see the migration).
 //

@@ -1,4 +1,4 @@
--- 0003_events: the event log (store.EventLog): revocations and renewals,
+-- 0004_events: the event log (store.EventLog): revocations and renewals,
 -- written in the same transaction as the change they report and kept for
 -- replay; subscribers poll it (MySQL has no LISTEN/NOTIFY).
 --
