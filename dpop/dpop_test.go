@@ -304,9 +304,9 @@ func TestChallenge(t *testing.T) {
 func TestNormalizeURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"https://Latch.Example:443/v1/refresh?x#y": "https://latch.example/v1/refresh",
-		"HTTP://h:80":                                "http://h/",
-		"http://h:8080/a/%7e/b/../c":                 "http://h:8080/a/~/c",
-		"https://[::1]:8443/x":                       "https://[::1]:8443/x",
+		"HTTP://h:80":                "http://h/",
+		"http://h:8080/a/%7e/b/../c": "http://h:8080/a/~/c",
+		"https://[::1]:8443/x":       "https://[::1]:8443/x",
 	} {
 		if got, err := dpop.NormalizeURL(in); err != nil || got != want {
 			t.Errorf("NormalizeURL(%q) = %q, %v; want %q", in, got, err, want)
