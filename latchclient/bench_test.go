@@ -12,9 +12,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/latch-sessions/latch/internal/testmysql"
 	"github.com/latch-sessions/latch/internal/testredis"
 	"github.com/latch-sessions/latch/latchclient"
 	"github.com/latch-sessions/latch/store"
+	"github.com/latch-sessions/latch/store/mysqlstore"
 	"github.com/latch-sessions/latch/store/pgstore"
 )
 
@@ -129,6 +131,10 @@ func BenchmarkEventLatency(b *testing.B) {
 	})
 	b.Run("postgres", func(b *testing.B) {
 		open := pgOpener(b)
+		eventLatency(b, serve(b, open()), serve(b, open()))
+	})
+	b.Run("mariadb", func(b *testing.B) {
+		open := mysqlOpener(b)
 		eventLatency(b, serve(b, open()), serve(b, open()))
 	})
 }
@@ -253,6 +259,20 @@ func pgOpener(b testing.TB) func() store.Store {
 	})
 	return func() store.Store {
 		st, err := pgstore.Open(ctx, dsn, pgstore.Options{Schema: schema})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { st.Close() })
+		return st
+	}
+}
+
+// mysqlOpener returns a function that opens stores on one fresh MariaDB/MySQL
+// database, as replicas sharing it would.
+func mysqlOpener(b testing.TB) func() store.Store {
+	dsn := testmysql.Database(b)
+	return func() store.Store {
+		st, err := mysqlstore.Open(ctx, dsn, mysqlstore.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

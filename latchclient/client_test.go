@@ -166,6 +166,11 @@ func TestCachedRevocationPostgres(t *testing.T) {
 	testRevocationReachesCache(t, serve(t, open()), serve(t, open()))
 }
 
+func TestCachedRevocationMySQL(t *testing.T) {
+	open := mysqlOpener(t)
+	testRevocationReachesCache(t, serve(t, open()), serve(t, open()))
+}
+
 // TestCacheDistrustedWhileRedisIsDown kills the Redis of a replica whose
 // client holds a cached session: the client must stop answering from its
 // cache (Verify goes online and fails closed), and cache again once Redis

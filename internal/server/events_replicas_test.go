@@ -18,7 +18,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/latch-sessions/latch/internal/testmysql"
 	"github.com/latch-sessions/latch/internal/testredis"
+	"github.com/latch-sessions/latch/store"
+	"github.com/latch-sessions/latch/store/mysqlstore"
 	"github.com/latch-sessions/latch/store/pgstore"
 )
 
@@ -131,10 +134,30 @@ func pgReplicas(t *testing.T) (a, b *httptest.Server) {
 			conn.Close(context.Background())
 		}
 	})
+	return storeReplicas(t, func() (closingStore, error) {
+		return pgstore.Open(context.Background(), dsn, pgstore.Options{Schema: schema})
+	})
+}
+
+// mysqlReplicas starts two replicas on one MariaDB/MySQL database.
+func mysqlReplicas(t *testing.T) (a, b *httptest.Server) {
+	dsn := testmysql.Database(t)
+	return storeReplicas(t, func() (closingStore, error) {
+		return mysqlstore.Open(context.Background(), dsn, mysqlstore.Options{})
+	})
+}
+
+type closingStore interface {
+	store.Store
+	Close() error
+}
+
+// storeReplicas starts two replicas, each on a store of its own from open.
+func storeReplicas(t *testing.T, open func() (closingStore, error)) (a, b *httptest.Server) {
 	kek := bytes.Repeat([]byte{9}, 32)
 	var out [2]*httptest.Server
 	for i := range out {
-		st, err := pgstore.Open(context.Background(), dsn, pgstore.Options{Schema: schema})
+		st, err := open()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -154,6 +177,8 @@ func pgReplicas(t *testing.T) (a, b *httptest.Server) {
 }
 
 func TestEventReplicasPostgres(t *testing.T) { testEventReplicas(t, pgReplicas) }
+
+func TestEventReplicasMySQL(t *testing.T) { testEventReplicas(t, mysqlReplicas) }
 
 // TestEventStreamSilentWhileStoreDown: a replica whose Redis dies stops its
 // streams' heartbeats (so its clients' caches stop trusting themselves), and
