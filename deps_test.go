@@ -23,6 +23,7 @@ func TestImportRules(t *testing.T) {
 		mod + "/internal/token":          {mod, "net/http"},
 		mod + "/accesstoken":             append([]string{mod, "net/http", mod + "/latchhttp"}, stores...),
 		mod + "/latchhttp":               stores,
+		mod + "/dpop":                    append([]string{mod, "net/http", mod + "/latchhttp"}, stores...),
 	}
 	for _, s := range stores {
 		var others []string

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/latch-sessions/latch/accesstoken"
+	"github.com/latch-sessions/latch/dpop"
 	"github.com/latch-sessions/latch/internal/token"
 	"github.com/latch-sessions/latch/store"
 )
@@ -41,6 +42,12 @@ type NewSession struct {
 	// CheckAuthContext for their bounds. Access tokens carry them.
 	ACR string
 	AMR []string
+	// JKT, if set, binds the session to a DPoP key (RFC 9449): the RFC
+	// 7638 SHA-256 thumbprint, base64url, of a key whose proof the caller
+	// has verified (package dpop). Its access tokens then carry cnf.jkt,
+	// and refreshing it needs a proof by that key ([Manager.RefreshProof]).
+	// The binding lasts the session's life; renewal keeps it.
+	JKT string
 	// Replace is the session token the client carried before this login,
 	// if any. It is revoked (fixation defence) if it is valid.
 	Replace string
@@ -79,6 +86,12 @@ func (m *Manager) Create(ctx context.Context, p NewSession) (*Issued, error) {
 	if err := CheckAuthContext(p.ACR, p.AMR); err != nil {
 		return nil, err
 	}
+	var jkt [32]byte
+	if p.JKT != "" {
+		if jkt, err = dpop.Thumbprint(p.JKT); err != nil {
+			return nil, badInput("dpop_jkt", "must be a base64url SHA-256 thumbprint (RFC 7638)")
+		}
+	}
 	now := m.cfg.Now().UTC()
 	authTime := now
 	if !p.AuthTime.IsZero() {
@@ -102,6 +115,7 @@ func (m *Manager) Create(ctx context.Context, p NewSession) (*Issued, error) {
 		AuthTime:      authTime,
 		ACR:           p.ACR,
 		AMR:           slices.Clone(p.AMR),
+		JKT:           jkt,
 		LastSeenAt:    now,
 		IdleExpiresAt: now.Add(m.cfg.IdleTimeout),
 		ExpiresAt:     now.Add(m.cfg.AbsoluteTimeout),
@@ -189,6 +203,9 @@ func (m *Manager) accessToken(ctx context.Context, rec *store.Record, iat time.T
 		ACR:       rec.ACR,
 		AMR:       rec.AMR,
 		Extra:     rec.Claims,
+	}
+	if rec.JKT != ([32]byte{}) {
+		c.JKT = dpop.EncodeThumbprint(rec.JKT)
 	}
 	// An access token never outlives its session.
 	if d := rec.ExpiresAt; c.ExpiresAt.After(d) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/latch-sessions/latch/dpop"
 	"github.com/latch-sessions/latch/internal/token"
 	"github.com/latch-sessions/latch/store"
 )
@@ -38,6 +39,20 @@ type Refreshed struct {
 // family (forged, or from before a renewal) is ErrInvalidToken and changes
 // nothing.
 func (m *Manager) Refresh(ctx context.Context, refreshToken string) (*Refreshed, error) {
+	return m.RefreshProof(ctx, refreshToken, nil)
+}
+
+// ProofCheck checks a DPoP proof for a refresh of a session bound to the
+// key with thumbprint jkt (see package dpop); it is called at most once,
+// and only after the refresh token was found valid.
+type ProofCheck func(ctx context.Context, jkt string) error
+
+// RefreshProof is Refresh for sessions that may be DPoP-bound (RFC 9449):
+// a bound session's refresh token is rotated only if prove accepts a proof
+// by its key. Without prove (nil), a bound session is refused with a
+// [*dpop.Error]; a refused proof changes nothing. Unbound sessions ignore
+// prove.
+func (m *Manager) RefreshProof(ctx context.Context, refreshToken string, prove ProofCheck) (*Refreshed, error) {
 	id, secret, err := token.Parse(token.Refresh, refreshToken)
 	if err != nil {
 		m.Emit(ctx, Event{Type: EventValidationFailed, Reason: FailMalformed})
@@ -48,13 +63,20 @@ func (m *Manager) Refresh(ctx context.Context, refreshToken string) (*Refreshed,
 		return nil, err
 	}
 	h := token.Hash(token.Refresh, secret)
+	proved := false
 	for attempt := 0; ; attempt++ {
 		now := m.cfg.Now()
 		if err := m.checkLive(ctx, rec, now); err != nil {
 			return nil, err
 		}
+		current := token.Equal(h, rec.Refresh.Current)
+		if current || token.Equal(h, rec.Refresh.Previous) && now.Sub(rec.Refresh.RotatedAt) <= m.cfg.RefreshGrace {
+			if err := m.checkProof(ctx, rec, prove, &proved); err != nil {
+				return nil, err
+			}
+		}
 		switch {
-		case token.Equal(h, rec.Refresh.Current):
+		case current:
 			next := token.NextRefresh(&rec.Refresh.Key, secret)
 			now = now.UTC()
 			rot := store.Rotation{
@@ -96,6 +118,27 @@ func (m *Manager) Refresh(ctx context.Context, refreshToken string) (*Refreshed,
 			return nil, ErrInvalidToken
 		}
 	}
+}
+
+// checkProof runs prove for a DPoP-bound rec, once per refresh (a retry
+// after a lost race does not need a second proof, whose jti would be a
+// replay).
+func (m *Manager) checkProof(ctx context.Context, rec *store.Record, prove ProofCheck, proved *bool) error {
+	if rec.JKT == ([32]byte{}) || *proved {
+		return nil
+	}
+	if prove == nil {
+		m.emitFor(ctx, EventValidationFailed, rec, FailDPoP)
+		return dpop.ErrProofRequired
+	}
+	if err := prove(ctx, dpop.EncodeThumbprint(rec.JKT)); err != nil {
+		if errors.Is(err, dpop.ErrInvalidProof) {
+			m.emitFor(ctx, EventValidationFailed, rec, FailDPoP)
+		}
+		return err
+	}
+	*proved = true
+	return nil
 }
 
 // refreshed builds the answer for the rotation recorded in rec, whose live

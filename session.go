@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/latch-sessions/latch/dpop"
 	"github.com/latch-sessions/latch/store"
 )
 
@@ -38,6 +39,15 @@ func (s *Session) ACR() string { return s.rec.ACR }
 // AMR lists the authentication methods used at AuthTime (RFC 8176, e.g.
 // "pwd", "otp"), or nil. The returned slice is shared: do not modify it.
 func (s *Session) AMR() []string { return s.rec.AMR }
+
+// JKT is the RFC 7638 thumbprint (base64url) of the DPoP key the session
+// is bound to, or "" for an unbound session.
+func (s *Session) JKT() string {
+	if s.rec.JKT == ([32]byte{}) {
+		return ""
+	}
+	return dpop.EncodeThumbprint(s.rec.JKT)
+}
 
 // LastSeenAt is the last recorded activity, accurate to the touch interval.
 func (s *Session) LastSeenAt() time.Time { return s.rec.LastSeenAt }

@@ -22,10 +22,17 @@ type Claims struct {
 	AuthTime time.Time // auth_time
 	ACR      string    // acr
 	AMR      []string  // amr
+	// JKT is the RFC 7638 thumbprint (base64url) of the DPoP key the token
+	// is bound to (RFC 9449 §6.1), serialized as cnf.jkt; "" for an
+	// unbound token. A verifier reads a cnf with any other member as a
+	// malformed token, never as an unbound one. A bound token is useless
+	// without a DPoP proof by that key; checking the proof is the caller's
+	// (package dpop).
+	JKT string
 	// Extra is a JSON object of additional claims, or nil. When issuing,
 	// it must pass CheckExtraClaims. When verifying, it holds every member
 	// of the token's claims other than iss sub aud exp nbf iat jti sid
-	// auth_time acr amr, in
+	// auth_time acr amr cnf, in
 	// token order (nil if there are none); tokens from other issuers may
 	// therefore carry reserved names here.
 	Extra []byte
@@ -213,6 +220,12 @@ func appendClaims(dst []byte, c *Claims) ([]byte, error) {
 			all = all && ok
 		}
 		dst = append(dst, ']')
+	}
+	if c.JKT != "" {
+		dst = append(dst, `,"cnf":{"jkt":`...)
+		dst, ok = appendString(dst, c.JKT)
+		all = all && ok
+		dst = append(dst, '}')
 	}
 	if !all {
 		return dst, wrap(ErrBadClaims, "a string claim is not valid UTF-8")

@@ -91,6 +91,7 @@ var (
 	errClaimType  = wrap(ErrMalformed, "claim has the wrong JSON type")
 	errNumDate    = wrap(ErrMalformed, "invalid NumericDate")
 	errTooMany    = wrap(ErrMalformed, "too many claims")
+	errCnf        = wrap(ErrMalformed, "cnf must be exactly {\"jkt\": thumbprint}")
 	errSigLen     = wrap(ErrSignature, "wrong signature length")
 	errNoAlg      = wrap(ErrAlgorithm, "alg missing")
 	errAlgNone    = wrap(ErrAlgorithm, "alg none is never accepted")

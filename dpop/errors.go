@@ -47,6 +47,7 @@ const (
 	ReasonKey           Reason = "key_mismatch"    // signed by a key other than the bound one
 	ReasonBearer        Reason = "bound_as_bearer" // a DPoP-bound token sent with the Bearer scheme
 	ReasonNonce         Reason = "nonce"           // nonce missing or not current (ErrUseNonce)
+	ReasonMissingProof  Reason = "proof_missing"   // a bound session or token used without a proof
 )
 
 var descriptions = map[Reason]string{
@@ -72,6 +73,7 @@ var descriptions = map[Reason]string{
 	ReasonKey:           "the DPoP proof is not signed by the key the token is bound to",
 	ReasonBearer:        "the token is DPoP-bound and must be sent with the DPoP scheme and a proof",
 	ReasonNonce:         "the DPoP proof must carry the server's current nonce",
+	ReasonMissingProof:  "a DPoP proof is required: the session is bound to a DPoP key",
 }
 
 // Error is a refused proof (or a refused use of a bound token). It matches
@@ -116,6 +118,14 @@ var refusals = func() map[Reason]*Error {
 }()
 
 func refuse(r Reason) error { return refusals[r] }
+
+// ErrProofRequired is the refusal of a DPoP-bound session or token used
+// without any proof (ReasonMissingProof).
+var ErrProofRequired error = refusals[ReasonMissingProof]
+
+// ErrMalformedProof is the refusal of a proof that is not well-formed
+// (ReasonMalformed), e.g. a request with more than one DPoP header.
+var ErrMalformedProof error = refusals[ReasonMalformed]
 
 // Algorithms lists the proof algorithms the verifier accepts, for the
 // algs parameter of a challenge and dpop_signing_alg_values_supported.

@@ -13,6 +13,7 @@ import (
 	"github.com/latch-sessions/latch"
 	"github.com/latch-sessions/latch/accesstoken"
 	"github.com/latch-sessions/latch/api"
+	"github.com/latch-sessions/latch/dpop"
 	"github.com/latch-sessions/latch/store"
 )
 
@@ -41,9 +42,22 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 		AuthTime            *time.Time      `json:"auth_time"`
 		ACR                 string          `json:"acr"`
 		AMR                 []string        `json:"amr"`
+		DPoP                *dpopRelay      `json:"dpop"`
+		DPoPJKT             string          `json:"dpop_jkt"`
 	}
 	if err := readJSON(w, r, &req, false); err != nil {
 		return err
+	}
+	jkt := req.DPoPJKT
+	if req.DPoP != nil {
+		if jkt != "" {
+			return badRequest("send at most one of dpop and dpop_jkt")
+		}
+		p, err := s.checkRelayed(r.Context(), req.DPoP, "", "")
+		if err != nil {
+			return err
+		}
+		jkt = p.JKT
 	}
 	ns := latch.NewSession{
 		Subject: req.Subject,
@@ -53,6 +67,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 		Replace: req.ReplaceSessionToken,
 		ACR:     req.ACR,
 		AMR:     req.AMR,
+		JKT:     jkt,
 	}
 	if req.AuthTime != nil {
 		ns.AuthTime = *req.AuthTime
@@ -77,6 +92,8 @@ func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
 		// Step-up (RFC 9470): what the caller's action demands.
 		MaxAge    *int64   `json:"max_age"`
 		ACRValues []string `json:"acr_values"`
+		// The proof that must accompany a DPoP-bound access token.
+		DPoP *dpopRelay `json:"dpop"`
 	}
 	if err := readJSON(w, r, &req, false); err != nil {
 		return err
@@ -103,6 +120,15 @@ func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
 	default:
 		var c accesstoken.Claims
 		sess, c, err = s.verifyAccess(r.Context(), req.AccessToken, client, need)
+		if err == nil && c.JKT != "" {
+			// Checked after the token, so the proof's jti is spent only
+			// on a token that is otherwise good.
+			if req.DPoP == nil {
+				err = dpop.ErrProofRequired
+			} else {
+				_, err = s.checkRelayed(r.Context(), req.DPoP, req.AccessToken, c.JKT)
+			}
+		}
 		s.metrics.validations.WithLabelValues("access", result(err)).Inc()
 		until = c.ExpiresAt
 	}
@@ -391,7 +417,8 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) error {
 // POST /v1/refresh
 func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
-		RefreshToken string `json:"refresh_token"`
+		RefreshToken string     `json:"refresh_token"`
+		DPoP         *dpopRelay `json:"dpop"`
 	}
 	if err := readJSON(w, r, &req, false); err != nil {
 		return err
@@ -399,7 +426,27 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 	if req.RefreshToken == "" {
 		return badRequest("refresh_token is required")
 	}
-	rf, err := s.mgr.Refresh(r.Context(), req.RefreshToken)
+	hdr := r.Header.Values("DPoP")
+	if len(hdr) > 0 && req.DPoP != nil {
+		return badRequest("send the DPoP proof either as the DPoP header or in the body, not both")
+	}
+	var prove latch.ProofCheck
+	switch {
+	case req.DPoP != nil:
+		prove = func(ctx context.Context, jkt string) error {
+			_, err := s.checkRelayed(ctx, req.DPoP, "", jkt)
+			return err
+		}
+	case len(hdr) > 0:
+		prove = func(ctx context.Context, jkt string) error {
+			if len(hdr) != 1 { // RFC 9449 §4.3: exactly one DPoP header
+				return dpop.ErrMalformedProof
+			}
+			_, err := s.checkProof(ctx, hdr[0], dpop.Use{Method: http.MethodPost, URL: s.publicURL(r) + "/v1/refresh", JKT: jkt})
+			return err
+		}
+	}
+	rf, err := s.mgr.RefreshProof(r.Context(), req.RefreshToken, prove)
 	s.metrics.refreshes.WithLabelValues(result(err)).Inc()
 	if err != nil {
 		return err
@@ -407,7 +454,7 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, refreshResponse{
 		AccessToken:  rf.AccessToken.Reveal(),
 		RefreshToken: rf.RefreshToken.Reveal(),
-		TokenType:    "Bearer",
+		TokenType:    tokenType(rf.Session),
 		ExpiresIn:    expiresIn(rf.AccessExpiresAt, s.now()),
 	})
 	return nil

@@ -7,6 +7,7 @@ import (
 
 	"github.com/latch-sessions/latch"
 	"github.com/latch-sessions/latch/accesstoken"
+	"github.com/latch-sessions/latch/dpop"
 )
 
 // Stable problem codes: part of the HTTP contract. Clients branch on them.
@@ -102,7 +103,10 @@ func problemFor(err error) Problem {
 	status, code, detail := http.StatusInternalServerError, CodeInternal, "unexpected error"
 	var ae *apiError
 	var ie *latch.InputError
+	var de *dpop.Error
 	switch {
+	case errors.As(err, &de):
+		status, code, detail = http.StatusUnauthorized, de.Code(), de.Description()
 	case errors.As(err, &ae):
 		status, code, detail = ae.status, ae.code, ae.detail
 	case errors.As(err, &ie):

@@ -163,6 +163,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if ie := (*latch.InsufficientAuthError)(nil); errors.As(err, &ie) {
 		w.Header().Set("WWW-Authenticate", ie.Need.Challenge())
 	}
+	dpopChallenge(w, err)
 	switch p.Code {
 	case CodeInternal:
 		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed", slog.String("route", r.Pattern), slog.String("err", err.Error()))

@@ -43,6 +43,7 @@ import (
 
 	"github.com/latch-sessions/latch"
 	"github.com/latch-sessions/latch/accesstoken"
+	"github.com/latch-sessions/latch/dpop"
 	"github.com/latch-sessions/latch/internal/ratelimit"
 	"github.com/latch-sessions/latch/store"
 )
@@ -78,6 +79,11 @@ type Options struct {
 	// valid across restarts and address changes. Stores that cannot keep
 	// the keyring record nothing: the issuer is DefaultIssuer each start.
 	DefaultIssuer string
+	// PublicURL is latch's own URL as its clients reach it (through any
+	// proxy), e.g. https://latch.example: the base of the htu of DPoP
+	// proofs sent to latch directly. Default: the issuer if it is an
+	// http(s) URL, else the scheme and Host of each request.
+	PublicURL string
 	// Audience is the aud of access tokens (default "latch").
 	Audience string
 	// SigningAlgorithm is the algorithm of new signing keys: EdDSA
@@ -156,6 +162,7 @@ type Server struct {
 	mgr      *latch.Manager
 	keys     *accesstoken.Keyring
 	verifier *accesstoken.Verifier
+	dpop     *dpop.Verifier // nil: the store keeps no replay cache
 	keyHash  [sha256.Size]byte
 	cop      *http.CrossOriginProtection
 	cookie   string
@@ -248,6 +255,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		Keys: s.keys, Issuer: opts.Issuer, Audience: opts.Audience, Now: s.now,
 	}); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
+	}
+	if rc, ok := opts.Store.(store.ReplayCache); ok {
+		s.dpop = &dpop.Verifier{Replay: rc, Now: s.now}
 	}
 	events, _ := opts.Store.(store.EventLog)
 	obs := []latch.Observer{s.metrics, latch.SlogObserver(s.log)}

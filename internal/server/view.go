@@ -86,13 +86,22 @@ func expiresIn(exp, now time.Time) int64 {
 	return d
 }
 
+// tokenType is "DPoP" for a session bound to a DPoP key (RFC 9449 §5),
+// whose access tokens are useless without a proof, else "Bearer".
+func tokenType(sess *latch.Session) string {
+	if sess.JKT() != "" {
+		return "DPoP"
+	}
+	return "Bearer"
+}
+
 func issuedOf(is *latch.Issued, now time.Time) *issuedResponse {
 	return &issuedResponse{
 		Session:      viewOf(is.Session),
 		SessionToken: is.SessionToken.Reveal(),
 		RefreshToken: is.RefreshToken.Reveal(),
 		AccessToken:  is.AccessToken.Reveal(),
-		TokenType:    "Bearer",
+		TokenType:    tokenType(is.Session),
 		ExpiresIn:    expiresIn(is.AccessExpiresAt, now),
 	}
 }

@@ -1,0 +1,73 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/latch-sessions/latch/dpop"
+)
+
+// dpopRelay is a DPoP proof an app backend received and relays, with the
+// method and URL of the request it came with (RFC 9449 §4).
+type dpopRelay struct {
+	Proof string `json:"proof"`
+	HTM   string `json:"htm"`
+	HTU   string `json:"htu"`
+}
+
+// errNoReplayCache: DPoP needs a replay cache every replica shares.
+var errNoReplayCache = errorf(http.StatusBadRequest, CodeBadRequest, "this server's store keeps no DPoP replay cache; DPoP is not available")
+
+// checkRelayed checks a relayed proof for its method and URL; ath binds
+// it to accessToken if set, and jkt to a key if set.
+func (s *Server) checkRelayed(ctx context.Context, d *dpopRelay, accessToken, jkt string) (dpop.Proof, error) {
+	if d.Proof == "" || d.HTM == "" || d.HTU == "" {
+		return dpop.Proof{}, badRequest("dpop needs proof, htm and htu")
+	}
+	if _, err := dpop.NormalizeURL(d.HTU); err != nil {
+		return dpop.Proof{}, badRequest("dpop.htu must be an absolute http(s) URL")
+	}
+	return s.checkProof(ctx, d.Proof, dpop.Use{Method: d.HTM, URL: d.HTU, AccessToken: accessToken, JKT: jkt})
+}
+
+func (s *Server) checkProof(ctx context.Context, proof string, use dpop.Use) (dpop.Proof, error) {
+	if s.dpop == nil {
+		return dpop.Proof{}, errNoReplayCache
+	}
+	return s.dpop.Verify(ctx, proof, use)
+}
+
+// publicURL is latch's own origin as its clients see it, the base of the
+// htu a client signs when it calls latch directly: Options.PublicURL, else
+// the issuer when it is an http(s) URL (the stable issuer names the first
+// address, shared by every replica), else the scheme and Host of the
+// request.
+func (s *Server) publicURL(r *http.Request) string {
+	for _, u := range []string{s.opts.PublicURL, s.opts.Issuer} {
+		if p, err := url.Parse(u); err == nil && (p.Scheme == "https" || p.Scheme == "http") && p.Host != "" {
+			return p.Scheme + "://" + p.Host + strings.TrimSuffix(p.Path, "/")
+		}
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// dpopChallenge sets the RFC 9449 §7.1 challenge (and the nonce to use,
+// §8) of a refused proof; it reports whether err was one.
+func dpopChallenge(w http.ResponseWriter, err error) bool {
+	e, ok := errors.AsType[*dpop.Error](err)
+	if !ok {
+		return false
+	}
+	w.Header().Set("WWW-Authenticate", dpop.Challenge(e))
+	if e.Nonce != "" {
+		w.Header().Set("DPoP-Nonce", e.Nonce)
+	}
+	return true
+}
