@@ -171,6 +171,19 @@ func (s *Server) Stop() {
 	}
 }
 
+// Kill ends the server with SIGKILL, as kill -9 does: no drain, no
+// deferred cleanup. It waits until the process is gone. Start a new Server
+// with the same Options (Addr, APIKey, Store) to restart it.
+func (s *Server) Kill() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	s.cmd.Process.Kill()
+	<-s.done
+}
+
 // FreeAddr returns a loopback address with a port that was free a moment
 // ago.
 func FreeAddr(t testing.TB) string {
