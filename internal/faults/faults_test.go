@@ -112,23 +112,17 @@ func redisURL(t *testing.T) (*testredis.Server, string) {
 const redisTolerance = 250 * time.Millisecond
 
 func TestRedisKillRestart(t *testing.T) {
-	skipShort(t)
-	rs, url := redisURL(t)
-	d := deploy(t, 2, url)
-	drive(t, d, 8, Options{Tolerance: redisTolerance}, &History{}, func(h *History) {
-		time.Sleep(phase())
-		for range rounds(1, 3) {
-			start := time.Now()
-			rs.Kill()
-			time.Sleep(phase())
-			rs.Restart()
-			h.Inject("redis kill -9", start, time.Now())
-			time.Sleep(phase())
-		}
-	})
+	redisFault(t, "redis kill -9", (*testredis.Server).Kill, (*testredis.Server).Restart)
 }
 
 func TestRedisStopCont(t *testing.T) {
+	redisFault(t, "redis SIGSTOP/SIGCONT", (*testredis.Server).Pause, (*testredis.Server).Resume)
+}
+
+// redisFault runs two replicas on a private Redis and, under load, breaks
+// it and brings it back after a phase, once in the short form and three
+// times in the long form.
+func redisFault(t *testing.T, name string, breakIt, fix func(*testredis.Server)) {
 	skipShort(t)
 	rs, url := redisURL(t)
 	d := deploy(t, 2, url)
@@ -136,10 +130,10 @@ func TestRedisStopCont(t *testing.T) {
 		time.Sleep(phase())
 		for range rounds(1, 3) {
 			start := time.Now()
-			rs.Pause()
+			breakIt(rs)
 			time.Sleep(phase())
-			rs.Resume()
-			h.Inject("redis SIGSTOP/SIGCONT", start, time.Now())
+			fix(rs)
+			h.Inject(name, start, time.Now())
 			time.Sleep(phase())
 		}
 	})
