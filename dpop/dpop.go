@@ -10,7 +10,7 @@
 // A proof is accepted only if every check of RFC 9449 §4.3 passes: a
 // compact JWS of strict JSON (no duplicate members), typ exactly
 // "dpop+jwt", an asymmetric alg (EdDSA, ES256 or RS256; never none or an
-// HMAC) that is the algorithm of the public key in its jwk header (a jwk
+// HMAC; Ed25519 as a name for EdDSA) that is the algorithm of the public key in its jwk header (a jwk
 // with any private member is refused), a signature by that key, htm equal
 // to the request method, htu equal to the request URL without query and
 // fragment (both compared after RFC 3986 syntax- and scheme-based
@@ -238,7 +238,9 @@ func parse(proof string) (Proof, *claims, error) {
 	case err != nil:
 		return Proof{}, nil, refuse(ReasonJWK)
 	}
-	if *alg != string(k.Algorithm()) {
+	// Ed25519 is the fully-specified name of EdDSA with Ed25519 (RFC 9864),
+	// which current clients (panva's dpop) send.
+	if *alg != string(k.Algorithm()) && (*alg != "Ed25519" || k.Algorithm() != accesstoken.EdDSA) {
 		return Proof{}, nil, refuse(ReasonAlg)
 	}
 	if err := k.VerifyDetached([]byte(proof[:len(h64)+1+len(p64)]), []byte(s64)); err != nil {
