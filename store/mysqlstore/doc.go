@@ -23,7 +23,8 @@
 // # Schema and migrations
 //
 // Tables live in the DSN's database, named latch_sessions,
-// latch_subject_locks, latch_keyring and latch_schema_migrations. The schema
+// latch_subject_locks, latch_keyring, latch_replay, latch_events,
+// latch_event_seq and latch_schema_migrations. The schema
 // is versioned by SQL files embedded in the binary (migrations/0001_init.sql,
 // …); [Open] applies pending ones under a named lock, so replicas starting
 // together migrate once; [Migrate] does the same for a deployment step run
@@ -43,9 +44,12 @@
 //
 //   - Get is one primary-key read through a prepared statement: the
 //     validation hot path is one round trip.
-//   - Update is a single compare-and-swap UPDATE on the version column;
-//     only a refused swap costs a second read, to tell "not found" from
-//     "conflict". Revoke is one UPDATE likewise.
+//   - Update is a single compare-and-swap UPDATE on the version column
+//     when the verifier hash stays (a touch); only a refused swap costs a
+//     second read, to tell "not found" from "conflict". A renewal (a new
+//     verifier hash) locks the row at the expected version, updates it and
+//     appends its event in one transaction. Revoke is one transaction: the
+//     UPDATE and, if it revoked a live row, its events.
 //   - RotateRefresh compares the stored refresh hash and rotates in one
 //     UPDATE inside a short transaction that then reads back the row it
 //     holds: the record it wrote, or the one that beat it.
@@ -56,6 +60,26 @@
 //     concurrent logins never leave more than the limit, and a revoke-all
 //     never misses a session created before it. Victims are revoked one
 //     row at a time, each re-checked live.
+//
+// # Events
+//
+// The store implements [store.EventLog], so GET /v1/events and cached
+// clients work on MySQL/MariaDB as on the other stores. Every revocation
+// (Revoke, eviction by Create, RevokeSubject) and renewal appends its events
+// to latch_events in the same transaction as the change (migration 4), so an
+// event exists exactly when its change committed. Events are numbered in
+// commit order: a transaction that writes events takes, as its last lock,
+// the one row of latch_event_seq (UPDATE … LAST_INSERT_ID(seq + n)), held
+// until it commits, so under READ COMMITTED a reader that has seen seq n
+// never finds a lower one later. Only event writers take that lock, and
+// they take it after every session row they lock and wait for nothing while
+// holding it, so it adds no lock cycle (the sweeper takes neither). MySQL
+// has no LISTEN/NOTIFY: a subscriber holds one pooled connection and polls
+// the rows after the last seq it delivered every 25 ms (half of
+// store.EventAliveInterval, so a slow answer does not break the Alive
+// promise), each poll's send time being its proof of life. Events are kept
+// for replay for five minutes and at least the last 10,000 (Sweep trims
+// the rest in batches of 1,000).
 //
 // # Deadlocks
 //
