@@ -237,3 +237,23 @@ func dump(t *testing.T, h *History, r *Report) {
 		t.Logf("  fault %s %v..%v", f.Name, f.Start.Sub(t0).Round(time.Millisecond), f.Back.Sub(t0).Round(time.Millisecond))
 	}
 }
+
+// TestRedisSentinelFailover runs two replicas on a Sentinel-monitored
+// master with one Redis replica, kills the master under load and waits
+// for the Sentinel to promote the replica: recovery counts from the
+// promotion.
+func TestRedisSentinelFailover(t *testing.T) {
+	skipShort(t)
+	master := testredis.StartServer(t)
+	replica := testredis.StartReplica(t, master)
+	sen := testredis.StartSentinel(t, master, replica)
+	d := deploy(t, 2, "redis-sentinel://"+sen.Addr()+"/"+testredis.SentinelMaster+"?timeout=500ms")
+	drive(t, d, 8, Options{Tolerance: redisTolerance}, &History{}, func(h *History) {
+		time.Sleep(phase())
+		start := time.Now()
+		master.Kill()
+		sen.WaitMaster(t, replica.Addr(), 30*time.Second)
+		h.Inject("redis sentinel failover", start, time.Now())
+		time.Sleep(phase())
+	})
+}
