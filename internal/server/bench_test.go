@@ -17,7 +17,7 @@ import (
 
 // benchServer is a Server on a memory store with the request log at Warn
 // (what an operator running a load test would pick).
-func benchServer(b *testing.B) (*Server, *latch.Issued) {
+func benchServer(b testing.TB) (*Server, *latch.Issued) {
 	b.Helper()
 	srv, err := New(context.Background(), Options{
 		Store:  memstore.New(),

@@ -1,0 +1,76 @@
+package server
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/latch-sessions/latch"
+)
+
+// discardWriter is a ResponseWriter that keeps the status and nothing
+// else, reused across requests so an allocation count sees the handler's
+// own allocations only.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) WriteHeader(code int)        { w.status = code }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// verifyAllocs counts the allocations of one POST /v1/sessions/verify
+// through the whole handler chain, the request and writer reused.
+func verifyAllocs(t *testing.T, body func(*latch.Issued) string) float64 {
+	t.Helper()
+	srv, is := benchServer(t)
+	h := srv.Handler()
+	payload := []byte(body(is))
+	rd := bytes.NewReader(payload)
+	r := httptest.NewRequest("POST", "/v1/sessions/verify", rd)
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer "+testAPIKey)
+	w := &discardWriter{h: http.Header{}}
+	run := func() {
+		rd.Reset(payload)
+		r.Body = io.NopCloser(rd)
+		clear(w.h)
+		w.status = 0
+		h.ServeHTTP(w, r)
+	}
+	run()
+	if w.status != http.StatusOK {
+		t.Fatalf("status %d", w.status)
+	}
+	return testing.AllocsPerRun(200, run)
+}
+
+// TestVerifyAllocs holds the verify handler to its allocation budget
+// (BENCHMARKS.md, issue 15): a regression on the server's hottest path
+// shows up here, not only in a benchmark on a noisy machine.
+func TestVerifyAllocs(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		budget float64
+		body   func(*latch.Issued) string
+	}{
+		{"session token", 20, func(is *latch.Issued) string {
+			return fmt.Sprintf(`{"session_token":%q}`, is.SessionToken.Reveal())
+		}},
+		{"access token", 21, func(is *latch.Issued) string {
+			return fmt.Sprintf(`{"access_token":%q}`, is.AccessToken.Reveal())
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if n := verifyAllocs(t, c.body); n > c.budget {
+				t.Fatalf("a verify allocates %v times, budget %v", n, c.budget)
+			} else {
+				t.Logf("%v allocations", n)
+			}
+		})
+	}
+}
