@@ -211,7 +211,11 @@ func TestSIGTERMDrain(t *testing.T) {
 	}
 }
 
-const drainMargin = 50 * time.Millisecond
+// drainMargin is generous because on a loaded machine the server may not
+// have read a request for tens of milliseconds: the long form once saw a
+// create sent 58 ms before the signal cut with EOF on a keep-alive
+// connection the server still counted as idle.
+const drainMargin = 250 * time.Millisecond
 
 // dump logs the operations of the sessions named in r's violations and
 // the unanswered ones: kinds, replicas, statuses, times; never a token.
