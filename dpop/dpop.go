@@ -186,7 +186,10 @@ func (v *Verifier) Verify(ctx context.Context, proof string, use Use) (Proof, er
 	h.Write([]byte{0})
 	h.Write([]byte(*c.JTI))
 	key := "dpop:" + base64.RawURLEncoding.EncodeToString(h.Sum(nil))
-	fresh, err := v.Replay.Seen(ctx, key, p.IssuedAt.Add(v.window()))
+	// The store judges until by its own (real) clock, so the entry is kept
+	// for the whole acceptance window from now, not from iat: a proof is
+	// refused as a replay for as long as any replica could accept it.
+	fresh, err := v.Replay.Seen(ctx, key, time.Now().Add(v.window()+v.skew()))
 	if err != nil {
 		return Proof{}, fmt.Errorf("dpop: replay cache: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/latch-sessions/latch"
 	"github.com/latch-sessions/latch/accesstoken"
+	"github.com/latch-sessions/latch/dpop"
 )
 
 // DefaultCookieName is the session cookie's name unless Config.CookieName
@@ -97,6 +98,17 @@ type Config struct {
 	// Such requests never use the cookie and need no CSRF token. If nil,
 	// the Authorization header is ignored.
 	AccessTokens TokenVerifier
+
+	// DPoP, if set, also accepts "Authorization: DPoP <access token>"
+	// with a "DPoP" proof header (RFC 9449 §7): the proof must be by the
+	// key the token is bound to (cnf.jkt), for the request's method and
+	// URL, with the token's ath. A bound token sent as Bearer is refused
+	// whether or not DPoP is set. Requires AccessTokens.
+	DPoP *dpop.Verifier
+	// DPoPURL returns the URL a client addressed (htu), for proofs;
+	// default: https (http without TLS) + Host + path. Set it behind a
+	// proxy that changes the scheme, host or path.
+	DPoPURL func(*http.Request) string
 
 	// TrustedOrigins are origins ("https://app.example.com") other than
 	// the request's own that may send cookie-authenticated unsafe requests
@@ -204,6 +216,8 @@ type Sessions struct {
 	rand     io.Reader
 
 	bearer     TokenVerifier
+	dpop       *dpop.Verifier
+	dpopURL    func(*http.Request) string
 	cop        *http.CrossOriginProtection
 	anonExempt *http.ServeMux // nil: no endpoint is exempt
 	ipHeader   string
@@ -229,6 +243,8 @@ func New(m *latch.Manager, cfg Config) (*Sessions, error) {
 		sameSite:   cfg.SameSite,
 		secure:     !cfg.InsecureCookieForDevelopmentOnly,
 		bearer:     cfg.AccessTokens,
+		dpop:       cfg.DPoP,
+		dpopURL:    cfg.DPoPURL,
 		cop:        http.NewCrossOriginProtection(),
 		ipHeader:   http.CanonicalHeaderKey(strings.TrimSpace(cfg.ClientIPHeader)),
 		proxies:    cfg.TrustedProxies,

@@ -77,6 +77,12 @@
 // need no CSRF token, because browsers never attach an Authorization header
 // on their own. Tokens are never read from the query string.
 //
+// A DPoP-bound token (cnf.jkt, RFC 9449) is refused as Bearer. With
+// Config.DPoP it is accepted as "Authorization: DPoP <access token>" with a
+// "DPoP" proof header by the bound key for the request's method and URL
+// (Config.DPoPURL behind a rewriting proxy), each proof once; refusals get
+// the RFC 9449 WWW-Authenticate: DPoP challenge from RequireSession.
+//
 // # CSRF protection
 //
 // Unsafe methods (anything but GET, HEAD, OPTIONS and TRACE) that are not

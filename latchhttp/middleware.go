@@ -12,6 +12,7 @@ import (
 
 	"github.com/latch-sessions/latch"
 	"github.com/latch-sessions/latch/accesstoken"
+	"github.com/latch-sessions/latch/dpop"
 	"github.com/latch-sessions/latch/internal/token"
 )
 
@@ -222,9 +223,12 @@ func (s *Sessions) authenticate(w *responseWriter, r *http.Request, st *state) b
 	unsafe := !isSafeMethod(r.Method)
 
 	if s.bearer != nil {
-		if tok, ok := bearerToken(r); ok {
+		if scheme, tok, ok := bearerToken(r); ok {
 			st.bearer = true
 			sess, claims, err := s.verifyBearer(ctx, tok, s.client(r))
+			if err == nil {
+				err = s.checkDPoP(r, scheme, tok, claims)
+			}
 			switch {
 			case err == nil:
 				st.sess, st.claims = sess, &claims
@@ -319,18 +323,52 @@ func (s *Sessions) verifyBearer(ctx context.Context, tok string, client latch.Cl
 
 var errNoSID = errors.New("latchhttp: access token has no sid claim")
 
-// bearerToken returns the token of an "Authorization: Bearer" header.
-func bearerToken(r *http.Request) (string, bool) {
+// checkDPoP enforces the token's DPoP binding: a bound token only with the
+// DPoP scheme and a proof by its key for this request (RFC 9449 §7).
+func (s *Sessions) checkDPoP(r *http.Request, scheme, tok string, c accesstoken.Claims) error {
+	if err := dpop.CheckScheme(scheme, c.JKT); err != nil {
+		return err
+	}
+	if scheme != "DPoP" {
+		return nil
+	}
+	proofs := r.Header.Values("DPoP")
+	switch {
+	case c.JKT == "":
+		return dpop.ErrProofRequired // the DPoP scheme with an unbound token
+	case len(proofs) == 0:
+		return dpop.ErrProofRequired
+	case len(proofs) > 1 || s.dpop == nil:
+		return dpop.ErrMalformedProof
+	}
+	u := ""
+	if s.dpopURL != nil {
+		u = s.dpopURL(r)
+	} else {
+		scheme := "https"
+		if r.TLS == nil {
+			scheme = "http"
+		}
+		u = scheme + "://" + r.Host + r.URL.EscapedPath()
+	}
+	_, err := s.dpop.Verify(r.Context(), proofs[0], dpop.Use{Method: r.Method, URL: u, AccessToken: tok, JKT: c.JKT})
+	return err
+}
+
+// bearerToken returns the scheme ("Bearer" or "DPoP") and token of an
+// Authorization header with either.
+func bearerToken(r *http.Request) (scheme, tok string, ok bool) {
 	v := r.Header["Authorization"]
 	if len(v) == 0 {
-		return "", false
+		return "", "", false
 	}
-	const scheme = "Bearer "
 	a := v[0]
-	if len(a) < len(scheme) || !strings.EqualFold(a[:len(scheme)], scheme) {
-		return "", false
+	for _, sc := range []string{"Bearer", "DPoP"} {
+		if len(a) > len(sc) && a[len(sc)] == ' ' && strings.EqualFold(a[:len(sc)], sc) {
+			return sc, strings.TrimSpace(a[len(sc)+1:]), true
+		}
 	}
-	return strings.TrimSpace(a[len(scheme):]), true
+	return "", "", false
 }
 
 // readCookie finds the cookie called name without allocating. If the
@@ -402,7 +440,9 @@ func (s *Sessions) RequireSession(next http.Handler) http.Handler {
 			if st.authErr != nil {
 				err = &authError{st.authErr}
 			}
-			if st.bearer {
+			if _, ok := errors.AsType[*dpop.Error](st.authErr); ok {
+				w.Header().Set("WWW-Authenticate", dpop.Challenge(st.authErr))
+			} else if st.bearer {
 				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 			} else if s.bearer != nil {
 				w.Header().Set("WWW-Authenticate", `Bearer`)

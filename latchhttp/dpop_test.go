@@ -1,0 +1,79 @@
+package latchhttp_test
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/latch-sessions/latch"
+	"github.com/latch-sessions/latch/dpop"
+	"github.com/latch-sessions/latch/internal/testutil"
+	"github.com/latch-sessions/latch/latchhttp"
+	"github.com/latch-sessions/latch/store/memstore"
+)
+
+// TestDPoPAuthorization: "Authorization: DPoP" with a proof by the bound
+// key for this request is accepted; the same token as Bearer, without a
+// proof, with a proof for another URL or key, or with a replayed proof is
+// refused with the RFC 9449 challenge.
+func TestDPoPAuthorization(t *testing.T) {
+	var clk *testutil.Clock
+	e := newEnv(t, func(c *latchhttp.Config) {
+		c.DPoP = &dpop.Verifier{Replay: memstore.New(), Now: func() time.Time { return clk.Now() }}
+	})
+	clk = e.clock
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	x := base64.RawURLEncoding.EncodeToString(pub)
+	sum := sha256.Sum256([]byte(`{"crv":"Ed25519","kty":"OKP","x":"` + x + `"}`))
+	jkt := base64.RawURLEncoding.EncodeToString(sum[:])
+	is, err := e.m.Create(t.Context(), latch.NewSession{Subject: "alice", Data: json.RawMessage(`{"user":"alice"}`), JKT: jkt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := is.AccessToken.Reveal()
+	e.remember(tok)
+	athSum := sha256.Sum256([]byte(tok))
+	proof := func(k ed25519.PrivateKey, htu string) string {
+		kx := base64.RawURLEncoding.EncodeToString(k.Public().(ed25519.PublicKey))
+		c, _ := json.Marshal(map[string]any{"jti": rand.Text(), "htm": "GET", "htu": htu, "iat": e.clock.Now().Unix(),
+			"ath": base64.RawURLEncoding.EncodeToString(athSum[:])})
+		in := base64.RawURLEncoding.EncodeToString([]byte(`{"typ":"dpop+jwt","alg":"EdDSA","jwk":{"kty":"OKP","crv":"Ed25519","x":"`+kx+`"}}`)) +
+			"." + base64.RawURLEncoding.EncodeToString(c)
+		return in + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(k, []byte(in)))
+	}
+	c := e.newClient()
+	send := func(scheme, p string) (*http.Response, string) {
+		t.Helper()
+		req := c.req("GET", "/me", nil)
+		req.Header.Set("Authorization", scheme+" "+tok)
+		if p != "" {
+			req.Header.Set("DPoP", p)
+		}
+		return c.do(req)
+	}
+	me := e.srv.URL + "/me"
+	good := proof(priv, me)
+	if res, body := send("DPoP", good); res.StatusCode != http.StatusOK {
+		t.Fatalf("DPoP with a good proof: %d %q", res.StatusCode, body)
+	}
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	for _, tc := range []struct{ name, scheme, proof, reason string }{
+		{"bound token as Bearer", "Bearer", "", "DPoP-bound"},
+		{"no proof", "DPoP", "", "proof is required"},
+		{"replayed proof", "DPoP", good, "already used"},
+		{"proof for another URL", "DPoP", proof(priv, e.srv.URL+"/public"), "htu"},
+		{"proof by another key", "DPoP", proof(other, me), "not signed by the key"},
+	} {
+		res, _ := send(tc.scheme, tc.proof)
+		ch := res.Header.Get("WWW-Authenticate")
+		if res.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(ch, `DPoP algs=`) || !strings.Contains(ch, `error="invalid_dpop_proof"`) || !strings.Contains(ch, tc.reason) {
+			t.Errorf("%s: %d, WWW-Authenticate %q; want 401 with the DPoP challenge naming %q", tc.name, res.StatusCode, ch, tc.reason)
+		}
+	}
+}
