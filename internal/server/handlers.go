@@ -135,8 +135,7 @@ func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("ETag", etag(sess.Version()))
-	w.Header().Set("Cache-Control", "private, max-age="+strconv.FormatInt(s.cacheMaxAge(sess, until), 10))
+	setVerifyHeaders(w.Header(), sess.Version(), s.cacheMaxAge(sess, until))
 	return s.writeSession(w, http.StatusOK, sess, csrf)
 }
 

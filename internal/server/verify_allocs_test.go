@@ -61,10 +61,10 @@ func TestVerifyAllocs(t *testing.T) {
 		budget float64
 		body   func(*latch.Issued) string
 	}{
-		{"session token", 20, func(is *latch.Issued) string {
+		{"session token", 18, func(is *latch.Issued) string {
 			return fmt.Sprintf(`{"session_token":%q}`, is.SessionToken.Reveal())
 		}},
-		{"access token", 21, func(is *latch.Issued) string {
+		{"access token", 19, func(is *latch.Issued) string {
 			return fmt.Sprintf(`{"access_token":%q}`, is.AccessToken.Reveal())
 		}},
 	} {

@@ -126,3 +126,22 @@ func (s *Server) writeSession(w http.ResponseWriter, status int, sess *latch.Ses
 	writeBody(w, status, buf.Bytes())
 	return nil
 }
+
+// setVerifyHeaders sets a verify answer's ETag and its Cache-Control
+// ("private, max-age=N", docs/protocol.md, section 4) from one string and
+// one two-element array instead of Header.Set's four allocations. Each
+// value slice has capacity 1, so an Add elsewhere copies it.
+func setVerifyHeaders(h http.Header, version uint64, maxAge int64) {
+	var a [64]byte
+	b := append(a[:0], '"')
+	b = strconv.AppendUint(b, version, 10)
+	b = append(b, '"')
+	n := len(b)
+	b = append(b, "private, max-age="...)
+	b = strconv.AppendInt(b, maxAge, 10)
+	v := string(b)
+	vals := new([2]string)
+	vals[0], vals[1] = v[:n], v[n:]
+	h["Etag"] = vals[0:1:1]
+	h["Cache-Control"] = vals[1:2:2]
+}
