@@ -37,6 +37,7 @@ const (
 type serveConfig struct {
 	addr, storeURL, dataDir string
 	issuer, audience        string
+	publicURL               string
 	signingAlg              string
 	idle, absolute, touch   time.Duration
 	accessTTL, refreshGrace time.Duration
@@ -69,6 +70,7 @@ func serve(ctx context.Context, u *ui, args []string) error {
 	fs.StringVar(&c.storeURL, "store", "", "session store: a bbolt file path, `URL` memory:, redis://…, redis-cluster://h1,h2,…, redis-sentinel://…, postgres://…, mysql://user:password@host:3306/db (default: the bbolt file latch-data/latch.db)")
 	fs.StringVar(&c.dataDir, "data-dir", "", "`directory` for the generated API key and KEK files (default: the bbolt file's directory, else ./latch-data)")
 	fs.StringVar(&c.issuer, "issuer", "", "`iss` of access tokens (default: the server's URL at its first start on the store, kept there for restarts and replicas)")
+	fs.StringVar(&c.publicURL, "public-url", "", "latch's own `URL` as clients reach it (through any proxy), the base of the htu of DPoP proofs sent to latch directly (default: the issuer if it is an http(s) URL)")
 	fs.StringVar(&c.audience, "audience", "latch", "`aud` of access tokens")
 	fs.StringVar(&c.signingAlg, "signing-alg", string(accesstoken.EdDSA), "`algorithm` of access-token signing keys: EdDSA, ES256 or RS256 (a change rotates keys through pre-publication)")
 	fs.DurationVar(&c.idle, "idle-timeout", latch.DefaultIdleTimeout, "end sessions unused for this `duration`")
@@ -136,6 +138,7 @@ func serve(ctx context.Context, u *ui, args []string) error {
 		APIKey:           apiKey,
 		KEK:              kek,
 		Issuer:           c.issuer,
+		PublicURL:        c.publicURL,
 		DefaultIssuer:    scheme + "://" + defaultIssuerHost(c.addr),
 		Audience:         c.audience,
 		SigningAlgorithm: accesstoken.Algorithm(c.signingAlg),
