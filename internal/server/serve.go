@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,6 +20,13 @@ const (
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests
 	// to finish after its context ends.
 	ShutdownTimeout = 20 * time.Second
+	// LameDuck is how long Serve goes on answering, closing each
+	// connection after its answer, after its context ends and before it
+	// closes idle connections: a
+	// request a client wrote on an idle keep-alive connection just before
+	// the signal is still answered (with Connection: close) instead of
+	// being cut off unread.
+	LameDuck = 250 * time.Millisecond
 )
 
 // HTTPServer returns an http.Server for s with the timeouts and header
@@ -55,9 +63,21 @@ func (s *Server) MetricsHTTPServer() *http.Server {
 }
 
 // Serve serves hs on ln (over TLS when certFile is set) until ctx ends,
-// then stops accepting connections and waits up to drain for in-flight
-// requests to finish. It returns nil after a clean shutdown.
+// then answers for LameDuck more, closing each connection after its
+// answer, then stops accepting connections and waits up to drain for
+// in-flight requests to finish. It returns nil after a clean shutdown.
 func Serve(ctx context.Context, hs *http.Server, ln net.Listener, certFile, keyFile string, drain time.Duration) error {
+	// While draining, every answer closes its connection. (SetKeepAlivesEnabled
+	// would close idle connections at once, cutting off requests a client
+	// has just written on them.)
+	var draining atomic.Bool
+	next := hs.Handler
+	hs.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
 	errc := make(chan error, 1)
 	go func() {
 		var err error
@@ -75,6 +95,12 @@ func Serve(ctx context.Context, hs *http.Server, ln net.Listener, certFile, keyF
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
+	draining.Store(true)
+	select {
+	case <-time.After(min(LameDuck, drain)):
+	case err := <-errc:
+		return err
+	}
 	err := hs.Shutdown(sctx)
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr

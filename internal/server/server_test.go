@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -833,5 +834,51 @@ func TestMethodNotAllowedEverywhere(t *testing.T) {
 		if r.header.Get("Allow") != "POST" {
 			t.Errorf("%s /v1/sessions/verify: Allow = %q, want POST", m, r.header.Get("Allow"))
 		}
+	}
+}
+
+// A request written on an idle keep-alive connection just after shutdown
+// began is still answered, with Connection: close, instead of being cut off
+// unread (a client cannot tell whether a cut-off POST took effect).
+func TestShutdownAnswersRequestsOnIdleConnections(t *testing.T) {
+	h := newHarness(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, h.srv.HTTPServer(), ln, "", "", time.Minute) }()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	get := func() (*http.Response, error) {
+		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: latch.test\r\n\r\n"); err != nil {
+			return nil, err
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+	if resp, err := get(); err != nil || resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("before shutdown: %v, %v (want 200 on a kept-alive connection)", resp, err)
+	}
+	cancel() // the connection is idle now
+	time.Sleep(LameDuck / 5)
+	resp, err := get()
+	if err != nil {
+		t.Fatalf("a request on an idle connection right after shutdown began was cut off: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Fatalf("during the drain: status %d, Connection: close %v; want 200 and close", resp.StatusCode, resp.Close)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
 	}
 }
