@@ -664,7 +664,7 @@ type storedKey struct {
 }
 
 func (k *Keyring) marshal(keys []ringKey, issuer string) ([]byte, error) {
-	sr := storedRing{Format: 2, Issuer: issuer, Keys: make([]storedKey, 0, len(keys))}
+	sr := storedRing{Format: 1, Issuer: issuer, Keys: make([]storedKey, 0, len(keys))}
 	for _, rk := range keys {
 		sk := storedKey{Kid: rk.kid, Alg: rk.alg, Created: rk.created.UnixNano(), Activates: rk.activates.UnixNano(),
 			Public: rk.publicBytes, Sealed: rk.sealed}
@@ -680,13 +680,16 @@ func (k *Keyring) marshal(keys []ringKey, issuer string) ([]byte, error) {
 	return appendRingChecksum(b), nil
 }
 
-// The stored keyring is JSON (storedRing), a newline and the CRC-32C of
-// that JSON in 8 hex digits: format 2. The last byte is never the '}'
-// ending the JSON alone, so the formats cannot be confused. Format 1, written by older binaries, is the
-// JSON alone and is still read. The checksum is against accidental
-// corruption (as store's record codec; most of the blob — kids, times,
-// public keys, tombstones — is outside the AES-GCM seal), not against a
-// store writer, who can rewrite the blob anyway.
+// The stored keyring is the JSON of a storedRing (format 1) with a CRC-32C
+// as its first member: {"crc32c":"<8 hex digits>", then the rest of the
+// JSON, over which the checksum is computed. Binaries older than the
+// checksum ignore the unknown member and read it as before, so replicas of
+// two versions can share a store during a rolling upgrade; a blob without
+// the member (written by them) is still read. The checksum is against
+// accidental corruption (as store's record codec; most of the blob — kids,
+// times, public keys, tombstones — is outside the AES-GCM seal), not
+// against a store writer, who can rewrite the blob anyway. A flip inside
+// the member's name leaves a blob that starts neither way, and is refused.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 var (
@@ -694,24 +697,40 @@ var (
 	errRingChecksum = fmt.Errorf("%w: checksum mismatch, the stored keyring is corrupt: %w: %w", ErrKeyring, store.ErrUnavailable, store.ErrCorrupt)
 )
 
-const ringSumLen = 1 + 8
+const (
+	ringSumPrefix = `{"crc32c":"`
+	ringOldPrefix = `{"format":` // json.Marshal of a storedRing without the checksum
+	ringSumLen    = len(ringSumPrefix) + 8 + len(`",`)
+)
 
-func appendRingChecksum(b []byte) []byte {
-	b = append(b, '\n')
-	return hex.AppendEncode(b, binary.BigEndian.AppendUint32(nil, crc32.Checksum(b[:len(b)-1], castagnoli)))
+// appendRingChecksum turns js, the JSON of a storedRing, into its stored
+// form.
+func appendRingChecksum(js []byte) []byte {
+	rest := js[1:] // after '{'
+	b := make([]byte, 0, ringSumLen+len(rest))
+	b = append(b, ringSumPrefix...)
+	b = hex.AppendEncode(b, binary.BigEndian.AppendUint32(nil, crc32.Checksum(rest, castagnoli)))
+	b = append(b, '"', ',')
+	return append(b, rest...)
 }
 
-// unmarshalRing decodes a stored keyring blob of format 1 or 2.
+// unmarshalRing decodes a stored keyring blob, with or without its
+// checksum.
 func unmarshalRing(blob []byte) (storedRing, error) {
 	var sr storedRing
-	format := 1
-	if n := len(blob) - ringSumLen; n >= 0 && blob[n] == '\n' {
-		if !bytes.Equal(appendRingChecksum(bytes.Clone(blob[:n]))[n:], blob[n:]) {
+	switch {
+	case bytes.HasPrefix(blob, []byte(ringSumPrefix)):
+		if len(blob) < ringSumLen || blob[ringSumLen-2] != '"' || blob[ringSumLen-1] != ',' {
+			return sr, errRingFormat
+		}
+		// Compared as written (lower-case hex), so that every flipped bit counts.
+		if !bytes.Equal(appendRingChecksum(append([]byte{'{'}, blob[ringSumLen:]...))[:ringSumLen], blob[:ringSumLen]) {
 			return sr, errRingChecksum
 		}
-		blob, format = blob[:n], 2
+	case !bytes.HasPrefix(blob, []byte(ringOldPrefix)):
+		return sr, errRingFormat
 	}
-	if err := json.Unmarshal(blob, &sr); err != nil || sr.Format != format {
+	if err := json.Unmarshal(blob, &sr); err != nil || sr.Format != 1 {
 		return sr, errRingFormat
 	}
 	return sr, nil

@@ -459,10 +459,21 @@ func TestKeyringChecksum(t *testing.T) {
 		}
 	}
 	sr, err := unmarshalRing(good)
-	if err != nil || sr.Format != 2 {
-		t.Fatalf("stored keyring: format %d, %v", sr.Format, err)
+	if err != nil || sr.Format != 1 || !bytes.HasPrefix(good, []byte(ringSumPrefix)) {
+		t.Fatalf("stored keyring: format %d, %v, starts %.12q", sr.Format, err, good)
 	}
-	sr.Format = 1
+	// The reader of binaries before the checksum (json.Unmarshal, format 1,
+	// unknown members ignored) still reads it: a rolling upgrade works.
+	var prev struct {
+		Format int `json:"format"`
+		Keys   []struct {
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(good, &prev); err != nil || prev.Format != 1 || len(prev.Keys) != len(sr.Keys) || prev.Keys[0].Kid != want.ID() {
+		t.Fatalf("the previous version's reader cannot read the keyring: %+v, %v", prev, err)
+	}
+	// A keyring without the checksum, as those binaries write it, is read.
 	st.blob, _ = json.Marshal(sr)
 	st.version++
 	k, err := OpenKeyring(ctx, KeyringConfig{Store: st, KEK: testKEK, Now: clk.Now})
