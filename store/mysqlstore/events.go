@@ -154,18 +154,7 @@ func readEvents(ctx context.Context, conn *sql.Conn, last *int64) ([]store.Event
 		return nil, err
 	}
 	defer rows.Close()
-	var evs []store.Event
-	for rows.Next() {
-		var r sqlstore.EventRow
-		if err := rows.Scan(r.Dest()...); err != nil {
-			return nil, err
-		}
-		*last = r.Seq
-		if e, ok := r.Event(); ok {
-			evs = append(evs, e)
-		}
-	}
-	return evs, rows.Err()
+	return sqlstore.ScanEvents(rows, last)
 }
 
 // trimBatch bounds the rows one trimming DELETE removes.

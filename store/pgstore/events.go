@@ -128,18 +128,7 @@ func readEvents(ctx context.Context, c *pgx.Conn, sql string, last *int64) ([]st
 		return nil, err
 	}
 	defer rows.Close()
-	var evs []store.Event
-	for rows.Next() {
-		var r sqlstore.EventRow
-		if err := rows.Scan(r.Dest()...); err != nil {
-			return nil, err
-		}
-		*last = r.Seq
-		if e, ok := r.Event(); ok {
-			evs = append(evs, e)
-		}
-	}
-	return evs, rows.Err()
+	return sqlstore.ScanEvents(rows, last)
 }
 
 // trimEvents deletes events older than the retention beyond the newest

@@ -61,3 +61,21 @@ func (r *EventRow) Event() (e store.Event, ok bool) {
 	}
 	return e, true
 }
+
+// ScanEvents reads every event row of rows (EventColumns, in sequence
+// order), moving *last to the newest sequence number read, skipped rows
+// included; the caller closes rows.
+func ScanEvents[R Rows](rows R, last *int64) ([]store.Event, error) {
+	var evs []store.Event
+	for rows.Next() {
+		var r EventRow
+		if err := rows.Scan(r.Dest()...); err != nil {
+			return nil, err
+		}
+		*last = r.Seq
+		if e, ok := r.Event(); ok {
+			evs = append(evs, e)
+		}
+	}
+	return evs, rows.Err()
+}
