@@ -121,11 +121,11 @@ func serve(ctx context.Context, u *ui, args []string) error {
 			dataDir = filepath.Dir(st.boltPath)
 		}
 	}
-	apiKey, err := loadOrCreateAPIKey(u, dataDir)
+	kek, err := loadKEK(st, dataDir)
 	if err != nil {
 		return err
 	}
-	kek, err := loadKEK(st, dataDir)
+	apiKey, saveAPIKey, err := loadAPIKey(dataDir)
 	if err != nil {
 		return err
 	}
@@ -194,6 +194,17 @@ func serve(ctx context.Context, u *ui, args []string) error {
 			return errorf("cannot listen on %s: %v", c.metricsAddr, err).hint("choose another address with --metrics-addr or LATCH_METRICS_ADDR")
 		}
 		u.printf("metrics at %s://%s/metrics", scheme, mln.Addr())
+	}
+	if saveAPIKey != nil {
+		// Only now: a start that fails earlier must not leave a key file
+		// behind that no server ever used.
+		if err := saveAPIKey(u); err != nil {
+			ln.Close()
+			if mln != nil {
+				mln.Close()
+			}
+			return err
+		}
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -320,41 +331,48 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// loadOrCreateAPIKey returns the API key from LATCH_API_KEY, or from the
-// data directory's key file, generating that file (mode 0600) on first
-// start. The key itself is never printed.
-func loadOrCreateAPIKey(u *ui, dataDir string) (string, error) {
+// loadAPIKey returns the API key from LATCH_API_KEY, or from the data
+// directory's key file. On a first start it generates one and returns save,
+// which writes that file (mode 0600) once the server is sure to start. The key
+// itself is never printed.
+func loadAPIKey(dataDir string) (key string, save func(*ui) error, err error) {
 	if k := os.Getenv("LATCH_API_KEY"); k != "" {
 		k = strings.TrimSpace(k)
 		if len(k) < server.MinAPIKeyLen {
-			return "", errorf("LATCH_API_KEY is too short (%d characters); it must have at least %d", len(k), server.MinAPIKeyLen).
+			return "", nil, errorf("LATCH_API_KEY is too short (%d characters); it must have at least %d", len(k), server.MinAPIKeyLen).
 				hint("generate one with: openssl rand -base64 32")
 		}
-		return k, nil
+		return k, nil, nil
 	}
 	path := filepath.Join(dataDir, apiKeyFile)
 	k, err := readSecretFile(path)
 	if err == nil {
 		if len(k) < server.MinAPIKeyLen {
-			return "", errorf("the API key in %s is too short (%d characters); it must have at least %d", path, len(k), server.MinAPIKeyLen).
+			return "", nil, errorf("the API key in %s is too short (%d characters); it must have at least %d", path, len(k), server.MinAPIKeyLen).
 				hint("delete the file to have a new one generated, or set LATCH_API_KEY (openssl rand -base64 32)")
 		}
-		return k, nil
+		return k, nil, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return "", err
-	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return "", errorf("creating the data directory: %v", err)
+		return "", nil, err
 	}
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return "", errorf("generating an API key: %v", err)
+		return "", nil, errorf("generating an API key: %v", err)
 	}
 	k = "lak_" + base64.RawURLEncoding.EncodeToString(b[:])
+	return k, func(u *ui) error { return writeAPIKeyFile(u, dataDir, path, k) }, nil
+}
+
+func writeAPIKeyFile(u *ui, dataDir, path, k string) error {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return errorf("creating the data directory: %v", err)
+	}
+	// O_EXCL: another process that generated a key meanwhile keeps its own,
+	// and this one, already holding a different key, must not start.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", errorf("creating the API key file: %v", err)
+		return errorf("creating the API key file: %v", err)
 	}
 	_, err = io.WriteString(f, k+"\n")
 	if cerr := f.Close(); err == nil {
@@ -362,11 +380,11 @@ func loadOrCreateAPIKey(u *ui, dataDir string) (string, error) {
 	}
 	if err != nil {
 		os.Remove(path)
-		return "", errorf("writing the API key file: %v", err)
+		return errorf("writing the API key file: %v", err)
 	}
 	u.printf("generated an API key for the back-channel API in %s (mode 0600)", path)
 	u.printf("clients send it as Authorization: Bearer <key>; the latch CLI reads it from there or from LATCH_API_KEY")
-	return k, nil
+	return nil
 }
 
 // readSecretFile reads a small secret file that must not be accessible to
@@ -410,6 +428,9 @@ func loadKEK(st *openedStore, dataDir string) ([]byte, error) {
 		_, err := rand.Read(k)
 		return k, err
 	case st.boltPath != "":
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return nil, errorf("creating the data directory: %v", err)
+		}
 		k, err := accesstoken.LoadOrCreateKEKFile(filepath.Join(dataDir, kekFile))
 		if err != nil {
 			return nil, errorf("%v", err)
