@@ -295,7 +295,7 @@ func TestNonce(t *testing.T) {
 
 func TestChallenge(t *testing.T) {
 	got := dpop.Challenge(dpop.CheckScheme("Bearer", "x"))
-	want := `DPoP algs="EdDSA ES256 RS256", error="invalid_dpop_proof", error_description="the token is DPoP-bound and must be sent with the DPoP scheme and a proof"`
+	want := `DPoP algs="EdDSA Ed25519 ES256 RS256", error="invalid_dpop_proof", error_description="the token is DPoP-bound and must be sent with the DPoP scheme and a proof"`
 	if got != want {
 		t.Errorf("Challenge = %s\nwant %s", got, want)
 	}

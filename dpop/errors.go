@@ -128,8 +128,9 @@ var ErrProofRequired error = refusals[ReasonMissingProof]
 var ErrMalformedProof error = refusals[ReasonMalformed]
 
 // Algorithms lists the proof algorithms the verifier accepts, for the
-// algs parameter of a challenge and dpop_signing_alg_values_supported.
-var Algorithms = []string{"EdDSA", "ES256", "RS256"}
+// algs parameter of a challenge and dpop_signing_alg_values_supported:
+// Ed25519 is RFC 9864's fully-specified name for EdDSA with Ed25519.
+var Algorithms = []string{"EdDSA", "Ed25519", "ES256", "RS256"}
 
 // Challenge returns the WWW-Authenticate value (RFC 9449 §7.1) for err: a
 // DPoP challenge with error and error_description when err is an *Error,

@@ -39,6 +39,7 @@ type serveConfig struct {
 	issuer, audience        string
 	publicURL               string
 	signingAlg              string
+	dpopNonce               bool
 	idle, absolute, touch   time.Duration
 	accessTTL, refreshGrace time.Duration
 	maxPerSubject           int
@@ -72,6 +73,7 @@ func serve(ctx context.Context, u *ui, args []string) error {
 	fs.StringVar(&c.issuer, "issuer", "", "`iss` of access tokens (default: the server's URL at its first start on the store, kept there for restarts and replicas)")
 	fs.StringVar(&c.publicURL, "public-url", "", "latch's own `URL` as clients reach it (through any proxy), the base of the htu of DPoP proofs sent to latch directly (default: the issuer if it is an http(s) URL)")
 	fs.StringVar(&c.audience, "audience", "latch", "`aud` of access tokens")
+	fs.BoolVar(&c.dpopNonce, "dpop-nonce", false, "demand DPoP server nonces (RFC 9449 §8): every proof must carry a recent DPoP-Nonce this deployment issued (same KEK and issuer on every replica)")
 	fs.StringVar(&c.signingAlg, "signing-alg", string(accesstoken.EdDSA), "`algorithm` of access-token signing keys: EdDSA, ES256 or RS256 (a change rotates keys through pre-publication)")
 	fs.DurationVar(&c.idle, "idle-timeout", latch.DefaultIdleTimeout, "end sessions unused for this `duration`")
 	fs.DurationVar(&c.absolute, "absolute-timeout", latch.DefaultAbsoluteTimeout, "end every session this `duration` after it started")
@@ -142,6 +144,7 @@ func serve(ctx context.Context, u *ui, args []string) error {
 		DefaultIssuer:    scheme + "://" + defaultIssuerHost(c.addr),
 		Audience:         c.audience,
 		SigningAlgorithm: accesstoken.Algorithm(c.signingAlg),
+		DPoPNonce:        c.dpopNonce,
 		IdleTimeout:      c.idle,
 		AbsoluteTimeout:  c.absolute,
 		TouchInterval:    c.touch,

@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"net/http"
 	"net/url"
@@ -70,4 +73,26 @@ func dpopChallenge(w http.ResponseWriter, err error) bool {
 		w.Header().Set("DPoP-Nonce", e.Nonce)
 	}
 	return true
+}
+
+// nonceKey derives the DPoP nonce key from the KEK, which every replica of
+// a deployment shares, and the issuer, which the store records, so that
+// replicas agree on nonces without writing anything and another
+// deployment's nonces are refused. Without a KEK (a store that keeps no
+// keyring, hence one process) the key is random.
+func nonceKey(kek []byte, issuer string) ([]byte, error) {
+	if len(kek) == 0 {
+		k := make([]byte, 32)
+		rand.Read(k) // never fails (crypto/rand, Go 1.24)
+		return k, nil
+	}
+	return hkdf.Key(sha256.New, kek, []byte(issuer), "latch dpop-nonce v1", 32)
+}
+
+// offerNonce sends the current DPoP nonce, when nonces are on, on the
+// answer to a request that carried a proof (docs/protocol.md, section 5).
+func (s *Server) offerNonce(w http.ResponseWriter) {
+	if s.dpop != nil && len(s.dpop.NonceKey) > 0 {
+		w.Header().Set("DPoP-Nonce", s.dpop.Nonce())
+	}
 }

@@ -49,7 +49,7 @@ func relay(proof, htm, htu string) string {
 func wantDPoPRefusal(t *testing.T, r *response, what string) {
 	t.Helper()
 	wantProblem(t, r, http.StatusUnauthorized, CodeInvalidDPoPProof)
-	if got := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(got, `DPoP algs="EdDSA ES256 RS256", error="invalid_dpop_proof", error_description="`) {
+	if got := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(got, `DPoP algs="EdDSA Ed25519 ES256 RS256", error="invalid_dpop_proof", error_description="`) {
 		t.Errorf("%s: WWW-Authenticate = %q, want the RFC 9449 §7.1 DPoP challenge", what, got)
 	}
 }

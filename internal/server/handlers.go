@@ -50,6 +50,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	jkt := req.DPoPJKT
 	if req.DPoP != nil {
+		s.offerNonce(w)
 		if jkt != "" {
 			return badRequest("send at most one of dpop and dpop_jkt")
 		}
@@ -97,6 +98,9 @@ func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := readJSON(w, r, &req, false); err != nil {
 		return err
+	}
+	if req.DPoP != nil {
+		s.offerNonce(w)
 	}
 	need, err := authRequirement(req.MaxAge, req.ACRValues)
 	if err != nil {
@@ -422,6 +426,9 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(w, r, &req, false); err != nil {
 		return err
 	}
+	if req.DPoP != nil {
+		s.offerNonce(w)
+	}
 	if req.RefreshToken == "" {
 		return badRequest("refresh_token is required")
 	}
@@ -567,8 +574,9 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) error {
 // GET /.well-known/oauth-authorization-server
 //
 // The RFC 8414 metadata document, with only the members latch really
-// supports: issuer and jwks_uri (latch has no OAuth authorization or token
-// endpoint). jwks_uri is built from the address the request reached, so
+// supports: issuer, jwks_uri and, where the store has a replay cache,
+// dpop_signing_alg_values_supported (latch has no OAuth authorization or
+// token endpoint). jwks_uri is built from the address the request reached, so
 // it is right after a move to another address, where the stable issuer
 // keeps naming the first one; the Host header only shapes the answer to
 // the request that sent it.
@@ -578,10 +586,15 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
 		scheme = "https"
 	}
 	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(s.keys.JWKSMaxAge()/time.Second)))
+	var algs []string
+	if s.dpop != nil {
+		algs = dpop.Algorithms
+	}
 	writeJSON(w, http.StatusOK, struct {
-		Issuer  string `json:"issuer"`
-		JWKSURI string `json:"jwks_uri"`
-	}{s.opts.Issuer, (&url.URL{Scheme: scheme, Host: r.Host, Path: "/.well-known/jwks.json"}).String()})
+		Issuer   string   `json:"issuer"`
+		JWKSURI  string   `json:"jwks_uri"`
+		DPoPAlgs []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	}{s.opts.Issuer, (&url.URL{Scheme: scheme, Host: r.Host, Path: "/.well-known/jwks.json"}).String(), algs})
 	return nil
 }
 

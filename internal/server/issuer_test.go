@@ -50,8 +50,9 @@ func startAt(t *testing.T, st store.Store, kek []byte, mod ...func(*Options)) (*
 }
 
 type metadataDoc struct {
-	Issuer  string `json:"issuer"`
-	JWKSURI string `json:"jwks_uri"`
+	Issuer   string   `json:"issuer"`
+	JWKSURI  string   `json:"jwks_uri"`
+	DPoPAlgs []string `json:"dpop_signing_alg_values_supported"`
 }
 
 func getMetadata(t *testing.T, ts *httptest.Server) metadataDoc {

@@ -141,6 +141,9 @@ func (s *Server) routes() {
 // written as problem documents.
 func (s *Server) endpoint(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, proof := r.Header["Dpop"]; proof {
+			s.offerNonce(w) // relayed proofs: in their handlers
+		}
 		if rateLimited[rt.pattern] && !s.allow(w, r) {
 			return
 		}

@@ -84,6 +84,14 @@ type Options struct {
 	// proofs sent to latch directly. Default: the issuer if it is an
 	// http(s) URL, else the scheme and Host of each request.
 	PublicURL string
+	// DPoPNonce turns DPoP server nonces on (RFC 9449 §8): every proof must
+	// carry a nonce latch issued in the last one to two minutes, and every
+	// answer to a request with a proof carries the current one in
+	// DPoP-Nonce (docs/protocol.md, section 5). Nonces are an HMAC over a
+	// time window under a key derived from KEK and the issuer, so every
+	// replica with the same KEK and issuer issues and accepts the same ones
+	// without a store write.
+	DPoPNonce bool
 	// Audience is the aud of access tokens (default "latch").
 	Audience string
 	// SigningAlgorithm is the algorithm of new signing keys: EdDSA
@@ -258,6 +266,14 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if rc, ok := opts.Store.(store.ReplayCache); ok {
 		s.dpop = &dpop.Verifier{Replay: rc, Now: s.now}
+	}
+	if opts.DPoPNonce {
+		if s.dpop == nil {
+			return nil, errors.New("server: DPoP nonces need a store with a replay cache, and this store keeps none")
+		}
+		if s.dpop.NonceKey, err = nonceKey(opts.KEK, opts.Issuer); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
 	}
 	events, _ := opts.Store.(store.EventLog)
 	obs := []latch.Observer{s.metrics, latch.SlogObserver(s.log)}
