@@ -268,11 +268,18 @@ func (m *Manager) authenticate(ctx context.Context, sessionToken, ip string) (*s
 		m.Emit(ctx, Event{Type: EventValidationFailed, Reason: FailMalformed, IP: ip})
 		return nil, ErrInvalidToken
 	}
-	rec, err := m.load(ctx, id, ip)
+	rec, err := m.load(ctx, id, ip, false)
 	if err != nil {
 		return nil, err
 	}
-	if !token.Equal(token.Hash(token.Session, secret), rec.VerifierHash) {
+	h := token.Hash(token.Session, secret)
+	if !token.Equal(h, rec.VerifierHash) && !rec.Revoked() {
+		// The cached copy may predate a renewal through another replica.
+		if rec, err = m.load(ctx, id, ip, true); err != nil {
+			return nil, err
+		}
+	}
+	if !token.Equal(h, rec.VerifierHash) {
 		m.emitFor(ctx, EventValidationFailed, rec, FailMismatch)
 		return nil, ErrInvalidToken
 	}
@@ -301,22 +308,41 @@ func (m *Manager) ValidateAccessFor(ctx context.Context, c accesstoken.Claims, c
 	if err != nil {
 		return nil, ErrInvalidToken
 	}
-	rec, err := m.cfg.Store.Get(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrRevoked
-	}
+	rec, err := m.accessRecord(ctx, id, false)
 	if err != nil {
-		return nil, storeErr(err)
+		return nil, err
 	}
 	if rec.Subject != c.Subject {
 		m.emitFor(ctx, EventValidationFailed, rec, FailMismatch)
 		return nil, ErrInvalidToken
+	}
+	if !familyTagMatches(rec, c.ID) && !rec.Revoked() {
+		// The cached copy may predate a renewal through another replica.
+		if rec, err = m.accessRecord(ctx, id, true); err != nil {
+			return nil, err
+		}
 	}
 	if !familyTagMatches(rec, c.ID) {
 		m.emitFor(ctx, EventValidationFailed, rec, FailRevoked)
 		return nil, ErrRevoked
 	}
 	return m.live(ctx, rec, client, true, need)
+}
+
+// accessRecord reads an access token's record (fresh: past any cache); a
+// session that no longer exists is ErrRevoked.
+func (m *Manager) accessRecord(ctx context.Context, id store.ID, fresh bool) (*store.Record, error) {
+	var rec *store.Record
+	var err error
+	if fresh {
+		rec, err = store.GetFresh(ctx, m.cfg.Store, id)
+	} else {
+		rec, err = m.cfg.Store.Get(ctx, id)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrRevoked
+	}
+	return rec, storeErr(err)
 }
 
 // live checks rec's deadlines and revocation and need, and if touch is set
@@ -337,9 +363,16 @@ func (m *Manager) live(ctx context.Context, rec *store.Record, c Client, touch b
 	return m.touch(ctx, rec, now, c)
 }
 
-// load reads a record for a token, mapping failures to validation errors.
-func (m *Manager) load(ctx context.Context, id store.ID, ip string) (*store.Record, error) {
-	rec, err := m.cfg.Store.Get(ctx, id)
+// load reads a record for a token, mapping failures to validation errors;
+// fresh reads past any cache (store.GetFresh).
+func (m *Manager) load(ctx context.Context, id store.ID, ip string, fresh bool) (*store.Record, error) {
+	var rec *store.Record
+	var err error
+	if fresh {
+		rec, err = store.GetFresh(ctx, m.cfg.Store, id)
+	} else {
+		rec, err = m.cfg.Store.Get(ctx, id)
+	}
 	switch {
 	case err == nil:
 		return rec, nil

@@ -58,18 +58,35 @@ func (m *Manager) RefreshProof(ctx context.Context, refreshToken string, prove P
 		m.Emit(ctx, Event{Type: EventValidationFailed, Reason: FailMalformed})
 		return nil, ErrInvalidToken
 	}
-	rec, err := m.load(ctx, id, "")
+	rec, err := m.load(ctx, id, "", false)
 	if err != nil {
 		return nil, err
 	}
 	h := token.Hash(token.Refresh, secret)
 	proved := false
-	for attempt := 0; ; attempt++ {
+	// fresh: rec was read from the backend itself, not from a cache that
+	// may lag a rotation another replica made a moment ago.
+	fresh, retried := false, false
+	for {
 		now := m.cfg.Now()
+		current := token.Equal(h, rec.Refresh.Current)
+		if !fresh && !rec.Revoked() && (!current || !rec.Live(now)) {
+			// Every answer but a rotation of a live record refuses or
+			// answers without a write, so judge it on the source: a token
+			// rotated or renewed through another replica a moment ago is
+			// unknown to a stale cached copy (whose family key may be one
+			// a renewal replaced, which would turn a stale token into
+			// false theft). A rotation needs no re-read: RotateRefresh
+			// compares against the source. A revocation is final.
+			if rec, err = m.load(ctx, id, "", true); err != nil {
+				return nil, err
+			}
+			fresh = true
+			continue
+		}
 		if err := m.checkLive(ctx, rec, now); err != nil {
 			return nil, err
 		}
-		current := token.Equal(h, rec.Refresh.Current)
 		if current || token.Equal(h, rec.Refresh.Previous) && now.Sub(rec.Refresh.RotatedAt) <= m.cfg.RefreshGrace {
 			if err := m.checkProof(ctx, rec, prove, &proved); err != nil {
 				return nil, err
@@ -93,8 +110,10 @@ func (m *Manager) RefreshProof(ctx context.Context, refreshToken string, prove P
 				IdleExpiresAt: now.Add(m.cfg.IdleTimeout),
 			}
 			got, err := m.cfg.Store.RotateRefresh(ctx, rot)
-			if errors.Is(err, store.ErrConflict) && got != nil && attempt == 0 {
-				rec = got // a concurrent rotation won: judge the token against its result
+			if errors.Is(err, store.ErrConflict) && got != nil && !retried {
+				// A concurrent rotation won (or rec was stale): judge the
+				// token against the stored record the store returned.
+				rec, fresh, retried = got, true, true
 				continue
 			}
 			if err != nil {

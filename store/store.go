@@ -218,6 +218,27 @@ type Sweeper interface {
 	Sweep(ctx context.Context, now time.Time) (int, error)
 }
 
+// FreshReader is implemented by stores whose Get may answer from a local
+// cache that lags a write made through another process by a moment (the
+// Redis store's client-side cache, until Redis's invalidation reaches
+// it). GetFresh reads the record from the backend itself. The manager
+// calls it before refusing a token that the cached record does not match,
+// so a token rotated or renewed through another replica a few
+// milliseconds ago is judged against the write that made it.
+type FreshReader interface {
+	GetFresh(ctx context.Context, id ID) (*Record, error)
+}
+
+// GetFresh reads id from s's backend, past any local cache: s's GetFresh
+// if it implements [FreshReader], else its Get (which then has no cache
+// to bypass).
+func GetFresh(ctx context.Context, s Store, id ID) (*Record, error) {
+	if f, ok := s.(FreshReader); ok {
+		return f.GetFresh(ctx, id)
+	}
+	return s.Get(ctx, id)
+}
+
 // Pinger is implemented by stores that can check their backend is reachable.
 type Pinger interface {
 	Ping(ctx context.Context) error

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"crypto/rand"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -880,5 +881,34 @@ func TestShutdownAnswersRequestsOnIdleConnections(t *testing.T) {
 	}
 	if err := <-served; err != nil {
 		t.Fatalf("Serve: %v", err)
+	}
+}
+
+// freshCounting counts reads past a (pretend) cache.
+type freshCounting struct {
+	store.Store
+	fresh int
+}
+
+func (f *freshCounting) GetFresh(ctx context.Context, id store.ID) (*store.Record, error) {
+	f.fresh++
+	return f.Store.Get(ctx, id)
+}
+
+// The manager's re-read before refusing a token (store.GetFresh) must reach
+// the store under the metrics wrapper, or a caching store's replica would
+// refuse a token rotated through another one a moment ago.
+func TestInstrumentForwardsGetFresh(t *testing.T) {
+	inner := &freshCounting{Store: memstore.New()}
+	s := instrument(inner, newMetrics())
+	id, err := store.NewID("alice", rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.GetFresh(context.Background(), s, id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetFresh of a missing record: %v", err)
+	}
+	if inner.fresh != 1 {
+		t.Fatalf("inner GetFresh called %d times, want 1", inner.fresh)
 	}
 }

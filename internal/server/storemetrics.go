@@ -74,6 +74,15 @@ func (i *instStore) Get(ctx context.Context, id store.ID) (*store.Record, error)
 	return r, err
 }
 
+// GetFresh forwards to s's, or its Get where it has no cache to bypass
+// (store.GetFresh), so every instrumented store is a store.FreshReader.
+func (i *instStore) GetFresh(ctx context.Context, id store.ID) (*store.Record, error) {
+	t := time.Now()
+	r, err := store.GetFresh(ctx, i.s, id)
+	i.m.storeOp("get", t, err)
+	return r, err
+}
+
 func (i *instStore) Create(ctx context.Context, rec *store.Record, max int) ([]store.ID, error) {
 	t := time.Now()
 	ids, err := i.s.Create(ctx, rec, max)

@@ -270,6 +270,7 @@ var _ interface {
 	store.Store
 	store.KeyStore
 	store.Pinger
+	store.FreshReader
 } = (*Store)(nil)
 
 func unavailable(op string, err error) error {
@@ -372,10 +373,7 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 		s.live.want()
 	}
 	if !s.cache || stale || s.recentlyWritten(id) {
-		ctx, cancel := s.call(ctx)
-		defer cancel()
-		v, err := s.client.Do(ctx, s.client.B().Get().Key(s.recordKey(id)).Build()).ToString()
-		return s.decodeReply(id, v, err)
+		return s.GetFresh(ctx, id)
 	}
 
 	slot := &s.decoded[decodedSlot(id, len(s.decoded))]
@@ -409,6 +407,18 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 		slot.Store(&decoded{id: id, cmd: cmd, raw: v, rec: r})
 	}
 	return r, err
+}
+
+// GetFresh implements [store.FreshReader]: Get past the client-side cache,
+// one round trip to Redis.
+func (s *Store) GetFresh(ctx context.Context, id store.ID) (*store.Record, error) {
+	if id.IsZero() {
+		return nil, store.ErrNotFound
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	v, err := s.client.Do(ctx, s.client.B().Get().Key(s.recordKey(id)).Build()).ToString()
+	return s.decodeReply(id, v, err)
 }
 
 // decodeReply turns the reply to a GET of id's record key into Get's result.
