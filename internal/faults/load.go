@@ -23,6 +23,9 @@ type Load struct {
 	Replicas []string // base URLs
 	APIKey   string
 	History  *History
+	// Pace, if set, is called before each request: the soak sets it to
+	// hold a steady rate. It may return early when its context ends.
+	Pace func(context.Context)
 
 	client *http.Client
 	tag    string
@@ -89,6 +92,9 @@ func (l *Load) do(ctx context.Context, op Op, method, path string, body any, out
 	req.Header.Set("Authorization", "Bearer "+l.APIKey)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if l.Pace != nil {
+		l.Pace(ctx)
 	}
 	op.Start = time.Now()
 	resp, err := l.client.Do(req)
@@ -284,6 +290,10 @@ func (l *Load) Reread(ctx context.Context) {
 		}
 	}
 }
+
+// CloseIdleConnections closes the load's idle keep-alive connections, so
+// a server's per-connection goroutines and files can be seen to end.
+func (l *Load) CloseIdleConnections() { l.client.CloseIdleConnections() }
 
 // Sessions is how many acknowledged creates the load tracked.
 func (l *Load) Sessions() int {

@@ -150,6 +150,10 @@ func (s *Server) waitReady(limit time.Duration) error {
 	return fmt.Errorf("latch serve at %s not ready after %v", s.URL, limit)
 }
 
+// PID is the server process's ID: the soak reads its memory and open
+// files from /proc.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
 // Output returns everything the server wrote to stdout and stderr so far:
 // tests scan it for leaked tokens.
 func (s *Server) Output() string { return s.out.String() }
