@@ -56,6 +56,39 @@ func pgDatabase(t *testing.T) (addr string, dsn *url.URL) {
 // so that calls fail (503) during the cut rather than only wait.
 const pgCut = 3 * time.Second
 
+// proxies are the proxies of a deployment, one per replica.
+type proxies []*faultnet.Proxy
+
+func (ps proxies) Stall() {
+	for _, p := range ps {
+		p.Stall()
+	}
+}
+
+func (ps proxies) Resume() {
+	for _, p := range ps {
+		p.Resume()
+	}
+}
+
+// deployVia starts n replicas, each reaching the database at target
+// through a proxy of its own; storeURL makes a replica's --store URL from
+// its proxy's address.
+func deployVia(t *testing.T, n int, target string, storeURL func(proxy string) string) (*deployment, proxies) {
+	t.Helper()
+	d := &deployment{}
+	var ps proxies
+	kek, key := randomKey(), randomKey()
+	for range n {
+		p := faultnet.NewProxy(t, target)
+		ps = append(ps, p)
+		o := serveproc.Options{Store: storeURL(p.Addr()), APIKey: key, Addr: serveproc.FreeAddr(t), Env: []string{"LATCH_KEK=" + kek}}
+		d.opts = append(d.opts, o)
+		d.srv = append(d.srv, serveproc.Start(t, o))
+	}
+	return d, ps
+}
+
 // TestPostgresNetworkCut runs two replicas on one PostgreSQL, each through
 // its own proxy, and under load stalls both proxies (a network that drops
 // everything: connections stay open, nothing arrives, no reset), then lets
@@ -63,31 +96,44 @@ const pgCut = 3 * time.Second
 func TestPostgresNetworkCut(t *testing.T) {
 	skipShort(t)
 	addr, dsn := pgDatabase(t)
-	d := &deployment{}
-	var proxies []*faultnet.Proxy
-	kek, key := randomKey(), randomKey()
-	for range 2 {
-		p := faultnet.NewProxy(t, addr)
-		proxies = append(proxies, p)
+	d, proxies := deployVia(t, 2, addr, func(proxy string) string {
 		u := *dsn
-		u.Host = p.Addr()
-		o := serveproc.Options{Store: u.String(), APIKey: key, Addr: serveproc.FreeAddr(t), Env: []string{"LATCH_KEK=" + kek}}
-		d.opts = append(d.opts, o)
-		d.srv = append(d.srv, serveproc.Start(t, o))
-	}
+		u.Host = proxy
+		return u.String()
+	})
 	drive(t, d, 8, Options{}, &History{}, func(h *History) {
 		time.Sleep(phase())
 		for range rounds(1, 3) {
 			start := time.Now()
-			for _, p := range proxies {
-				p.Stall()
-			}
+			proxies.Stall()
 			time.Sleep(max(phase(), pgCut))
-			for _, p := range proxies {
-				p.Resume()
-			}
+			proxies.Resume()
 			h.Inject("postgres network cut", start, time.Now())
 			time.Sleep(phase())
+		}
+	})
+}
+
+// TestPostgresRestart runs two replicas on a private PostgreSQL of the
+// test's own and, under load, stops it (fast shutdown, then immediate
+// shutdown: a crash, the WAL replayed at the next start), keeps it down
+// for a phase and starts it again on the same port: nothing acknowledged
+// may be lost, and every error must be 503.
+func TestPostgresRestart(t *testing.T) {
+	skipShort(t)
+	pg := startPostgres(t)
+	d := deploy(t, 2, pg.DSN())
+	drive(t, d, 8, Options{}, &History{}, func(h *History) {
+		time.Sleep(phase())
+		for range rounds(1, 3) {
+			for _, mode := range []string{"fast", "immediate"} {
+				start := time.Now()
+				pg.Stop(mode)
+				time.Sleep(phase())
+				pg.Start()
+				h.Inject("postgres restart -m "+mode, start, time.Now())
+				time.Sleep(phase())
+			}
 		}
 	})
 }
