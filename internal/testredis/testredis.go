@@ -13,12 +13,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -310,52 +310,212 @@ func StartCluster(t testing.TB) []string {
 // NewCluster is StartCluster with n masters, returning the servers.
 func NewCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return NewClusterReplicas(t, n, 0)
+}
+
+// NewClusterReplicas starts a cluster of masters masters with replicas
+// replicas each (redis-cli --cluster create --cluster-replicas), extra
+// arguments appended to every node's command line (e.g. a shorter
+// "--cluster-node-timeout"; the default here is 5000 ms), and waits until
+// every node reports cluster_state:ok and maps all 16384 slots and every
+// replica is in sync with its master.
+func NewClusterReplicas(t testing.TB, masters, replicas int, extra ...string) *Cluster {
+	t.Helper()
 	binary(t, "redis-cli")
 	c := &Cluster{}
-	for range n {
-		c.Nodes = append(c.Nodes, StartServer(t, "--cluster-enabled", "yes", "--cluster-node-timeout", "5000"))
+	args := append([]string{"--cluster-enabled", "yes", "--cluster-node-timeout", "5000"}, extra...)
+	for range masters * (1 + replicas) {
+		c.Nodes = append(c.Nodes, StartServer(t, args...))
 	}
-	args := []string{"--cluster", "create"}
+	args = []string{"--cluster", "create"}
 	args = append(args, c.Addrs()...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	if out, err := cli(args...); err != nil {
 		t.Fatalf("testredis: redis-cli --cluster create: %v\n%s", err, lastLines(out, 10))
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
-		ok := true
-		for _, s := range c.Nodes {
-			out, err := s.CLI("cluster", "info")
-			if err != nil || !strings.Contains(out, "cluster_state:ok") {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			// cluster_state:ok can come before every node has learned every
-			// other's slots; wait until each maps all 16384 slots.
-			if err := c.slotsEverywhere(); err == nil {
-				return c
-			}
+		err := c.ready(c.Nodes)
+		if err == nil {
+			return c
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("testredis: cluster on %v not ok after 30s", c.Addrs())
+			t.Fatalf("testredis: cluster on %v not ok after 60s: %v", c.Addrs(), err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-func (c *Cluster) slotsEverywhere() error {
-	for _, s := range c.Nodes {
+// ready reports why the cluster, as the nodes in live see it, is not yet
+// whole: every one of them reports cluster_state:ok with all slots mapped
+// (cluster_state:ok can come before every node has learned every other's
+// slots) and every replica's link to its master is up and synced.
+func (c *Cluster) ready(live []*Server) error {
+	for _, s := range live {
 		out, err := s.CLI("cluster", "info")
 		if err != nil {
 			return err
 		}
-		if !strings.Contains(out, "cluster_slots_ok:16384") {
-			return errors.New("slots not yet known everywhere")
+		if !strings.Contains(out, "cluster_state:ok") || !strings.Contains(out, "cluster_slots_ok:16384") {
+			return fmt.Errorf("%s: %s", s.Addr(), strings.Join(strings.Fields(lastLines(out, 100)), " "))
+		}
+		out, err = s.CLI("info", "replication")
+		if err != nil {
+			return err
+		}
+		if strings.Contains(out, "role:slave") && (!strings.Contains(out, "master_link_status:up") ||
+			!strings.Contains(out, "master_sync_in_progress:0")) {
+			return fmt.Errorf("replica %s not in sync", s.Addr())
 		}
 	}
 	return nil
+}
+
+// ClusterNode is one line of CLUSTER NODES.
+type ClusterNode struct {
+	ID, Addr string // Addr is host:port (the bus port and hostname cut off)
+	Flags    []string
+	MasterID string // for a replica; "-" for a master
+	Slots    int    // how many slots it serves
+}
+
+// Master reports whether the node is a master.
+func (n ClusterNode) Master() bool { return slices.Contains(n.Flags, "master") }
+
+// Topology returns the cluster as from sees it (CLUSTER NODES).
+func (c *Cluster) Topology(from *Server) ([]ClusterNode, error) {
+	out, err := from.CLI("cluster", "nodes")
+	if err != nil {
+		return nil, fmt.Errorf("cluster nodes on %s: %v: %s", from.Addr(), err, out)
+	}
+	var nodes []ClusterNode
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		addr, _, _ := strings.Cut(f[1], "@")
+		addr, _, _ = strings.Cut(addr, ",")
+		n := ClusterNode{ID: f[0], Addr: addr, Flags: strings.Split(strings.ReplaceAll(f[2], "myself,", ""), ","), MasterID: f[3]}
+		for _, r := range f[8:] {
+			if strings.HasPrefix(r, "[") {
+				continue // a slot being migrated or imported
+			}
+			lo, hi, ok := strings.Cut(r, "-")
+			a, _ := strconv.Atoi(lo)
+			b := a
+			if ok {
+				b, _ = strconv.Atoi(hi)
+			}
+			n.Slots += b - a + 1
+		}
+		nodes = append(nodes, n)
+	}
+	return nodes, nil
+}
+
+// Server returns the node at addr, or nil.
+func (c *Cluster) Server(addr string) *Server {
+	for _, s := range c.Nodes {
+		if s.Addr() == addr {
+			return s
+		}
+	}
+	return nil
+}
+
+// MasterWithReplica returns a master serving slots and one of its replicas,
+// as the first node sees the cluster.
+func (c *Cluster) MasterWithReplica(t testing.TB) (master, replica *Server) {
+	t.Helper()
+	nodes, err := c.Topology(c.Nodes[0])
+	if err != nil {
+		t.Fatalf("testredis: %v", err)
+	}
+	for _, m := range nodes {
+		if !m.Master() || m.Slots == 0 {
+			continue
+		}
+		for _, r := range nodes {
+			if r.MasterID == m.ID {
+				return c.Server(m.Addr), c.Server(r.Addr)
+			}
+		}
+	}
+	t.Fatalf("testredis: no master with a replica in %v", nodes)
+	return nil, nil
+}
+
+// NodeID returns the cluster node ID of s (CLUSTER MYID).
+func (c *Cluster) NodeID(t testing.TB, s *Server) string {
+	t.Helper()
+	out, err := s.CLI("cluster", "myid")
+	if err != nil {
+		t.Fatalf("testredis: cluster myid on %s: %v: %s", s.Addr(), err, out)
+	}
+	return strings.TrimSpace(out)
+}
+
+// WaitPromoted waits, for at most within, until replica reports itself a
+// master (its master failed and it won the election) and every node in
+// live reports the cluster ok again with all slots served.
+func (c *Cluster) WaitPromoted(t testing.TB, replica *Server, live []*Server, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		out, err := replica.CLI("role")
+		var rerr error
+		if err == nil && strings.HasPrefix(strings.TrimSpace(out), "master") {
+			if rerr = c.ready(live); rerr == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testredis: %s not promoted after %v: role %q %v %v", replica.Addr(), within, lastLines(out, 1), err, rerr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// WaitReady waits, for at most within, until every node in live reports
+// the cluster ok with all slots served and every replica in sync.
+func (c *Cluster) WaitReady(t testing.TB, live []*Server, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := c.ready(live)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testredis: cluster not ready after %v: %v", within, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Reshard moves slots slots from the master from to the master to with
+// redis-cli --cluster reshard (MIGRATE of every key, with ASK redirects
+// while a slot moves), and returns redis-cli's output.
+func (c *Cluster) Reshard(from, to *Server, slots int) (string, error) {
+	nodes, err := c.Topology(from)
+	if err != nil {
+		return "", err
+	}
+	var fromID, toID string
+	for _, n := range nodes {
+		switch n.Addr {
+		case from.Addr():
+			fromID = n.ID
+		case to.Addr():
+			toID = n.ID
+		}
+	}
+	if fromID == "" || toID == "" {
+		return "", fmt.Errorf("reshard: %s or %s not in the cluster", from.Addr(), to.Addr())
+	}
+	return cli("--cluster", "reshard", from.Addr(), "--cluster-from", fromID, "--cluster-to", toID,
+		"--cluster-slots", strconv.Itoa(slots), "--cluster-yes", "--cluster-pipeline", "10")
 }
 
 func lastLines(s string, n int) string {
