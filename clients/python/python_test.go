@@ -31,7 +31,7 @@ func python(t *testing.T) string {
 
 // Each module is its own subtest: a framework the machine lacks skips (or,
 // under LATCH_REQUIRE_INTEGRATION=1, fails) only its adapter's tests.
-var modules = []string{"test_client", "test_csrf", "test_flask", "test_asgi", "test_django", "test_cache", "test_examples"}
+var modules = []string{"test_client", "test_csrf", "test_flask", "test_asgi", "test_django", "test_cache", "test_examples", "test_dpop", "test_stepup", "test_websocket"}
 
 func TestPython(t *testing.T) {
 	if testing.Short() {

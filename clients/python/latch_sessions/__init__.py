@@ -23,9 +23,9 @@ this package. Every failure to reach latch fails closed (an
 from ._client import DEFAULT_TIMEOUT, AsyncClient, Client
 from ._errors import *  # noqa: F403 - the exception hierarchy is the public API
 from ._errors import __all__ as _errors_all
-from ._types import Issued, Key, Refreshed, Rotated, Session, Verified, format_time, parse_time
+from ._types import DPoPProof, Issued, Key, Refreshed, Rotated, Session, Verified, format_time, parse_time
 
 __version__ = "0.1.0"
 
-__all__ = ["Client", "AsyncClient", "DEFAULT_TIMEOUT", "Session", "Issued", "Refreshed", "Verified", "Key",
+__all__ = ["Client", "AsyncClient", "DEFAULT_TIMEOUT", "Session", "Issued", "Refreshed", "Verified", "Key", "DPoPProof",
            "Rotated", "parse_time", "format_time", *_errors_all]

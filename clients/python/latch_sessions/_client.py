@@ -12,7 +12,7 @@ from typing import Any, Callable, Generic, Mapping, Sequence, TypeVar
 
 from ._errors import ConfigError, ProtocolError, problem_error
 from ._http import AsyncTransport, Endpoint, Response, SyncTransport
-from ._types import Issued, Key, Refreshed, Rotated, Session, Verified, format_time, parse_time
+from ._types import DPoPProof, Issued, Key, Refreshed, Rotated, Session, Verified, format_time, parse_time
 
 __all__ = ["Client", "AsyncClient", "DEFAULT_TIMEOUT"]
 
@@ -52,6 +52,23 @@ def _drop_none(**kw: Any) -> dict[str, Any]:
     return {k: v for k, v in kw.items() if v is not None}
 
 
+def _amr(amr: Sequence[str] | None) -> list[str] | None:
+    if amr is None:
+        return None
+    if isinstance(amr, str):
+        raise ValueError("latch: amr is a list of method names, e.g. ['pwd', 'otp']")
+    return list(amr)
+
+
+def _acr_values(v: Sequence[str] | str | None) -> list[str] | None:
+    if v is None:
+        return None
+    vals = [v] if isinstance(v, str) else list(v)
+    if not vals:
+        raise ValueError("latch: acr_values lists at least one value")
+    return vals
+
+
 def _max_age(cc: str) -> int | None:
     directives = [d.strip().lower() for d in cc.split(",")]
     if "no-store" in directives or "no-cache" in directives:
@@ -71,7 +88,7 @@ def _verified(r: Response, doc: Any) -> Verified:
         raise ProtocolError("latch: verify answer is not a JSON object")
     tok = doc.get("csrf_token")
     return Verified(Session.from_json(doc.get("session")), tok if isinstance(tok, str) else None,
-                    _max_age(r.headers.get("cache-control", "")))
+                    _max_age(r.headers.get("cache-control", "")), r.headers.get("dpop-nonce") or None)
 
 
 def _session(r: Response, doc: Any) -> Session:
@@ -175,24 +192,49 @@ class _Calls:
         if 200 <= r.status < 300:
             return call.parse(r, doc)
         retry = r.headers.get("retry-after", "")
-        raise problem_error(r.status, doc, int(retry) if retry.isdigit() else None)
+        raise problem_error(r.status, doc, int(retry) if retry.isdigit() else None, r.headers)
 
     # The calls. Each returns a _Call; Client and AsyncClient send it.
 
     @staticmethod
     def _create(subject: str, data: Mapping[str, Any] | None, claims: Mapping[str, Any] | None, ip: str | None,
                 user_agent: str | None, replace_session_token: str | None, acr: str | None,
-                amr: Sequence[str] | None) -> _Call[Issued]:
+                amr: Sequence[str] | None, auth_time: datetime | None = None, dpop: DPoPProof | None = None,
+                dpop_jkt: str | None = None) -> _Call[Issued]:
+        if dpop is not None and dpop_jkt:
+            raise ValueError("latch: bind a session with dpop or with dpop_jkt, not both")
         return _Call("POST", "/v1/sessions", _issued, _drop_none(
             subject=subject, data=data, claims=claims, ip=ip, user_agent=user_agent,
             replace_session_token=replace_session_token or None, acr=acr,
-            amr=list(amr) if amr is not None else None))
+            amr=_amr(amr), auth_time=format_time(auth_time) if auth_time else None,
+            dpop=dpop.to_json() if dpop is not None else None, dpop_jkt=dpop_jkt or None))
 
     @staticmethod
-    def _verify(kind: str, token: str, ip: str | None, user_agent: str | None) -> _Call[Verified]:
+    def _verify(kind: str, token: str, ip: str | None, user_agent: str | None, max_age: int | None = None,
+                acr_values: Sequence[str] | str | None = None, dpop: DPoPProof | None = None) -> _Call[Verified]:
         if not isinstance(token, str) or not token:
             raise ValueError("latch: empty token")
-        return _Call("POST", "/v1/sessions/verify", _verified, _drop_none(**{kind: token}, ip=ip, user_agent=user_agent))
+        if max_age is not None and (not isinstance(max_age, int) or isinstance(max_age, bool) or max_age < 1):
+            raise ValueError("latch: max_age is a whole number of seconds, at least 1")
+        return _Call("POST", "/v1/sessions/verify", _verified, _drop_none(
+            **{kind: token}, ip=ip, user_agent=user_agent, max_age=max_age, acr_values=_acr_values(acr_values),
+            dpop=dpop.to_json() if dpop is not None else None))
+
+    @staticmethod
+    def _refresh(refresh_token: str, dpop: DPoPProof | None, dpop_proof: str | None) -> _Call[Refreshed]:
+        if dpop is not None and dpop_proof:
+            raise ValueError("latch: send a refresh's proof relayed (dpop) or as the DPoP header (dpop_proof), not both")
+        body: dict[str, Any] = {"refresh_token": refresh_token}
+        if dpop is not None:
+            body["dpop"] = dpop.to_json()
+        return _Call("POST", "/v1/refresh", _refreshed, body, headers={"DPoP": dpop_proof} if dpop_proof else None)
+
+    @staticmethod
+    def _public(method: str, path: str, parse: Callable[[Response, Any], T], access_token: str) -> _Call[T]:
+        if not isinstance(access_token, str) or not access_token or any(c in access_token for c in "\r\n\0 "):
+            raise ValueError("latch: not an access token")
+        return _Call(method, path, parse, {} if method == "POST" else None, back_channel=False,
+                     headers={"Authorization": "Bearer " + access_token})
 
     @staticmethod
     def _patch(session_id: str, data: Mapping[str, Any] | None, if_match: int | str | None) -> _Call[Session]:
@@ -202,8 +244,10 @@ class _Calls:
         return _Call("PATCH", f"/v1/sessions/{_sid(session_id)}", _session, {"data": data}, headers=h)
 
     @staticmethod
-    def _renew(session_id: str, claims: Mapping[str, Any] | None, auth_time: datetime | None) -> _Call[Issued]:
-        body = _drop_none(claims=claims, auth_time=format_time(auth_time) if auth_time else None)
+    def _renew(session_id: str, claims: Mapping[str, Any] | None, auth_time: datetime | None,
+               acr: str | None = None, amr: Sequence[str] | None = None) -> _Call[Issued]:
+        body = _drop_none(claims=claims, auth_time=format_time(auth_time) if auth_time else None, acr=acr,
+                          amr=_amr(amr))
         return _Call("POST", f"/v1/sessions/{_sid(session_id)}/renew", _issued, body)
 
     @staticmethod
@@ -251,23 +295,38 @@ class Client(_Calls):
     def create_session(self, subject: str, *, data: Mapping[str, Any] | None = None,
                        claims: Mapping[str, Any] | None = None, ip: str | None = None,
                        user_agent: str | None = None, replace_session_token: str | None = None,
-                       acr: str | None = None, amr: Sequence[str] | None = None) -> Issued:
+                       acr: str | None = None, amr: Sequence[str] | None = None,
+                       auth_time: datetime | None = None, dpop: DPoPProof | None = None,
+                       dpop_jkt: str | None = None) -> Issued:
         """Create a session for a subject your code has authenticated (POST /v1/sessions).
 
         ``replace_session_token`` is the session token the client carried before
-        login: latch revokes it (session fixation)."""
-        return self._send(self._create(subject, data, claims, ip, user_agent, replace_session_token, acr, amr))
+        login: latch revokes it (session fixation). ``acr``, ``amr`` and ``auth_time``
+        record how and when the user signed in (RFC 9470; default now). ``dpop`` (a proof
+        the client sent with its login request, relayed) or ``dpop_jkt`` (the RFC 7638
+        thumbprint of a key whose proof you checked) bind the session to the client's key:
+        ``token_type`` is then "DPoP" and refresh and access tokens need proofs by it."""
+        return self._send(self._create(subject, data, claims, ip, user_agent, replace_session_token, acr, amr,
+                                       auth_time, dpop, dpop_jkt))
 
-    def verify_session(self, session_token: str, *, ip: str | None = None, user_agent: str | None = None) -> Verified:
+    def verify_session(self, session_token: str, *, ip: str | None = None, user_agent: str | None = None,
+                       max_age: int | None = None, acr_values: Sequence[str] | str | None = None) -> Verified:
         """Validate a session token and record activity (POST /v1/sessions/verify).
 
-        Raises InvalidToken, Expired or Revoked (all InvalidCredential) for a token that does not work."""
-        return self._send(self._verify("session_token", session_token, ip, user_agent))
+        Raises InvalidToken, Expired or Revoked (all InvalidCredential) for a token that does not work.
+        With ``max_age`` (seconds since the user signed in) or ``acr_values`` a live session
+        that does not meet them raises InsufficientUserAuthentication and is not touched."""
+        return self._send(self._verify("session_token", session_token, ip, user_agent, max_age, acr_values))
 
-    def verify_access_token(self, access_token: str, *, ip: str | None = None,
-                            user_agent: str | None = None) -> Verified:
-        """Verify an access token and check its session is live (POST /v1/sessions/verify)."""
-        return self._send(self._verify("access_token", access_token, ip, user_agent))
+    def verify_access_token(self, access_token: str, *, ip: str | None = None, user_agent: str | None = None,
+                            max_age: int | None = None, acr_values: Sequence[str] | str | None = None,
+                            dpop: DPoPProof | None = None) -> Verified:
+        """Verify an access token and check its session is live (POST /v1/sessions/verify).
+
+        A DPoP-bound token (``cnf.jkt``) needs ``dpop``: the proof its client sent with the
+        request, relayed with that request's method and URL; without it, or with a proof
+        that fails, InvalidDPoPProof (UseDPoPNonce when latch wants its nonce in the proof)."""
+        return self._send(self._verify("access_token", access_token, ip, user_agent, max_age, acr_values, dpop))
 
     def get_session(self, session_id: str) -> Session:
         """Read a session by ID (GET /v1/sessions/{id}); NotFound if no live session has it."""
@@ -282,9 +341,14 @@ class Client(_Calls):
         return self._send(self._patch(session_id, data, if_match))
 
     def renew_session(self, session_id: str, *, claims: Mapping[str, Any] | None = None,
-                      auth_time: datetime | None = None) -> Issued:
-        """Give a session new tokens after a privilege change; every older token stops working."""
-        return self._send(self._renew(session_id, claims, auth_time))
+                      auth_time: datetime | None = None, acr: str | None = None,
+                      amr: Sequence[str] | None = None) -> Issued:
+        """Give a session new tokens after a privilege change; every older token stops working.
+
+        After the user authenticated again (step-up), pass ``auth_time`` (default now when
+        ``acr`` or ``amr`` is given), ``acr`` and ``amr``: they replace the old three.
+        A DPoP binding is kept."""
+        return self._send(self._renew(session_id, claims, auth_time, acr, amr))
 
     def revoke_session(self, session_id: str) -> None:
         """Revoke a session (DELETE /v1/sessions/{id}); also succeeds when it is already gone."""
@@ -298,13 +362,27 @@ class Client(_Calls):
         """Revoke every session of a subject but ``except_session``; returns how many were revoked."""
         return self._send(self._revoke_subject(subject, except_session))
 
-    def refresh(self, refresh_token: str) -> Refreshed:
+    def refresh(self, refresh_token: str, *, dpop: DPoPProof | None = None, dpop_proof: str | None = None) -> Refreshed:
         """Rotate a refresh token (POST /v1/refresh), relayed for a user: the API key is sent
         along, so latch's per-address rate limit of public calls does not apply to your backend.
 
-        Raises RefreshReuse when a rotated token is presented after the grace
-        window: latch has then revoked the session."""
-        return self._send(_Call("POST", "/v1/refresh", _refreshed, {"refresh_token": refresh_token}))
+        A DPoP-bound session's refresh needs a proof by its key: ``dpop``, the proof your
+        client sent to your refresh endpoint (relayed with that request's method and URL),
+        or ``dpop_proof``, one the client made for POST and latch's own URL + /v1/refresh
+        (sent as the DPoP header). Raises RefreshReuse when a rotated token is presented
+        after the grace window: latch has then revoked the session."""
+        return self._send(self._refresh(refresh_token, dpop, dpop_proof))
+
+    def whoami(self, access_token: str) -> Session:
+        """The live session of a user's access token (public GET /v1/whoami, as the user:
+        the API key is not sent). Raises InvalidCredential for a token that does not work."""
+        return self._send(self._public("GET", "/v1/whoami", _session, access_token))
+
+    def logout(self, access_token: str) -> None:
+        """End the session of a user's access token (public POST /v1/logout, as the user):
+        its refresh token, access tokens and cookie stop working. Also succeeds when the
+        session is already gone."""
+        self._send(self._public("POST", "/v1/logout", _nothing, access_token))
 
     def list_keys(self) -> list[Key]:
         return self._send(_Call("GET", "/v1/keys", _keys))
@@ -362,16 +440,23 @@ class AsyncClient(_Calls):
     async def create_session(self, subject: str, *, data: Mapping[str, Any] | None = None,
                              claims: Mapping[str, Any] | None = None, ip: str | None = None,
                              user_agent: str | None = None, replace_session_token: str | None = None,
-                             acr: str | None = None, amr: Sequence[str] | None = None) -> Issued:
-        return await self._send(self._create(subject, data, claims, ip, user_agent, replace_session_token, acr, amr))
+                             acr: str | None = None, amr: Sequence[str] | None = None,
+                             auth_time: datetime | None = None, dpop: DPoPProof | None = None,
+                             dpop_jkt: str | None = None) -> Issued:
+        return await self._send(self._create(subject, data, claims, ip, user_agent, replace_session_token, acr,
+                                             amr, auth_time, dpop, dpop_jkt))
 
-    async def verify_session(self, session_token: str, *, ip: str | None = None,
-                             user_agent: str | None = None) -> Verified:
-        return await self._send(self._verify("session_token", session_token, ip, user_agent))
+    async def verify_session(self, session_token: str, *, ip: str | None = None, user_agent: str | None = None,
+                             max_age: int | None = None,
+                             acr_values: Sequence[str] | str | None = None) -> Verified:
+        return await self._send(self._verify("session_token", session_token, ip, user_agent, max_age, acr_values))
 
     async def verify_access_token(self, access_token: str, *, ip: str | None = None,
-                                  user_agent: str | None = None) -> Verified:
-        return await self._send(self._verify("access_token", access_token, ip, user_agent))
+                                  user_agent: str | None = None, max_age: int | None = None,
+                                  acr_values: Sequence[str] | str | None = None,
+                                  dpop: DPoPProof | None = None) -> Verified:
+        return await self._send(self._verify("access_token", access_token, ip, user_agent, max_age, acr_values,
+                                             dpop))
 
     async def get_session(self, session_id: str) -> Session:
         return await self._send(_Call("GET", f"/v1/sessions/{_sid(session_id)}", _session))
@@ -381,8 +466,9 @@ class AsyncClient(_Calls):
         return await self._send(self._patch(session_id, data, if_match))
 
     async def renew_session(self, session_id: str, *, claims: Mapping[str, Any] | None = None,
-                            auth_time: datetime | None = None) -> Issued:
-        return await self._send(self._renew(session_id, claims, auth_time))
+                            auth_time: datetime | None = None, acr: str | None = None,
+                            amr: Sequence[str] | None = None) -> Issued:
+        return await self._send(self._renew(session_id, claims, auth_time, acr, amr))
 
     async def revoke_session(self, session_id: str) -> None:
         await self._send(_Call("DELETE", f"/v1/sessions/{_sid(session_id)}", _nothing))
@@ -393,8 +479,15 @@ class AsyncClient(_Calls):
     async def revoke_subject(self, subject: str, *, except_session: str | None = None) -> int:
         return await self._send(self._revoke_subject(subject, except_session))
 
-    async def refresh(self, refresh_token: str) -> Refreshed:
-        return await self._send(_Call("POST", "/v1/refresh", _refreshed, {"refresh_token": refresh_token}))
+    async def refresh(self, refresh_token: str, *, dpop: DPoPProof | None = None,
+                      dpop_proof: str | None = None) -> Refreshed:
+        return await self._send(self._refresh(refresh_token, dpop, dpop_proof))
+
+    async def whoami(self, access_token: str) -> Session:
+        return await self._send(self._public("GET", "/v1/whoami", _session, access_token))
+
+    async def logout(self, access_token: str) -> None:
+        await self._send(self._public("POST", "/v1/logout", _nothing, access_token))
 
     async def list_keys(self) -> list[Key]:
         return await self._send(_Call("GET", "/v1/keys", _keys))

@@ -21,8 +21,9 @@
         │   ├── Revoked                  revoked
         │   ├── RefreshReuse             refresh_reuse
         │   ├── InvalidDPoPProof         invalid_dpop_proof
-        │   ├── UseDPoPNonce             use_dpop_nonce
-        │   └── InsufficientUserAuthentication   insufficient_user_authentication
+        │   │   └── UseDPoPNonce         use_dpop_nonce, with .nonce
+        │   └── InsufficientUserAuthentication   insufficient_user_authentication,
+        │                                with .max_age and .acr_values
         ├── CSRFRejected                 csrf (403)
         ├── NotFound                     not_found (404)
         ├── Conflict                     conflict (409, 412)
@@ -46,6 +47,7 @@ __all__ = [
     "Unauthorized", "InvalidCredential", "InvalidToken", "Expired", "Revoked", "RefreshReuse",
     "InvalidDPoPProof", "UseDPoPNonce", "InsufficientUserAuthentication", "CSRFRejected", "NotFound",
     "Conflict", "TooLarge", "RateLimited", "StoreUnavailable", "InternalError", "problem_error",
+    "challenge_params",
 ]
 
 # Latch tokens (lts_, ltr_, ltk_…), JWS compact serializations and Bearer
@@ -99,6 +101,8 @@ class ProblemError(LatchError):
     """
 
     default_code = "internal"
+    #: latch's WWW-Authenticate challenge for this refusal (RFC 6750, 9449, 9470), or None.
+    www_authenticate: str | None = None
 
     def __init__(self, status: int, code: str, title: str = "", detail: str = "") -> None:
         self.status = status
@@ -110,8 +114,8 @@ class ProblemError(LatchError):
             msg += ": " + self.detail
         super().__init__(msg)
 
-    def __reduce__(self):  # pickle with the constructor's arguments
-        return (self.__class__, (self.status, self.code, self.title, self.detail))
+    def __reduce__(self):  # pickle with the constructor's arguments and what was set after
+        return (self.__class__, (self.status, self.code, self.title, self.detail), dict(self.__dict__))
 
 
 class BadRequest(ProblemError):
@@ -157,15 +161,31 @@ class RefreshReuse(InvalidCredential):
 
 
 class InvalidDPoPProof(InvalidCredential):
+    """A DPoP-bound session or access token was used without a valid proof by its key
+    (RFC 9449): missing, malformed, replayed, for another method or URL, by another key,
+    or a bound token sent as plain Bearer. Nothing changed; ``www_authenticate`` is the
+    ``DPoP`` challenge to answer the client with."""
+
     default_code = "invalid_dpop_proof"
 
 
-class UseDPoPNonce(InvalidCredential):
+class UseDPoPNonce(InvalidDPoPProof):
+    """The proof must carry latch's nonce (RFC 9449 §8): ``nonce`` is the value to put in the
+    next proof's ``nonce`` claim (send it to the client as the ``DPoP-Nonce`` header)."""
+
     default_code = "use_dpop_nonce"
+    nonce: str | None = None
 
 
 class InsufficientUserAuthentication(InvalidCredential):
+    """The session is live but its sign-in is older or weaker than the action demands
+    (RFC 9470). ``max_age`` (seconds) and ``acr_values`` say what it needs; ask the user to
+    authenticate again, then renew the session with the new ``auth_time``, ``acr``, ``amr``.
+    ``www_authenticate`` is the ``Bearer error="insufficient_user_authentication"`` challenge."""
+
     default_code = "insufficient_user_authentication"
+    max_age: int | None = None
+    acr_values: tuple[str, ...] | None = None
 
 
 class CSRFRejected(ProblemError):
@@ -231,8 +251,18 @@ _BY_STATUS = {400: "bad_request", 401: "unauthorized", 403: "csrf", 404: "not_fo
               504: "store_unavailable"}
 
 
-def problem_error(status: int, doc: object, retry_after: int | None = None) -> ProblemError:
-    """Build the exception for an error answer: doc is the decoded problem document, or None."""
+_PARAM = re.compile(r'([A-Za-z_]+)="((?:[^"\\]|\\.)*)"')
+
+
+def challenge_params(www_authenticate: str) -> dict[str, str]:
+    """The quoted auth-params of a WWW-Authenticate challenge (``max_age="300"`` …)."""
+    return {k.lower(): re.sub(r"\\(.)", r"\1", v) for k, v in _PARAM.findall(www_authenticate or "")}
+
+
+def problem_error(status: int, doc: object, retry_after: int | None = None,
+                  headers: dict[str, str] | None = None) -> ProblemError:
+    """Build the exception for an error answer: doc is the decoded problem document, or None;
+    headers the answer's (lower-case names), for the challenges and DPoP-Nonce."""
     code = title = detail = ""
     if isinstance(doc, dict):
         code = doc.get("code") if isinstance(doc.get("code"), str) else ""
@@ -252,4 +282,16 @@ def problem_error(status: int, doc: object, retry_after: int | None = None) -> P
         err = cls(status, code, title, detail)
     if isinstance(err, RateLimited):
         err.retry_after = retry_after
+    if headers:
+        www = headers.get("www-authenticate")
+        if www and status == 401:
+            err.www_authenticate = www
+        if isinstance(err, UseDPoPNonce):
+            err.nonce = headers.get("dpop-nonce") or None
+        if isinstance(err, InsufficientUserAuthentication) and www:
+            p = challenge_params(www)
+            if p.get("max_age", "").isdigit():
+                err.max_age = int(p["max_age"])
+            if p.get("acr_values"):
+                err.acr_values = tuple(p["acr_values"].split())
     return err

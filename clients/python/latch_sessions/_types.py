@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from ._errors import ProtocolError
 
-__all__ = ["Session", "Issued", "Refreshed", "Verified", "Key", "Rotated", "parse_time", "format_time"]
+__all__ = ["Session", "Issued", "Refreshed", "Verified", "Key", "Rotated", "DPoPProof", "parse_time", "format_time"]
 
 # RFC 3339 as latch writes it (Go's time.RFC3339Nano): any number of
 # fractional digits, "Z" or a numeric offset. datetime.fromisoformat accepts
@@ -194,6 +194,8 @@ class Verified:
     session: Session
     csrf_token: str | None = field(default=None, repr=False)
     max_age: int | None = None
+    #: A DPoP-Nonce latch sent with the answer (RFC 9449 §8.2), for the client's next proof.
+    dpop_nonce: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,3 +227,21 @@ class Rotated:
 
     kid: str
     activates_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DPoPProof:
+    """A DPoP proof (RFC 9449) your backend received from its client, relayed to latch
+    with the method and absolute URL of the request it came with: latch checks the
+    signature, ``htm``/``htu`` against these, ``iat``, the ``jti`` (once, across every
+    replica) and, with an access token, ``ath``. The proof is left out of ``repr``."""
+
+    proof: str = field(repr=False)
+    htm: str
+    htu: str
+
+    def to_json(self) -> dict[str, str]:
+        if not (isinstance(self.proof, str) and self.proof and isinstance(self.htm, str) and self.htm
+                and isinstance(self.htu, str) and self.htu):
+            raise ValueError("latch: a relayed DPoP proof needs proof, htm and htu")
+        return {"proof": self.proof, "htm": self.htm, "htu": self.htu}

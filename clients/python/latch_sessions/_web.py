@@ -17,14 +17,15 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Generator, Iterable, Mapping, Protocol, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from . import csrf
-from ._errors import (BadRequest, ConfigError, CSRFRejected, InvalidCredential, InvalidToken, LatchError, ProblemError,
-                      TooLarge, UnavailableError)
-from ._types import Issued, Session, Verified
+from ._errors import (BadRequest, ConfigError, CSRFRejected, InvalidCredential, InvalidDPoPProof, InvalidToken,
+                      LatchError, ProblemError, TooLarge, UnavailableError, UseDPoPNonce)
+from ._types import DPoPProof, Issued, Session, Verified
 
-__all__ = ["Config", "RequestSession", "AsyncRequestSession", "SAFE_METHODS", "CSRF_HEADER", "CSRF_FIELD"]
+__all__ = ["Config", "RequestSession", "AsyncRequestSession", "AuthRequirement", "SAFE_METHODS", "CSRF_HEADER",
+           "CSRF_FIELD"]
 
 log = logging.getLogger("latch_sessions")
 
@@ -45,6 +46,76 @@ _DEAD = (InvalidCredential, BadRequest, TooLarge)
 
 def _bad_token() -> InvalidToken:
     return InvalidToken(401, "invalid_token", "Invalid token", "malformed credential")
+
+
+# RFC 9449 §7.1: the algorithms latch accepts in proofs, for the DPoP challenge.
+DPOP_ALGS = "EdDSA ES256 RS256"
+MAX_PROOF_SIZE = 8 << 10
+_DPOP_REASONS = {  # latch's fixed descriptions (dpop/errors.go), for refusals made here
+    "malformed": "the DPoP proof is not a well-formed JWS",
+    "bearer": "the token is DPoP-bound and must be sent with the DPoP scheme and a proof",
+    "missing": "a DPoP proof is required: the session is bound to a DPoP key",
+}
+
+
+def dpop_refusal(reason: str) -> InvalidDPoPProof:
+    """A proof refused here, before any call to latch, shaped like latch's own refusals."""
+    desc = _DPOP_REASONS[reason]
+    e = InvalidDPoPProof(401, "invalid_dpop_proof", "Invalid DPoP proof", desc)
+    e.www_authenticate = f'DPoP algs="{DPOP_ALGS}", error="invalid_dpop_proof", error_description="{desc}"'
+    return e
+
+
+def _visible(v: str) -> bool:
+    return all("!" <= c <= "~" and c not in '"\\' for c in v)
+
+
+@dataclass(frozen=True)
+class AuthRequirement:
+    """What a sensitive action demands of the user's sign-in (RFC 9470): at most
+    ``max_age`` seconds since they authenticated, and/or one of ``acr_values``.
+    Checked against the session the middleware loaded: no call to latch."""
+
+    max_age: int | None = None
+    acr_values: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        m = self.max_age
+        if hasattr(m, "total_seconds"):
+            m = int(m.total_seconds())  # a timedelta
+            object.__setattr__(self, "max_age", m)
+        if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m < 1):
+            raise ConfigError("latch: max_age is a whole number of seconds, at least 1")
+        vals = (self.acr_values,) if isinstance(self.acr_values, str) else tuple(self.acr_values or ())
+        if len(vals) > 8 or not all(isinstance(v, str) and 1 <= len(v) <= 128 and _visible(v) for v in vals):
+            raise ConfigError("latch: acr values are 1 to 8 strings of 1 to 128 visible ASCII characters "
+                              "other than '\"' and '\\'")
+        if m is None and not vals:
+            raise ConfigError("latch: require max_age, acr, or both")
+        object.__setattr__(self, "acr_values", vals)
+
+    def met_by(self, auth_time: datetime | None, acr: str | None, now: datetime | None = None) -> bool:
+        """latch's rule (AuthRequirement.Check): a missing auth_time is too old for any max_age."""
+        if self.max_age is not None:
+            now = now or datetime.now(timezone.utc)
+            if auth_time is None or (now - auth_time).total_seconds() > self.max_age:
+                return False
+        return not self.acr_values or (bool(acr) and acr in self.acr_values)
+
+    def challenge(self) -> str:
+        """The RFC 9470 §3 challenge, byte for byte latch's."""
+        if self.max_age is not None and self.acr_values:
+            desc = "A more recent authentication of another level is required"
+        elif self.max_age is not None:
+            desc = "A more recent authentication is required"
+        else:
+            desc = "A different authentication level is required"
+        h = f'Bearer error="insufficient_user_authentication", error_description="{desc}"'
+        if self.max_age is not None:
+            h += f', max_age="{self.max_age}"'
+        if self.acr_values:
+            h += ', acr_values="' + " ".join(self.acr_values) + '"'
+        return h
 
 
 @dataclass(frozen=True)
@@ -70,6 +141,12 @@ class Config:
       ``"offline"`` (verify them locally against latch's JWKS with PyJWT).
     * ``login_url``: where ``login_required`` sends browsers without a session
       (default: answer 401).
+    * ``reauth_url``: where ``require_recent_auth`` sends browsers whose
+      sign-in is too old or too weak (default: answer 401).
+    * ``public_origin``: the ``scheme://host[:port]`` clients address when a
+      proxy rewrites it (TLS terminated in front of the app): the URL a DPoP
+      proof must name is this origin + the request's path. Default: the
+      request's own scheme and Host.
     """
 
     cookie_name: str = "__Host-latch"
@@ -79,6 +156,8 @@ class Config:
     anonymous_csrf_exempt: Sequence[str] = ()
     bearer: str = "off"
     login_url: str | None = None
+    reauth_url: str | None = None
+    public_origin: str | None = None
 
     def __post_init__(self) -> None:
         name = self.cookie_name
@@ -100,6 +179,11 @@ class Config:
                 raise ConfigError(f"latch: trusted_origins: {o!r} is not an origin of the form scheme://host[:port]")
             origins.append(f"{u.scheme}://{u.netloc}".lower())
         object.__setattr__(self, "trusted_origins", tuple(origins))
+        if self.public_origin is not None:
+            u = urlsplit(self.public_origin)
+            if u.scheme not in ("http", "https") or not u.netloc or u.path not in ("", "/") or u.query or u.fragment:
+                raise ConfigError("latch: public_origin must be an origin of the form scheme://host[:port]")
+            object.__setattr__(self, "public_origin", f"{u.scheme}://{u.netloc}")
         object.__setattr__(self, "anonymous_csrf_exempt", tuple(self.anonymous_csrf_exempt))
 
     @property
@@ -127,7 +211,7 @@ class Config:
         """Build from a mapping such as Flask's app.config (prefix "LATCH_") or settings.LATCH."""
         kw = {}
         for f in ("cookie_name", "same_site", "insecure_cookie_for_development_only", "trusted_origins",
-                  "anonymous_csrf_exempt", "bearer", "login_url"):
+                  "anonymous_csrf_exempt", "bearer", "login_url", "reauth_url", "public_origin"):
             key = prefix + f.upper() if prefix else f
             if key in m:
                 kw[f] = m[key]
@@ -143,6 +227,8 @@ class Request(Protocol):
     def header(self, name: str) -> str | None: ...  # lower-case name; the first value
     def cookie_headers(self) -> Iterable[str]: ...
     def client_ip(self) -> str | None: ...
+    def dpop_headers(self) -> list[str]: ...  # every DPoP header value, for "exactly one"
+    def url(self) -> str: ...  # scheme://host + escaped path, no query: what a DPoP proof names (htu)
 
 
 def read_cookie(headers: Iterable[str], name: str) -> str | None:
@@ -163,6 +249,18 @@ def bearer_token(authorization: str | None) -> str | None:
     return authorization[7:].strip()
 
 
+def auth_token(authorization: str | None) -> tuple[str, str] | None:
+    """("Bearer" or "DPoP", token) of an Authorization header with either scheme, as latchhttp reads it."""
+    if not authorization:
+        return None
+    head = authorization[:7].lower()
+    if head == "bearer ":
+        return "Bearer", authorization[7:].strip()
+    if head[:5] == "dpop ":
+        return "DPoP", authorization[5:].strip()
+    return None
+
+
 def same_origin(req: Request, trusted: Sequence[str]) -> bool:
     """Go's net/http.CrossOriginProtection.Check: Sec-Fetch-Site, else Origin against Host."""
     origin = req.header("origin")
@@ -180,6 +278,32 @@ def same_origin(req: Request, trusted: Sequence[str]) -> bool:
     if host and host == (req.header("host") or ""):
         return True
     return origin.lower() in trusted
+
+
+def _jkt(claims: Mapping[str, Any]) -> str | None:
+    cnf = claims.get("cnf")
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    return jkt if isinstance(jkt, str) and jkt else None
+
+
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+
+
+def wsgi_url(environ: Mapping[str, Any]) -> str:
+    """scheme://host + path of a WSGI request (Flask, Django), for a DPoP proof's htu."""
+    host = environ.get("HTTP_HOST")
+    scheme = environ.get("wsgi.url_scheme", "http")
+    if not host:
+        host = environ.get("SERVER_NAME", "")
+        port = environ.get("SERVER_PORT", "")
+        if port and port != ("443" if scheme == "https" else "80"):
+            host += ":" + port
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")  # gunicorn, uWSGI: the path as sent
+    if raw and raw.startswith("/"):
+        path = raw.split("?", 1)[0]
+    else:
+        path = quote((environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1"), safe=_PATH_SAFE)
+    return f"{scheme}://{host}{path or '/'}"
 
 
 def jwt_claims(token: str) -> dict[str, Any]:
@@ -208,7 +332,7 @@ class _Base:
 
     __slots__ = ("_core", "_cfg", "_req", "session", "auth", "claims", "error", "bearer_presented", "_token",
                  "_csrf_src", "_anon_read", "_anon_secret_v", "_anon_cookie_in", "_set_cookies", "_no_store",
-                 "_clear_site_data", "_offline_sid", "_offline_sub")
+                 "_clear_site_data", "_offline_sid", "_offline_sub", "dpop_jkt", "_dpop_nonce")
 
     def __init__(self, core: "Core", req: Request) -> None:
         self._core = core
@@ -232,6 +356,9 @@ class _Base:
         self._clear_site_data = False
         self._offline_sid: str | None = None
         self._offline_sub: str | None = None
+        #: For a request authenticated by a DPoP-bound access token and its proof: the key's thumbprint.
+        self.dpop_jkt: str | None = None
+        self._dpop_nonce: str | None = None  # a DPoP-Nonce from latch, relayed to the client
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} auth={self.auth!r} session={self.session_id!r}>"
@@ -251,6 +378,28 @@ class _Base:
         if self.session is not None:
             return self.session.id
         return self._offline_sid
+
+    @property
+    def auth_time(self) -> datetime | None:
+        """When the user last proved who they are (the session's, or an offline token's claim)."""
+        if self.session is not None:
+            return self.session.auth_time
+        t = (self.claims or {}).get("auth_time")
+        if isinstance(t, (int, float)) and not isinstance(t, bool):
+            return datetime.fromtimestamp(t, timezone.utc)
+        return None
+
+    @property
+    def acr(self) -> str | None:
+        """How the user authenticated (RFC 9470 acr), or None."""
+        if self.session is not None:
+            return self.session.acr
+        a = (self.claims or {}).get("acr")
+        return a if isinstance(a, str) else None
+
+    def meets(self, need: AuthRequirement) -> bool:
+        """Whether the request's sign-in is recent and strong enough for need; False without one."""
+        return self.authenticated and need.met_by(self.auth_time, self.acr)
 
     def _read_anon(self) -> None:
         if not self._anon_read:
@@ -336,6 +485,8 @@ class _Base:
             h.append(("Cache-Control", "no-store"))
         if self._clear_site_data:
             h.append(("Clear-Site-Data", '"cookies"'))
+        if self._dpop_nonce:
+            h.append(("DPoP-Nonce", self._dpop_nonce))
         return h
 
     # -- flows ------------------------------------------------------------
@@ -478,39 +629,78 @@ class Core:
             c = AsyncCache(client) if isinstance(client, AsyncClient) else Cache(client)
         offline = None
         if config.bearer == "offline":
-            from .jwt import OfflineVerifier
-            offline = OfflineVerifier(client, cache=c)
+            from .jwt import AsyncOfflineVerifier, OfflineVerifier
+            offline = (AsyncOfflineVerifier if isinstance(client, AsyncClient) else OfflineVerifier)(client, cache=c)
         return cls(config, client, cache=c, offline=offline)
 
     def target(self, name: str) -> Callable[..., Any]:
         if name == "verify_session" and self.cache is not None:
             return self.cache.verify_session
+        if name == "offline_check":
+            return self.offline.check
         return getattr(self.client, name)
+
+    def htu(self, req: Request) -> str:
+        """The URL a DPoP proof for this request must name."""
+        if self.config.public_origin:
+            return self.config.public_origin + (urlsplit(req.url()).path or "/")
+        return req.url()
+
+    def bearer(self, st: _Base, scheme: str, tok: str) -> Flow:
+        """Authenticate by an access token: Bearer, or DPoP with its proof (RFC 9449 §7), as latchhttp
+        does. A bound token (cnf.jkt) is refused as Bearer; a DPoP-scheme token must be bound. Proofs
+        are always checked by latch, online, even in offline mode: its jti replay cache is shared by
+        every replica and worker, which a cache in this process could not be."""
+        req, cfg = st._req, self.config
+        st.bearer_presented = True
+        if not tok or len(tok) > _MAX_ACCESS_TOKEN:
+            raise _bad_token()
+        relay = None
+        if scheme == "DPoP":
+            proofs = req.dpop_headers()
+            if not proofs:
+                raise dpop_refusal("missing")
+            if len(proofs) > 1 or "," in proofs[0] or len(proofs[0]) > MAX_PROOF_SIZE:
+                raise dpop_refusal("malformed")  # RFC 9449 §4.3: exactly one DPoP header
+            relay = DPoPProof(proofs[0].strip(), req.method.upper(), self.htu(req))
+        # Refuse a scheme the token's binding rules out before any call: refusing on unverified claims is safe.
+        bound = _jkt(jwt_claims(tok))
+        if bound and relay is None:
+            raise dpop_refusal("bearer")
+        if relay is not None and not bound:
+            raise dpop_refusal("missing")
+        online = cfg.bearer == "online" or relay is not None
+        claims: dict[str, Any] = {}
+        if not online:
+            claims, online = yield ("offline_check", (tok,), {})
+            st._offline_sid, st._offline_sub = claims.get("sid"), claims.get("sub")
+        if online:
+            v = yield ("verify_access_token", (tok,), dict(st._client_kw(), dpop=relay))
+            st.session = v.session
+            st._dpop_nonce = v.dpop_nonce
+            claims = jwt_claims(tok)
+        st.claims, st.auth, st.dpop_jkt = claims, "bearer", bound
+        return st
 
     def authenticate(self, st: _Base) -> Flow:
         """Fill st from its request, as latchhttp's middleware does; raise CSRFRejected or
         UnavailableError when the request must be refused (403, 503)."""
         req, cfg = st._req, self.config
-        unsafe = req.method.upper() not in SAFE_METHODS
+        # A WebSocket handshake is a GET that browsers send cross-site with cookies: it gets the
+        # origin check of unsafe requests (cross-site WebSocket hijacking), not the token check.
+        ws = getattr(req, "websocket", False)
+        unsafe = ws or req.method.upper() not in SAFE_METHODS
         if cfg.bearer != "off":
-            tok = bearer_token(req.header("authorization"))
-            if tok is not None:
+            at = auth_token(req.header("authorization"))
+            if at is not None:
                 # A bearer request is judged by its token alone: never the cookie, never CSRF.
-                st.bearer_presented = True
                 try:
-                    if not tok or len(tok) > _MAX_ACCESS_TOKEN:
-                        raise _bad_token()
-                    online = cfg.bearer == "online"
-                    if not online:
-                        claims, online = self.offline.check(tok)
-                        st._offline_sid, st._offline_sub = claims.get("sid"), claims.get("sub")
-                    if online:
-                        v = yield ("verify_access_token", (tok,), st._client_kw())
-                        st.session = v.session
-                        claims = jwt_claims(tok)
-                    st.claims, st.auth = claims, "bearer"
+                    yield from self.bearer(st, *at)
                 except _DEAD as e:
-                    st.error = e
+                    st.session, st.auth, st.claims, st.error = None, None, None, e
+                    st._offline_sid = st._offline_sub = None
+                    if isinstance(e, UseDPoPNonce):
+                        st._dpop_nonce = e.nonce
                 except UnavailableError:
                     raise
                 except ProblemError as e:
@@ -537,7 +727,7 @@ class Core:
             else:
                 st.session, st.auth = v.session, "cookie"
                 st._csrf_src = v.csrf_token
-        if unsafe:
+        if unsafe and not ws:
             # Layer two: the synchronizer token, the session's or else the anonymous one.
             got = req.header(CSRF_HEADER) or (yield ("form_token", (), {}))
             if st.auth == "cookie":
@@ -607,6 +797,35 @@ def error_response(err: BaseException, st: _Base | None, bearer_enabled: bool) -
     if status == 503:
         h.append(("Retry-After", "5"))
     if status == 401 and bearer_enabled:
-        h.append(("WWW-Authenticate", 'Bearer error="invalid_token"' if st is not None and st.bearer_presented
-                  else "Bearer"))
+        h.append(("WWW-Authenticate", www_authenticate(st)))
     return status, h, (text + "\n").encode()
+
+
+def www_authenticate(st: _Base | None) -> str:
+    """The challenge of a 401, as latchhttp's RequireSession writes it: the DPoP challenge
+    (RFC 9449 §7.1) for a refused proof, else Bearer with error="invalid_token" when a
+    token was presented."""
+    if st is not None and isinstance(st.error, InvalidDPoPProof):
+        return st.error.www_authenticate or f'DPoP algs="{DPOP_ALGS}", error="{st.error.code}"'
+    if st is not None and st.bearer_presented:
+        return 'Bearer error="invalid_token"'
+    return "Bearer"
+
+
+def recent_auth_refusal(st: _Base, need: AuthRequirement, reauth_url: str | None,
+                        next_path: str) -> tuple[int, list[tuple[str, str]], bytes] | None:
+    """None when st's sign-in meets need; else the answer latchhttp.RequireRecentAuth gives an
+    authenticated request that does not (call it after the login_required checks): for a bearer
+    request 401 with the RFC 9470 challenge; for a browser a redirect to reauth_url (with
+    ?next=), or without one 401 without a challenge."""
+    if need.met_by(st.auth_time, st.acr):
+        return None
+    h = [("Cache-Control", "no-store")]
+    if st.auth != "bearer" and reauth_url:
+        from urllib.parse import quote
+        sep = "&" if "?" in reauth_url else "?"
+        return 303, h + [("Location", reauth_url + sep + "next=" + quote(next_path, safe="/"))], b""
+    h += [("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff")]
+    if st.auth == "bearer":
+        h.append(("WWW-Authenticate", need.challenge()))
+    return 401, h, b"Unauthorized\n"

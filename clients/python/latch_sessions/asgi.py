@@ -26,7 +26,20 @@ reached. To find a ``csrf_token`` form field the middleware reads url-encoded
 and multipart bodies (up to ``max_form_size``) and replays them to the app
 unchanged; requests sending the ``X-CSRF-Token`` header are not read.
 
-WebSocket and lifespan scopes pass through untouched.
+WebSocket handshakes are authenticated too (``websocket.scope["state"]["latch"]``,
+``websocket.state.latch`` in Starlette): by the session cookie, or by a Bearer
+or DPoP access token where the client sends one. A handshake from another
+origin is refused before latch is asked (Origin, or Sec-Fetch-Site, against
+Host and ``trusted_origins``): browsers attach cookies to cross-site WebSocket
+handshakes, and the Origin check is what stops cross-site WebSocket hijacking,
+as the CSRF checks do for forms. A refused handshake is closed before it is
+accepted (the server answers 403; with the ``websocket.http.response``
+extension, 403 or 503 with a body). An unauthenticated handshake reaches the
+app with no session; ``websocket_login_required`` (Starlette) and
+``latch_sessions.fastapi.require_websocket_session`` close it with 1008.
+The session is the one at the handshake: a long-lived socket that must end
+when the user signs out should check again (``await client.verify_session``)
+or listen to latch's events. Lifespan scopes pass through untouched.
 """
 
 from __future__ import annotations
@@ -37,11 +50,16 @@ import functools
 from typing import Any, Awaitable, Callable, MutableMapping
 from urllib.parse import parse_qs
 
+from urllib.parse import quote
+from typing import Sequence
+
 from ._client import DEFAULT_TIMEOUT, AsyncClient
 from ._errors import CSRFRejected, UnavailableError
-from ._web import AsyncRequestSession, Config, Core, adrive, error_response
+from ._web import (_PATH_SAFE, AsyncRequestSession, AuthRequirement, Config, Core, adrive, error_response,
+                   recent_auth_refusal)
 
-__all__ = ["LatchMiddleware", "login_required", "DEFAULT_MAX_FORM_SIZE"]
+__all__ = ["LatchMiddleware", "login_required", "require_recent_auth", "websocket_login_required",
+           "DEFAULT_MAX_FORM_SIZE"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -61,17 +79,21 @@ class _Request:
 
     def __init__(self, scope: Scope, receive: Receive, max_form: int) -> None:
         self.scope = scope
-        self.method = scope["method"]
+        self.websocket = scope["type"] == "websocket"
+        self.method = "GET" if self.websocket else scope["method"]  # a handshake is a GET
         self.path = scope.get("path", "")
         self._receive = receive
         self._max_form = max_form
         self._headers: dict[str, str] = {}
         self._cookies: list[str] = []
+        self._dpop: list[str] = []
         for k, v in scope.get("headers", ()):
             name = k.decode("latin-1").lower()
             value = v.decode("latin-1")
             if name == "cookie":
                 self._cookies.append(value)
+            elif name == "dpop":
+                self._dpop.append(value)
             self._headers.setdefault(name, value)
         self._body: list[Message] | None = None
 
@@ -84,6 +106,22 @@ class _Request:
     def client_ip(self) -> str | None:
         c = self.scope.get("client")
         return c[0] if c else None
+
+    def dpop_headers(self) -> list[str]:
+        return self._dpop
+
+    def url(self) -> str:
+        sc = self.scope
+        scheme = {"ws": "http", "wss": "https"}.get(sc.get("scheme", "http"), sc.get("scheme", "http"))
+        host = self._headers.get("host")
+        if not host:
+            server = sc.get("server") or ("", None)
+            host = server[0] + (f":{server[1]}" if server[1] and server[1] != (443 if scheme == "https" else 80)
+                                else "")
+        raw = sc.get("raw_path")
+        path = raw.decode("latin-1").split("?", 1)[0] if raw else \
+            quote((sc.get("root_path", "") + self.path).encode(), safe=_PATH_SAFE)
+        return f"{scheme}://{host}{path or '/'}"
 
     async def form_token(self) -> str | None:
         ctype = self._headers.get("content-type", "")
@@ -151,6 +189,9 @@ class LatchMiddleware:
         self.max_form_size = max_form_size
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -183,6 +224,35 @@ class LatchMiddleware:
             if started:
                 raise
             await _respond(send, *error_response(e, None, False))
+
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        core = self.core
+        req = _Request(scope, receive, 0)
+        st = AsyncRequestSession(core, req)
+        scope.setdefault("state", {})["latch"] = st
+        try:
+            await adrive(core, req, core.authenticate(st))
+        except (CSRFRejected, UnavailableError) as e:
+            await _refuse_websocket(scope, receive, send, e)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _refuse_websocket(scope: Scope, receive: Receive, send: Send, e: BaseException) -> None:
+    """Close a handshake before accepting it: the server answers 403 (ASGI), or with the
+    websocket.http.response extension 403 / 503 as for HTTP."""
+    msg = await receive()
+    if msg.get("type") != "websocket.connect":
+        return  # the client is already gone
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        status, headers, body = error_response(e, None, False)
+        h = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        await send({"type": "websocket.http.response.start", "status": status, "headers": h})
+        await send({"type": "websocket.http.response.body", "body": body})
+        return
+    # 1008 policy violation (cross-origin); 1013 try again later (latch unavailable).
+    await send({"type": "websocket.close", "code": 1008 if isinstance(e, CSRFRejected) else 1013})
 
 
 def _merge(headers: list[tuple[bytes, bytes]], extra: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
@@ -233,4 +303,43 @@ def login_required(endpoint: Callable[..., Awaitable[Any]]) -> Callable[..., Awa
             return RedirectResponse(st._cfg.login_url + "?next=" + quote(path), 303)
         status, headers, body = unauthorized(st)
         return Response(body, status, headers={k: v for k, v in headers if k not in ("Vary", "Set-Cookie")})
+    return wrapper
+
+
+def require_recent_auth(max_age: int | None = None, acr: str | Sequence[str] = (), *,
+                        reauth_url: str | None = None) -> Callable[[Callable[..., Awaitable[Any]]],
+                                                                    Callable[..., Awaitable[Any]]]:
+    """For Starlette endpoints of sensitive actions: as ``login_required``, and then only
+    requests whose user authenticated within ``max_age`` seconds and/or with one of the
+    ``acr`` values (RFC 9470), as latchhttp.RequireRecentAuth. See the Flask decorator of the
+    same name for the answers; FastAPI apps use ``latch_sessions.fastapi.require_recent_auth``."""
+    need = AuthRequirement(max_age, acr)
+
+    def decorate(endpoint: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(endpoint)
+        async def inner(request: Any, *args: Any, **kwargs: Any) -> Any:
+            from starlette.responses import Response
+            st = session_of(request)
+            refusal = recent_auth_refusal(st, need, reauth_url or st._cfg.reauth_url, _full_path(request))
+            if refusal is None:
+                return await endpoint(request, *args, **kwargs)
+            status, headers, body = refusal
+            return Response(body, status, headers=dict(headers))
+        return login_required(inner)
+    return decorate
+
+
+def _full_path(request: Any) -> str:
+    return request.url.path + ("?" + request.url.query if request.url.query else "")
+
+
+def websocket_login_required(endpoint: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """For Starlette WebSocket endpoints ``async def ws(websocket)``: a handshake without a
+    valid session is closed with 1008 before it is accepted (the client sees 403)."""
+    @functools.wraps(endpoint)
+    async def wrapper(websocket: Any, *args: Any, **kwargs: Any) -> Any:
+        if not session_of(websocket).authenticated:
+            await websocket.close(code=1008)
+            return None
+        return await endpoint(websocket, *args, **kwargs)
     return wrapper

@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import functools
 from http.cookies import Morsel
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
@@ -70,9 +70,9 @@ from django.utils.cache import patch_vary_headers
 
 from ._client import DEFAULT_TIMEOUT, Client
 from ._errors import CSRFRejected, UnavailableError
-from ._web import Config, Core, RequestSession, drive, error_response
+from ._web import AuthRequirement, Config, Core, RequestSession, drive, error_response, recent_auth_refusal, wsgi_url
 
-__all__ = ["LatchMiddleware", "login_required"]
+__all__ = ["LatchMiddleware", "login_required", "require_recent_auth"]
 
 
 class _Request:
@@ -90,6 +90,13 @@ class _Request:
     def cookie_headers(self) -> list[str]:
         c = self.r.META.get("HTTP_COOKIE")
         return [c] if c else []
+
+    def dpop_headers(self) -> list[str]:
+        v = self.r.META.get("HTTP_DPOP")  # repeated headers arrive joined with ","
+        return [v] if v else []
+
+    def url(self) -> str:
+        return wsgi_url(self.r.META)
 
     def client_ip(self) -> str | None:
         return self.r.META.get("REMOTE_ADDR")
@@ -211,3 +218,28 @@ def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
                 resp[k] = v
         return resp
     return wrapper
+
+
+def require_recent_auth(max_age: int | None = None, acr: str | Sequence[str] = (), *,
+                        reauth_url: str | None = None) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """A view decorator for sensitive actions: only requests whose user authenticated within
+    ``max_age`` seconds and/or with one of the ``acr`` values pass (RFC 9470 step-up), as
+    latchhttp.RequireRecentAuth; no call to latch. Without a session: as ``login_required``.
+    A bearer request that falls short gets 401 with the RFC 9470 challenge; a browser a redirect
+    to ``reauth_url`` (default ``LATCH["REAUTH_URL"]``) with ``?next=``, or 401 without one."""
+    need = AuthRequirement(max_age, acr)
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            st: RequestSession = request.latch  # type: ignore[attr-defined]
+            refusal = recent_auth_refusal(st, need, reauth_url or st._cfg.reauth_url, request.get_full_path())
+            if refusal is None:
+                return view(request, *args, **kwargs)
+            status, headers, body = refusal
+            resp = HttpResponse(body, status=status)
+            for k, v in headers:
+                resp[k] = v
+            return resp
+        return login_required(inner)
+    return decorate

@@ -45,7 +45,7 @@ Flask-Session are not used and can be removed.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import flask
 from flask import g
@@ -53,9 +53,9 @@ from markupsafe import Markup
 
 from ._client import DEFAULT_TIMEOUT, Client
 from ._errors import CSRFRejected, UnavailableError
-from ._web import Config, Core, RequestSession, drive, error_response
+from ._web import AuthRequirement, Config, Core, RequestSession, drive, error_response, recent_auth_refusal, wsgi_url
 
-__all__ = ["Latch", "login_required", "current_session"]
+__all__ = ["Latch", "login_required", "require_recent_auth", "current_session"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,6 +77,13 @@ class _Request:
     def cookie_headers(self) -> list[str]:
         c = self.r.environ.get("HTTP_COOKIE")
         return [c] if c else []
+
+    def dpop_headers(self) -> list[str]:
+        v = self.r.environ.get("HTTP_DPOP")  # repeated headers arrive joined with ","
+        return [v] if v else []
+
+    def url(self) -> str:
+        return wsgi_url(self.r.environ)
 
     def client_ip(self) -> str | None:
         return self.r.remote_addr
@@ -220,3 +227,39 @@ def login_required(view: F) -> F:
                 resp.headers[k] = v
         return resp
     return wrapper  # type: ignore[return-value]
+
+
+def require_recent_auth(max_age: int | None = None, acr: str | Sequence[str] = (), *,
+                        reauth_url: str | None = None) -> Callable[[F], F]:
+    """For sensitive views (changing a password, signing out other devices, paying): pass only
+    requests whose user authenticated within ``max_age`` seconds and/or with one of the ``acr``
+    values (RFC 9470 step-up), like latchhttp.RequireRecentAuth. It reads the session the
+    request already loaded: no call to latch.
+
+    Without a session: as ``login_required``. A bearer request that falls short gets 401 with
+    ``WWW-Authenticate: Bearer error="insufficient_user_authentication"``, ``max_age`` and
+    ``acr_values``; a browser is redirected to ``reauth_url`` (default ``LATCH_REAUTH_URL``)
+    with ``?next=``, or answered 401 without one. After the user signs in again, call
+    ``g.latch.renew(auth_time=…, acr=…, amr=…)``. ::
+
+        @app.post("/sign-out-others")
+        @require_recent_auth(max_age=300)
+        def sign_out_others(): ...
+    """
+    need = AuthRequirement(max_age, acr)  # a bad requirement is a bug: ConfigError at import
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            st = current_session()
+            refusal = recent_auth_refusal(st, need, reauth_url or _core().config.reauth_url,
+                                          flask.request.full_path.rstrip("?"))
+            if refusal is None:
+                return view(*args, **kwargs)
+            status, headers, body = refusal
+            resp = flask.Response(body, status)
+            for k, v in headers:
+                resp.headers[k] = v
+            return resp
+        return login_required(inner)  # type: ignore[return-value]
+    return decorate

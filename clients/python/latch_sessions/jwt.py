@@ -13,14 +13,23 @@ its ``iat``, before ``exp`` — and asks latch online while the stream is not
 live, or when the event and ``iat`` fall in the same second. Without one,
 a revoked session's token works until it expires: keep ``--access-ttl`` short.
 
+DPoP-bound tokens (``cnf.jkt``) are not accepted on their signature alone:
+the adapters send them, with their proof, to latch (whose ``jti`` replay
+cache every replica and worker shares).
+
+:class:`OfflineVerifier` fetches the JWKS with blocking I/O (for WSGI apps);
+:class:`AsyncOfflineVerifier` fetches it on the event loop and never blocks it.
+
 Needs PyJWT with cryptography (Debian: python3-jwt python3-cryptography).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 import time
-from typing import Any
+from typing import Any, Generator
 
 try:
     import jwt as _pyjwt
@@ -30,30 +39,38 @@ except ImportError as e:  # pragma: no cover - depends on the machine
 
 from ._client import AsyncClient, Client
 from ._errors import Expired, InvalidToken, ProtocolError
-from ._http import Endpoint, SyncTransport
+from ._http import AsyncTransport, Endpoint, Response, SyncTransport
 
-__all__ = ["OfflineVerifier", "MAX_TOKEN_SIZE"]
+__all__ = ["OfflineVerifier", "AsyncOfflineVerifier", "MAX_TOKEN_SIZE"]
 
 MAX_TOKEN_SIZE = 8 << 10
 _REFETCH_EVERY = 10.0  # seconds between JWKS fetches for an unknown kid
+_METADATA = "/.well-known/oauth-authorization-server"
+_JWKS = "/.well-known/jwks.json"
+
+# verify() is written once, as a generator yielding "fetch the keys" requests
+# (force: bool) that the sync and the async verifier answer their own way.
+_Steps = Generator[bool, None, dict[str, Any]]
 
 
 def _invalid(why: str) -> InvalidToken:
     return InvalidToken(401, "invalid_token", "Invalid token", "access token: " + why)
 
 
-class OfflineVerifier:
-    """Verifies access tokens locally. Safe for concurrent use.
+def _doc(path: str, r: Response) -> Any:
+    if r.status != 200:
+        raise ProtocolError(f"latch: GET {path} answered {r.status}")  # fail closed: an UnavailableError
+    try:
+        return json.loads(r.body)
+    except ValueError:
+        raise ProtocolError(f"latch: GET {path}: not JSON") from None
 
-    ``client`` gives latch's address (a :class:`Client` or :class:`AsyncClient`;
-    the JWKS and metadata are fetched synchronously, briefly, at first use and
-    on an unknown kid). ``cache`` (a Cache or AsyncCache) adds revocation
-    checking from the event stream."""
 
+class _Verifier:
     def __init__(self, client: Client | AsyncClient, *, issuer: str | None = None, audience: str = "latch",
                  leeway: float = 30.0, cache: Any = None) -> None:
         self._ep: Endpoint = client._ep
-        self._t = SyncTransport(self._ep, client.timeout, max_idle=1)
+        self._timeout = client.timeout
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
@@ -66,26 +83,18 @@ class OfflineVerifier:
             self._state = cache.state
             cache.state.keys_changed = self._keys_changed
 
-    def _get(self, path: str) -> Any:
-        import json
-        r = self._t.request("GET", path, {"Accept": "application/json"}, None)
-        if r.status != 200:
-            raise ProtocolError(f"latch: GET {path} answered {r.status}")  # fail closed: an UnavailableError
-        try:
-            return json.loads(r.body)
-        except ValueError:
-            raise ProtocolError(f"latch: GET {path}: not JSON") from None
-
-    def _refresh(self, force: bool = False) -> None:
+    def _due(self, force: bool) -> bool:
+        """Whether to fetch now (at most every _REFETCH_EVERY seconds unless forced); claims the slot."""
         with self._lock:
             now = time.monotonic()
             if not force and self._keys and now - self._fetched < _REFETCH_EVERY:
-                return
+                return False
             self._fetched = now
-        if self.issuer is None:
-            self.issuer = self._get("/.well-known/oauth-authorization-server")["issuer"]
+            return True
+
+    def _install(self, jwks: Any) -> None:
         keys: dict[str, Any] = {}
-        for jwk in self._get("/.well-known/jwks.json").get("keys", []):
+        for jwk in (jwks.get("keys", []) if isinstance(jwks, dict) else []):
             kid, alg = jwk.get("kid"), jwk.get("alg")
             if not isinstance(kid, str) or not isinstance(alg, str) or alg.upper().startswith("HS") or alg == "none":
                 continue
@@ -103,8 +112,7 @@ class OfflineVerifier:
                 self._keys.pop(kid, None)
             self._fetched = 0.0  # refetch on next use
 
-    def verify(self, token: str) -> dict[str, Any]:
-        """The token's claims, or InvalidToken/Expired. Revocation is not checked; see check()."""
+    def _steps(self, token: str) -> _Steps:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_SIZE:
             raise _invalid("too large")
         try:
@@ -120,10 +128,10 @@ class OfflineVerifier:
         if kid in self._revoked:
             raise _invalid("signed by a revoked key")
         if not self._keys or self._fetched == 0.0:
-            self._refresh(force=not self._keys)
+            yield not self._keys
         key = self._keys.get(kid)
         if key is None:
-            self._refresh()
+            yield False
             key = self._keys.get(kid)
             if key is None:
                 raise _invalid("unknown kid")
@@ -139,10 +147,7 @@ class OfflineVerifier:
             raise _invalid("no sid")
         return claims
 
-    def check(self, token: str) -> tuple[dict[str, Any], bool]:
-        """Verify, then consult the event stream: returns the claims and whether latch must
-        be asked online (the stream is not live, or the answer is ambiguous)."""
-        claims = self.verify(token)
+    def _judge(self, claims: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         st = self._state
         if st is None:
             return claims, False
@@ -152,3 +157,88 @@ class OfflineVerifier:
         if verdict == "revoked":
             raise InvalidToken(401, "invalid_token", "Invalid token", "access token: its session ended")
         return claims, verdict == "ask"
+
+
+class OfflineVerifier(_Verifier):
+    """Verifies access tokens locally, for sync apps. Safe for concurrent use.
+
+    ``client`` gives latch's address (the JWKS and metadata are fetched with
+    blocking I/O, briefly, at first use and on an unknown kid). ``cache`` (a
+    Cache) adds revocation checking from the event stream."""
+
+    def __init__(self, client: Client | AsyncClient, **kw: Any) -> None:
+        super().__init__(client, **kw)
+        self._t = SyncTransport(self._ep, self._timeout, max_idle=1)
+
+    def _get(self, path: str) -> Any:
+        return _doc(path, self._t.request("GET", path, {"Accept": "application/json"}, None))
+
+    def _refresh(self, force: bool = False) -> None:
+        if not self._due(force):
+            return
+        if self.issuer is None:
+            self.issuer = self._get(_METADATA)["issuer"]
+        self._install(self._get(_JWKS))
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """The token's claims, or InvalidToken/Expired. Revocation is not checked; see check()."""
+        steps = self._steps(token)
+        try:
+            force = next(steps)
+            while True:
+                self._refresh(force)
+                force = steps.send(None)
+        except StopIteration as stop:
+            return stop.value
+
+    def check(self, token: str) -> tuple[dict[str, Any], bool]:
+        """Verify, then consult the event stream: returns the claims and whether latch must
+        be asked online (the stream is not live, or the answer is ambiguous)."""
+        return self._judge(self.verify(token))
+
+
+class AsyncOfflineVerifier(_Verifier):
+    """The asyncio twin of :class:`OfflineVerifier`: ``await verify()``, ``await check()``.
+
+    The JWKS is fetched over asyncio streams, so the event loop keeps running
+    other requests meanwhile; concurrent verifications share one fetch."""
+
+    def __init__(self, client: Client | AsyncClient, **kw: Any) -> None:
+        super().__init__(client, **kw)
+        self._t = AsyncTransport(self._ep, self._timeout, max_idle=1)
+        self._inflight: asyncio.Future[None] | None = None
+
+    async def _get(self, path: str) -> Any:
+        return _doc(path, await self._t.request("GET", path, {"Accept": "application/json"}, None))
+
+    async def _fetch(self) -> None:
+        if self.issuer is None:
+            self.issuer = (await self._get(_METADATA))["issuer"]
+        self._install(await self._get(_JWKS))
+
+    async def _refresh(self, force: bool = False) -> None:
+        loop = asyncio.get_running_loop()
+        f = self._inflight
+        if f is not None and not f.done() and f.get_loop() is loop:
+            await asyncio.shield(f)  # one fetch for every verification waiting on it
+            return
+        if not self._due(force):
+            return
+        f = self._inflight = loop.create_task(self._fetch())
+        await asyncio.shield(f)
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        steps = self._steps(token)
+        try:
+            force = next(steps)
+            while True:
+                await self._refresh(force)
+                force = steps.send(None)
+        except StopIteration as stop:
+            return stop.value
+
+    async def check(self, token: str) -> tuple[dict[str, Any], bool]:
+        return self._judge(await self.verify(token))
+
+    async def aclose(self) -> None:
+        await self._t.aclose()

@@ -144,7 +144,7 @@ class StarletteTest(_ASGIBase, unittest.TestCase):
         body2 = body.replace(b'name="csrf_token"', b'name="csrf_token"; filename="t.txt"')
         self.assertEqual(self.call("POST", "/login", h, body2).status, 403)
 
-    def test_websocket_and_lifespan_pass_through(self) -> None:
+    def test_lifespan_passes_through(self) -> None:
         from latch_sessions.asgi import LatchMiddleware
         seen = []
 

@@ -506,5 +506,107 @@ class OfflineTest(_LiveServer):
         self.assertTrue(ask)
 
 
+
+class _GatedJWKS:
+    """An HTTP proxy to latch that holds each JWKS answer until release is set (at most 20 s):
+    a slow JWKS endpoint the test controls."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import threading
+        self.release = threading.Event()
+        self.holding = threading.Event()
+        self.jwks_fetches = 0
+        self.released_by_event: bool | None = None
+        gate = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):  # noqa: N802
+                with urllib.request.urlopen(upstream + self.path, timeout=10) as r:
+                    body, ctype = r.read(), r.headers.get("Content-Type", "application/json")
+                if self.path.startswith("/.well-known/jwks.json"):
+                    gate.jwks_fetches += 1
+                    gate.holding.set()
+                    gate.released_by_event = gate.release.wait(20)
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class AsyncOfflineTest(_LiveServer):
+    def test_jwks_fetch_does_not_block_the_event_loop(self) -> None:
+        support.need("jwt", "python3-jwt")
+        from latch_sessions.jwt import AsyncOfflineVerifier
+        tokens = [self.create("lena").access_token for _ in range(5)]
+        gate = _GatedJWKS(self.srv.url)
+        self.addCleanup(gate.close)
+
+        async def main() -> list:
+            client = ls.AsyncClient(gate.url, self.srv.api_key, timeout=30)
+            v = AsyncOfflineVerifier(client)
+
+            async def other_request() -> None:
+                # Runs only if the loop is free while the verifications wait for the JWKS: it is
+                # what lets the JWKS through, so a blocked loop would leave them waiting 20 s.
+                while not gate.holding.is_set():
+                    await asyncio.sleep(0.005)
+                gate.release.set()
+            other = asyncio.ensure_future(other_request())
+            claims = await asyncio.gather(*(v.verify(t) for t in tokens))
+            await other
+            await v.aclose()
+            await client.aclose()
+            return claims
+        claims = asyncio.run(main())
+        self.assertEqual([c["sub"] for c in claims], ["lena"] * 5)
+        self.assertIs(gate.released_by_event, True)  # released by the concurrent task, not by the 20 s limit
+        self.assertEqual(gate.jwks_fetches, 1)  # five verifications, one fetch
+
+    def test_asgi_offline_bearer(self) -> None:
+        support.need("jwt", "python3-jwt")
+        support.need("starlette", "python3-starlette")
+        from starlette.applications import Starlette
+        from starlette.responses import PlainTextResponse
+        from starlette.routing import Route
+        from latch_sessions.asgi import LatchMiddleware, login_required
+
+        @login_required
+        async def me(request):
+            return PlainTextResponse(request.state.latch.subject)
+        iss = self.create("lena")
+        gate = _GatedJWKS(self.srv.url)
+        self.addCleanup(gate.close)
+        gate.release.set()
+        app = Starlette(routes=[Route("/me", me)])
+        loop = asyncio.new_event_loop()
+        self.addCleanup(loop.close)
+        client = ls.AsyncClient(gate.url, self.srv.api_key)
+        app.add_middleware(LatchMiddleware, client=client, bearer="offline", cache=False)
+        call = harness.asgi_caller(app, loop)
+        for _ in range(3):
+            r = call("GET", "/me", {"Host": harness.HOST, "Authorization": "Bearer " + iss.access_token}, None)
+            self.assertEqual((r.status, r.text), (200, "lena"))
+        self.assertEqual(gate.jwks_fetches, 1)
+        r = call("GET", "/me", {"Host": harness.HOST, "Authorization": "Bearer " + iss.access_token[:-4] + "AAAA"}, None)
+        self.assertEqual(r.status, 401)
+        loop.run_until_complete(client.aclose())
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -252,6 +252,71 @@ class ClientTest(unittest.TestCase):
         support.remember(r2.access_token, r2.refresh_token)
         self.assertNotEqual(r2.refresh_token, r1.refresh_token)
 
+    def test_whoami_and_logout_as_the_user(self) -> None:
+        iss = self.create("erin")
+        s = self.c.whoami(iss.access_token)
+        self.assertEqual((s.id, s.subject), (iss.session.id, "erin"))
+        for bad in ("not.a.token", iss.session_token, iss.refresh_token):
+            with self.subTest(bad=bad[:4]), self.assertRaises(ls.InvalidCredential) as cm:
+                self.c.whoami(bad)
+            support.assert_no_token(self, str(cm.exception) + repr(cm.exception), [bad])
+        with self.assertRaises(ValueError):
+            self.c.whoami("a b")
+        self.c.logout(iss.access_token)
+        with self.assertRaises(ls.Revoked):
+            self.c.verify_session(iss.session_token)
+        with self.assertRaises(ls.InvalidCredential):
+            self.c.whoami(iss.access_token)
+        with self.assertRaises(ls.InvalidCredential):
+            self.c.refresh(iss.refresh_token)
+
+    def test_step_up(self) -> None:
+        signed_in = datetime.now(timezone.utc) - timedelta(minutes=10)
+        iss = self.create("frank", acr="pwd", amr=["pwd"], auth_time=signed_in)
+        self.assertEqual((iss.session.acr, iss.session.amr), ("pwd", ("pwd",)))
+        self.assertLess(abs((iss.session.auth_time - signed_in).total_seconds()), 1)
+        # Recent and strong enough: ok, for both credentials.
+        self.assertEqual(self.c.verify_session(iss.session_token, max_age=3600).session.id, iss.session.id)
+        self.assertEqual(self.c.verify_access_token(iss.access_token, acr_values=["pwd", "mfa"]).session.id,
+                         iss.session.id)
+        # Too old, and too weak: the RFC 9470 challenge, parsed.
+        before = self.c.get_session(iss.session.id)
+        with self.assertRaises(ls.InsufficientUserAuthentication) as cm:
+            self.c.verify_session(iss.session_token, max_age=300)
+        e = cm.exception
+        self.assertEqual((e.status, e.code, e.max_age, e.acr_values), (401, "insufficient_user_authentication", 300, None))
+        self.assertTrue(e.www_authenticate.startswith('Bearer error="insufficient_user_authentication"'))
+        self.assertIsInstance(e, ls.InvalidCredential)
+        with self.assertRaises(ls.InsufficientUserAuthentication) as cm:
+            self.c.verify_access_token(iss.access_token, max_age=60, acr_values="mfa")
+        self.assertEqual((cm.exception.max_age, cm.exception.acr_values), (60, ("mfa",)))
+        # A refusal changes nothing.
+        self.assertEqual(self.c.get_session(iss.session.id).version, before.version)
+        # The user signs in again with a second factor: renew records it, and the demand is met.
+        r = self.c.renew_session(iss.session.id, acr="mfa", amr=["pwd", "otp"])
+        support.remember(r.session_token, r.refresh_token, r.access_token)
+        self.assertEqual((r.session.acr, r.session.amr), ("mfa", ("pwd", "otp")))
+        self.assertGreater(r.session.auth_time, signed_in + timedelta(minutes=9))
+        v = self.c.verify_access_token(r.access_token, max_age=60, acr_values=["mfa"])
+        self.assertEqual(v.session.acr, "mfa")
+        # Bad demands are refused by latch or before it.
+        with self.assertRaises(ValueError):
+            self.c.verify_session(r.session_token, max_age=0)
+        with self.assertRaises(ValueError):
+            self.c.verify_session(r.session_token, acr_values=[])
+        with self.assertRaises(ls.BadRequest):
+            self.c.verify_session(r.session_token, acr_values=['a"b'])
+        with self.assertRaises(ls.BadRequest):
+            self.create("frank", auth_time=datetime.now(timezone.utc) + timedelta(hours=1))
+
+    def test_problem_state_survives_pickling(self) -> None:
+        import pickle
+        e = ls.problem_error(401, {"code": "use_dpop_nonce"}, None,
+                             {"www-authenticate": 'DPoP error="use_dpop_nonce"', "dpop-nonce": "n1"})
+        self.assertIsInstance(e, ls.InvalidDPoPProof)
+        e2 = pickle.loads(pickle.dumps(e))
+        self.assertEqual((type(e2), e2.nonce, e2.www_authenticate), (ls.UseDPoPNonce, "n1", 'DPoP error="use_dpop_nonce"'))
+
     def test_keys(self) -> None:
         before = self.c.list_keys()
         self.assertTrue(before)
@@ -522,6 +587,18 @@ class AsyncClientTest(unittest.IsolatedAsyncioTestCase):
         self.assertTrue(await self.c.list_keys())
         self.assertTrue((await self.c.jwks())["keys"])
         self.assertTrue(await self.c.ready())
+        iss = await self.c.create_session("gina", acr="pwd")
+        support.remember(iss.session_token, iss.refresh_token, iss.access_token)
+        self.assertEqual((await self.c.whoami(iss.access_token)).id, iss.session.id)
+        with self.assertRaises(ls.InsufficientUserAuthentication):
+            await self.c.verify_access_token(iss.access_token, acr_values=["mfa"])
+        r = await self.c.renew_session(iss.session.id, acr="mfa", amr=["otp"])
+        support.remember(r.session_token, r.refresh_token, r.access_token)
+        with self.assertRaises(ls.InvalidCredential):  # renewed: the old access token is dead
+            await self.c.whoami(iss.access_token)
+        await self.c.logout(r.access_token)
+        with self.assertRaises(ls.InvalidCredential):
+            await self.c.whoami(r.access_token)
 
     async def test_errors(self) -> None:
         with self.assertRaises(ls.BadRequest):
