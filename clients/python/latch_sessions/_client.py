@@ -96,7 +96,7 @@ def _session(r: Response, doc: Any) -> Session:
 
 
 def _issued(r: Response, doc: Any) -> Issued:
-    return Issued.from_json(doc)
+    return Issued.from_json(doc, r.headers.get("dpop-nonce") or None)
 
 
 def _nothing(r: Response, doc: Any) -> None:
@@ -138,7 +138,7 @@ def _json(r: Response, doc: Any) -> dict[str, Any]:
 
 
 def _refreshed(r: Response, doc: Any) -> Refreshed:
-    return Refreshed.from_json(doc)
+    return Refreshed.from_json(doc, r.headers.get("dpop-nonce") or None)
 
 
 class _Calls:

@@ -103,6 +103,8 @@ class ProblemError(LatchError):
     default_code = "internal"
     #: latch's WWW-Authenticate challenge for this refusal (RFC 6750, 9449, 9470), or None.
     www_authenticate: str | None = None
+    #: latch's DPoP-Nonce (RFC 9449 §8) for a call that carried a proof, when nonces are on: relay it.
+    dpop_nonce: str | None = None
 
     def __init__(self, status: int, code: str, title: str = "", detail: str = "") -> None:
         self.status = status
@@ -286,8 +288,9 @@ def problem_error(status: int, doc: object, retry_after: int | None = None,
         www = headers.get("www-authenticate")
         if www and status == 401:
             err.www_authenticate = www
+        err.dpop_nonce = headers.get("dpop-nonce") or None
         if isinstance(err, UseDPoPNonce):
-            err.nonce = headers.get("dpop-nonce") or None
+            err.nonce = err.dpop_nonce
         if isinstance(err, InsufficientUserAuthentication) and www:
             p = challenge_params(www)
             if p.get("max_age", "").isdigit():

@@ -145,9 +145,11 @@ class Issued:
     token_type: str = "Bearer"
     expires_in: int = 0
     csrf_token: str | None = field(default=None, repr=False)
+    #: latch's DPoP-Nonce for the client's next proof (a create that relayed one, nonces on).
+    dpop_nonce: str | None = None
 
     @classmethod
-    def from_json(cls, d: Any) -> "Issued":
+    def from_json(cls, d: Any, dpop_nonce: str | None = None) -> "Issued":
         d = _obj(d, "answer")
         try:
             return cls(
@@ -158,6 +160,7 @@ class Issued:
                 token_type=str(d.get("token_type") or "Bearer"),
                 expires_in=int(d.get("expires_in") or 0),
                 csrf_token=d.get("csrf_token") if isinstance(d.get("csrf_token"), str) else None,
+                dpop_nonce=dpop_nonce,
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ProtocolError(f"latch: malformed answer ({type(e).__name__})") from None
@@ -171,13 +174,15 @@ class Refreshed:
     refresh_token: str = field(repr=False)
     token_type: str = "Bearer"
     expires_in: int = 0
+    #: latch's DPoP-Nonce for the client's next proof (a refresh with a proof, nonces on).
+    dpop_nonce: str | None = None
 
     @classmethod
-    def from_json(cls, d: Any) -> "Refreshed":
+    def from_json(cls, d: Any, dpop_nonce: str | None = None) -> "Refreshed":
         d = _obj(d, "answer")
         try:
             return cls(str(d["access_token"]), str(d["refresh_token"]), str(d.get("token_type") or "Bearer"),
-                       int(d.get("expires_in") or 0))
+                       int(d.get("expires_in") or 0), dpop_nonce)
         except (KeyError, TypeError, ValueError) as e:
             raise ProtocolError(f"latch: malformed answer ({type(e).__name__})") from None
 

@@ -48,8 +48,8 @@ def _bad_token() -> InvalidToken:
     return InvalidToken(401, "invalid_token", "Invalid token", "malformed credential")
 
 
-# RFC 9449 §7.1: the algorithms latch accepts in proofs, for the DPoP challenge.
-DPOP_ALGS = "EdDSA ES256 RS256"
+# RFC 9449 §7.1: the algorithms latch accepts in proofs (dpop.Algorithms), for the DPoP challenge.
+DPOP_ALGS = "EdDSA Ed25519 ES256 RS256"
 MAX_PROOF_SIZE = 8 << 10
 _DPOP_REASONS = {  # latch's fixed descriptions (dpop/errors.go), for refusals made here
     "malformed": "the DPoP proof is not a well-formed JWS",
@@ -699,8 +699,7 @@ class Core:
                 except _DEAD as e:
                     st.session, st.auth, st.claims, st.error = None, None, None, e
                     st._offline_sid = st._offline_sub = None
-                    if isinstance(e, UseDPoPNonce):
-                        st._dpop_nonce = e.nonce
+                    st._dpop_nonce = e.dpop_nonce  # relayed whatever the refusal (docs/protocol.md §5)
                 except UnavailableError:
                     raise
                 except ProblemError as e:
