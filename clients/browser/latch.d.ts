@@ -12,6 +12,8 @@ export interface LatchBrowserOptions {
   /** Milliseconds a tab waits for another tab's token. Default 1000. */
   peerTimeout?: number
   fetch?: typeof fetch
+  /** Bind calls to a DPoP key: Authorization: DPoP with a proof on every call and refresh. */
+  dpop?: LatchDPoP
 }
 
 /** What a login or refresh route answers. */
@@ -45,4 +47,19 @@ export class LatchBrowser extends EventTarget {
 
 export class SignedOutError extends Error {
   code: 'signed_out'
+}
+
+/**
+ * A non-extractable WebCrypto ECDSA P-256 key kept in IndexedDB (survives
+ * reloads, shared by the origin's tabs) that makes DPoP proofs (RFC 9449).
+ */
+export class LatchDPoP {
+  static open(opts?: {name?: string; fetch?: typeof fetch}): Promise<LatchDPoP>
+  static forget(name?: string): Promise<void>
+  /** RFC 7638 thumbprint (cnf.jkt of bound tokens). */
+  readonly jkt: string
+  readonly publicJwk: Readonly<{kty: 'EC'; crv: 'P-256'; x: string; y: string}>
+  proof(p: {htm: string; htu: string; accessToken?: string; nonce?: string}): Promise<string>
+  /** fetch with a proof (and Authorization: DPoP when accessToken is given); one retry on use_dpop_nonce. */
+  fetch(input: RequestInfo | URL, init?: RequestInit, opts?: {accessToken?: string}): Promise<Response>
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/latch-sessions/latch"
+	"github.com/latch-sessions/latch/dpop"
 	"github.com/latch-sessions/latch/internal/browsertest"
 	"github.com/latch-sessions/latch/internal/serveproc"
 	"github.com/latch-sessions/latch/latchhttp"
@@ -90,6 +91,12 @@ func TestNode(t *testing.T) {
 		"LATCH_EXPECT_LOGIN_COOKIE="+login,
 		"LATCH_EXPECT_LOGOUT_COOKIE="+logout,
 		"LATCH_CHROMIUM="+browsertest.Path(),
+		// The challenges the Express middleware must send byte for byte
+		// as latchhttp (RequireRecentAuth, RequireSession with DPoP).
+		"LATCH_EXPECT_STEPUP_MAXAGE="+latch.AuthRequirement{MaxAge: 300 * time.Second}.Challenge(),
+		"LATCH_EXPECT_STEPUP_ACR="+latch.AuthRequirement{ACRValues: []string{"mfa", "hwk"}}.Challenge(),
+		"LATCH_EXPECT_STEPUP_BOTH="+latch.AuthRequirement{MaxAge: 300 * time.Second, ACRValues: []string{"mfa"}}.Challenge(),
+		"LATCH_EXPECT_DPOP_REPLAY="+dpop.Challenge(&dpop.Error{Reason: dpop.ReasonReplay}),
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

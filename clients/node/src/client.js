@@ -4,7 +4,10 @@
 
 import http from 'node:http'
 import https from 'node:https'
-import {LatchConfigError, LatchProblemError, LatchUnavailableError} from './errors.js'
+import {
+  LatchConfigError, LatchDPoPError, LatchDPoPNonceError, LatchInsufficientAuthError, LatchProblemError, LatchUnavailableError,
+} from './errors.js'
+import {DPoPKey} from './dpop.js'
 import {Pool} from './pool.js'
 
 const MIN_API_KEY = 32
@@ -27,6 +30,7 @@ export class LatchClient {
   #agent
   #pool
   #mod
+  #publicURL
 
   constructor(options = {}) {
     const url = options.url ?? process.env.LATCH_URL ?? 'http://127.0.0.1:8080'
@@ -47,6 +51,10 @@ export class LatchClient {
         'use https:, or set insecureHTTP: true only when the network path is private (a sidecar, a service mesh with mTLS)')
     }
     this.#base = u.href.replace(/\/+$/, '')
+    // The base of the htu of proofs this client makes for latch itself
+    // (refresh with a DPoPKey): latch's --public-url when latch is reached
+    // through something that changes scheme, host or path.
+    this.#publicURL = (options.publicURL ?? this.#base).replace(/\/+$/, '')
     this.#mod = u.protocol === 'https:' ? https : http
     const apiKey = options.apiKey ?? process.env.LATCH_API_KEY
     if (apiKey !== undefined && apiKey !== null && apiKey !== '') {
@@ -76,10 +84,21 @@ export class LatchClient {
   /**
    * Creates a session for a user the app has authenticated. Pass the
    * session token the browser carried as `replaceSessionToken` so that it
-   * is revoked (session fixation).
+   * is revoked (session fixation). `authTime` (default now; never in the
+   * future), `acr` and `amr` record when and how the user authenticated
+   * (RFC 9470 step-up). To bind the session to the client's DPoP key
+   * (RFC 9449), pass `dpop: {proof, htm, htu}` — the proof the client sent
+   * in its DPoP header, with the method and URL of that request — or
+   * `dpopJkt`, the key's thumbprint once you checked a proof yourself (or
+   * `dpop: key` for a DPoPKey this process holds). A refused proof is a
+   * LatchDPoPError and creates nothing.
    */
-  async createSession({subject, data, claims, ip, userAgent, replaceSessionToken, acr, amr, dpopJkt} = {}) {
-    const body = {subject, data, claims, ip, user_agent: userAgent, replace_session_token: replaceSessionToken, acr, amr, dpop_jkt: dpopJkt}
+  async createSession({subject, data, claims, ip, userAgent, replaceSessionToken, authTime, acr, amr, dpop, dpopJkt} = {}) {
+    if (dpop instanceof DPoPKey) [dpop, dpopJkt] = [undefined, dpop.jkt]
+    const body = {
+      subject, data, claims, ip, user_agent: userAgent, replace_session_token: replaceSessionToken,
+      auth_time: authTime instanceof Date ? authTime.toISOString() : authTime, acr, amr, dpop: relay(dpop), dpop_jkt: dpopJkt,
+    }
     const r = await this.#call('POST', '/v1/sessions', {body})
     return issued(r)
   }
@@ -87,17 +106,29 @@ export class LatchClient {
   /**
    * Validates a session token (and records activity). Answers the session,
    * the masked CSRF token latch sends for session tokens, and the
-   * cacheability latch allows (`maxAge` in seconds, 0 if none).
+   * cacheability latch allows (`maxAge` in seconds, 0 if none). Given
+   * `maxAge` (seconds) or `acrValues` (step-up, RFC 9470), a session whose
+   * user authenticated longer ago, or with an ACR not listed, is refused
+   * with a LatchInsufficientAuthError and not touched.
    */
-  async verifySession(sessionToken, {ip, userAgent} = {}) {
-    const r = await this.#call('POST', '/v1/sessions/verify', {body: {session_token: sessionToken, ip, user_agent: userAgent}})
+  async verifySession(sessionToken, {ip, userAgent, maxAge, acrValues} = {}) {
+    const r = await this.#call('POST', '/v1/sessions/verify', {
+      body: {session_token: sessionToken, ip, user_agent: userAgent, max_age: maxAge, acr_values: acrValues},
+    })
     return verified(r)
   }
 
-  /** Validates an access token online: its signature and that its session is live. */
-  async verifyAccessToken(accessToken, {ip, userAgent, maxAge, acrValues} = {}) {
+  /**
+   * Validates an access token online: its signature and that its session
+   * is live. A DPoP-bound token (cnf.jkt) needs `dpop: {proof, htm, htu}`,
+   * the proof that came with it and the method and URL of that request;
+   * a missing or refused proof is a LatchDPoPError. `maxAge` (seconds) and
+   * `acrValues` demand a recent or strong enough authentication
+   * (LatchInsufficientAuthError otherwise).
+   */
+  async verifyAccessToken(accessToken, {ip, userAgent, maxAge, acrValues, dpop} = {}) {
     const r = await this.#call('POST', '/v1/sessions/verify', {
-      body: {access_token: accessToken, ip, user_agent: userAgent, max_age: maxAge, acr_values: acrValues},
+      body: {access_token: accessToken, ip, user_agent: userAgent, max_age: maxAge, acr_values: acrValues, dpop: relay(dpop)},
     })
     return verified(r)
   }
@@ -173,12 +204,39 @@ export class LatchClient {
    * Presenting an already-rotated refresh token after the grace window
    * revokes the session (code `refresh_reuse`). Sent with the API key when
    * the client has one (an app server relaying its users' refreshes).
+   *
+   * A DPoP-bound session needs a proof by its key, `dpop`:
+   *   - `{proof, htm, htu}`: a proof your client sent you, relayed with the
+   *     method and URL of the request it came with;
+   *   - a string: a proof made for POST and latch's public URL +
+   *     /v1/refresh, sent as the DPoP header;
+   *   - a DPoPKey this process holds: the client makes that proof, and if
+   *     latch answers use_dpop_nonce, makes one more with the nonce and
+   *     retries once (the nonce is kept in key.nonce for the next call).
+   * Without a valid proof a bound session is refused (LatchDPoPError) and
+   * the refresh token is not rotated.
    */
-  async refresh(refreshToken) {
+  async refresh(refreshToken, {dpop} = {}) {
     // With the API key, latch does not count the app server's relayed
     // refreshes against one client's rate limit.
-    const r = await this.#call('POST', '/v1/refresh', {body: {refresh_token: refreshToken}, apiKey: this.#apiKey !== undefined})
-    return tokens(r.body)
+    const opts = {body: {refresh_token: refreshToken}, apiKey: this.#apiKey !== undefined}
+    if (!(dpop instanceof DPoPKey)) {
+      if (typeof dpop === 'string') opts.headers = {dpop: headerProof(dpop)}
+      else opts.body.dpop = relay(dpop)
+      return tokens((await this.#call('POST', '/v1/refresh', opts)).body)
+    }
+    const htu = this.#publicURL + '/v1/refresh'
+    for (let attempt = 0; ; attempt++) {
+      opts.headers = {dpop: dpop.proof({htm: 'POST', htu})}
+      try {
+        const r = await this.#call('POST', '/v1/refresh', opts)
+        if (typeof r.headers['dpop-nonce'] === 'string') dpop.nonce = r.headers['dpop-nonce']
+        return tokens(r.body)
+      } catch (err) {
+        if (!(err instanceof LatchDPoPNonceError) || !err.nonce || attempt > 0) throw err
+        dpop.nonce = err.nonce
+      }
+    }
   }
 
   /** The session of an access token (public /v1/whoami). */
@@ -296,7 +354,9 @@ function answer(res, base) {
     const code = parsed?.code === 'store_unavailable' ? 'store_unavailable' : 'unavailable'
     throw new LatchUnavailableError(code, `latch: ${code}: ${parsed?.detail || `status ${status}`}`)
   }
-  const err = new LatchProblemError(parsed, status)
+  const err = parsed?.code === 'invalid_dpop_proof' || parsed?.code === 'use_dpop_nonce' ? LatchDPoPError.fromProblem(parsed, status, res.headers)
+    : parsed?.code === 'insufficient_user_authentication' ? LatchInsufficientAuthError.fromProblem(parsed, status, res.headers)
+      : new LatchProblemError(parsed, status)
   if (status === 429) err.retryAfter = Number(res.headers['retry-after']) || undefined
   throw err
 }
@@ -315,6 +375,21 @@ function isLoopback(host) {
 function seg(s) {
   if (typeof s !== 'string' || s === '') throw new TypeError('latch: an ID or subject must be a non-empty string')
   return encodeURIComponent(s)
+}
+
+/** A relayed proof for a request body, checked for shape only (latch checks the rest). */
+function relay(d) {
+  if (d === undefined || d === null) return undefined
+  if (typeof d !== 'object' || typeof d.proof !== 'string' || typeof d.htm !== 'string' || typeof d.htu !== 'string') {
+    throw new TypeError('latch: dpop must be {proof, htm, htu}: the proof, and the method and absolute URL of the request it came with')
+  }
+  return {proof: d.proof, htm: d.htm, htu: d.htu}
+}
+
+/** A proof for the DPoP request header: a compact JWS, nothing that could split a header. */
+function headerProof(p) {
+  if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(p)) throw new TypeError('latch: a DPoP proof must be a compact JWS')
+  return p
 }
 
 function date(s) {

@@ -45,6 +45,16 @@ export interface LatchOptions {
   refreshCookieName?: string
   /** The app's refresh route (default "/auth/refresh"). */
   refreshPath?: string
+  /**
+   * The URL a client addressed, the htu its DPoP proofs name. Default: the
+   * request's scheme and Host (X-Forwarded-Proto/-Host only from a peer
+   * Express's "trust proxy" trusts) and its path.
+   */
+  dpopURL?: (req: Request) => string
+  /** Offline DPoP: where proofs' jti are remembered (default: a LocalReplayCache, per process). */
+  dpopReplayCache?: import('./index.js').ReplayCache
+  /** For cookie sessions that fail requireRecentAuth: render a page asking for the password again. */
+  reauthenticate?: (req: Request, res: Response, need: {maxAge?: number; acrValues?: string[]}) => void
   /** Answers refused requests; default: status and its standard text. */
   onError?: (err: LatchError, req: Request, res: Response, next: NextFunction) => void
 }
@@ -78,6 +88,8 @@ export interface RequestLatch {
   revokeOthers(): Promise<number>
   /** Seconds before the idle or absolute deadline. */
   idleTimeLeft(): number
+  /** The request's DPoP proof with its method and URL, for createSession's dpop; undefined without one. */
+  dpopProof(): import('./index.js').DPoPRelay | undefined
 }
 
 declare global {
@@ -91,6 +103,12 @@ declare global {
 export interface LatchMiddleware extends RequestHandler {
   /** 401 unless the request has a session. */
   requireSession: RequestHandler
+  /**
+   * Step-up (RFC 9470): 401 insufficient_user_authentication (with the
+   * RFC 9470 challenge for Bearer/DPoP requests) unless the user
+   * authenticated within maxAge seconds and/or with one of the acr values.
+   */
+  requireRecentAuth(need: {maxAge?: number; acr?: string | string[]; reauthenticate?: LatchOptions['reauthenticate']}): RequestHandler
   /** POST handler for the SPA refresh route: rotates the refresh cookie, answers a new access token. */
   refresh: RequestHandler
   client: LatchClient

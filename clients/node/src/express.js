@@ -5,7 +5,10 @@
 // The protocol is docs/protocol.md in the latch repository.
 
 import {LatchClient, sessionOf} from './client.js'
-import {LatchConfigError, LatchCSRFError, LatchError, LatchUnauthenticatedError, LatchUnavailableError} from './errors.js'
+import {
+  LatchConfigError, LatchCSRFError, LatchDPoPError, LatchError, LatchInsufficientAuthError, LatchUnauthenticatedError, LatchUnavailableError,
+} from './errors.js'
+import {LocalReplayCache, challenge as dpopChallenge, normalizeURL, unverifiedClaims, verifyProof} from './dpop.js'
 import * as csrf from './csrf.js'
 import * as cookies from './cookies.js'
 import {OnlineValidator} from './validate.js'
@@ -35,10 +38,15 @@ export function latch(options = {}) {
     const l = req.latch
     if (!l) throw new Error('@latch-sessions/node: requireSession used on a request that did not pass through the latch middleware')
     if (l.session) return next()
-    if (l.method === 'bearer') res.setHeader('WWW-Authenticate', 'Bearer error="invalid_token"')
+    if (l.error instanceof LatchDPoPError) {
+      // RFC 9449 §7.1; with use_dpop_nonce, the nonce to retry with (§8).
+      res.setHeader('WWW-Authenticate', dpopChallenge(l.error))
+      if (l.error.nonce) res.setHeader('DPoP-Nonce', l.error.nonce)
+    } else if (l.method === 'bearer') res.setHeader('WWW-Authenticate', 'Bearer error="invalid_token"')
     else if (o.bearer) res.setHeader('WWW-Authenticate', 'Bearer')
     fail(o, new LatchUnauthenticatedError(l.error), req, res, next)
   }
+  mw.requireRecentAuth = (need = {}) => requireRecentAuth(o, mw.requireSession, need)
   mw.refresh = refreshHandler(o)
   mw.client = o.client
   mw.options = Object.freeze({cookieName: o.name, refreshCookieName: o.refreshName, refreshPath: o.refreshPath, secure: o.secure})
@@ -66,7 +74,13 @@ function configure(options) {
     trustProxy: options.trustProxy ?? false,
     refreshName: options.refreshCookieName ?? DEFAULT_REFRESH_COOKIE_NAME,
     refreshPath: options.refreshPath ?? '/auth/refresh',
+    dpopURL: options.dpopURL,
+    replay: options.dpopReplayCache ?? new LocalReplayCache(),
+    reauthenticate: options.reauthenticate,
   }
+  if (o.dpopURL !== undefined && typeof o.dpopURL !== 'function') throw new LatchConfigError('dpopURL', 'must be a function (req) => the absolute URL the client addressed')
+  if (typeof o.replay?.seen !== 'function') throw new LatchConfigError('dpopReplayCache', 'must have seen(key, untilMs) answering (a promise of) true the first time a key is seen')
+  if (o.reauthenticate !== undefined && typeof o.reauthenticate !== 'function') throw new LatchConfigError('reauthenticate', 'must be a function (req, res, {maxAge, acrValues})')
   if (!o.sameSite) throw new LatchConfigError('sameSite', 'must be "lax" or "strict" (or "none" with a Secure cookie)')
   checkCookie(o, 'cookieName', o.name, o.path, o.domain)
   if (o.sameSite === 'None' && !secure) throw new LatchConfigError('sameSite', 'SameSite=None requires a Secure cookie (browsers reject it otherwise)')
@@ -267,6 +281,17 @@ class RequestLatch {
     return this.#o.client.revokeSubject(this.session.subject, {except: this.session.id})
   }
 
+  /**
+   * The DPoP proof this request carries, as `{proof, htm, htu}` for
+   * LatchClient.createSession's `dpop` (binding a new session to the
+   * client's key) — the method and the URL the client addressed
+   * (dpopURL) — or undefined without a DPoP header. Several DPoP headers
+   * are refused (LatchDPoPError, RFC 9449 §4.3).
+   */
+  dpopProof() {
+    return proofOf(this.#o, this.#req)
+  }
+
   /** Seconds before the session's idle or absolute deadline, whichever is first (0 without a session). */
   idleTimeLeft() {
     if (!this.session) return 0
@@ -297,11 +322,19 @@ async function handle(o, req, res) {
   if (o.bearer) {
     vary(res, 'Authorization')
     const auth = req.headers.authorization
-    if (auth !== undefined && /^bearer /i.test(auth)) {
-      const tok = auth.slice(7).trim()
+    const scheme = auth === undefined ? null : /^bearer /i.test(auth) ? 'Bearer' : /^dpop /i.test(auth) ? 'DPoP' : null
+    if (scheme) {
+      const tok = auth.slice(scheme.length + 1).trim()
       l.method = 'bearer'
       try {
         const c = o.offline ? await o.offline(tok) : null
+        // The binding (RFC 9449 §7): checked before latch is asked, from
+        // the token's claims — verified offline; online, read unverified,
+        // which is sound because latch then verifies that very token.
+        const relay = checkBinding(o, req, scheme, tok, (c ?? unverifiedClaims(tok))?.cnf?.jkt)
+        if (c && relay) {
+          await verifyProof(relay.proof, {method: relay.htm, url: relay.htu, accessToken: tok, jkt: c.cnf.jkt, replay: o.replay})
+        }
         // Offline, the event stream vouches for the session; when it
         // cannot, latch is asked (and a failure to reach it fails closed).
         const status = c ? o.validator.accessTokenStatus?.(c) ?? 'ok' : 'ask'
@@ -312,9 +345,9 @@ async function handle(o, req, res) {
         }
         if (status === 'ok') {
           l.claims = c
-          l.session = Object.freeze({id: c.sid, subject: c.sub, claims: c})
+          l.session = offlineSession(c)
         } else {
-          const v = await o.client.verifyAccessToken(tok, {ip: clientIP(o, req), userAgent: req.headers['user-agent']})
+          const v = await o.client.verifyAccessToken(tok, {ip: clientIP(o, req), userAgent: req.headers['user-agent'], dpop: relay})
           l.session = v.session
           l.claims = c
         }
@@ -488,7 +521,7 @@ export function defaultError(err, req, res) {
   const status = err.status ?? 503
   if (res.headersSent) return res.destroy()
   let code = err.code
-  if (status === 401) code = err.reason ?? 'unauthorized'
+  if (status === 401 && err instanceof LatchUnauthenticatedError) code = err.reason ?? 'unauthorized'
   else if (status === 503) code = 'store_unavailable'
   if (status === 503) res.setHeader('Retry-After', '5')
   problem(res, status, code)
@@ -538,8 +571,17 @@ function refreshHandler(o) {
       if (!rt) return problem(res, 401, 'unauthorized', 'no refresh cookie')
       let t
       try {
-        t = await o.client.refresh(rt)
+        // A DPoP-bound session's browser sends a proof for this route:
+        // relayed with the method and URL it was made for.
+        t = await o.client.refresh(rt, {dpop: proofOf(o, req)})
       } catch (err) {
+        if (err instanceof LatchDPoPError) {
+          // A refused proof changes nothing: the cookie stays, and the
+          // client may retry (with the nonce for use_dpop_nonce).
+          res.setHeader('WWW-Authenticate', dpopChallenge(err))
+          if (err.nonce) res.setHeader('DPoP-Nonce', err.nonce)
+          return problem(res, 401, err.code, err.description)
+        }
         if (err instanceof LatchError && (err.status === 401 || DEAD.has(err.code))) {
           res.setHeader('Set-Cookie', refreshCookie(o.refreshName, o.refreshPath, '', o.secure, true))
           return problem(res, 401, err.code, 'sign in again')
@@ -573,6 +615,114 @@ function problem(res, status, code, detail) {
 }
 
 // ---- helpers ----------------------------------------------------------------
+
+/**
+ * Enforces an access token's DPoP binding for this request and answers
+ * the proof to check ({proof, htm, htu}) or undefined: a bound token
+ * (jkt) only with the DPoP scheme and exactly one proof; the DPoP scheme
+ * only with a bound token (as latchhttp).
+ */
+function checkBinding(o, req, scheme, tok, jkt) {
+  if (scheme === 'Bearer') {
+    if (jkt) throw new LatchDPoPError('bound_as_bearer')
+    return undefined
+  }
+  const relay = proofOf(o, req)
+  if (!jkt || !relay) throw new LatchDPoPError('proof_missing')
+  return relay
+}
+
+function proofOf(o, req) {
+  const h = req.headers.dpop
+  if (h === undefined) return undefined
+  // Node joins repeated headers with ", "; a proof has no comma.
+  if (typeof h !== 'string' || h.includes(',')) throw new LatchDPoPError('malformed')
+  const htu = dpopURL(o, req)
+  if (normalizeURL(htu) === null) throw new LatchDPoPError('htu')
+  return {proof: h.trim(), htm: req.method, htu}
+}
+
+/**
+ * The URL the client addressed, the htu its proof must name: options.dpopURL,
+ * else the scheme and host of the request — X-Forwarded-Proto and
+ * X-Forwarded-Host only when Express's "trust proxy" setting trusts the peer,
+ * as req.protocol and req.host do — and its path (originalUrl, so mounted
+ * routers see the full path).
+ */
+function dpopURL(o, req) {
+  if (o.dpopURL) return o.dpopURL(req)
+  const trust = req.app?.get?.('trust proxy fn')
+  const trusted = typeof trust === 'function' && trust(req.socket?.remoteAddress, 0)
+  let proto = req.socket?.encrypted ? 'https' : 'http'
+  let host = req.headers.host
+  if (trusted) {
+    const xp = firstValue(req.headers['x-forwarded-proto'])
+    const xh = firstValue(req.headers['x-forwarded-host'])
+    if (xp) proto = xp.toLowerCase()
+    if (xh) host = xh
+  }
+  return `${proto}://${host}${pathOf(req)}`
+}
+
+function firstValue(h) {
+  return typeof h === 'string' ? h.split(',')[0].trim() : ''
+}
+
+/** The session of an access token verified offline, with what step-up needs (RFC 9068 §2.2.1). */
+function offlineSession(c) {
+  const s = {id: c.sid, subject: c.sub, claims: c}
+  if (Number.isFinite(c.auth_time)) s.authTime = new Date(c.auth_time * 1000)
+  if (typeof c.acr === 'string') s.acr = c.acr
+  if (Array.isArray(c.amr)) s.amr = c.amr
+  return Object.freeze(s)
+}
+
+// ---- step-up (RFC 9470) ------------------------------------------------------
+
+// As latch.AuthRequirement.Valid: visible ASCII without '"' and ''.
+const ACR_VALUE = /^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/
+
+/**
+ * Middleware for sensitive routes: passes a request on only if its
+ * session's user authenticated within maxAge seconds and, with acr, with
+ * one of those ACR values — from the session the middleware loaded, so it
+ * costs no latch call. As latchhttp.RequireRecentAuth: a request without a
+ * session gets requireSession's answer; a Bearer/DPoP request that does not
+ * meet the requirement gets 401 insufficient_user_authentication with
+ * WWW-Authenticate: Bearer error="insufficient_user_authentication",
+ * error_description, max_age and acr_values; a cookie request goes to
+ * `reauthenticate(req, res, {maxAge, acrValues})` (per route, else the
+ * middleware's option) — a browser needs a page asking for the password —
+ * or, without one, gets the same 401 without the header.
+ */
+function requireRecentAuth(o, requireSession, {maxAge, acr, reauthenticate} = {}) {
+  if (maxAge !== undefined && (!Number.isInteger(maxAge) || maxAge <= 0)) throw new LatchConfigError('maxAge', 'must be a positive whole number of seconds')
+  const acrValues = acr === undefined ? undefined : [].concat(acr)
+  if (acrValues && (acrValues.length === 0 || acrValues.length > 8 || !acrValues.every((v) => typeof v === 'string' && ACR_VALUE.test(v)))) {
+    throw new LatchConfigError('acr', 'must be 1 to 8 values of 1 to 128 visible ASCII characters other than \'"\' and \'\\\'')
+  }
+  if (maxAge === undefined && acrValues === undefined) throw new LatchConfigError('requireRecentAuth', 'give maxAge, acr or both')
+  if (reauthenticate !== undefined && typeof reauthenticate !== 'function') throw new LatchConfigError('reauthenticate', 'must be a function (req, res, {maxAge, acrValues})')
+  return (req, res, next) => requireSession(req, res, () => {
+    const s = req.latch.session
+    const tooOld = maxAge !== undefined && (!(s.authTime instanceof Date) || Date.now() - +s.authTime > maxAge * 1000)
+    const wrongACR = acrValues !== undefined && !acrValues.includes(s.acr)
+    if (!tooOld && !wrongACR) return next()
+    const err = new LatchInsufficientAuthError({maxAge, acrValues})
+    err.tooOld = tooOld
+    err.wrongACR = wrongACR
+    if (req.latch.method === 'bearer') {
+      res.setHeader('WWW-Authenticate', err.challenge)
+      return fail(o, err, req, res, next)
+    }
+    const re = reauthenticate ?? o.reauthenticate
+    if (re) {
+      res.setHeader('Cache-Control', 'no-store')
+      return re(req, res, {maxAge, acrValues})
+    }
+    fail(o, err, req, res, next)
+  })
+}
 
 function pathOf(req) {
   return (req.originalUrl ?? req.url).split('?')[0]
@@ -656,3 +806,4 @@ function offlineVerifier(client, options) {
 export {sessionOf}
 export {LatchClient} from './client.js'
 export * from './errors.js'
+export {DPoPKey, LocalReplayCache} from './dpop.js'

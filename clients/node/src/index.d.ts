@@ -70,7 +70,61 @@ export interface ClientOptions {
   tls?: Record<string, unknown>
   /** Allows plain http: to a non-loopback host. Only on a private network path. */
   insecureHTTP?: boolean
+  /** latch's public URL (its --public-url), the base of the htu of refresh proofs a DPoPKey makes. Default: url. */
+  publicURL?: string
 }
+
+/** A DPoP proof relayed by the app backend, with the method and absolute URL of the request it came with. */
+export interface DPoPRelay {
+  proof: string
+  htm: string
+  htu: string
+}
+
+/** Step-up (RFC 9470): what an action demands of the user's authentication. */
+export interface AuthDemand {
+  /** Seconds since auth_time the action accepts. */
+  maxAge?: number
+  /** ACR values the action accepts. */
+  acrValues?: string[]
+}
+
+/**
+ * A DPoP key pair (EC P-256 or Ed25519) held by this process, for a Node
+ * program that is itself a DPoP client. Only the public JWK and its
+ * thumbprint are exposed.
+ */
+export class DPoPKey {
+  constructor(privateKey: import('node:crypto').KeyObject)
+  static generate(opts?: {alg?: 'ES256' | 'EdDSA'}): DPoPKey
+  readonly alg: 'ES256' | 'EdDSA'
+  readonly publicJwk: Readonly<Record<string, string>>
+  /** RFC 7638 SHA-256 thumbprint, base64url (dpop_jkt, cnf.jkt). */
+  readonly jkt: string
+  /** The server nonce for the next proof, learnt from DPoP-Nonce. */
+  nonce?: string
+  proof(p: {htm: string; htu: string; accessToken?: string; nonce?: string; iat?: number}): string
+}
+
+/** Seen-once memory for DPoP proofs (jti): true the first time key is seen before untilMs. */
+export interface ReplayCache {
+  seen(key: string, untilMs: number): boolean | Promise<boolean>
+}
+
+/** A replay cache of this process only (see the README: per process, not per cluster). */
+export class LocalReplayCache implements ReplayCache {
+  constructor(opts?: {maxEntries?: number})
+  readonly size: number
+  seen(key: string, untilMs: number): boolean
+}
+
+/** RFC 7638 thumbprint of a public JWK. */
+export function thumbprint(jwk: Record<string, unknown>): string
+
+/** Checks a proof as latch does (see the README); throws LatchDPoPError. */
+export function verifyProof(proof: string, use: {
+  method: string; url: string; accessToken?: string; jkt?: string; replay: ReplayCache; window?: number; skew?: number; now?: number
+}): Promise<{jkt: string; iat: number}>
 
 export interface ClientInfo {
   ip?: string
@@ -93,12 +147,18 @@ export class LatchClient {
     userAgent?: string
     /** The session token the browser carried before login: revoked (fixation). */
     replaceSessionToken?: string
+    /** When the user authenticated (default now; never in the future). */
+    authTime?: Date | string
     acr?: string
     amr?: string[]
+    /** Binds the session to the key of this relayed proof (or to a DPoPKey this process holds). */
+    dpop?: DPoPRelay | DPoPKey
+    /** Binds the session to a key whose proof the app checked itself. */
     dpopJkt?: string
   }): Promise<Issued>
-  verifySession(sessionToken: string, info?: ClientInfo): Promise<Verified>
-  verifyAccessToken(accessToken: string, info?: ClientInfo & {maxAge?: number; acrValues?: string[]}): Promise<Verified>
+  verifySession(sessionToken: string, info?: ClientInfo & AuthDemand): Promise<Verified>
+  /** A DPoP-bound token needs `dpop`, the proof that came with it. */
+  verifyAccessToken(accessToken: string, info?: ClientInfo & AuthDemand & {dpop?: DPoPRelay}): Promise<Verified>
   getSession(id: string): Promise<{session: Session; etag: string}>
   patchSession(id: string, data: Record<string, unknown>, opts?: {ifMatch?: string}): Promise<{session: Session; etag: string}>
   revokeSession(id: string): Promise<void>
@@ -108,7 +168,8 @@ export class LatchClient {
   rotateKeys(): Promise<{kid: string; activatesAt?: Date}>
   revokeKey(kid: string): Promise<{kid: string}>
   listKeys(): Promise<KeyInfo[]>
-  refresh(refreshToken: string): Promise<Tokens>
+  /** A DPoP-bound session needs `dpop`: a relayed proof, a proof for the DPoP header, or a DPoPKey (nonce retry included). */
+  refresh(refreshToken: string, opts?: {dpop?: DPoPRelay | string | DPoPKey}): Promise<Tokens>
   whoami(accessToken: string): Promise<{session: Session}>
   logout(accessToken: string): Promise<void>
   jwks(): Promise<{keys: Record<string, unknown>[]}>
@@ -134,6 +195,35 @@ export class LatchProblemError extends LatchError {
   type?: string
   /** Seconds, for rate_limited. */
   retryAfter?: number
+}
+
+/** A DPoP proof was refused (by latch or locally); nothing changed. */
+export class LatchDPoPError extends LatchProblemError {
+  code: 'invalid_dpop_proof' | 'use_dpop_nonce'
+  /** The failed check: htu, htm, jti_replayed, key_mismatch, bound_as_bearer, ath_missing, … */
+  reason: string
+  description: string
+  /** The WWW-Authenticate challenge latch answered with, if any. */
+  challenge?: string
+  /** use_dpop_nonce: the nonce the next proof must carry. */
+  nonce?: string
+  constructor(reason: string, opts?: {nonce?: string})
+}
+
+/** use_dpop_nonce: retry with a proof carrying `nonce`. */
+export class LatchDPoPNonceError extends LatchDPoPError {
+  code: 'use_dpop_nonce'
+}
+
+/** RFC 9470 insufficient_user_authentication: re-authenticate, then renew. */
+export class LatchInsufficientAuthError extends LatchProblemError {
+  code: 'insufficient_user_authentication'
+  status: 401
+  maxAge?: number
+  acrValues?: string[]
+  /** The WWW-Authenticate value: Bearer error="insufficient_user_authentication", … */
+  challenge: string
+  constructor(need?: {maxAge?: number; acrValues?: string[]})
 }
 
 /** latch (or its store) could not be reached: fail closed. */

@@ -8,7 +8,7 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {LatchClient} from '../src/index.js'
 import {createApp} from '../examples/spa/server.js'
-import {TOKEN_RE, latchServer, listen} from './helpers.js'
+import {TOKEN_RE, latchServer, listen, chromiumContext} from './helpers.js'
 
 const chromiumPath = process.env.LATCH_CHROMIUM
 const why = 'the browser tests need Chromium (apt-get install chromium, or set LATCH_CHROMIUM)'
@@ -18,7 +18,6 @@ const PASSWORD = 'correct horse battery staple'
 const ACCESS_TTL = 6 // seconds: long enough to open the second tab on a loaded machine
 
 async function setup(t, args = []) {
-  const {chromium} = await import('playwright-core')
   const l = await latchServer(['--access-ttl', `${ACCESS_TTL}s`, ...args])
   t.after(() => l.stop())
   const client = new LatchClient({url: l.url, apiKey: l.apiKey})
@@ -26,12 +25,7 @@ async function setup(t, args = []) {
   const {app} = createApp({client, password: PASSWORD, hooks: {onRefresh: (req) => refreshes.push(Date.now())}})
   const srv = await listen(app)
   t.after(() => srv.close())
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  })
-  t.after(() => browser.close())
-  const ctx = await browser.newContext()
+  const ctx = await chromiumContext(t)
   // localhost is a secure context: the __Host-/__Secure- cookies work over http.
   const base = srv.base.replace('127.0.0.1', 'localhost')
   return {client, refreshes, ctx, base}

@@ -157,3 +157,17 @@ export async function redisServer() {
 }
 
 export const KEK = randomBytes(32).toString('base64')
+
+/**
+ * A headless Chromium (playwright-core, $LATCH_CHROMIUM) closed when t ends,
+ * and a fresh browser context in it.
+ */
+export async function chromiumContext(t) {
+  const {chromium} = await import('playwright-core')
+  const browser = await chromium.launch({
+    executablePath: process.env.LATCH_CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  })
+  t.after(() => browser.close())
+  return browser.newContext()
+}

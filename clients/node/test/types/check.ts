@@ -1,7 +1,7 @@
 // Compiled with tsc --noEmit by test/types.test.js: the shipped .d.ts
 // files describe the package as it is used.
 import express from 'express'
-import {LatchClient, LatchError} from '@latch-sessions/node'
+import {DPoPKey, LatchClient, LatchDPoPError, LatchError, LatchInsufficientAuthError} from '@latch-sessions/node'
 import {latch, sendTokens} from '@latch-sessions/node/express'
 
 const client = new LatchClient({url: 'http://127.0.0.1:8080'})
@@ -26,3 +26,21 @@ async function f() {
   }
 }
 void f
+
+app.post('/transfer', sessions.requireRecentAuth({maxAge: 300, acr: ['mfa']}), (req, res) => res.json({ok: true}))
+app.post('/auth/login', async (req, res) => {
+  const iss = await client.createSession({subject: 'alice', acr: 'pwd', amr: ['pwd'], dpop: req.latch.dpopProof()})
+  res.json({token_type: iss.tokenType})
+})
+async function g(rt: string) {
+  const key = DPoPKey.generate({alg: 'EdDSA'})
+  try {
+    const t = await client.refresh(rt, {dpop: key})
+    const p: string = key.proof({htm: 'GET', htu: 'https://api.example/x', accessToken: t.accessToken})
+    await client.verifyAccessToken(t.accessToken, {maxAge: 60, dpop: {proof: p, htm: 'GET', htu: 'https://api.example/x'}})
+  } catch (e) {
+    if (e instanceof LatchDPoPError) return e.nonce ?? e.reason
+    if (e instanceof LatchInsufficientAuthError) return e.maxAge
+  }
+}
+void g

@@ -1,0 +1,268 @@
+// DPoP (RFC 9449) for Node: a key that makes proofs (DPoPKey, for a Node
+// process that is itself the DPoP client), and the strict local proof
+// check the Express middleware uses for offline access-token verification
+// (verifyProof). It mirrors the Go package dpop: the same checks, in the
+// same order, with the same reasons and descriptions, so a refusal reads
+// the same from latch serve, latchhttp and this package.
+
+import {createHash, createPublicKey, generateKeyPairSync, randomBytes, sign, timingSafeEqual, verify} from 'node:crypto'
+import {LatchDPoPError} from './errors.js'
+
+/** How old a proof's iat may be (ms), as latch serve. */
+export const DEFAULT_WINDOW = 60_000
+/** How far in the future iat may be (ms): client clocks run fast. */
+export const DEFAULT_SKEW = 5_000
+/** The longest proof read, in bytes. */
+export const MAX_PROOF_SIZE = 8 << 10
+const MAX_JTI = 256
+
+/** The proof algorithms accepted, for the algs parameter of a challenge. */
+export const ALGORITHMS = ['EdDSA', 'ES256', 'RS256']
+
+/** The WWW-Authenticate value (RFC 9449 §7.1) for a refusal: byte for byte latchhttp's. */
+export function challenge(err) {
+  let c = `DPoP algs="${ALGORITHMS.join(' ')}"`
+  if (err instanceof LatchDPoPError) c += `, error="${err.code}", error_description="${err.description}"`
+  return c
+}
+
+/**
+ * A DPoP key pair held by this process, for a Node program that calls
+ * latch (or a resource server) as a DPoP client itself. The private key is
+ * a KeyObject kept in a private field; only the public JWK and its
+ * thumbprint are exposed.
+ *
+ *   const key = DPoPKey.generate()                 // ES256; or {alg: 'EdDSA'}
+ *   await client.createSession({subject, dpopJkt: key.jkt})
+ *   await client.refresh(refreshToken, {dpop: key}) // proof made and sent, nonce retry included
+ */
+export class DPoPKey {
+  #private
+  #alg
+  #jwk
+  #jkt
+  /** The server nonce to put in the next proof (RFC 9449 §8), learnt from DPoP-Nonce. */
+  nonce = undefined
+
+  /** Wraps an existing private KeyObject (EC P-256 or Ed25519). Most users call DPoPKey.generate(). */
+  constructor(privateKey) {
+    const type = privateKey?.asymmetricKeyType
+    if (privateKey?.type !== 'private' || (type !== 'ec' && type !== 'ed25519')) {
+      throw new TypeError('latch: DPoPKey needs a private EC P-256 or Ed25519 KeyObject')
+    }
+    const jwk = createPublicKey(privateKey).export({format: 'jwk'})
+    if (type === 'ec' && jwk.crv !== 'P-256') throw new TypeError('latch: DPoPKey supports EC keys on P-256 only (ES256)')
+    this.#private = privateKey
+    this.#alg = type === 'ec' ? 'ES256' : 'EdDSA'
+    this.#jwk = Object.freeze(type === 'ec' ? {kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y} : {kty: 'OKP', crv: 'Ed25519', x: jwk.x})
+    this.#jkt = thumbprint(this.#jwk)
+  }
+
+  /** A new key pair: alg 'ES256' (default) or 'EdDSA'. */
+  static generate({alg = 'ES256'} = {}) {
+    if (alg === 'ES256') return new DPoPKey(generateKeyPairSync('ec', {namedCurve: 'P-256'}).privateKey)
+    if (alg === 'EdDSA' || alg === 'Ed25519') return new DPoPKey(generateKeyPairSync('ed25519').privateKey)
+    throw new TypeError('latch: DPoPKey alg must be ES256 or EdDSA')
+  }
+
+  get alg() { return this.#alg }
+  /** The public key as a JWK (no private member). */
+  get publicJwk() { return this.#jwk }
+  /** Its RFC 7638 SHA-256 thumbprint, base64url: what dpop_jkt and cnf.jkt hold. */
+  get jkt() { return this.#jkt }
+
+  /**
+   * A proof for one request: htm (method), htu (URL; query and fragment are
+   * dropped), ath for an access token, and the nonce (this.nonce unless
+   * given). Each call makes a fresh jti.
+   */
+  proof({htm, htu, accessToken, nonce = this.nonce, iat = Math.floor(Date.now() / 1000)}) {
+    if (typeof htm !== 'string' || !htm || typeof htu !== 'string') throw new TypeError('latch: a DPoP proof needs htm and htu')
+    const u = new URL(htu)
+    u.search = ''
+    u.hash = ''
+    const header = {typ: 'dpop+jwt', alg: this.#alg, jwk: this.#jwk}
+    const claims = {jti: randomBytes(16).toString('base64url'), htm, htu: u.href, iat}
+    if (accessToken !== undefined) claims.ath = ath(accessToken)
+    if (nonce) claims.nonce = nonce
+    const input = `${b64json(header)}.${b64json(claims)}`
+    const sig = this.#alg === 'ES256'
+      ? sign('sha256', Buffer.from(input), {key: this.#private, dsaEncoding: 'ieee-p1363'})
+      : sign(null, Buffer.from(input), this.#private)
+    return `${input}.${sig.toString('base64url')}`
+  }
+
+  toJSON() { return {alg: this.#alg, jkt: this.#jkt} }
+}
+
+/** base64url(SHA-256(accessToken)): a proof's ath. */
+export function ath(accessToken) {
+  return createHash('sha256').update(accessToken).digest('base64url')
+}
+
+/** The RFC 7638 SHA-256 thumbprint (base64url) of a public JWK. */
+export function thumbprint(jwk) {
+  let members
+  switch (jwk.kty) {
+    case 'EC': members = {crv: jwk.crv, kty: 'EC', x: jwk.x, y: jwk.y}; break
+    case 'OKP': members = {crv: jwk.crv, kty: 'OKP', x: jwk.x}; break
+    case 'RSA': members = {e: jwk.e, kty: 'RSA', n: jwk.n}; break
+    default: throw new TypeError('latch: unsupported JWK kty')
+  }
+  return createHash('sha256').update(JSON.stringify(members)).digest('base64url')
+}
+
+/**
+ * The form htu is compared in (RFC 9449 §4.3, RFC 3986 §6.2.2–6.2.3): scheme
+ * and host in lower case, default port dropped, dot segments removed,
+ * percent-encoding normalised, no query or fragment; as dpop.NormalizeURL.
+ * Answers null for anything but an absolute http(s) URL without user info.
+ */
+export function normalizeURL(raw) {
+  let u
+  try { u = new URL(raw) } catch { return null }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || !u.host || u.username || u.password) return null
+  const path = u.pathname.replace(/%([0-9a-fA-F]{2})/g, (m, h) => {
+    const c = String.fromCharCode(parseInt(h, 16))
+    return /[A-Za-z0-9\-._~]/.test(c) ? c : '%' + h.toUpperCase()
+  })
+  return `${u.protocol}//${u.host}${path || '/'}`
+}
+
+// Header parameters latch does not implement, or that would name the key
+// elsewhere than jwk (as the Go verifier).
+const REFUSED_HEADERS = new Set(['crit', 'b64', 'zip', 'enc', 'jku', 'x5u', 'x5c', 'kid'])
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']
+const B64URL = /^[A-Za-z0-9_-]+$/
+
+function refuse(reason, nonce) { return new LatchDPoPError(reason, {nonce}) }
+
+/**
+ * A replay cache of one process: remembers each accepted proof's key until
+ * its deadline. With several app processes behind a load balancer each has
+ * its own, so a proof replayed to another process within the window is not
+ * caught; pass a shared cache (seen(key, untilMs) → boolean) to catch it.
+ */
+export class LocalReplayCache {
+  #seen = new Map() // key -> until (ms)
+  #max
+  constructor({maxEntries = 1_000_000} = {}) { this.#max = maxEntries }
+  get size() { return this.#seen.size }
+  /** True the first time key is seen before its deadline, false on a replay. */
+  seen(key, until) {
+    const now = Date.now()
+    const prev = this.#seen.get(key)
+    if (prev !== undefined && prev > now) return false
+    if (this.#seen.size >= this.#max) this.#prune(now)
+    // Full of live entries: refuse rather than forget one (fail closed).
+    if (this.#seen.size >= this.#max) return false
+    this.#seen.set(key, until)
+    return true
+  }
+  #prune(now) {
+    for (const [k, until] of this.#seen) if (until <= now) this.#seen.delete(k)
+  }
+}
+
+/**
+ * Checks a proof for one use, as the Go dpop.Verifier does: compact JWS of
+ * JSON objects, typ dpop+jwt, an asymmetric alg matching a public-only
+ * jwk, the signature, htm, htu, iat within the window, ath for
+ * accessToken, the key's thumbprint equal to jkt, and last a jti the replay
+ * cache has not seen (so a refusal records nothing). Throws a
+ * LatchDPoPError naming the reason; answers {jkt, iat}.
+ */
+export async function verifyProof(proof, {method, url, accessToken, jkt, replay, window = DEFAULT_WINDOW, skew = DEFAULT_SKEW, now = Date.now()}) {
+  if (typeof proof !== 'string' || proof === '') throw refuse('proof_missing')
+  if (proof.length > MAX_PROOF_SIZE) throw refuse('too_large')
+  const parts = proof.split('.')
+  if (parts.length !== 3 || !parts.every((p) => B64URL.test(p))) throw refuse('malformed')
+  const header = jsonObject(parts[0])
+  const claims = jsonObject(parts[1])
+  if (!header || !claims) throw refuse('malformed')
+  if (header.typ !== 'dpop+jwt') throw refuse('typ')
+  const alg = header.alg
+  if (typeof alg !== 'string' || alg === '') throw refuse('alg')
+  if (alg.toLowerCase() === 'none') throw refuse('alg_none')
+  if (/^HS/i.test(alg)) throw refuse('alg_symmetric')
+  for (const h of Object.keys(header)) if (REFUSED_HEADERS.has(h)) throw refuse('header')
+  const jwk = header.jwk
+  if (!jwk || typeof jwk !== 'object' || Array.isArray(jwk)) throw refuse('jwk')
+  if (PRIVATE_MEMBERS.some((m) => m in jwk)) throw refuse('private_key')
+  let key
+  try {
+    key = publicKeyFor(alg, jwk)
+  } catch (err) {
+    throw err instanceof LatchDPoPError ? err : refuse('jwk')
+  }
+  const input = Buffer.from(`${parts[0]}.${parts[1]}`)
+  const sig = Buffer.from(parts[2], 'base64url')
+  let ok = false
+  try {
+    ok = alg === 'ES256' ? verify('sha256', input, {key, dsaEncoding: 'ieee-p1363'}, sig)
+      : alg === 'RS256' ? verify('sha256', input, key, sig)
+        : verify(null, input, key, sig)
+  } catch { ok = false }
+  if (!ok) throw refuse('signature')
+  const {jti, htm, htu, iat} = claims
+  if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI || typeof htm !== 'string' || typeof htu !== 'string' ||
+      typeof iat !== 'number' || !Number.isFinite(iat)) {
+    throw refuse('missing_claim')
+  }
+  if ('ath' in claims && typeof claims.ath !== 'string') throw refuse('malformed')
+  if (htm !== method) throw refuse('htm')
+  const want = normalizeURL(url)
+  if (want === null) throw new TypeError('latch: the request URL is not an absolute http(s) URL')
+  if (normalizeURL(htu) !== want) throw refuse('htu')
+  const iatMs = iat * 1000
+  if (now - iatMs > window) throw refuse('iat_stale')
+  if (iatMs - now > skew) throw refuse('iat_future')
+  if (accessToken !== undefined && accessToken !== '') {
+    if (claims.ath === undefined) throw refuse('ath_missing')
+    if (!same(claims.ath, ath(accessToken))) throw refuse('ath')
+  } else if (claims.ath !== undefined) {
+    throw refuse('ath_unexpected')
+  }
+  const got = thumbprint(jwk)
+  if (jkt && !same(got, jkt)) throw refuse('key_mismatch')
+  // The replay key is a hash of the thumbprint and the jti (jti is unique
+  // per key), kept for the whole window from now.
+  const rkey = 'dpop:' + createHash('sha256').update(got).update('\0').update(jti).digest('base64url')
+  if (!(await replay.seen(rkey, Date.now() + window + skew))) throw refuse('jti_replayed')
+  return {jkt: got, iat}
+}
+
+function publicKeyFor(alg, jwk) {
+  const want = {ES256: ['EC', 'P-256'], EdDSA: ['OKP', 'Ed25519'], Ed25519: ['OKP', 'Ed25519'], RS256: ['RSA']}[alg]
+  if (!want) throw refuse('alg')
+  if (jwk.kty !== want[0] || (want[1] && jwk.crv !== want[1])) throw refuse('alg')
+  const members = jwk.kty === 'RSA' ? {kty: 'RSA', n: jwk.n, e: jwk.e} : jwk.kty === 'EC' ? {kty: 'EC', crv: jwk.crv, x: jwk.x, y: jwk.y} : {kty: 'OKP', crv: jwk.crv, x: jwk.x}
+  for (const v of Object.values(members)) if (typeof v !== 'string' || !B64URL.test(v)) throw refuse('jwk')
+  const key = createPublicKey({key: members, format: 'jwk'})
+  if (jwk.kty === 'RSA' && key.asymmetricKeyDetails.modulusLength < 2048) throw refuse('jwk')
+  return key
+}
+
+function jsonObject(seg) {
+  let v
+  try {
+    v = JSON.parse(Buffer.from(seg, 'base64url').toString('utf8'))
+  } catch {
+    return null
+  }
+  return v && typeof v === 'object' && !Array.isArray(v) ? v : null
+}
+
+function same(a, b) {
+  const x = Buffer.from(String(a))
+  const y = Buffer.from(String(b))
+  return x.length === y.length && timingSafeEqual(x, y)
+}
+
+function b64json(v) { return Buffer.from(JSON.stringify(v)).toString('base64url') }
+
+/** The claims of a compact JWS without checking anything (only to read cnf.jkt of a token latch verified). */
+export function unverifiedClaims(jws) {
+  const p = typeof jws === 'string' ? jws.split('.') : []
+  return p.length === 3 ? jsonObject(p[1]) : null
+}
