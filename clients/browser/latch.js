@@ -424,17 +424,17 @@ export class LatchDPoP {
   async fetch(input, init = {}, {accessToken} = {}) {
     const url = new URL(input instanceof Request ? input.url : String(input), globalThis.location?.href)
     const htm = (init.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase()
-    let retried = false
-    for (;;) {
+    for (let retried = false; ; retried = true) {
+      const used = this.#nonces.get(url.origin)
       const headers = new Headers(init.headers ?? (input instanceof Request ? input.headers : undefined))
-      headers.set('dpop', await this.proof({htm, htu: url.href, accessToken}))
+      headers.set('dpop', await this.proof({htm, htu: url.href, accessToken, nonce: used}))
       if (accessToken !== undefined) headers.set('authorization', `DPoP ${accessToken}`)
       const res = await this.#fetch(input, {...init, headers})
+      // Servers send their newest nonce with any answer (RFC 9449 §8.2).
       const nonce = res.headers.get('dpop-nonce')
-      const had = this.#nonces.get(url.origin)
       if (nonce) this.#nonces.set(url.origin, nonce)
-      if (retried || !nonce || nonce === had || !(await wantsNonce(res))) return res
-      retried = true
+      // Once, and only with a nonce other than the one this proof carried.
+      if (retried || !nonce || nonce === used || !(await wantsNonce(res))) return res
     }
   }
 }

@@ -223,7 +223,8 @@ export class LatchClient {
     if (!(dpop instanceof DPoPKey)) {
       if (typeof dpop === 'string') opts.headers = {dpop: headerProof(dpop)}
       else opts.body.dpop = relay(dpop)
-      return tokens((await this.#call('POST', '/v1/refresh', opts)).body)
+      const r = await this.#call('POST', '/v1/refresh', opts)
+      return tokens(r.body, r.headers)
     }
     const htu = this.#publicURL + '/v1/refresh'
     for (let attempt = 0; ; attempt++) {
@@ -231,7 +232,7 @@ export class LatchClient {
       try {
         const r = await this.#call('POST', '/v1/refresh', opts)
         if (typeof r.headers['dpop-nonce'] === 'string') dpop.nonce = r.headers['dpop-nonce']
-        return tokens(r.body)
+        return tokens(r.body, r.headers)
       } catch (err) {
         if (!(err instanceof LatchDPoPNonceError) || !err.nonce || attempt > 0) throw err
         dpop.nonce = err.nonce
@@ -358,6 +359,9 @@ function answer(res, base) {
     : parsed?.code === 'insufficient_user_authentication' ? LatchInsufficientAuthError.fromProblem(parsed, status, res.headers)
       : new LatchProblemError(parsed, status)
   if (status === 429) err.retryAfter = Number(res.headers['retry-after']) || undefined
+  // With --dpop-nonce latch sends its nonce with every answer to a proof,
+  // refusals included; a relaying backend passes it on (protocol §5).
+  if (typeof res.headers['dpop-nonce'] === 'string') err.dpopNonce = res.headers['dpop-nonce']
   throw err
 }
 
@@ -424,21 +428,28 @@ function deepFreeze(o) {
   return Object.freeze(o)
 }
 
-function tokens(b) {
-  return {accessToken: b.access_token, refreshToken: b.refresh_token, tokenType: b.token_type, expiresIn: b.expires_in}
+function tokens(b, headers) {
+  const t = {accessToken: b.access_token, refreshToken: b.refresh_token, tokenType: b.token_type, expiresIn: b.expires_in}
+  return withNonce(t, headers)
+}
+
+/** Adds latch's DPoP-Nonce (sent with --dpop-nonce to requests with a proof), for the client's next proof. */
+function withNonce(o, headers) {
+  if (typeof headers?.['dpop-nonce'] === 'string') o.dpopNonce = headers['dpop-nonce']
+  return o
 }
 
 function issued(r) {
-  return {session: sessionOf(r.body.session), sessionToken: r.body.session_token, ...tokens(r.body), etag: r.headers.etag}
+  return {session: sessionOf(r.body.session), sessionToken: r.body.session_token, ...tokens(r.body, r.headers), etag: r.headers.etag}
 }
 
 function verified(r) {
   const m = /(?:^|,)\s*max-age=(\d+)/i.exec(r.headers['cache-control'] ?? '')
   const priv = /(?:^|,)\s*private\b/i.test(r.headers['cache-control'] ?? '')
-  return {
+  return withNonce({
     session: sessionOf(r.body.session),
     csrfToken: r.body.csrf_token,
     maxAge: m && priv ? Number(m[1]) : 0,
     etag: r.headers.etag,
-  }
+  }, r.headers)
 }

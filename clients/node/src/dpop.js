@@ -17,7 +17,7 @@ export const MAX_PROOF_SIZE = 8 << 10
 const MAX_JTI = 256
 
 /** The proof algorithms accepted, for the algs parameter of a challenge. */
-export const ALGORITHMS = ['EdDSA', 'ES256', 'RS256']
+export const ALGORITHMS = ['EdDSA', 'Ed25519', 'ES256', 'RS256'] // as dpop.Algorithms: Ed25519 is RFC 9864's name for EdDSA
 
 /** The WWW-Authenticate value (RFC 9449 §7.1) for a refusal: byte for byte latchhttp's. */
 export function challenge(err) {

@@ -39,9 +39,8 @@ export function latch(options = {}) {
     if (!l) throw new Error('@latch-sessions/node: requireSession used on a request that did not pass through the latch middleware')
     if (l.session) return next()
     if (l.error instanceof LatchDPoPError) {
-      // RFC 9449 §7.1; with use_dpop_nonce, the nonce to retry with (§8).
-      res.setHeader('WWW-Authenticate', dpopChallenge(l.error))
-      if (l.error.nonce) res.setHeader('DPoP-Nonce', l.error.nonce)
+      // RFC 9449 §7.1: latch's challenge as is, or ours for a local refusal.
+      res.setHeader('WWW-Authenticate', l.error.challenge ?? dpopChallenge(l.error))
     } else if (l.method === 'bearer') res.setHeader('WWW-Authenticate', 'Bearer error="invalid_token"')
     else if (o.bearer) res.setHeader('WWW-Authenticate', 'Bearer')
     fail(o, new LatchUnauthenticatedError(l.error), req, res, next)
@@ -348,10 +347,13 @@ async function handle(o, req, res) {
           l.session = offlineSession(c)
         } else {
           const v = await o.client.verifyAccessToken(tok, {ip: clientIP(o, req), userAgent: req.headers['user-agent'], dpop: relay})
+          if (v.dpopNonce) res.setHeader('DPoP-Nonce', v.dpopNonce)
           l.session = v.session
           l.claims = c
         }
       } catch (err) {
+        // latch's nonce goes back to the client on every answer (protocol §5).
+        if (err?.dpopNonce ?? err?.nonce) res.setHeader('DPoP-Nonce', err.dpopNonce ?? err.nonce)
         if (err instanceof LatchUnavailableError) throw err
         l.error = err instanceof LatchError ? err : new LatchError('latch: invalid access token')
         if (!(err instanceof LatchError)) l.error.code = 'invalid_token'
@@ -524,6 +526,13 @@ export function defaultError(err, req, res) {
   if (status === 401 && err instanceof LatchUnauthenticatedError) code = err.reason ?? 'unauthorized'
   else if (status === 503) code = 'store_unavailable'
   if (status === 503) res.setHeader('Retry-After', '5')
+  if (err.dpopNonce ?? err.nonce) res.setHeader('DPoP-Nonce', err.dpopNonce ?? err.nonce)
+  if (err instanceof LatchDPoPError) {
+    // A proof latch refused while binding a session at login (or any
+    // relayed call): the client needs the challenge and latch's nonce.
+    res.setHeader('WWW-Authenticate', err.challenge ?? dpopChallenge(err))
+    return problem(res, 401, err.code, err.description)
+  }
   problem(res, status, code)
 }
 
@@ -540,6 +549,7 @@ export function sendTokens(mw, res, t, session) {
   const o = mw.options
   res.setHeader('Set-Cookie', refreshCookie(o.refreshCookieName, o.refreshPath, t.refreshToken, o.secure, false))
   res.setHeader('Cache-Control', 'no-store')
+  if (t.dpopNonce) res.setHeader('DPoP-Nonce', t.dpopNonce)
   res.json(tokenBody(t, session))
 }
 
@@ -575,11 +585,11 @@ function refreshHandler(o) {
         // relayed with the method and URL it was made for.
         t = await o.client.refresh(rt, {dpop: proofOf(o, req)})
       } catch (err) {
+        if (err?.dpopNonce) res.setHeader('DPoP-Nonce', err.dpopNonce)
         if (err instanceof LatchDPoPError) {
           // A refused proof changes nothing: the cookie stays, and the
           // client may retry (with the nonce for use_dpop_nonce).
-          res.setHeader('WWW-Authenticate', dpopChallenge(err))
-          if (err.nonce) res.setHeader('DPoP-Nonce', err.nonce)
+          res.setHeader('WWW-Authenticate', err.challenge ?? dpopChallenge(err))
           return problem(res, 401, err.code, err.description)
         }
         if (err instanceof LatchError && (err.status === 401 || DEAD.has(err.code))) {
@@ -589,6 +599,7 @@ function refreshHandler(o) {
         throw err
       }
       res.setHeader('Set-Cookie', refreshCookie(o.refreshName, o.refreshPath, t.refreshToken, o.secure, false))
+      if (t.dpopNonce) res.setHeader('DPoP-Nonce', t.dpopNonce)
       res.json(tokenBody(t))
     } catch (err) {
       fail(o, err, req, res, next)

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict'
 import express from 'express'
 import {fileURLToPath} from 'node:url'
 import {dirname, join} from 'node:path'
-import {latch, sendTokens, LatchClient, DPoPKey, LatchDPoPError} from '../src/express.js'
+import {latch, sendTokens, defaultError, LatchClient, DPoPKey, LatchDPoPError, LatchError} from '../src/express.js'
 import {TOKEN_RE, latchServer, listen, request, chromiumContext} from './helpers.js'
 
 const chromiumPath = process.env.LATCH_CHROMIUM
@@ -77,12 +77,13 @@ async function setup(t, latchArgs = []) {
   const client = new LatchClient({url: l.url, apiKey: l.apiKey})
   const sessions = latch({client, accessTokens: 'online', cache: false})
   const app = express()
-  const seen = {refreshProofs: 0}
+  const seen = {refreshProofs: 0, logins: 0}
   app.use(sessions)
   app.get('/', (req, res) => res.type('html').send(PAGE))
   app.get('/latch.js', (req, res) => res.type('text/javascript').sendFile(browserModule))
   app.get('/auth/csrf', (req, res) => res.json({csrf_token: req.latch.csrfToken()}))
   app.post('/auth/login', express.json(), async (req, res, next) => {
+    seen.logins++
     try {
       // The backend binds the session to the key of the browser's proof.
       const iss = await client.createSession({subject: req.body.user, dpop: req.latch.dpopProof()})
@@ -91,7 +92,8 @@ async function setup(t, latchArgs = []) {
   })
   app.post('/auth/refresh', (req, res, next) => { if (req.headers.dpop) seen.refreshProofs++; next() }, sessions.refresh)
   app.get('/api/me', sessions.requireSession, (req, res) => res.json({subject: req.latch.session.subject, id: req.latch.session.id}))
-  app.use((err, req, res, next) => res.status(err.status ?? 500).json({code: err.code, reason: err.reason}))
+  // defaultError answers a proof latch refused with its challenge and nonce.
+  app.use((err, req, res, next) => err instanceof LatchError ? defaultError(err, req, res) : res.status(500).json({code: 'internal'}))
   const srv = await listen(app)
   t.after(() => srv.close())
   const ctx = await chromiumContext(t)
@@ -135,7 +137,7 @@ test('a non-extractable WebCrypto key binds the session; its proofs are accepted
   const rp = await page.evaluate((tk) => window.t.replay(tk), (await page.evaluate(() => window.t.login('alice'))).accessToken)
   assert.equal(rp.first, 200)
   assert.equal(rp.second, 401)
-  assert.match(rp.secondChallenge, /^DPoP algs="EdDSA ES256 RS256", error="invalid_dpop_proof", error_description="the DPoP proof was already used"/)
+  assert.match(rp.secondChallenge, /^DPoP algs="EdDSA Ed25519 ES256 RS256", error="invalid_dpop_proof", error_description="the DPoP proof was already used"/)
 
   // A token copied out of the page is worthless: as Bearer, or with a proof by another key.
   const stolen = await request(base.replace('localhost', '127.0.0.1'), 'GET', '/api/me', {headers: {authorization: `Bearer ${tok}`}})
@@ -158,5 +160,22 @@ test('a non-extractable WebCrypto key binds the session; its proofs are accepted
   await page.waitForFunction(() => window.t !== undefined)
   assert.equal(await page.evaluate(() => window.t.open()), jkt, 'the same key after a reload')
   assert.equal(await page.evaluate(() => window.t.start()), true)
+  assert.equal((await page.evaluate(() => window.t.me())).status, 200)
+})
+
+test('server nonces (latch serve --dpop-nonce): the browser takes latch\'s nonce through the app and retries once', {skip: !chromiumPath && why, timeout: 120_000}, async (t) => {
+  const {page, seen} = await setup(t, ['--dpop-nonce'])
+  await page.evaluate(() => window.t.open())
+  // The first login proof has no nonce: latch refuses it (use_dpop_nonce),
+  // the app passes the refusal and DPoP-Nonce on, the page retries once.
+  const login = await page.evaluate(() => window.t.login('carol'))
+  assert.equal(login.status, 200)
+  assert.equal(login.tokenType, 'DPoP')
+  assert.equal(seen.logins, 2, 'one refused attempt without the nonce, one retry with it')
+  // From then on every proof carries the newest nonce: no more refusals.
+  const me = await page.evaluate(() => window.t.me())
+  assert.equal(me.status, 200, JSON.stringify(me))
+  assert.equal(await page.evaluate(() => window.t.refresh()), true)
+  assert.equal(seen.refreshProofs, 1, 'the refresh needed no retry')
   assert.equal((await page.evaluate(() => window.t.me())).status, 200)
 })

@@ -12,14 +12,14 @@ import {createHash, createHmac, generateKeyPairSync, sign} from 'node:crypto'
 import express from 'express'
 import * as panva from 'dpop'
 import {
-  latch, DPoPKey, LatchDPoPError, LatchDPoPNonceError, LatchInsufficientAuthError, LatchProblemError, LatchConfigError,
+  latch, LatchClient, DPoPKey, LatchDPoPError, LatchDPoPNonceError, LatchInsufficientAuthError, LatchProblemError, LatchConfigError,
 } from '../src/express.js'
-import {TOKEN_RE, client, listen, request, subject} from './helpers.js'
+import {TOKEN_RE, client, latchServer, listen, request, subject} from './helpers.js'
 
 const c = client()
 
-function app(options = {}) {
-  const sessions = latch({client: c, accessTokens: 'online', cache: false, ...options})
+function app(options = {}, cl = c) {
+  const sessions = latch({client: cl, accessTokens: 'online', cache: false, ...options})
   const a = express()
   if (options.trustProxy) a.set('trust proxy', options.trustProxy)
   a.use(sessions)
@@ -34,7 +34,7 @@ function app(options = {}) {
   // proof the browser sent with this request.
   a.post('/auth/login', async (req, res, next) => {
     try {
-      const iss = await c.createSession({subject: subject('dpop'), dpop: req.latch.dpopProof()})
+      const iss = await cl.createSession({subject: subject('dpop'), dpop: req.latch.dpopProof()})
       res.json({access_token: iss.accessToken, refresh_token: iss.refreshToken, token_type: iss.tokenType})
     } catch (err) { next(err) }
   })
@@ -46,7 +46,7 @@ function app(options = {}) {
 }
 
 async function started(t, options) {
-  const {a, sessions} = app(options)
+  const {a, sessions} = app(options, options?.client)
   const srv = await listen(a)
   t.after(() => { sessions.close(); return srv.close() })
   return srv.base
@@ -97,7 +97,7 @@ test('createSession binds with a relayed proof; refresh needs a proof by that ke
   assert.equal(none.code, 'invalid_dpop_proof')
   assert.equal(none.reason, 'proof_missing')
   assert.equal(none.status, 401)
-  assert.match(none.challenge, /^DPoP algs="EdDSA ES256 RS256", error="invalid_dpop_proof"/)
+  assert.match(none.challenge, /^DPoP algs="[^"]+", error="invalid_dpop_proof"/)
   assert.doesNotMatch(none.message, TOKEN_RE)
 
   // Another key: refused the same way, still nothing rotated.
@@ -227,7 +227,7 @@ for (const mode of ['online', 'offline']) {
     assert.equal(again.json.code, 'invalid_dpop_proof')
     assert.equal(reasonOf(again), 'the DPoP proof was already used')
     assert.equal(again.headers['www-authenticate'], process.env.LATCH_EXPECT_DPOP_REPLAY ??
-      'DPoP algs="EdDSA ES256 RS256", error="invalid_dpop_proof", error_description="the DPoP proof was already used"', 'latchhttp\'s challenge, byte for byte')
+      'DPoP algs="EdDSA Ed25519 ES256 RS256", error="invalid_dpop_proof", error_description="the DPoP proof was already used"', 'latchhttp\'s challenge, byte for byte')
 
     // A plain (unbound) token still works as Bearer, and not as DPoP.
     const plain = await c.createSession({subject: subject()})
@@ -395,3 +395,47 @@ test('DPoPKey: proofs carry typ, alg, the public jwk only, a fresh jti, htu with
   assert.throws(() => new DPoPKey(generateKeyPairSync('ec', {namedCurve: 'P-384'}).privateKey), TypeError)
 })
 
+
+test('server nonces (latch serve --dpop-nonce): typed use_dpop_nonce, DPoPKey retries once, the middleware relays the nonce', async (t) => {
+  const l = await latchServer(['--dpop-nonce'])
+  t.after(() => l.stop())
+  const nc = new LatchClient({url: l.url, apiKey: l.apiKey})
+  t.after(() => nc.close())
+  const key = DPoPKey.generate()
+  const htu = 'https://app.example/auth/login'
+  // A relayed proof without the nonce: refused, typed, with the nonce to use.
+  const e = await nc.createSession({subject: subject(), dpop: {proof: key.proof({htm: 'POST', htu}), htm: 'POST', htu}}).catch((x) => x)
+  assert.ok(e instanceof LatchDPoPNonceError && e instanceof LatchDPoPError, String(e))
+  assert.equal(e.code, 'use_dpop_nonce')
+  assert.match(e.nonce, /^[A-Za-z0-9_-]{1,64}$/)
+  assert.match(e.challenge, /error="use_dpop_nonce"/)
+  const iss = await nc.createSession({subject: subject(), dpop: {proof: key.proof({htm: 'POST', htu, nonce: e.nonce}), htm: 'POST', htu}})
+  assert.equal(iss.tokenType, 'DPoP')
+  assert.match(iss.dpopNonce, /^[A-Za-z0-9_-]+$/, 'the answer to a proof carries the current nonce')
+
+  // The client's own key: no nonce yet, so latch refuses once and the client retries.
+  assert.equal(key.nonce, undefined)
+  const r1 = await nc.refresh(iss.refreshToken, {dpop: key})
+  assert.ok(r1.refreshToken)
+  assert.equal(key.nonce, r1.dpopNonce, 'the nonce is kept for the next proof')
+  const r2 = await nc.refresh(r1.refreshToken, {dpop: key})
+  assert.ok(r2.refreshToken)
+  // A proof the caller made without a nonce is not retried: the caller gets the error.
+  const noNonce = await nc.refresh(r2.refreshToken, {dpop: key.proof({htm: 'POST', htu: l.url + '/v1/refresh', nonce: ''})}).catch((x) => x)
+  assert.ok(noNonce instanceof LatchDPoPNonceError, String(noNonce))
+
+  // The middleware, online: the client's proof without the nonce is refused
+  // with latch's challenge and DPoP-Nonce; with it, accepted, and the
+  // answer again carries the nonce.
+  const base = await started(t, {accessTokens: 'online', client: nc})
+  const tok = r2.accessToken
+  let res = await request(base, 'GET', URL_PATH, {headers: dpopHeaders(tok, key.proof({htm: 'GET', htu: base + URL_PATH, accessToken: tok, nonce: ''}))})
+  assert.equal(res.status, 401)
+  assert.equal(res.json.code, 'use_dpop_nonce')
+  assert.match(res.headers['www-authenticate'], /^DPoP algs="[^"]+", error="use_dpop_nonce", error_description="/)
+  const n = res.headers['dpop-nonce']
+  assert.match(n, /^[A-Za-z0-9_-]+$/)
+  res = await request(base, 'GET', URL_PATH, {headers: dpopHeaders(tok, key.proof({htm: 'GET', htu: base + URL_PATH, accessToken: tok, nonce: n}))})
+  assert.equal(res.status, 200, res.text)
+  assert.match(res.headers['dpop-nonce'], /^[A-Za-z0-9_-]+$/, 'a success passes the nonce on too')
+})
