@@ -1,9 +1,10 @@
 package redisstore
 
 import (
+	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -41,9 +42,31 @@ import (
 //	uvarint length, bytes: AMR       if extAMR (values joined by spaces)
 //	32       JKT                     if extJKT
 //
+//	4        seal (valueSealed only): the first 4 bytes of the SHA-1 of
+//	         the record key's member (the ID's 16 random bytes, base64url)
+//	         followed by every byte before the seal
+//
 // The scripts never look past Claims' start and keep everything after the
-// fields they splice, so they carry the extension unchanged.
-const valueFormat = 1
+// fields they splice, so they carry the extension unchanged; they check the
+// seal of a value before they rewrite it and seal what they write.
+//
+// Values of valueLegacy, written by binaries older than the seal, have the
+// same layout without it and are still read (with nothing to check); every
+// write, by Go or by a script, is sealed.
+//
+// The seal is a checksum against accidental corruption (a bit flipped in
+// a server's memory or in an RDB or AOF file, a tool writing the wrong
+// value), not against someone who can write to Redis. It is SHA-1 rather
+// than the CRC-32C of store's codec because the scripts must compute it
+// too, and redis.sha1hex is the one digest Redis's Lua offers in native
+// code; a CRC in Lua would cost tens of microseconds of the server's
+// single thread per write. Hashing the member binds a value to its key: a
+// value written under another session's key does not pass as that session.
+const (
+	valueLegacy = 1
+	valueSealed = 2
+	sealLen     = 4
+)
 
 const (
 	extACR = 1
@@ -62,8 +85,21 @@ const (
 const maxVarField = 1 << 20
 
 // errCorrupt is wrapped in ErrUnavailable: a record that cannot be decoded
-// is a backend failure, never a session.
-var errCorrupt = errors.New("redisstore: corrupt record value")
+// or whose seal does not match is a backend failure, never a session. It
+// matches store.ErrCorrupt.
+var errCorrupt = fmt.Errorf("redisstore: corrupt record value: %w", store.ErrCorrupt)
+
+// seal computes the seal of body, the value of id's record key up to it.
+func seal(id store.ID, body []byte) [sealLen]byte {
+	var m [22]byte
+	base64.RawURLEncoding.Encode(m[:], id[2:])
+	h := sha1.New()
+	h.Write(m[:])
+	h.Write(body)
+	var sum [sha1.Size]byte
+	h.Sum(sum[:0])
+	return [sealLen]byte(sum[:sealLen])
+}
 
 // unixNano encodes t as store's codec does: the zero Time as 0.
 func unixNano(t time.Time) uint64 {
@@ -89,7 +125,15 @@ func be64(t time.Time) string {
 
 // encodeValue appends the value encoding of r, with version v, to b.
 func encodeValue(b []byte, r *store.Record, v uint64) []byte {
-	b = append(b, valueFormat)
+	start := len(b)
+	b = encodeBody(b, r, v)
+	sum := seal(r.ID, b[start:])
+	return append(b, sum[:]...)
+}
+
+// encodeBody appends the value encoding of r up to its seal.
+func encodeBody(b []byte, r *store.Record, v uint64) []byte {
+	b = append(b, valueSealed)
 	b = binary.AppendUvarint(b, v)
 	b = append(b, r.VerifierHash[:]...)
 	b = append(b, r.CSRFSecret[:]...)
@@ -241,10 +285,21 @@ func (d *valueDecoder) ext(r *store.Record) bool {
 
 // decodeValue decodes the value of the record key of id.
 func decodeValue(id store.ID, b []byte) (*store.Record, error) {
-	d := valueDecoder{b: b}
-	if p := d.take(1); p == nil || p[0] != valueFormat {
+	if len(b) == 0 {
 		return nil, errCorrupt
 	}
+	switch b[0] {
+	case valueSealed:
+		n := len(b) - sealLen
+		if n < 1 || seal(id, b[:n]) != [sealLen]byte(b[n:]) {
+			return nil, errCorrupt
+		}
+		b = b[:n]
+	case valueLegacy:
+	default:
+		return nil, errCorrupt
+	}
+	d := valueDecoder{b: b[1:]}
 	r := &store.Record{ID: id}
 	r.Version = d.uvarint()
 	copy(r.VerifierHash[:], d.take(32))

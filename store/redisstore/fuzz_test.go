@@ -54,7 +54,8 @@ func FuzzDecodeValue(f *testing.F) {
 	r.ACR, r.AMR, r.JKT[0] = "urn:latch:acr:mfa", []string{"pwd", "otp"}, 7
 	r.RevokedAt, r.RevokeReason, r.Refresh.Previous[0] = now, "admin", 1
 	f.Add(encodeValue(nil, r, 9))
-	f.Add([]byte{valueFormat})
+	f.Add([]byte{valueSealed})
+	f.Add([]byte{valueLegacy})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := decodeValue(r.ID, b)
 		if err != nil {

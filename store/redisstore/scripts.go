@@ -52,11 +52,41 @@ local function uvar(n)
   return concat(t)
 end
 
--- dec parses a record value into the fields and positions the scripts use;
--- nil if v is not a value (missing key: false). The table is built by one
--- constructor, so it is allocated once at its final size.
-local function dec(v)
-  if type(v) ~= 'string' or byte(v, 1) ~= 1 then return nil end
+-- seal is the seal of body, the value of member m's record key up to it
+-- (codec.go): the first 4 bytes of SHA-1(m .. body).
+local function seal(m, body)
+  local h = redis.sha1hex(m .. body)
+  return char(tonumber(sub(h, 1, 2), 16), tonumber(sub(h, 3, 4), 16),
+    tonumber(sub(h, 5, 6), 16), tonumber(sub(h, 7, 8), 16))
+end
+
+-- sealed is body (starting with format 2) followed by its seal.
+local function sealed(m, body)
+  return body .. seal(m, body)
+end
+
+-- unseal returns the body of v, the value of member m's record key: v
+-- itself if it was written before seals (format 1), v without its seal
+-- (format 2) if the seal matches or m is false (a caller that only prunes
+-- the index, never rewrites or trusts v); nil otherwise (missing key too).
+local function unseal(v, m)
+  if type(v) ~= 'string' then return nil end
+  local f = byte(v, 1)
+  if f == 1 then return v end
+  if f ~= 2 or #v < 5 then return nil end
+  local body = sub(v, 1, #v - 4)
+  if m and seal(m, body) ~= sub(v, #v - 3) then return nil end
+  return body
+end
+
+-- dec parses the value v of member m's record key (m false: seal not
+-- checked, see unseal) into the fields and positions the scripts use, all
+-- of them in its body s (the value without its seal); nil if v is not a
+-- value (missing key: false). The table is built by one constructor, so
+-- it is allocated once at its final size.
+local function dec(orig, m)
+  local v = unseal(orig, m)
+  if v == nil then return nil end
   local ver, fix = uvarint(v, 2)
   if ver == nil then return nil end
   local fpos = fix + 160
@@ -79,7 +109,7 @@ local function dec(v)
   if rn == nil then return nil end
   local tail = rp + rn
   if tail - 1 > #v then return nil end
-  return {s = v, ver = ver, fix = fix, fpos = fpos, flags = f, prevpos = prevpos,
+  return {s = v, orig = orig, ver = ver, fix = fix, fpos = fpos, flags = f, prevpos = prevpos,
     revpos = revpos, revoked = revoked, gen = gen, subjpos = subjpos,
     reasonpos = reasonpos, tail = tail,
     subject = sub(v, sp, reasonpos - 1),
@@ -145,12 +175,13 @@ local function ceilms(t)
   return ms
 end
 
--- revoke returns r's value revoked at at with reason, version bumped.
-local function revoke(r, at, reason)
+-- revoke returns r's value (member m) revoked at at with reason, version
+-- bumped, sealed.
+local function revoke(r, at, reason, m)
   local s = r.s
-  return char(1) .. uvar(r.ver + 1) .. sub(s, r.fix, r.fpos - 1) .. char(r.flags + 8) ..
+  return sealed(m, char(2) .. uvar(r.ver + 1) .. sub(s, r.fix, r.fpos - 1) .. char(r.flags + 8) ..
     sub(s, r.fpos + 1, r.revpos - 1) .. at .. sub(s, r.revpos, r.reasonpos - 1) ..
-    uvar(#reason) .. reason .. sub(s, r.tail)
+    uvar(#reason) .. reason .. sub(s, r.tail))
 end
 
 local function zrem(idx, ms)
@@ -163,12 +194,15 @@ end
 -- forgets those whose record is gone (Redis expired it at its deadline),
 -- unreadable or revoked, and returns those live at now (when given) as
 -- {member, record}. An entry merely dead at the caller's now is kept: the
--- caller's clock is not Redis's, and the key expires by itself.
+-- caller's clock is not Redis's, and the key expires by itself. Seals are
+-- checked when now is given (the records returned are rewritten or
+-- listed); a record whose seal fails then leaves the index, and its Get
+-- fails closed.
 local function scan(idx, kp, now, last)
   local ms = redis.call('ZRANGE', idx, 0, last)
   local dead, alive = {}, {}
   for _, m in ipairs(ms) do
-    local r = dec(redis.call('GET', kp .. 's:' .. m))
+    local r = dec(redis.call('GET', kp .. 's:' .. m), now and m)
     if r == nil or r.revoked then
       dead[#dead + 1] = m
     elseif now and live(r, now) then
@@ -229,7 +263,7 @@ if max > 0 then
     end)
     for i = 1, over do
       local m, r = alive[i][1], alive[i][2]
-      redis.call('SET', kp .. 's:' .. m, revoke(r, ARGV[9], ARGV[8]), 'KEEPTTL')
+      redis.call('SET', kp .. 's:' .. m, revoke(r, ARGV[9], ARGV[8], m), 'KEEPTTL')
       evicted[#evicted + 1] = m
       emitRevoked(ARGV[10], ARGV[11], i, kp, m, r.subject, ARGV[8], ARGV[9])
     end
@@ -251,7 +285,7 @@ return {0, evicted}
 var updateScript = rueidis.NewLuaScript(luaLib + `
 local v = redis.call('GET', KEYS[1])
 if not v then return {1} end
-local r = dec(v)
+local r = dec(v, ARGV[6])
 if r == nil then return {3} end
 if r.revoked or r.ver ~= tonumber(ARGV[2]) then return {2} end
 if r.subject ~= ARGV[7] then return {4} end
@@ -277,15 +311,16 @@ return {0}
 var rotateScript = rueidis.NewLuaScript(luaLib + `
 local v = redis.call('GET', KEYS[1])
 if not v then return {1} end
-local r = dec(v)
+local r = dec(v, ARGV[11])
 if r == nil then return {3} end
 if r.revoked or r.rcur ~= ARGV[2] then return {2, v} end
 local f = band(r.flags, 1)
 if ARGV[5] ~= '' then f = f + 2 end
 if ARGV[6] ~= '' then f = f + 4 end
-local nv = concat({char(1), uvar(r.ver + 1), sub(v, r.fix, r.fix + 63), ARGV[3], ARGV[4],
-  r.created, ARGV[8], ARGV[9], r.exp, char(f), sub(v, r.fpos + 1, r.prevpos - 1),
-  ARGV[5], ARGV[6], uvar(tonumber(ARGV[7])), sub(v, r.subjpos)})
+local s = r.s
+local nv = sealed(ARGV[11], concat({char(2), uvar(r.ver + 1), sub(s, r.fix, r.fix + 63), ARGV[3], ARGV[4],
+  r.created, ARGV[8], ARGV[9], r.exp, char(f), sub(s, r.fpos + 1, r.prevpos - 1),
+  ARGV[5], ARGV[6], uvar(tonumber(ARGV[7])), sub(s, r.subjpos)}))
 local dl = ARGV[9]
 if tcmp(r.exp, dl) < 0 then dl = r.exp end
 local px = ceilms(dl)
@@ -303,10 +338,10 @@ return {0, nv}
 var revokeScript = rueidis.NewLuaScript(luaLib + `
 local v = redis.call('GET', KEYS[1])
 if not v then return {1} end
-local r = dec(v)
+local r = dec(v, ARGV[2])
 if r == nil then return {3} end
 if r.revoked then return {0} end
-redis.call('SET', KEYS[1], revoke(r, ARGV[4], ARGV[3]), 'KEEPTTL')
+redis.call('SET', KEYS[1], revoke(r, ARGV[4], ARGV[3], ARGV[2]), 'KEEPTTL')
 emitRevoked(ARGV[5], ARGV[6], 1, ARGV[1], ARGV[2], r.subject, ARGV[3], ARGV[4])
 local idx = ARGV[1] .. 'u:' .. r.subject
 redis.call('ZREM', idx, ARGV[2])
@@ -333,13 +368,14 @@ local ms = redis.call('ZRANGE', KEYS[1], 0, -1)
 local drop, out = {}, {}
 for _, m in ipairs(ms) do
   local k = ks .. m
-  local v = redis.call('GET', k)
+  local v = unseal(redis.call('GET', k), m)
   local ver, fix
-  if v and byte(v, 1) == 1 then ver, fix = uvarint(v, 2) end
+  if v then ver, fix = uvarint(v, 2) end
   local fpos = (fix or 0) + 160
   local f = ver and byte(v, fpos)
   if f == nil or band(f, 8) ~= 0 then
-    -- gone, unreadable or already revoked
+    -- gone, unreadable (its seal failed: its Get fails closed) or
+    -- already revoked
     drop[#drop + 1] = m
   elseif m ~= except then
     local i1, i2, i3, i4, i5, i6, i7, i8, e1, e2, e3, e4, e5, e6, e7, e8 = byte(v, fix + 144, fix + 159)
@@ -364,8 +400,8 @@ for _, m in ipairs(ms) do
       local reasonpos = q + n
       n = byte(v, reasonpos)
       if n < 128 then q = reasonpos + 1 else n, q = uvarint(v, reasonpos) end
-      redis.call('SET', k, char(1) .. uvar(ver + 1) .. sub(v, fix, fpos - 1) .. char(f + 8) ..
-        sub(v, fpos + 1, revpos - 1) .. at .. sub(v, revpos, reasonpos - 1) .. rf .. sub(v, q + n), 'KEEPTTL')
+      redis.call('SET', k, sealed(m, char(2) .. uvar(ver + 1) .. sub(v, fix, fpos - 1) .. char(f + 8) ..
+        sub(v, fpos + 1, revpos - 1) .. at .. sub(v, revpos, reasonpos - 1) .. rf .. sub(v, q + n)), 'KEEPTTL')
       drop[#drop + 1] = m
       out[#out + 1] = m
     end
@@ -387,7 +423,7 @@ local alive = scan(KEYS[1], ARGV[1], ARGV[2], -1)
 local out = {}
 for _, a in ipairs(alive) do
   out[#out + 1] = a[1]
-  out[#out + 1] = a[2].s
+  out[#out + 1] = a[2].orig
 end
 return out
 `)
