@@ -177,15 +177,15 @@ export async function verifyProof(proof, {method, url, accessToken, jkt, replay,
   if (proof.length > MAX_PROOF_SIZE) throw refuse('too_large')
   const parts = proof.split('.')
   if (parts.length !== 3 || !parts.every((p) => B64URL.test(p))) throw refuse('malformed')
-  const header = jsonObject(parts[0])
-  const claims = jsonObject(parts[1])
-  if (!header || !claims) throw refuse('malformed')
+  const header = strictObject(parts[0])
+  if (!header) throw refuse('malformed')
+  for (const h of Object.keys(header)) if (REFUSED_HEADERS.has(h)) throw refuse('header')
+  if (!optionalString(header, 'typ') || !optionalString(header, 'alg')) throw refuse('malformed')
   if (header.typ !== 'dpop+jwt') throw refuse('typ')
   const alg = header.alg
-  if (typeof alg !== 'string' || alg === '') throw refuse('alg')
+  if (alg === undefined) throw refuse('alg')
   if (alg.toLowerCase() === 'none') throw refuse('alg_none')
   if (/^HS/i.test(alg)) throw refuse('alg_symmetric')
-  for (const h of Object.keys(header)) if (REFUSED_HEADERS.has(h)) throw refuse('header')
   const jwk = header.jwk
   if (!jwk || typeof jwk !== 'object' || Array.isArray(jwk)) throw refuse('jwk')
   if (PRIVATE_MEMBERS.some((m) => m in jwk)) throw refuse('private_key')
@@ -204,12 +204,11 @@ export async function verifyProof(proof, {method, url, accessToken, jkt, replay,
         : verify(null, input, key, sig)
   } catch { ok = false }
   if (!ok) throw refuse('signature')
+  const claims = strictObject(parts[1])
+  if (!claims || !['jti', 'htm', 'htu', 'ath', 'nonce'].every((n) => optionalString(claims, n))) throw refuse('malformed')
   const {jti, htm, htu, iat} = claims
-  if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI || typeof htm !== 'string' || typeof htu !== 'string' ||
-      typeof iat !== 'number' || !Number.isFinite(iat)) {
-    throw refuse('missing_claim')
-  }
-  if ('ath' in claims && typeof claims.ath !== 'string') throw refuse('malformed')
+  if (jti === undefined || jti === '' || htm === undefined || htu === undefined || iat === undefined) throw refuse('missing_claim')
+  if (jti.length > MAX_JTI || typeof iat !== 'number' || iat < 0 || iat > 2 ** 40) throw refuse('malformed')
   if (htm !== method) throw refuse('htm')
   const want = normalizeURL(url)
   if (want === null) throw new TypeError('latch: the request URL is not an absolute http(s) URL')
@@ -252,6 +251,38 @@ function jsonObject(seg) {
   }
   return v && typeof v === 'object' && !Array.isArray(v) ? v : null
 }
+
+/**
+ * A JSON object whose members are all distinct, as the Go verifier demands
+ * (JSON.parse would silently keep the last of two), or null.
+ */
+function strictObject(seg) {
+  const text = Buffer.from(seg, 'base64url').toString('utf8')
+  const v = jsonObject(seg)
+  if (!v) return null
+  // Collect the top-level member names: strings at depth 1 followed by ':'.
+  const names = new Set()
+  let depth = 0
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]
+    if (ch === '"') {
+      let j = i + 1
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1
+      let k = j + 1
+      while (k < text.length && ' \t\n\r'.includes(text[k])) k++
+      if (depth === 1 && text[k] === ':') {
+        const name = JSON.parse(text.slice(i, j + 1))
+        if (names.has(name)) return null
+        names.add(name)
+      }
+      i = j
+    } else if (ch === '{' || ch === '[') depth++
+    else if (ch === '}' || ch === ']') depth--
+  }
+  return v
+}
+
+function optionalString(o, name) { return o[name] === undefined || typeof o[name] === 'string' }
 
 function same(a, b) {
   const x = Buffer.from(String(a))

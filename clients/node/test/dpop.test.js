@@ -62,7 +62,8 @@ function dpopHeaders(tok, proof) {
 
 /** A compact JWS with any header and claims, signed by an ES256 key (or an HMAC secret): for the attacks. */
 function forge(header, claims, {ecKey, hmac} = {}) {
-  const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`
+  const json = (v) => typeof v === 'string' ? v : JSON.stringify(v) // a string: raw JSON (duplicate members)
+  const input = `${Buffer.from(json(header)).toString('base64url')}.${Buffer.from(json(claims)).toString('base64url')}`
   let sig
   if (hmac) sig = createHmac('sha256', hmac).update(input).digest()
   else if (ecKey) sig = sign('sha256', Buffer.from(input), {key: ecKey, dsaEncoding: 'ieee-p1363'})
@@ -192,6 +193,14 @@ const attacks = [
     {jti: 't1', htm: 'GET', htu: base + URL_PATH, iat: now(), ath: athOf(iss.accessToken)}, {ecKey: ec.key})), 'typ'],
   ['private key in the header', ({iss, base, ec}) => dpopHeaders(iss.accessToken, forge({typ: 'dpop+jwt', alg: 'ES256', jwk: ec.privateJwk},
     {jti: 'p1', htm: 'GET', htu: base + URL_PATH, iat: now(), ath: athOf(iss.accessToken)}, {ecKey: ec.key})), 'private_key'],
+  ['a kid header', ({iss, base, ec}) => dpopHeaders(iss.accessToken, forge({typ: 'dpop+jwt', alg: 'ES256', jwk: ec.jwk, kid: 'k1'},
+    {jti: 'k1', htm: 'GET', htu: base + URL_PATH, iat: now(), ath: athOf(iss.accessToken)}, {ecKey: ec.key})), 'header'],
+  ['a duplicate claim (two htu)', ({iss, base, ec}) => dpopHeaders(iss.accessToken, forge({typ: 'dpop+jwt', alg: 'ES256', jwk: ec.jwk},
+    `{"jti":"d1","htm":"GET","htu":"https://evil.example/x","htu":${JSON.stringify(base + URL_PATH)},"iat":${now()},"ath":"${athOf(iss.accessToken)}"}`, {ecKey: ec.key})), 'malformed'],
+  ['iat not a number', ({iss, base, ec}) => dpopHeaders(iss.accessToken, forge({typ: 'dpop+jwt', alg: 'ES256', jwk: ec.jwk},
+    {jti: 'i1', htm: 'GET', htu: base + URL_PATH, iat: String(now()), ath: athOf(iss.accessToken)}, {ecKey: ec.key})), 'malformed'],
+  ['no jti', ({iss, base, ec}) => dpopHeaders(iss.accessToken, forge({typ: 'dpop+jwt', alg: 'ES256', jwk: ec.jwk},
+    {htm: 'GET', htu: base + URL_PATH, iat: now(), ath: athOf(iss.accessToken)}, {ecKey: ec.key})), 'missing_claim'],
   ['bad signature', ({iss, key, base}) => {
     const p = key.proof({htm: 'GET', htu: base + URL_PATH, accessToken: iss.accessToken}).split('.')
     return dpopHeaders(iss.accessToken, `${p[0]}.${p[1]}.${p[2].slice(0, -6)}AAAAAA`)
@@ -261,9 +270,9 @@ for (const mode of ['online', 'offline']) {
     assert.equal(ok.status, 200, ok.text)
   })
 
-  test(`middleware (${mode}): proofs from panva's dpop (WebCrypto keys, ES256 and Ed25519) are accepted`, async (t) => {
+  test(`middleware (${mode}): proofs from panva's dpop (WebCrypto keys, ES256, Ed25519 and RS256) are accepted`, async (t) => {
     const base = await started(t, {accessTokens: mode})
-    for (const alg of ['ES256', 'Ed25519']) {
+    for (const alg of ['ES256', 'Ed25519', 'RS256']) {
       const kp = await panva.generateKeyPair(alg)
       const htu = base + '/auth/login'
       const login = await request(base, 'POST', '/auth/login', {headers: {...await anonCSRF(base), dpop: await panva.generateProof(kp, htu, 'POST')}})
