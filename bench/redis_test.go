@@ -19,6 +19,7 @@ import (
 	"github.com/alexedwards/scs/v2"
 	"github.com/gomodule/redigo/redis"
 	"github.com/latch-sessions/latch"
+	"github.com/latch-sessions/latch/internal/benchpair"
 	"github.com/latch-sessions/latch/internal/testredis"
 	"github.com/latch-sessions/latch/store/redisstore"
 	"github.com/redis/rueidis"
@@ -221,7 +222,14 @@ func parallelLoad(b *testing.B, n int, load func(ctx context.Context, i int) err
 // latchOnRedis returns a Manager on a redisstore with the given prefix and
 // the tokens of n sessions holding {"user":"alice"}, 10 per subject. bound
 // false removes the cache's staleness bound.
-func latchOnRedis(b *testing.B, addr, prefix string, cache, bound bool, n int) (*latch.Manager, []string) {
+func latchOnRedis(b testing.TB, addr, prefix string, cache, bound bool, n int) (*latch.Manager, []string) {
+	b.Helper()
+	m, _, tokens := latchStoreOnRedis(b, addr, prefix, cache, bound, n)
+	return m, tokens
+}
+
+// latchStoreOnRedis is latchOnRedis that also returns the store.
+func latchStoreOnRedis(b testing.TB, addr, prefix string, cache, bound bool, n int) (*latch.Manager, *redisstore.Store, []string) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -248,7 +256,7 @@ func latchOnRedis(b *testing.B, addr, prefix string, cache, bound bool, n int) (
 		}
 		tokens[i] = is.SessionToken.Reveal()
 	}
-	return m, tokens
+	return m, s, tokens
 }
 
 // deletePrefix deletes the benchmark's keys. It is benchmark clean-up on
@@ -283,5 +291,155 @@ func deletePrefix(tb testing.TB, addr, prefix string) {
 	}
 	if os.Getenv("LATCH_BENCH_VERBOSE") != "" {
 		tb.Logf("clean-up: deleted %d keys under %s", deleted, prefix)
+	}
+}
+
+// BenchmarkRedisRatio is the ratio of issue #15: latch Manager.Validate +
+// Session.Value against the bare rueidis call it rests on, on the same
+// rueidis client (the store's own), the same Redis and 64 goroutines, the
+// two taking turns of 50 ms (internal/benchpair) so that a drifting machine
+// load hits both alike:
+//
+//	pair=nocache  latch with client-side caching off vs a rueidis GET of a
+//	              value as long as a latch record (uncached: one round trip)
+//	pair=cache    latch with client-side caching vs rueidis DoCache of the
+//	              same (a hit: no round trip)
+//
+// Each reports both ops/s, the process CPU per op (µs) and the system calls
+// per op of each, and ratio-% (latch ÷ rueidis, ops/s); with -v the medians
+// over -count rounds are logged at the end.
+//
+//	cd bench && go test -run '^$' -bench RedisRatio -benchtime 1s -count 6 -v .
+func BenchmarkRedisRatio(b *testing.B) {
+	addr := testredis.Addr(b)
+	prefix := "latchbench:" + strings.ToLower(rand.Text()[:8]) + ":"
+	b.Cleanup(func() { deletePrefix(b, addr, prefix) })
+	const sessions = 1000
+	var med benchpair.Medians
+	for _, cache := range []bool{false, true} {
+		pair := map[bool]string{false: "nocache", true: "cache"}[cache]
+		m, s, tokens := latchStoreOnRedis(b, addr, fmt.Sprintf("%s%s:", prefix, pair), cache, true, sessions)
+		c := s.Client()
+		// A raw value as long as a latch record, under keys as long.
+		size := recordSize(b, c, prefix+pair+":")
+		value := strings.Repeat("v", size)
+		keys := make([]string, sessions)
+		for i := range keys {
+			keys[i] = fmt.Sprintf("%sraw:{t:%04x}:s:%022d", prefix, i, i)
+			if err := c.Do(context.Background(), c.B().Set().Key(keys[i]).Value(value).Build()).Error(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if cache {
+			time.Sleep(1100 * time.Millisecond) // past the store's own-write guard
+			for i, t := range tokens {
+				if _, err := m.Validate(context.Background(), t); err != nil {
+					b.Fatal(err)
+				}
+				c.DoCache(context.Background(), c.B().Get().Key(keys[i]).Cache(), time.Minute)
+			}
+		}
+		latchOp := benchpair.Op{Name: "latch", Do: func(ctx context.Context, i int) error {
+			s, err := m.Validate(ctx, tokens[i])
+			if err != nil {
+				return err
+			}
+			if v, ok := s.Value("user"); !ok || len(v) == 0 {
+				return fmt.Errorf("latch: no value")
+			}
+			return nil
+		}}
+		peerOp := benchpair.Op{Name: "rueidis", Do: func(ctx context.Context, i int) error {
+			var v string
+			var err error
+			if cache {
+				v, err = c.DoCache(ctx, c.B().Get().Key(keys[i]).Cache(), time.Minute).ToString()
+			} else {
+				v, err = c.Do(ctx, c.B().Get().Key(keys[i]).Build()).ToString()
+			}
+			if err == nil && len(v) != size {
+				err = fmt.Errorf("rueidis: short value")
+			}
+			return err
+		}}
+		b.Run("pair="+pair, func(b *testing.B) {
+			start := time.Now()
+			r := benchpair.Run(b, 64, sessions, latchOp, peerOp)
+			ratio := 100 * r[0].Rate() / r[1].Rate()
+			b.ReportMetric(ratio, "ratio-%")
+			if finalRound(b, time.Since(start)) {
+				med.Add(pair+" ratio", ratio)
+				med.Add(pair+" latch cpu", float64(r[0].CPUPerOp().Nanoseconds())/1e3)
+				med.Add(pair+" rueidis cpu", float64(r[1].CPUPerOp().Nanoseconds())/1e3)
+			}
+		})
+	}
+	for _, pair := range []string{"nocache", "cache"} {
+		if r, n := med.Median(pair + " ratio"); n > 0 {
+			lc, _ := med.Median(pair + " latch cpu")
+			rc, _ := med.Median(pair + " rueidis cpu")
+			b.Logf("pair=%-8s latch = %5.1f %% of rueidis (ops/s, median of %d); CPU per op %.2f µs vs %.2f µs (%.0f %%)",
+				pair, r, n, lc, rc, 100*rc/lc)
+		}
+	}
+}
+
+// recordSize returns the length of a latch record value under prefix.
+func recordSize(b *testing.B, c rueidis.Client, prefix string) int {
+	b.Helper()
+	ctx := context.Background()
+	var cursor uint64
+	for {
+		e, err := c.Do(ctx, c.B().Scan().Cursor(cursor).Match(prefix+"*:s:*").Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(e.Elements) > 0 {
+			n, err := c.Do(ctx, c.B().Strlen().Key(e.Elements[0]).Build()).AsInt64()
+			if err != nil {
+				b.Fatal(err)
+			}
+			return int(n)
+		}
+		if cursor = e.Cursor; cursor == 0 {
+			b.Fatal("no latch record found")
+		}
+	}
+}
+
+// TestRedisValidateAllocs enforces the allocation budget of Manager.Validate
+// on store/redisstore (issue #15): uncached, the record key, rueidis's
+// reply, the record and the Session; a cache hit, the Session alone.
+func TestRedisValidateAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures allocations against Redis")
+	}
+	addr := testredis.Addr(t)
+	prefix := "latchbench:" + strings.ToLower(rand.Text()[:8]) + ":"
+	t.Cleanup(func() { deletePrefix(t, addr, prefix) })
+	for _, c := range []struct {
+		cache bool
+		max   float64
+	}{{false, 4}, {true, 1}} {
+		m, _, tokens := latchStoreOnRedis(t, addr, fmt.Sprintf("%scache-%v:", prefix, c.cache), c.cache, true, 1)
+		validate := func() {
+			if _, err := m.Validate(context.Background(), tokens[0]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c.cache {
+			time.Sleep(1100 * time.Millisecond) // past the store's own-write guard
+			validate()
+		}
+		// The minimum of a few runs: a heartbeat delayed on a loaded machine
+		// makes a cached Validate read through, which is not the hit measured.
+		best := 1e9
+		for range 5 {
+			best = min(best, testing.AllocsPerRun(200, validate))
+		}
+		if best > c.max {
+			t.Errorf("Validate on redisstore, cache %v: %v allocs, want at most %v", c.cache, best, c.max)
+		}
+		t.Logf("Validate on redisstore, cache %v: %v allocs (budget %v)", c.cache, best, c.max)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/latch-sessions/latch/store"
 	"github.com/latch-sessions/latch/store/internal/amr"
@@ -300,7 +301,9 @@ func decodeValue(id store.ID, b []byte) (*store.Record, error) {
 		return nil, errCorrupt
 	}
 	d := valueDecoder{b: b[1:]}
-	r := &store.Record{ID: id}
+	var r0 store.Record // decoded here, copied into the allocation below
+	r := &r0
+	r.ID = id
 	r.Version = d.uvarint()
 	copy(r.VerifierHash[:], d.take(32))
 	copy(r.CSRFSecret[:], d.take(32))
@@ -354,23 +357,59 @@ func decodeValue(id store.ID, b []byte) (*store.Record, error) {
 	if d.bad || len(d.b) != 0 {
 		return nil, errCorrupt
 	}
-	buf := make([]byte, 0, total+len(data)+len(claims))
+	// The record and the bytes of its strings, Data and Claims in one
+	// allocation: the strings are a view of bytes nothing else refers to
+	// and nothing writes after this, Data and Claims are capped slices of
+	// the bytes after them.
+	rec, buf := allocRecord(total + len(data) + len(claims))
+	*rec = *r
 	for _, p := range parts {
 		buf = append(buf, p...)
 	}
-	s := string(buf) // copies the string part only
 	off := 0
-	for i, dst := range [...]*string{&r.Subject, &r.RevokeReason, &r.IP, &r.UserAgent} {
-		*dst = s[off : off+lens[i]]
+	for i, dst := range [...]*string{&rec.Subject, &rec.RevokeReason, &rec.IP, &rec.UserAgent} {
+		if lens[i] > 0 {
+			*dst = unsafe.String(&buf[off], lens[i])
+		}
 		off += lens[i]
 	}
 	if len(data) > 0 {
-		r.Data = append(buf[total:total:total+len(data)], data...)
+		rec.Data = append(buf[total:total:total+len(data)], data...)
 	}
 	if len(claims) > 0 {
-		r.Claims = append(buf[total+len(data):total+len(data):total+len(data)+len(claims)], claims...)
+		rec.Claims = append(buf[total+len(data):total+len(data):total+len(data)+len(claims)], claims...)
 	}
-	return r, nil
+	return rec, nil
+}
+
+// allocRecord returns a zero record and an empty buffer of capacity n, in
+// one allocation for the sizes most sessions have: store.Record is 552
+// bytes, so a tail of 24 more fits its 576-byte size class for free, 88
+// the 640-byte one, 344 the 896-byte one.
+func allocRecord(n int) (*store.Record, []byte) {
+	switch {
+	case n == 0:
+		return new(store.Record), nil
+	case n <= 24:
+		p := new(struct {
+			r store.Record
+			b [24]byte
+		})
+		return &p.r, p.b[:0:n]
+	case n <= 88:
+		p := new(struct {
+			r store.Record
+			b [88]byte
+		})
+		return &p.r, p.b[:0:n]
+	case n <= 344:
+		p := new(struct {
+			r store.Record
+			b [344]byte
+		})
+		return &p.r, p.b[:0:n]
+	}
+	return new(store.Record), make([]byte, 0, n)
 }
 
 // ceilMillis is t in Unix milliseconds rounded up, and at least 1: the

@@ -175,9 +175,9 @@ func TestCloseTwice(t *testing.T) {
 	s.Close()
 }
 
-// TestGetHitAllocs: a cache hit allocates at most its lazy context (none
-// when the caller's context already has a deadline within the timeout),
-// staleness check included. The minimum of a few measurements is taken, so
+// TestGetHitAllocs: a cache hit allocates nothing with context.Background
+// or a context whose deadline is within the timeout, and only its bounded
+// context otherwise, staleness check included. The minimum of a few measurements is taken, so
 // that a heartbeat delayed on a loaded machine (a Get that reads through)
 // does not count.
 func TestGetHitAllocs(t *testing.T) {
@@ -195,7 +195,8 @@ func TestGetHitAllocs(t *testing.T) {
 		ctx  context.Context
 		max  float64
 	}{
-		{"no deadline", context.Background(), 1},
+		{"background", context.Background(), 0},
+		{"values", context.WithValue(context.Background(), struct{}{}, 1), 1},
 		{"deadline", func() context.Context {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 			t.Cleanup(cancel)
@@ -216,6 +217,35 @@ func TestGetHitAllocs(t *testing.T) {
 		}
 		if best > c.max {
 			t.Errorf("cached Get, %s: %v allocs, want at most %v", c.name, best, c.max)
+		}
+	}
+}
+
+// TestGetAllocs: an uncached Get allocates the record key, rueidis's reply
+// and the record (its strings and data in the same allocation), and with a
+// caller's context that is not context.Background its bounded context.
+func TestGetAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures allocations against Redis")
+	}
+	s := standalone(t, func(o *Options) { o.DisableCache = true })
+	r := newRecord(t, "allocs-"+rand.Text()[:6], time.Now())
+	r.Data = []byte(`{"user":"alice"}`)
+	if _, err := s.Create(t.Context(), r, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+		max  float64
+	}{
+		{"background", context.Background(), 3},
+		{"values", context.WithValue(context.Background(), struct{}{}, 1), 4},
+	} {
+		got := testing.AllocsPerRun(200, func() { s.Get(c.ctx, r.ID) })
+		t.Logf("uncached Get, %s: %v allocs", c.name, got)
+		if got > c.max {
+			t.Errorf("uncached Get, %s: %v allocs, want at most %v", c.name, got, c.max)
 		}
 	}
 }

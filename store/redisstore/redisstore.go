@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -36,7 +36,11 @@ type Options struct {
 
 	// Timeout bounds every call whose context has no earlier deadline, and
 	// is the connection read/write timeout of clients made by Open;
-	// default 1s. When it passes the call fails with ErrUnavailable.
+	// default 1s. When it passes the call fails with ErrUnavailable. Calls
+	// that start within an eighth of Timeout of each other share one
+	// deadline, so a call may run up to an eighth longer. A context
+	// cancelled before a call fails it at once; one cancelled while the
+	// call waits for Redis is noticed when Redis answers or Timeout passes.
 	Timeout time.Duration
 
 	// DisableCache turns client-side caching off: every Get is a round trip.
@@ -135,6 +139,8 @@ type Store struct {
 	// live bounds the staleness of cached records; its bound is 0 when
 	// caching is off or unbounded.
 	live liveness
+
+	deadlines deadlines // the contexts that bound calls by timeout
 
 	// decoded remembers, per slot (a hash of the ID), the record last
 	// decoded from a cached reply together with the reply's bytes; see
@@ -245,6 +251,7 @@ func New(client rueidis.Client, o Options) (*Store, error) {
 		ttl:     o.CacheTTL,
 		events:  newEvents(o.Prefix),
 	}
+	s.deadlines.init(o.Timeout)
 	if s.cache {
 		s.decoded = make([]atomic.Pointer[decoded], decodedSlots(o.CacheSize))
 		if o.CacheStaleness > 0 {
@@ -277,13 +284,13 @@ func unavailable(op string, err error) error {
 	return fmt.Errorf("redisstore: %s: %w: %w", op, store.ErrUnavailable, err)
 }
 
-// call returns ctx bounded by the store's timeout.
+// call returns ctx bounded by the store's timeout (see bound) and a
+// cancel function, which has nothing to release.
 func (s *Store) call(ctx context.Context) (context.Context, context.CancelFunc) {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= s.timeout {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, s.timeout)
+	return s.bound(ctx), noCancel
 }
+
+func noCancel() {}
 
 const hexDigits = "0123456789abcdef"
 
@@ -306,7 +313,7 @@ func (s *Store) recordKey(id store.ID) string {
 	b := make([]byte, 0, len(s.prefix)+9+2+22)
 	b = appendSlotPrefix(b, s.prefix, id.Tag())
 	b = append(b, "s:"...)
-	b = append(b, member(id)...)
+	b = base64.RawURLEncoding.AppendEncode(b, id[2:]) // member(id), without its string
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
@@ -356,9 +363,10 @@ func checkSubject(subject string) error {
 // invalidated it since, and only while the connections that deliver those
 // invalidations answered a heartbeat within Options.CacheStaleness.
 //
-// A cache hit costs one small allocation (its context, see lazyCtx), one
-// clock reading (the staleness bound's), no command building and no
-// decoding: the record decoded from a cached reply is kept with the reply's
+// A cache hit costs no allocation (one of 32 bytes when ctx carries values
+// or a cancellation but no deadline within the timeout, see bound), two
+// clock readings (the staleness bound's and the timeout's), no command
+// building and no decoding: the record decoded from a cached reply is kept with the reply's
 // bytes and the pinned GET command, and reused for as long as rueidis
 // answers with those very bytes. rueidis replaces them when Redis
 // invalidates the key, the entry expires or the connection drops, so the
@@ -384,14 +392,7 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 	} else {
 		cmd = s.client.B().Get().Key(s.recordKey(id)).Cache().Pin()
 	}
-	var res rueidis.RedisResult
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= s.timeout {
-		res = s.client.DoCache(ctx, cmd, s.ttl)
-	} else {
-		lc := &lazyCtx{parent: ctx, timeout: s.timeout}
-		res = s.client.DoCache(lc, cmd, s.ttl)
-		lc.release()
-	}
+	res := s.client.DoCache(s.bound(ctx), cmd, s.ttl)
 	if s.live.bound > 0 && !res.IsCacheHit() {
 		s.live.want() // the cache holds this entry for up to CacheTTL: keep proving it
 	}
@@ -465,76 +466,6 @@ func decodedSlots(cacheSize int) int {
 func decodedSlot(id store.ID, n int) int {
 	return int(binary.LittleEndian.Uint64(id[6:14]) & uint64(n-1))
 }
-
-// lazyCtx is its parent bounded by the store's timeout, like
-// context.WithTimeout, but it reads the clock and makes the timer only when
-// a caller first asks for Deadline, Done or Err. A Get served from
-// rueidis's cache never does (the reply is in memory), so there the bound
-// costs one small allocation; a Get that has to wait for Redis (a miss, a
-// reconnection) asks before it waits and so gets the full deadline: a dead
-// or hung server still fails within Options.Timeout, and rueidis, which
-// retries reads while the context allows, stops at the deadline.
-type lazyCtx struct {
-	parent  context.Context
-	timeout time.Duration
-	state   atomic.Uint32 // lazyFresh, lazyMade or lazyReleased
-
-	mu       sync.Mutex
-	ctx      context.Context
-	deadline time.Time
-	cancel   context.CancelFunc
-}
-
-const (
-	lazyFresh    = iota // nobody has asked yet
-	lazyMade            // ctx, deadline and cancel are set
-	lazyReleased        // the call ended before anybody asked
-)
-
-// made returns the materialized context, making it on first use.
-func (c *lazyCtx) made() (context.Context, time.Time) {
-	switch c.state.Load() {
-	case lazyMade:
-		return c.ctx, c.deadline
-	case lazyReleased:
-		return canceledCtx, time.Time{}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ctx == nil {
-		c.deadline = time.Now().Add(c.timeout)
-		c.ctx, c.cancel = context.WithDeadline(c.parent, c.deadline)
-	}
-	if !c.state.CompareAndSwap(lazyFresh, lazyMade) && c.state.Load() == lazyReleased {
-		c.cancel() // the call ended meanwhile: release found nothing to stop
-	}
-	return c.ctx, c.deadline
-}
-
-func (c *lazyCtx) Deadline() (time.Time, bool) { _, dl := c.made(); return dl, true }
-func (c *lazyCtx) Done() <-chan struct{}       { ctx, _ := c.made(); return ctx.Done() }
-func (c *lazyCtx) Err() error                  { ctx, _ := c.made(); return ctx.Err() }
-func (c *lazyCtx) Value(key any) any           { return c.parent.Value(key) }
-
-// release ends the call: it stops the timer if one was made; otherwise
-// anyone still holding the context finds it cancelled.
-func (c *lazyCtx) release() {
-	if c.state.CompareAndSwap(lazyFresh, lazyReleased) {
-		return
-	}
-	c.mu.Lock()
-	cancel := c.cancel
-	c.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
-}
-
-var canceledCtx = func() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
-}()
 
 // reply parses a script reply into its status code and the rest.
 func reply(res rueidis.RedisResult) (int64, []rueidis.RedisMessage, error) {

@@ -325,50 +325,71 @@ func TestReadYourWrites(t *testing.T) {
 	}
 }
 
-func TestLazyCtx(t *testing.T) {
+// TestDeadlines: calls share a deadline context that gives each at least
+// the timeout and at most the timeout plus a grain, and that fires.
+func TestDeadlines(t *testing.T) {
+	var d deadlines
+	d.init(80 * time.Millisecond)
+	grain := time.Duration(d.grain)
+	before := time.Now()
+	ctx := d.get()
+	dl, ok := ctx.Deadline()
+	if !ok || dl.Before(before.Add(d.timeout)) || dl.After(time.Now().Add(d.timeout+grain)) {
+		t.Errorf("Deadline = %v, %v; want within [now + timeout, now + timeout + grain]", dl, ok)
+	}
+	// A later call gets a deadline at least the timeout from its own start:
+	// the same context while that holds, else a new one.
+	for range 100 {
+		start := time.Now()
+		c := d.get()
+		if dl, _ := c.Deadline(); dl.Before(start.Add(d.timeout)) {
+			t.Fatalf("a call got %v, less than the timeout", dl.Sub(start))
+		}
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done never closed after the deadline")
+	}
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Errorf("Err = %v, want DeadlineExceeded", ctx.Err())
+	}
+	if c := d.get(); c == ctx || c.Err() != nil {
+		t.Error("get handed out a context past its hand-out time")
+	}
+}
+
+// TestBound: Store.bound keeps a caller's earlier deadline, its values and
+// its cancellation at the start of a call.
+func TestBound(t *testing.T) {
+	s := &Store{timeout: time.Hour}
+	s.deadlines.init(s.timeout)
 	type key struct{}
 	parent := context.WithValue(context.Background(), key{}, "v")
 
-	// Never asked: release leaves it cancelled, and no timer was made.
-	c := &lazyCtx{parent: parent, timeout: time.Hour}
-	c.release()
-	if c.ctx != nil {
-		t.Fatal("release of an unused lazyCtx made a context")
+	if got := s.bound(context.Background()); got != s.deadlines.get() {
+		t.Error("context.Background is not bounded by the shared deadline")
 	}
-	if c.Err() == nil {
-		t.Error("a released lazyCtx is not done")
+	c := s.bound(parent)
+	if dl, ok := c.Deadline(); !ok || time.Until(dl) < s.timeout-time.Minute {
+		t.Errorf("Deadline = %v, %v; want about the timeout from now", dl, ok)
 	}
 	if c.Value(key{}) != "v" {
 		t.Error("Value does not reach the parent")
 	}
-
-	// Asked: a real deadline, which fires, and release stops it.
-	c = &lazyCtx{parent: parent, timeout: 20 * time.Millisecond}
-	before := time.Now()
-	dl, ok := c.Deadline()
-	if !ok || dl.Before(before) || dl.After(time.Now().Add(20*time.Millisecond)) {
-		t.Errorf("Deadline = %v, %v; want about now + timeout", dl, ok)
+	if c.Done() == nil || c.Err() != nil {
+		t.Error("a bounded context has no Done channel, or is done")
 	}
-	select {
-	case <-c.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("Done never closed after the deadline")
+	near, cancel := context.WithTimeout(parent, time.Minute)
+	defer cancel()
+	if s.bound(near) != near {
+		t.Error("a context with an earlier deadline was wrapped")
 	}
-	if !errors.Is(c.Err(), context.DeadlineExceeded) {
-		t.Errorf("Err = %v, want DeadlineExceeded", c.Err())
-	}
-	c.release()
-
-	// The parent's cancellation goes through.
-	pctx, cancel := context.WithCancel(parent)
-	c = &lazyCtx{parent: pctx, timeout: time.Hour}
-	done := c.Done()
+	gone, cancel := context.WithCancel(parent)
 	cancel()
-	<-done
-	if !errors.Is(c.Err(), context.Canceled) {
-		t.Errorf("Err = %v, want Canceled", c.Err())
+	if c := s.bound(gone); !errors.Is(c.Err(), context.Canceled) {
+		t.Errorf("a cancelled context bounds to Err %v, want Canceled", c.Err())
 	}
-	c.release()
 }
 
 func TestDecodedSlots(t *testing.T) {
