@@ -98,7 +98,8 @@ func (j *jwk) key() (*Key, error) {
 	var k *Key
 	var err error
 	switch {
-	case j.Kty == "OKP" && j.Crv == "Ed25519" && (j.Alg == "" || j.Alg == string(EdDSA)):
+	// Ed25519 is RFC 9864's fully-specified name for EdDSA with Ed25519.
+	case j.Kty == "OKP" && j.Crv == "Ed25519" && (j.Alg == "" || j.Alg == string(EdDSA) || j.Alg == "Ed25519"):
 		x, derr := strict.DecodeString(j.X)
 		if derr != nil || len(x) != ed25519.PublicKeySize {
 			return nil, errors.New("bad Ed25519 x")
@@ -155,6 +156,27 @@ func ParseJWK(raw []byte) (*Key, error) {
 	if err := json.Unmarshal(raw, &j); err != nil {
 		return nil, errors.New("accesstoken: JWK is not a valid JSON object")
 	}
+	return j.verificationKey()
+}
+
+// PublicJWK holds the members of a public JWK that make a verification
+// key, already decoded from JSON; it cannot hold private members.
+//
+// Most users won't need this: it lets a caller with its own JSON decoder
+// (package dpop's, for proof headers) skip [ParseJWK]'s encoding/json.
+type PublicJWK struct {
+	Kty, Crv, X, Y, N, E, Alg, Use string
+}
+
+// Key is [ParseJWK] of a JWK with exactly these members (an empty one
+// counts as absent).
+func (p PublicJWK) Key() (*Key, error) {
+	j := jwk{Kty: p.Kty, Crv: p.Crv, X: p.X, Y: p.Y, N: p.N, E: p.E, Alg: p.Alg, Use: p.Use}
+	return j.verificationKey()
+}
+
+// verificationKey is the rest of ParseJWK, once j is decoded.
+func (j *jwk) verificationKey() (*Key, error) {
 	if j.private() {
 		return nil, ErrPrivateJWK
 	}

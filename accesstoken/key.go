@@ -232,8 +232,10 @@ func (k *Key) finish(kid string) (*Key, error) {
 		return nil, errors.New("accesstoken: kid must be 1-128 printable ASCII characters without / \\ ? # % \" or ..")
 	}
 	k.kid = kid
-	k.header = base64.RawURLEncoding.EncodeToString(
-		[]byte(`{"alg":"` + string(k.alg) + `","kid":"` + kid + `","typ":"at+jwt"}`))
+	if k.CanSign() { // a verification key never needs a header: it cannot sign
+		k.header = base64.RawURLEncoding.EncodeToString(
+			[]byte(`{"alg":"` + string(k.alg) + `","kid":"` + kid + `","typ":"at+jwt"}`))
+	}
 	return k, nil
 }
 
@@ -262,19 +264,25 @@ var b64 = base64.RawURLEncoding
 // Thumbprint returns the RFC 7638 JWK thumbprint (base64url SHA-256) of an
 // asymmetric key, or "" for an HS256 key.
 func (k *Key) Thumbprint() string {
-	var canon string
+	var buf [160]byte // an EC key's canonical JWK; RSA ones grow it
+	canon := buf[:0]
 	switch {
 	case k.edPub != nil:
-		canon = `{"crv":"Ed25519","kty":"OKP","x":"` + b64.EncodeToString(k.edPub) + `"}`
+		canon = append(canon, `{"crv":"Ed25519","kty":"OKP","x":"`...)
+		canon = append(b64.AppendEncode(canon, k.edPub), `"}`...)
 	case k.ecPub != nil:
 		x, y := ecXY(k.ecPub)
-		canon = `{"crv":"P-256","kty":"EC","x":"` + b64.EncodeToString(x) + `","y":"` + b64.EncodeToString(y) + `"}`
+		canon = append(canon, `{"crv":"P-256","kty":"EC","x":"`...)
+		canon = append(b64.AppendEncode(canon, x), `","y":"`...)
+		canon = append(b64.AppendEncode(canon, y), `"}`...)
 	case k.rsaPub != nil:
-		canon = `{"e":"` + b64.EncodeToString(rsaE(k.rsaPub)) + `","kty":"RSA","n":"` + b64.EncodeToString(k.rsaPub.N.Bytes()) + `"}`
+		canon = append(canon, `{"e":"`...)
+		canon = append(b64.AppendEncode(canon, rsaE(k.rsaPub)), `","kty":"RSA","n":"`...)
+		canon = append(b64.AppendEncode(canon, k.rsaPub.N.Bytes()), `"}`...)
 	default:
 		return ""
 	}
-	sum := sha256.Sum256([]byte(canon))
+	sum := sha256.Sum256(canon)
 	return b64.EncodeToString(sum[:])
 }
 

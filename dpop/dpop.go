@@ -5,6 +5,19 @@
 //	v := &dpop.Verifier{Replay: st} // st: a store.Store that is a store.ReplayCache
 //	p, err := v.Verify(ctx, proof, dpop.Use{Method: "POST", URL: "https://latch.example/v1/refresh", JKT: bound})
 //
+// The client side is a [Prover]: a private key that makes proofs.
+//
+//	pr, _ := dpop.NewProver(key) // ed25519.PrivateKey, *ecdsa.PrivateKey (P-256), *rsa.PrivateKey, any crypto.Signer
+//	proof, _ := pr.Proof("POST", "https://latch.example/v1/refresh", dpop.ProofOptions{Nonce: nonce})
+//
+// # Cost
+//
+// Verifying a proof costs one signature verification, one replay-cache
+// call and, for the JSON clients send, a handful of allocations
+// (TestAllocs): the header and claims are read by a small decoder that
+// hands anything unusual to the strict encoding/json one, and the two
+// agree on everything the small one accepts (FuzzDecodersAgree).
+//
 // # Security model
 //
 // A proof is accepted only if every check of RFC 9449 §4.3 passes: a
@@ -29,16 +42,13 @@
 package dpop
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"strings"
 	"time"
@@ -126,32 +136,26 @@ func (v *Verifier) skew() time.Duration {
 	return DefaultSkew
 }
 
-// refusedHeaders are header parameters whose meaning latch does not
-// implement (crit and its extensions) or that would name the key
-// elsewhere than jwk.
-var refusedHeaders = map[string]bool{"crit": true, "b64": true, "zip": true, "enc": true,
-	"jku": true, "x5u": true, "x5c": true, "kid": true}
-
-// claims are the proof's claims latch reads; nil means absent.
-type claims struct {
-	JTI, HTM, HTU, ATH, Nonce *string
-}
-
 // Verify checks proof for use (see the package documentation) and, if
 // it is accepted, records its jti. A refusal is an [*Error].
 func (v *Verifier) Verify(ctx context.Context, proof string, use Use) (Proof, error) {
-	p, c, err := parse(proof)
+	return v.verify(ctx, proof, use, true)
+}
+
+// verify is Verify with the fast decoder, or (for tests) without it.
+func (v *Verifier) verify(ctx context.Context, proof string, use Use, fast bool) (Proof, error) {
+	p, c, err := parse(proof, fast)
 	if err != nil {
 		return Proof{}, err
 	}
-	if *c.HTM != use.Method {
+	if string(c.htm) != use.Method {
 		return Proof{}, refuse(ReasonMethod)
 	}
-	want, err := NormalizeURL(use.URL)
+	want, err := normalize(use.URL)
 	if err != nil {
 		return Proof{}, fmt.Errorf("dpop: the request URL: %w", err)
 	}
-	if got, err := NormalizeURL(*c.HTU); err != nil || got != want {
+	if !sameURL(c.htu, want) {
 		return Proof{}, refuse(ReasonURL)
 	}
 	now := v.now()
@@ -162,34 +166,35 @@ func (v *Verifier) Verify(ctx context.Context, proof string, use Use) (Proof, er
 		return Proof{}, refuse(ReasonFuture)
 	}
 	switch {
-	case use.AccessToken != "" && c.ATH == nil:
+	case use.AccessToken != "" && c.has&hasATH == 0:
 		return Proof{}, refuse(ReasonMissingATH)
 	case use.AccessToken != "":
-		sum := sha256.Sum256([]byte(use.AccessToken))
-		if !hmac.Equal([]byte(*c.ATH), []byte(base64.RawURLEncoding.EncodeToString(sum[:]))) {
+		sum := sumStrings(use.AccessToken)
+		var want [43]byte
+		base64.RawURLEncoding.Encode(want[:], sum[:])
+		if !hmac.Equal(c.ath, want[:]) {
 			return Proof{}, refuse(ReasonATH)
 		}
-	case c.ATH != nil:
+	case c.has&hasATH != 0:
 		return Proof{}, refuse(ReasonUnexpectedATH)
 	}
 	if use.JKT != "" && !hmac.Equal([]byte(p.JKT), []byte(use.JKT)) {
 		return Proof{}, refuse(ReasonKey)
 	}
-	if len(v.NonceKey) > 0 && (c.Nonce == nil || !v.validNonce(*c.Nonce, now)) {
+	if len(v.NonceKey) > 0 && (c.has&hasNonce == 0 || !v.validNonce(c.nonce, now)) {
 		return Proof{}, &Error{Reason: ReasonNonce, Nonce: v.nonceAt(now)}
 	}
 	// Last, so that a refusal above records nothing. The key is a hash of
 	// the thumbprint and the jti: jti is unique per key (RFC 9449 §11.1),
 	// and a fixed-length key keeps arbitrary jti bytes out of the store.
-	h := sha256.New()
-	h.Write([]byte(p.JKT))
-	h.Write([]byte{0})
-	h.Write([]byte(*c.JTI))
-	key := "dpop:" + base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+	sum := sumStrings(p.JKT, "\x00", string(c.jti))
+	var key [len(replayPrefix) + 43]byte
+	copy(key[:], replayPrefix)
+	base64.RawURLEncoding.Encode(key[len(replayPrefix):], sum[:])
 	// The store judges until by its own (real) clock, so the entry is kept
 	// for the whole acceptance window from now, not from iat: a proof is
 	// refused as a replay for as long as any replica could accept it.
-	fresh, err := v.Replay.Seen(ctx, key, time.Now().Add(v.window()+v.skew()))
+	fresh, err := v.Replay.Seen(ctx, string(key[:]), time.Now().Add(v.window()+v.skew()))
 	if err != nil {
 		return Proof{}, fmt.Errorf("dpop: replay cache: %w", err)
 	}
@@ -199,137 +204,100 @@ func (v *Verifier) Verify(ctx context.Context, proof string, use Use) (Proof, er
 	return p, nil
 }
 
+const replayPrefix = "dpop:"
+
+// sumStrings is SHA-256 of the concatenation of parts, without converting
+// them to []byte (which allocates for strings over 32 bytes).
+func sumStrings(parts ...string) [sha256.Size]byte {
+	h := sha256.New()
+	var chunk [256]byte
+	for _, s := range parts {
+		for len(s) > 0 {
+			n := copy(chunk[:], s)
+			h.Write(chunk[:n])
+			s = s[n:]
+		}
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
 // parse checks the JWS layer and the claims' presence and types; it
-// returns the proof with its key and iat.
-func parse(proof string) (Proof, *claims, error) {
+// returns the proof with its key and iat, and the claims.
+func parse(proof string, fast bool) (Proof, claims, error) {
 	if len(proof) > MaxProofSize {
-		return Proof{}, nil, refuse(ReasonTooLarge)
+		return Proof{}, claims{}, refuse(ReasonTooLarge)
 	}
 	h64, rest, ok1 := strings.Cut(proof, ".")
 	p64, s64, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 || h64 == "" || p64 == "" || s64 == "" || strings.Contains(s64, ".") {
-		return Proof{}, nil, refuse(ReasonMalformed)
+		return Proof{}, claims{}, refuse(ReasonMalformed)
 	}
-	h, err := strictObject(h64, refusedHeaders)
+	// One buffer: the proof as bytes (signing input and signature), then
+	// the decoded header and claims, which the decoders slice.
+	n := len(proof)
+	buf := make([]byte, n+b64.DecodedLen(len(h64))+b64.DecodedLen(len(p64)))
+	copy(buf, proof)
+	signed, sig := buf[:len(h64)+1+len(p64)], buf[len(h64)+1+len(p64)+1:n]
+	hn, err := b64.Decode(buf[n:], buf[:len(h64)])
 	if err != nil {
-		return Proof{}, nil, err
+		return Proof{}, claims{}, refuse(ReasonMalformed)
 	}
-	typ, err1 := str(h, "typ")
-	alg, err2 := str(h, "alg")
-	if err1 != nil || err2 != nil {
-		return Proof{}, nil, refuse(ReasonMalformed)
+	hdr := buf[n : n+hn]
+	h, err := decodeHeader(hdr, fast)
+	if err != nil {
+		return Proof{}, claims{}, err
 	}
-	if typ == nil || *typ != "dpop+jwt" {
-		return Proof{}, nil, refuse(ReasonType)
+	if h.has&hasTyp == 0 || string(h.typ) != "dpop+jwt" {
+		return Proof{}, claims{}, refuse(ReasonType)
 	}
 	switch {
-	case alg == nil:
-		return Proof{}, nil, refuse(ReasonAlg)
-	case strings.EqualFold(*alg, "none"):
-		return Proof{}, nil, refuse(ReasonAlgNone)
-	case strings.HasPrefix(strings.ToUpper(*alg), "HS"):
-		return Proof{}, nil, refuse(ReasonAlgSymmetric)
+	case h.has&hasAlg == 0:
+		return Proof{}, claims{}, refuse(ReasonAlg)
+	case foldEqual(h.alg, "none"):
+		return Proof{}, claims{}, refuse(ReasonAlgNone)
+	case len(h.alg) >= 2 && foldEqual(h.alg[:2], "hs"):
+		return Proof{}, claims{}, refuse(ReasonAlgSymmetric)
 	}
-	jwk, ok := h["jwk"]
-	if !ok || len(jwk) == 0 || jwk[0] != '{' {
-		return Proof{}, nil, refuse(ReasonJWK)
+	if h.has&hasJWK == 0 || (h.jwkRaw != nil && h.jwkRaw[0] != '{') {
+		return Proof{}, claims{}, refuse(ReasonJWK)
 	}
-	k, err := accesstoken.ParseJWK(jwk)
+	k, err := h.key()
 	switch {
 	case errors.Is(err, accesstoken.ErrPrivateJWK):
-		return Proof{}, nil, refuse(ReasonPrivateKey)
+		return Proof{}, claims{}, refuse(ReasonPrivateKey)
 	case err != nil:
-		return Proof{}, nil, refuse(ReasonJWK)
+		return Proof{}, claims{}, refuse(ReasonJWK)
 	}
 	// Ed25519 is the fully-specified name of EdDSA with Ed25519 (RFC 9864),
 	// which current clients (panva's dpop) send.
-	if *alg != string(k.Algorithm()) && (*alg != "Ed25519" || k.Algorithm() != accesstoken.EdDSA) {
-		return Proof{}, nil, refuse(ReasonAlg)
+	if string(h.alg) != string(k.Algorithm()) && (string(h.alg) != "Ed25519" || k.Algorithm() != accesstoken.EdDSA) {
+		return Proof{}, claims{}, refuse(ReasonAlg)
 	}
-	if err := k.VerifyDetached([]byte(proof[:len(h64)+1+len(p64)]), []byte(s64)); err != nil {
-		return Proof{}, nil, refuse(ReasonSignature)
+	if err := k.VerifyDetached(signed, sig); err != nil {
+		return Proof{}, claims{}, refuse(ReasonSignature)
 	}
-	m, err := strictObject(p64, nil)
+	pn, err := b64.Decode(buf[n+hn:], buf[len(h64)+1:len(signed)])
 	if err != nil {
-		return Proof{}, nil, err
+		return Proof{}, claims{}, refuse(ReasonMalformed)
 	}
-	var c claims
-	for name, dst := range map[string]**string{"jti": &c.JTI, "htm": &c.HTM, "htu": &c.HTU, "ath": &c.ATH, "nonce": &c.Nonce} {
-		if *dst, err = str(m, name); err != nil {
-			return Proof{}, nil, refuse(ReasonMalformed)
-		}
+	c, err := decodeClaims(buf[n+hn:n+hn+pn], fast)
+	if err != nil {
+		return Proof{}, claims{}, err
 	}
-	rawIAT, hasIAT := m["iat"]
-	if c.JTI == nil || c.HTM == nil || c.HTU == nil || !hasIAT || *c.JTI == "" {
-		return Proof{}, nil, refuse(ReasonMissingClaim)
+	const required = hasJTI | hasHTM | hasHTU | hasIAT
+	if c.has&required != required || len(c.jti) == 0 {
+		return Proof{}, claims{}, refuse(ReasonMissingClaim)
 	}
-	if len(*c.JTI) > MaxJTILen {
-		return Proof{}, nil, refuse(ReasonMalformed)
+	if len(c.jti) > MaxJTILen || !c.iatOK {
+		return Proof{}, claims{}, refuse(ReasonMalformed)
 	}
-	var iat float64
-	if err := json.Unmarshal(rawIAT, &iat); err != nil || iat < 0 || iat > 1<<40 {
-		return Proof{}, nil, refuse(ReasonMalformed)
-	}
-	sec, frac := math.Modf(iat)
 	return Proof{
-		JKT:      k.Thumbprint(),
+		JKT:      k.ID(), // ParseJWK's kid is the RFC 7638 thumbprint
 		Key:      k,
-		IssuedAt: time.Unix(int64(sec), int64(frac*1e9)),
-	}, &c, nil
-}
-
-// str reads member name of m as a string; nil if absent.
-func str(m map[string]json.RawMessage, name string) (*string, error) {
-	raw, ok := m[name]
-	if !ok {
-		return nil, nil
-	}
-	var v string
-	if len(raw) == 0 || raw[0] != '"' {
-		return nil, errors.New("not a string")
-	}
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return nil, err
-	}
-	return &v, nil
-}
-
-// strictObject decodes the base64url JSON object seg into its members
-// (names compared exactly, unlike encoding/json's field matching),
-// refusing non-canonical base64url, anything but one JSON object,
-// duplicate members, and the members named in refused.
-func strictObject(seg string, refused map[string]bool) (map[string]json.RawMessage, error) {
-	raw, err := b64.DecodeString(seg)
-	if err != nil {
-		return nil, refuse(ReasonMalformed)
-	}
-	d := json.NewDecoder(bytes.NewReader(raw))
-	if t, err := d.Token(); err != nil || t != json.Delim('{') {
-		return nil, refuse(ReasonMalformed)
-	}
-	m := map[string]json.RawMessage{}
-	for d.More() {
-		t, err := d.Token()
-		name, ok := t.(string)
-		if _, dup := m[name]; err != nil || !ok || dup {
-			return nil, refuse(ReasonMalformed)
-		}
-		if refused[name] {
-			return nil, refuse(ReasonHeader)
-		}
-		var v json.RawMessage
-		if err := d.Decode(&v); err != nil {
-			return nil, refuse(ReasonMalformed)
-		}
-		m[name] = v
-	}
-	if t, err := d.Token(); err != nil || t != json.Delim('}') {
-		return nil, refuse(ReasonMalformed)
-	}
-	if _, err := d.Token(); err == nil {
-		return nil, refuse(ReasonMalformed) // trailing data
-	}
-	return m, nil
+		IssuedAt: time.Unix(c.iatSec, c.iatNsec),
+	}, c, nil
 }
 
 // NormalizeURL returns the form of an absolute http(s) URL that htu is
@@ -364,6 +332,79 @@ func NormalizeURL(raw string) (string, error) {
 		path = "/"
 	}
 	return u.Scheme + "://" + host + path, nil
+}
+
+// normalize is NormalizeURL, without its cost for a URL already in
+// normal form.
+func normalize(u string) (string, error) {
+	if normal(u) {
+		return u, nil
+	}
+	return NormalizeURL(u)
+}
+
+// sameURL reports whether htu normalises to want (a normalised URL).
+func sameURL(htu []byte, want string) bool {
+	if normal(htu) {
+		return string(htu) == want
+	}
+	got, err := NormalizeURL(string(htu))
+	return err == nil && got == want
+}
+
+// normal reports whether u is certainly its own NormalizeURL: http or
+// https in lower case, a host of lower-case letters, digits, dots and
+// hyphens, a port other than the scheme's default, and a non-empty path of
+// unreserved characters and single slashes without dot segments, no query
+// or fragment (FuzzNormal). It is false for many URLs that are normal too.
+func normal[S string | []byte](u S) bool {
+	var rest S
+	switch {
+	case len(u) > 8 && string(u[:8]) == "https://":
+		rest = u[8:]
+	case len(u) > 7 && string(u[:7]) == "http://":
+		rest = u[7:]
+	default:
+		return false
+	}
+	https := len(u)-len(rest) == 8
+	i := 0
+	for i < len(rest) && (rest[i] >= 'a' && rest[i] <= 'z' || rest[i] >= '0' && rest[i] <= '9' || rest[i] == '.' || rest[i] == '-') {
+		i++
+	}
+	if i == 0 {
+		return false
+	}
+	if i < len(rest) && rest[i] == ':' {
+		p := i + 1
+		for i++; i < len(rest) && rest[i] >= '0' && rest[i] <= '9'; i++ {
+		}
+		port := string(rest[p:i])
+		if port == "" || port[0] == '0' || len(port) > 5 || (https && port == "443") || (!https && port == "80") {
+			return false
+		}
+	}
+	if i == len(rest) || rest[i] != '/' {
+		return false
+	}
+	seg := i + 1 // start of the current path segment
+	for i++; ; i++ {
+		if i == len(rest) || rest[i] == '/' {
+			if s := string(rest[seg:i]); (s == "" && i < len(rest)) || s == "." || s == ".." {
+				return false // an empty segment (//) or a dot segment
+			}
+			if i == len(rest) {
+				return true
+			}
+			seg = i + 1
+			continue
+		}
+		switch c := rest[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '.', c == '_', c == '~':
+		default:
+			return false
+		}
+	}
 }
 
 // Thumbprint decodes an RFC 7638 SHA-256 thumbprint in base64url (a
@@ -419,8 +460,8 @@ func (v *Verifier) nonceFor(epoch uint64) string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func (v *Verifier) validNonce(n string, now time.Time) bool {
+func (v *Verifier) validNonce(n []byte, now time.Time) bool {
 	epoch := v.epoch(now)
-	return hmac.Equal([]byte(n), []byte(v.nonceFor(epoch))) ||
-		hmac.Equal([]byte(n), []byte(v.nonceFor(epoch-1)))
+	return hmac.Equal(n, []byte(v.nonceFor(epoch))) ||
+		hmac.Equal(n, []byte(v.nonceFor(epoch-1)))
 }

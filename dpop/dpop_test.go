@@ -135,6 +135,28 @@ func TestAccepts(t *testing.T) {
 	}
 }
 
+// TestEd25519Alias: RFC 9864's fully-specified name Ed25519 is accepted
+// for an Ed25519 key, in the header and in the jwk, and only for one.
+func TestEd25519Alias(t *testing.T) {
+	ed, ec := newSigner(t, "EdDSA"), newSigner(t, "ES256")
+	use := dpop.Use{Method: "POST", URL: "https://latch.example/v1/refresh"}
+	v := verifier(memstore.New())
+	if _, err := v.Verify(t.Context(), ed.proof(map[string]any{"alg": "Ed25519"}, nil), use); err != nil {
+		t.Errorf("alg Ed25519: %v", err)
+	}
+	jwk := map[string]any{"alg": "Ed25519"}
+	for k, val := range ed.jwk {
+		jwk[k] = val
+	}
+	if _, err := v.Verify(t.Context(), ed.proof(map[string]any{"alg": "Ed25519", "jwk": jwk}, nil), use); err != nil {
+		t.Errorf("alg Ed25519 with a jwk whose alg is Ed25519: %v", err)
+	}
+	_, err := v.Verify(t.Context(), ec.proof(map[string]any{"alg": "Ed25519"}, nil), use)
+	if e, ok := errors.AsType[*dpop.Error](err); !ok || e.Reason != dpop.ReasonAlg {
+		t.Errorf("alg Ed25519 with a P-256 key: %v, want refused (alg)", err)
+	}
+}
+
 // TestAttacks is the attack table: every proof is refused with its own
 // reason, and a refused proof changes nothing (its jti is not recorded,
 // so the honest proof with the same jti is accepted afterwards).
