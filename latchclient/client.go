@@ -2,7 +2,8 @@
 // services that use a remote latch instead of embedding the Manager.
 //
 // Most users need [New], [Client.Create] at login and [Client.Verify] on
-// every request; [Client.Revoke] and [Client.RevokeSubject] end sessions.
+// every request; [Client.Revoke] and [Client.RevokeSubject] end sessions,
+// [Client.Refresh] rotates a refresh token.
 //
 // # Cached validation
 //
@@ -35,6 +36,19 @@
 // of sessions the stream reported revoked, renewed or subject-revoked at or
 // after the token's iat, and answers ErrUnavailable (verify online) while
 // the stream cannot vouch for that.
+//
+// # DPoP and step-up
+//
+// A session bound to a client's DPoP key (RFC 9449; NewSession.DPoP or
+// DPoPJKT) refreshes with a proof: relayed from the client
+// (RefreshRequest.DPoP), or signed here by a [dpop.Prover] when this
+// program holds the key, retried once when latch asks for its nonce
+// (ErrUseDPoPNonce). [Client.VerifyAccessToken] relays the proof of a
+// bound access token. A step-up refusal (RFC 9470) is an
+// [*InsufficientAuthError] naming the max_age and acr_values demanded.
+// Backends relaying proofs pass latch's DPoP-Nonce (the DPoPNonce fields)
+// and, on a refusal, Error.Challenge on to their client
+// (docs/protocol.md, section 5).
 //
 // # Security model
 //
@@ -78,6 +92,13 @@ type Error struct {
 	Status int
 	Code   string // the problem's stable code, e.g. "revoked"
 	Detail string
+	// Challenge is the answer's WWW-Authenticate, for DPoP and step-up
+	// refusals: a backend relaying its client's proof answers the client
+	// with it as is (docs/protocol.md, section 5).
+	Challenge string
+	// DPoPNonce is the answer's DPoP-Nonce (latch serve --dpop-nonce): the
+	// nonce the next proof must carry.
+	DPoPNonce string
 }
 
 func (e *Error) Error() string {
@@ -99,6 +120,10 @@ func (e *Error) Is(target error) bool {
 		return e.Code == "unauthorized"
 	case ErrInsufficientAuth:
 		return e.Code == "insufficient_user_authentication"
+	case ErrInvalidDPoPProof:
+		return e.Code == "invalid_dpop_proof" || e.Code == "use_dpop_nonce"
+	case ErrUseDPoPNonce:
+		return e.Code == "use_dpop_nonce"
 	case ErrUnavailable:
 		return e.Status >= 500
 	}
@@ -128,6 +153,10 @@ type Config struct {
 	// AccessTokenTTL is the server's access-token lifetime (default 10 min):
 	// how long AccessTokenRevoked remembers a revocation.
 	AccessTokenTTL time.Duration
+	// PublicURL is latch's URL as its clients reach it (latch serve
+	// --public-url, else its issuer), the base of the htu of proofs a
+	// Prover makes for Refresh (default BaseURL).
+	PublicURL string
 }
 
 // Defaults of Config.
@@ -140,6 +169,8 @@ const (
 // stop its event stream.
 type Client struct {
 	base   string
+	public string   // base of the htu of proofs (Config.PublicURL)
+	nonces nonceBox // latch's newest DPoP-Nonce, for proofs of a Prover
 	key    string
 	http   *http.Client
 	stream *http.Client
@@ -160,6 +191,13 @@ func New(cfg Config) (*Client, error) {
 		return nil, errors.New("latchclient: Config.APIKey is required")
 	}
 	c := &Client{base: strings.TrimRight(cfg.BaseURL, "/"), key: cfg.APIKey, http: cfg.HTTPClient}
+	c.public = c.base
+	if cfg.PublicURL != "" {
+		if u, err := url.Parse(cfg.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, errors.New("latchclient: Config.PublicURL must be an http:// or https:// URL")
+		}
+		c.public = strings.TrimRight(cfg.PublicURL, "/")
+	}
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -228,6 +266,11 @@ type NewSession struct {
 	AuthTime *time.Time `json:"auth_time,omitempty"`
 	ACR      string     `json:"acr,omitempty"`
 	AMR      []string   `json:"amr,omitempty"`
+	// Bind the session to a DPoP key (RFC 9449), with at most one of: the
+	// proof the client sent with its sign-in request, relayed, or the key's
+	// thumbprint (dpop.Prover.JKT, or after checking the proof yourself).
+	DPoP    *DPoPProof `json:"dpop,omitempty"`
+	DPoPJKT string     `json:"dpop_jkt,omitempty"`
 }
 
 // Created is the answer of Create: the tokens are the end user's secrets.
@@ -238,6 +281,9 @@ type Created struct {
 	AccessToken  string  `json:"access_token"`
 	TokenType    string  `json:"token_type"`
 	ExpiresIn    int     `json:"expires_in"`
+	// DPoPNonce is latch's current DPoP nonce, when it demands them and
+	// the create relayed a proof: pass it on to the client.
+	DPoPNonce string `json:"-"`
 }
 
 // Verified is the answer of Verify.
@@ -246,8 +292,11 @@ type Verified struct {
 	// CSRFToken is a fresh masking of the session's CSRF key, for forms.
 	CSRFToken string
 	// Cached reports that the answer came from the cache.
-	Cached  bool
-	csrfKey []byte
+	Cached bool
+	// DPoPNonce is latch's current DPoP nonce, after a verify that relayed
+	// a proof (latch serve --dpop-nonce): pass it on to the client.
+	DPoPNonce string
+	csrfKey   []byte
 }
 
 // CheckCSRF reports whether tok is a valid CSRF token of the session
@@ -258,9 +307,11 @@ func (v *Verified) CheckCSRF(tok string) bool { return checkCSRF(v.csrfKey, tok)
 // user (POST /v1/sessions).
 func (c *Client) Create(ctx context.Context, s NewSession) (*Created, error) {
 	var out Created
-	if _, err := c.do(ctx, "POST", "/v1/sessions", s, &out); err != nil {
+	h, err := c.do(ctx, "POST", "/v1/sessions", s, &out)
+	if err != nil {
 		return nil, err
 	}
+	out.DPoPNonce = h.Get("DPoP-Nonce")
 	return &out, nil
 }
 
@@ -297,18 +348,16 @@ func (c *Client) Verify(ctx context.Context, sessionToken string) (*Verified, er
 // VerifyFor is Verify for a sensitive action (RFC 9470 step-up): the
 // session's sign-in must be at most maxAge old (if positive; whole seconds,
 // at least one) and, if acrValues are given, its ACR one of them. A session
-// that does not meet it fails with an error matching ErrInsufficientAuth
-// and records no activity: an online verify sends the requirement to latch,
+// that does not meet it fails with an *InsufficientAuthError (matching
+// ErrInsufficientAuth, naming what was demanded) and records no activity: an online verify sends the requirement to latch,
 // which refuses without touching the session; a cached answer is checked
 // here against the cached session (renewals invalidate the cache, so its
 // auth_time and acr are current).
 func (c *Client) VerifyFor(ctx context.Context, sessionToken string, maxAge time.Duration, acrValues ...string) (*Verified, error) {
-	need := verifyRequirement{acrValues: acrValues}
-	if maxAge > 0 {
-		need.maxAge = int64((maxAge + time.Second - 1) / time.Second)
-	}
+	need := requirement(maxAge, acrValues)
 	online := func(ctx context.Context, tok string) (*Verified, time.Duration, error) {
-		return c.verifyOnlineFor(ctx, tok, need)
+		v, age, err := c.verifyOnlineFor(ctx, tok, need)
+		return v, age, stepUp(err, need)
 	}
 	var v *Verified
 	var err error
@@ -338,8 +387,8 @@ func (r verifyRequirement) check(s *Session, now time.Time) error {
 	old := r.maxAge > 0 && now.Sub(s.AuthTime) > time.Duration(r.maxAge)*time.Second
 	wrong := len(r.acrValues) > 0 && (s.ACR == "" || !slices.Contains(r.acrValues, s.ACR))
 	if old || wrong {
-		return &Error{Status: http.StatusUnauthorized, Code: "insufficient_user_authentication",
-			Detail: "the session's sign-in is older or of another level than this action demands (checked against the cached session)"}
+		return insufficient(&Error{Status: http.StatusUnauthorized, Code: "insufficient_user_authentication",
+			Detail: "the session's sign-in is older or of another level than this action demands (checked against the cached session)"}, r)
 	}
 	return nil
 }
@@ -393,6 +442,11 @@ func maxAge(cc string) time.Duration {
 
 // do sends a back-channel call and decodes a 2xx JSON answer into out.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) (http.Header, error) {
+	return c.call(ctx, method, path, in, out, "")
+}
+
+// call is do, with a DPoP proof header unless proof is "".
+func (c *Client) call(ctx context.Context, method, path string, in, out any, proof string) (http.Header, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -410,6 +464,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (http
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if proof != "" {
+		req.Header.Set("DPoP", proof)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		// The URL holds no secret, but keep the message to the cause.
@@ -425,7 +482,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (http
 		return nil, fmt.Errorf("%w: reading the answer: %w", ErrUnavailable, err)
 	}
 	if resp.StatusCode >= 300 {
-		p := &Error{Status: resp.StatusCode}
+		p := &Error{Status: resp.StatusCode, Challenge: resp.Header.Get("WWW-Authenticate"), DPoPNonce: resp.Header.Get("DPoP-Nonce")}
 		var doc struct {
 			Code   string `json:"code"`
 			Detail string `json:"detail"`

@@ -26,13 +26,17 @@ const apiKey = "latchclient-test-api-key-0123456789abcdef"
 
 var ctx = context.Background()
 
-// serve runs a latch serve replica on st.
-func serve(t testing.TB, st store.Store) string {
+// serve runs a latch serve replica on st; mod changes its options.
+func serve(t testing.TB, st store.Store, mod ...func(*server.Options)) string {
 	t.Helper()
-	srv, err := server.New(ctx, server.Options{
+	opts := server.Options{
 		Store: st, APIKey: apiKey, KEK: bytes.Repeat([]byte{5}, 32), Issuer: "https://latch.test",
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-	})
+	}
+	for _, f := range mod {
+		f(&opts)
+	}
+	srv, err := server.New(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
