@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/latch-sessions/latch/store"
+	"github.com/latch-sessions/latch/store/storetest"
 )
 
 // TestBitFlipInDataFile: bbolt does not checksum its data pages, so the
@@ -89,4 +90,35 @@ func sameRecord(t *testing.T, a, b *store.Record) bool {
 		t.Fatal(err)
 	}
 	return bytes.Equal(ea, eb)
+}
+
+// boltValue is a Corrupter on a record's value in the open store's file,
+// edited through bbolt beside the store (bbolt checksums only its meta
+// pages, so such a flip is what a bad disk sector reads back as).
+type boltValue struct{}
+
+func (boltValue) Size(t *testing.T, st store.Store, id store.ID) int {
+	var n int
+	if err := st.(*Store).db.View(func(tx *bolt.Tx) error {
+		n = len(tx.Bucket(bucketRecords).Get(id[:]))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (boltValue) Flip(t *testing.T, st store.Store, id store.ID, i int, mask byte) {
+	if err := st.(*Store).db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		v := bytes.Clone(b.Get(id[:]))
+		v[i] ^= mask
+		return b.Put(id[:], v)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCorruptionClause(t *testing.T) {
+	storetest.RunCorruption(t, func(t *testing.T) store.Store { return newTestStore(t, nil) }, boltValue{})
 }

@@ -39,6 +39,9 @@
 // than a BLOB holds. Two secondary indexes serve every query besides the
 // primary key: (subject, revoked_at, last_seen_at, created_at) — the subject
 // index — and (deadline), for the sweeper.
+// Three CRC-32C checksums per row (crc_main, crc_refresh, crc_revoke; see
+// "Corrupted records" in RELIABILITY.md) make a row damaged on disk or in
+// memory store.ErrUnavailable and store.ErrCorrupt, never a session.
 //
 // # Atomicity
 //

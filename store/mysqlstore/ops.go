@@ -19,8 +19,9 @@ var (
 	sqlInsert = `INSERT INTO latch_sessions (id, subject, version, verifier_hash, csrf_secret,
 		refresh_key, refresh_current, refresh_previous, refresh_rotated_at, refresh_generation,
 		created_at, auth_time, last_seen_at, idle_expires_at, expires_at,
-		revoked_at, revoke_reason, ip, user_agent, data, claims, acr, amr, jkt, deadline)
-		VALUES (?, ?, 1` + strings.Repeat(", ?", sqlstore.NumColumns-2) + `)`
+		revoked_at, revoke_reason, ip, user_agent, data, claims, acr, amr, jkt, deadline,
+		crc_main, crc_refresh, crc_revoke, crc_version)
+		VALUES (?, ?, 1` + strings.Repeat(", ?", sqlstore.NumColumns-3) + `, 1)`
 	sqlLockSubject = `SELECT slot FROM latch_subject_locks WHERE slot = ? FOR UPDATE`
 	// Live sessions of a subject at a time, most recently seen first: the
 	// subject index. List, eviction and RevokeSubject use it.
@@ -32,16 +33,18 @@ var (
 		ORDER BY last_seen_at DESC, created_at DESC, id DESC`
 	// Revokes one session if it is still live at the given time; eviction
 	// and RevokeSubject count what it changed.
-	sqlRevokeLive = `UPDATE latch_sessions SET revoked_at = ?, revoke_reason = ?, version = version + 1
+	sqlRevokeLive = `UPDATE latch_sessions SET revoked_at = ?, revoke_reason = ?, ` + sqlstore.SetRevokeSum("?") + `, version = version + 1
 		WHERE id = ? AND revoked_at = 0 AND deadline > ?`
-	sqlUpdate = `UPDATE latch_sessions SET version = version + 1,
+	sqlUpdate = `UPDATE latch_sessions SET
 		verifier_hash = ?, csrf_secret = ?,
 		refresh_key = ?, refresh_current = ?, refresh_previous = ?,
 		refresh_rotated_at = ?, refresh_generation = ?,
 		created_at = ?, auth_time = ?, last_seen_at = ?,
 		idle_expires_at = ?, expires_at = ?,
 		revoked_at = ?, revoke_reason = ?, ip = ?, user_agent = ?,
-		data = ?, claims = ?, acr = ?, amr = ?, jkt = ?, deadline = ?
+		data = ?, claims = ?, acr = ?, amr = ?, jkt = ?, deadline = ?,
+		crc_main = ?, crc_refresh = ?, crc_revoke = ?, crc_version = version + 1,
+		version = version + 1
 		WHERE id = ? AND version = ? AND revoked_at = 0`
 	// Update's fast path: the same statement when the verifier hash does
 	// not change (a touch), which writes no event.
@@ -51,12 +54,13 @@ var (
 	sqlLockVersion = `SELECT subject, verifier_hash FROM latch_sessions WHERE id = ? AND version = ? AND revoked_at = 0 FOR UPDATE`
 	sqlSubject     = `SELECT subject FROM latch_sessions WHERE id = ?`
 	sqlExists      = `SELECT 1 FROM latch_sessions WHERE id = ?`
-	sqlRotate      = `UPDATE latch_sessions SET version = version + 1,
+	sqlRotate      = `UPDATE latch_sessions SET
 		refresh_key = ?, refresh_current = ?, refresh_previous = ?,
 		refresh_rotated_at = ?, refresh_generation = ?,
-		last_seen_at = ?, idle_expires_at = ?, deadline = LEAST(?, expires_at)
+		last_seen_at = ?, idle_expires_at = ?, deadline = LEAST(?, expires_at),
+		` + sqlstore.SetRefreshSum("?") + `, version = version + 1
 		WHERE id = ? AND refresh_current = ? AND revoked_at = 0`
-	sqlRevoke = `UPDATE latch_sessions SET revoked_at = ?, revoke_reason = ?, version = version + 1
+	sqlRevoke = `UPDATE latch_sessions SET revoked_at = ?, revoke_reason = ?, ` + sqlstore.SetRevokeSum("?") + `, version = version + 1
 		WHERE id = ? AND revoked_at = 0`
 	// The sweeper reads due IDs without locking, then deletes them by
 	// primary key, re-checking the deadline: a row whose deadline a write
@@ -220,7 +224,7 @@ func (s *Store) revokeLive(ctx context.Context, tx *sql.Tx, subject string, exce
 		}
 		missed := false
 		for _, id := range ids[keep:] {
-			res, err := tx.StmtContext(ctx, s.stmts.revokeLive).ExecContext(ctx, atN, []byte(reason), id[:], atN)
+			res, err := tx.StmtContext(ctx, s.stmts.revokeLive).ExecContext(ctx, atN, []byte(reason), sqlstore.RevokeSum(atN, reason), id[:], atN)
 			if err != nil {
 				return nil, err
 			}
@@ -327,7 +331,7 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Rec
 			r.Next.Key[:], r.Next.Current[:], r.Next.Previous[:],
 			store.UnixNano(r.Next.RotatedAt), int64(r.Next.Generation),
 			store.UnixNano(r.LastSeenAt), store.UnixNano(r.IdleExpiresAt), store.UnixNano(r.IdleExpiresAt),
-			r.ID[:], r.Expect[:])
+			sqlstore.RotationSum(r), r.ID[:], r.Expect[:])
 		if err != nil {
 			return err
 		}
@@ -359,8 +363,9 @@ func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var n int64
+	atN := sqlstore.RevokeTime(at)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.StmtContext(ctx, s.stmts.revoke).ExecContext(ctx, sqlstore.RevokeTime(at), []byte(reason), id[:])
+		res, err := tx.StmtContext(ctx, s.stmts.revoke).ExecContext(ctx, atN, []byte(reason), sqlstore.RevokeSum(atN, reason), id[:])
 		if err != nil {
 			return err
 		}

@@ -47,7 +47,7 @@ func TestUpgradeKeepsOldRows(t *testing.T) {
 	rec.VerifierHash[0] = 1
 	// The 0001 layout: every column of today's but acr, amr and jkt.
 	args := sqlstore.Args(rec)
-	old := append(append([]any{rec.ID[:], []byte(rec.Subject)}, args[:len(args)-4]...), args[len(args)-1])
+	old := append(append([]any{rec.ID[:], []byte(rec.Subject)}, args[:len(args)-7]...), args[len(args)-4]) // no acr, amr, jkt; the deadline; no checksums
 	if _, err := db.ExecContext(ctx, `INSERT INTO latch_sessions (id, subject, version, verifier_hash, csrf_secret,
 		refresh_key, refresh_current, refresh_previous, refresh_rotated_at, refresh_generation,
 		created_at, auth_time, last_seen_at, idle_expires_at, expires_at,

@@ -46,6 +46,9 @@
 // of the idle and absolute deadlines. Two indexes serve every query besides
 // the primary key: (subject, last_seen_at DESC, created_at DESC) over
 // unrevoked rows — the subject index — and (deadline), for the sweeper.
+// Three CRC-32C checksums per row (crc_main, crc_refresh, crc_revoke; see
+// "Corrupted records" in RELIABILITY.md) make a row damaged on disk or in
+// memory store.ErrUnavailable and store.ErrCorrupt, never a session.
 //
 // # Atomicity
 //

@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -32,7 +33,7 @@ func scanRecord(row pgx.Row) (*store.Record, error) {
 }
 
 // columnOIDs are the types of [sqlstore.Columns]: bytea (17) or int8 (20).
-var columnOIDs = [...]uint32{17, 17, 20, 17, 17, 17, 17, 17, 20, 20, 20, 20, 20, 20, 20, 20, 17, 17, 17, 17, 17, 17, 17, 17}
+var columnOIDs = [...]uint32{17, 17, 20, 17, 17, 17, 17, 17, 20, 20, 20, 20, 20, 20, 20, 20, 17, 17, 17, 17, 17, 17, 17, 17, 20, 20, 20, 20}
 
 // readRecord decodes the current row of rows, which selected [sqlstore.Columns]. On
 // the hot path (binary results, pgx's default) it reads the raw column
@@ -61,12 +62,19 @@ func decodeRow(v [][]byte) (*store.Record, error) {
 		}
 		return int64(binary.BigEndian.Uint64(b))
 	}
+	nullI64 := func(b []byte) sql.Null[int64] {
+		if b == nil {
+			return sql.Null[int64]{}
+		}
+		return sql.Null[int64]{V: i64(b), Valid: true}
+	}
 	w := sqlstore.Row{
 		ID: v[0], Subject: v[1], Version: i64(v[2]), VerifierHash: v[3], CSRFSecret: v[4],
 		RefreshKey: v[5], RefreshCurrent: v[6], RefreshPrevious: v[7], RotatedAt: i64(v[8]), Generation: i64(v[9]),
 		CreatedAt: i64(v[10]), AuthTime: i64(v[11]), LastSeenAt: i64(v[12]), IdleExpiresAt: i64(v[13]), ExpiresAt: i64(v[14]),
 		RevokedAt: i64(v[15]), RevokeReason: v[16], IP: v[17], UserAgent: v[18], Data: v[19], Claims: v[20],
 		ACR: v[21], AMR: v[22], JKT: v[23],
+		CRCMain: nullI64(v[24]), CRCRefresh: nullI64(v[25]), CRCRevoke: nullI64(v[26]), CRCVersion: nullI64(v[27]),
 	}
 	if bad {
 		return nil, fmt.Errorf("%w: malformed row", store.ErrCorrupt)
@@ -130,7 +138,8 @@ func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store
 		if rec.Live(rec.CreatedAt) {
 			keep-- // the new session counts towards max
 		}
-		b.Queue(s.q.evict, []byte(rec.Subject), rec.ID[:], sqlstore.RevokeTime(rec.CreatedAt), keep, []byte(store.ReasonEvicted))
+		at := sqlstore.RevokeTime(rec.CreatedAt)
+		b.Queue(s.q.evict, []byte(rec.Subject), rec.ID[:], at, keep, []byte(store.ReasonEvicted), sqlstore.RevokeSum(at, store.ReasonEvicted))
 	}
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
@@ -195,7 +204,7 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Rec
 	rec, err := s.queryRecord(ctx, s.q.rotate, r.ID[:], r.Expect[:],
 		r.Next.Key[:], r.Next.Current[:], r.Next.Previous[:],
 		store.UnixNano(r.Next.RotatedAt), int64(r.Next.Generation),
-		store.UnixNano(r.LastSeenAt), store.UnixNano(r.IdleExpiresAt))
+		store.UnixNano(r.LastSeenAt), store.UnixNano(r.IdleExpiresAt), sqlstore.RotationSum(r))
 	if err == nil {
 		return rec, nil
 	}
@@ -219,7 +228,8 @@ func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var found bool
-	if err := s.pool.QueryRow(ctx, s.q.revoke, id[:], []byte(reason), sqlstore.RevokeTime(at)).Scan(&found); err != nil {
+	atN := sqlstore.RevokeTime(at)
+	if err := s.pool.QueryRow(ctx, s.q.revoke, id[:], []byte(reason), atN, sqlstore.RevokeSum(atN, reason)).Scan(&found); err != nil {
 		return s.err(ctx, "revoke", err)
 	}
 	if !found {
@@ -238,7 +248,8 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.
 	defer cancel()
 	b := &pgx.Batch{}
 	b.Queue(s.q.lockSubject, int32(lockClassSubject), subjectLockKey(subject))
-	b.Queue(s.q.revokeSubject, []byte(subject), except[:], []byte(reason), sqlstore.RevokeTime(at))
+	atN := sqlstore.RevokeTime(at)
+	b.Queue(s.q.revokeSubject, []byte(subject), except[:], []byte(reason), atN, sqlstore.RevokeSum(atN, reason))
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {

@@ -52,12 +52,12 @@ func TestQueriesUseIndexes(t *testing.T) {
 	cases := map[string][]any{
 		s.q.get:           {id},
 		s.q.list:          {subj, int64(1)},
-		s.q.evict:         {subj, id, int64(1), 3, []byte("evicted")},
-		s.q.revokeSubject: {subj, id, []byte("x"), int64(1)},
+		s.q.evict:         {subj, id, int64(1), 3, []byte("evicted"), int64(0)},
+		s.q.revokeSubject: {subj, id, []byte("x"), int64(1), int64(0)},
 		s.q.sweep:         {int64(1), 500},
-		s.q.rotate:        {id, id, id, id, id, int64(0), int64(0), int64(0), int64(0)},
+		s.q.rotate:        {id, id, id, id, id, int64(0), int64(0), int64(0), int64(0), int64(0)},
 		s.q.update:        append([]any{id, int64(1)}, sqlstore.Args(newRecord(t, "alice", 0))...),
-		s.q.revoke:        {id, []byte("x"), int64(1)},
+		s.q.revoke:        {id, []byte("x"), int64(1), int64(0)},
 	}
 	for q, args := range cases {
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

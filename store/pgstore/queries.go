@@ -33,14 +33,16 @@ func buildQueries(schema string) queries {
 		insert: r.Replace(`INSERT INTO {s}.sessions (id, subject, version, verifier_hash, csrf_secret,
 			refresh_key, refresh_current, refresh_previous, refresh_rotated_at, refresh_generation,
 			created_at, auth_time, last_seen_at, idle_expires_at, expires_at,
-			revoked_at, revoke_reason, ip, user_agent, data, claims, acr, amr, jkt, deadline)
-			VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)`),
+			revoked_at, revoke_reason, ip, user_agent, data, claims, acr, amr, jkt, deadline,
+			crc_main, crc_refresh, crc_revoke, crc_version)
+			VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
+			$25, $26, $27, 1)`),
 
 		// $1 subject, $2 the new ID, $3 now (also the revocation time),
-		// $4 how many other live sessions to keep, $5 the reason. Each
-		// eviction is an event (0002_events.sql).
+		// $4 how many other live sessions to keep, $5 the reason, $6 its
+		// crc_revoke. Each eviction is an event (0002_events.sql).
 		evict: r.Replace(`WITH v AS (
-				UPDATE {s}.sessions SET revoked_at = $3, revoke_reason = $5, version = version + 1
+				UPDATE {s}.sessions SET revoked_at = $3, revoke_reason = $5, ` + sqlstore.SetRevokeSum("$6") + `, version = version + 1
 				WHERE id IN (
 					SELECT id FROM {s}.sessions
 					WHERE subject = $1 AND revoked_at = 0 AND deadline > $3 AND id <> $2
@@ -65,7 +67,8 @@ func buildQueries(schema string) queries {
 					created_at = $10, auth_time = $11, last_seen_at = $12,
 					idle_expires_at = $13, expires_at = $14,
 					revoked_at = $15, revoke_reason = $16, ip = $17, user_agent = $18,
-					data = $19, claims = $20, acr = $21, amr = $22, jkt = $23, deadline = $24
+					data = $19, claims = $20, acr = $21, amr = $22, jkt = $23, deadline = $24,
+					crc_main = $25, crc_refresh = $26, crc_revoke = $27, crc_version = version + 1
 				WHERE id = $1 AND version = $2 AND revoked_at = 0
 				RETURNING subject),
 			e AS (INSERT INTO {s}.events (at, type, session_id, subject)
@@ -76,12 +79,13 @@ func buildQueries(schema string) queries {
 		rotate: r.Replace(`UPDATE {s}.sessions SET version = version + 1,
 				refresh_key = $3, refresh_current = $4, refresh_previous = $5,
 				refresh_rotated_at = $6, refresh_generation = $7,
-				last_seen_at = $8, idle_expires_at = $9, deadline = LEAST($9, expires_at)
+				last_seen_at = $8, idle_expires_at = $9, deadline = LEAST($9, expires_at),
+				` + sqlstore.SetRefreshSum("$10") + `
 			WHERE id = $1 AND refresh_current = $2 AND revoked_at = 0
 			RETURNING {cols}`),
 
 		revoke: r.Replace(`WITH u AS (
-				UPDATE {s}.sessions SET revoked_at = $3, revoke_reason = $2, version = version + 1
+				UPDATE {s}.sessions SET revoked_at = $3, revoke_reason = $2, ` + sqlstore.SetRevokeSum("$4") + `, version = version + 1
 				WHERE id = $1 AND revoked_at = 0
 				RETURNING subject),
 			e AS (INSERT INTO {s}.events (at, type, session_id, subject, reason)
@@ -92,7 +96,7 @@ func buildQueries(schema string) queries {
 			SELECT EXISTS (SELECT 1 FROM u) OR EXISTS (SELECT 1 FROM {s}.sessions WHERE id = $1)`),
 
 		revokeSubject: r.Replace(`WITH v AS (
-				UPDATE {s}.sessions SET revoked_at = $4, revoke_reason = $3, version = version + 1
+				UPDATE {s}.sessions SET revoked_at = $4, revoke_reason = $3, ` + sqlstore.SetRevokeSum("$5") + `, version = version + 1
 				WHERE subject = $1 AND revoked_at = 0 AND deadline > $4 AND id <> $2
 				RETURNING id),
 			e AS (INSERT INTO {s}.events (at, type, subject, except_id, reason) VALUES ($4, 'subject.revoked', $1, $2, $3))

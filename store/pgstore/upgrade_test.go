@@ -36,7 +36,7 @@ func TestUpgradeKeepsOldRows(t *testing.T) {
 		IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(24 * time.Hour), IP: "192.0.2.1", Claims: []byte(`{"a":1}`)}
 	rec.VerifierHash[0] = 1
 	args := sqlstore.Args(rec)
-	old := append(append([]any{rec.ID[:], []byte(rec.Subject)}, args[:len(args)-4]...), args[len(args)-1])
+	old := append(append([]any{rec.ID[:], []byte(rec.Subject)}, args[:len(args)-7]...), args[len(args)-4]) // no acr, amr, jkt; the deadline; no checksums
 	if _, err := conn.Exec(ctx, `INSERT INTO `+q+`.sessions (id, subject, version, verifier_hash, csrf_secret,
 		refresh_key, refresh_current, refresh_previous, refresh_rotated_at, refresh_generation,
 		created_at, auth_time, last_seen_at, idle_expires_at, expires_at,

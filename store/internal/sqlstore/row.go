@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"bytes"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -10,23 +11,25 @@ import (
 )
 
 // Columns are the stored fields of a record, in the order [Row.Dest] and
-// [Args] use them. The deadline column is derived ([Args] writes it last)
-// and never read back.
+// [Args] use them. The deadline column is derived ([Args] writes it
+// before the checksums) and never read back.
 const Columns = `id, subject, version, verifier_hash, csrf_secret,
 	refresh_key, refresh_current, refresh_previous, refresh_rotated_at, refresh_generation,
 	created_at, auth_time, last_seen_at, idle_expires_at, expires_at,
 	revoked_at, revoke_reason, ip, user_agent, data, claims,
-	acr, amr, jkt`
+	acr, amr, jkt, crc_main, crc_refresh, crc_revoke, crc_version`
 
 // NumColumns is the number of [Columns].
-const NumColumns = 24
+const NumColumns = 28
 
 // Args are the parameters of every column after id, subject and version,
-// in [Columns] order, followed by the deadline: what an INSERT (after
-// id, subject and the literal version 1) and a compare-and-swap UPDATE
-// (after id and the expected version) bind. Empty Data and Claims are NULL;
-// AMR is its values joined by spaces (package amr); an unbound JKT is NULL.
+// in [Columns] order, with the deadline before the checksums (see
+// checksum.go, crc_version excluded): what an INSERT (after id, subject
+// and the literal version 1, before the literal crc_version 1) and a
+// compare-and-swap UPDATE (after id and the expected version) bind. Empty Data and Claims are NULL; AMR is its values joined by spaces
+// (package amr); an unbound JKT is NULL.
 func Args(r *store.Record) []any {
+	w := rowOf(r)
 	return []any{
 		r.VerifierHash[:], r.CSRFSecret[:],
 		r.Refresh.Key[:], r.Refresh.Current[:], r.Refresh.Previous[:],
@@ -37,6 +40,7 @@ func Args(r *store.Record) []any {
 		nullable(r.Data), nullable(r.Claims),
 		[]byte(r.ACR), []byte(amr.Join(r.AMR)), jkt(r.JKT),
 		store.UnixNano(r.Deadline()),
+		w.mainSum(), w.refreshSum(), w.revokeSum(),
 	}
 }
 
@@ -75,6 +79,7 @@ type Row struct {
 	IdleExpiresAt, ExpiresAt, RevokedAt         int64
 	RevokeReason, IP, UserAgent, Data, Claims   []byte
 	ACR, AMR, JKT                               []byte
+	CRCMain, CRCRefresh, CRCRevoke, CRCVersion  sql.Null[int64] // see checksum.go
 }
 
 // Dest returns scan destinations for [Columns], for database/sql's Scan.
@@ -83,12 +88,12 @@ func (w *Row) Dest() []any {
 		&w.RefreshKey, &w.RefreshCurrent, &w.RefreshPrevious, &w.RotatedAt, &w.Generation,
 		&w.CreatedAt, &w.AuthTime, &w.LastSeenAt, &w.IdleExpiresAt, &w.ExpiresAt,
 		&w.RevokedAt, &w.RevokeReason, &w.IP, &w.UserAgent, &w.Data, &w.Claims,
-		&w.ACR, &w.AMR, &w.JKT}
+		&w.ACR, &w.AMR, &w.JKT, &w.CRCMain, &w.CRCRefresh, &w.CRCRevoke, &w.CRCVersion}
 }
 
 // Record decodes the row. A row no store wrote (a wrong-length hash, a
 // NULL in a NOT NULL column, a version or generation out of range, an AMR
-// that amr.Split refuses) is
+// that amr.Split refuses, a checksum that does not match its columns) is
 // store.ErrCorrupt: the caller reports it as ErrUnavailable, never as a
 // record.
 func (w *Row) Record() (*store.Record, error) {
@@ -138,6 +143,9 @@ func (w *Row) Record() (*store.Record, error) {
 	r.RevokedAt = store.FromUnixNano(w.RevokedAt)
 	if bad || w.Version < 0 || w.Generation < 0 || w.Generation > 1<<32-1 {
 		return nil, fmt.Errorf("%w: malformed row", store.ErrCorrupt)
+	}
+	if !w.sumsOK() {
+		return nil, fmt.Errorf("%w: checksum mismatch", store.ErrCorrupt)
 	}
 	return r, nil
 }
