@@ -162,7 +162,7 @@ func BenchmarkRowRecord(b *testing.B) {
 	id, _ := store.NewID("user-1234@example.com", rand.Reader)
 	r := &store.Record{ID: id, Subject: "user-1234@example.com", Version: 7, IP: "203.0.113.9",
 		UserAgent: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
-		Data: []byte(`{"cart":3,"theme":"dark"}`), Claims: []byte(`{"role":"user"}`)}
+		Data:      []byte(`{"cart":3,"theme":"dark"}`), Claims: []byte(`{"role":"user"}`)}
 	w := rowOf(r)
 	w.Version = 7
 	summed := w

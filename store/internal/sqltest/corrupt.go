@@ -21,7 +21,7 @@ import (
 // crc_version and deadline.
 type RowCorrupter struct {
 	DB    *sql.DB
-	Table string            // the sessions table, qualified as the statements need
+	Table string             // the sessions table, qualified as the statements need
 	Param func(n int) string // the n-th placeholder: "$1" or "?"
 }
 
