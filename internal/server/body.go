@@ -22,32 +22,91 @@ const MaxBodySize = 64 << 10
 // application/merge-patch+json), at most MaxBodySize bytes. If optional is
 // set, an empty body leaves dst alone; null is never taken for "empty".
 func readJSON(w http.ResponseWriter, r *http.Request, dst any, optional bool) error {
-	if r.ContentLength > MaxBodySize {
-		return tooLarge()
+	buf, err := readBody(w, r, optional)
+	if buf == nil {
+		return err
 	}
-	body := http.MaxBytesReader(w, r.Body, MaxBodySize)
-	buf := getBuffer()
 	defer putBuffer(buf)
-	if _, err := buf.ReadFrom(body); err != nil {
-		if errors.As(err, new(*http.MaxBytesError)) {
-			return tooLarge()
-		}
-		return badRequest("the request body could not be read")
+	return decodeJSON(buf, dst)
+}
+
+// readBody reads the request body into a pooled buffer (the caller puts it
+// back) and checks what readJSON checks before decoding: its size, its
+// Content-Type and that it starts as a JSON object. An empty optional body
+// is a nil buffer and no error.
+func readBody(w http.ResponseWriter, r *http.Request, optional bool) (*bytes.Buffer, error) {
+	if r.ContentLength > MaxBodySize {
+		return nil, tooLarge()
+	}
+	buf := getBuffer()
+	if err := readLimited(w, r, buf); err != nil {
+		putBuffer(buf)
+		return nil, err
 	}
 	if buf.Len() == 0 {
+		putBuffer(buf)
 		if optional {
-			return nil
+			return nil, nil
 		}
-		return badRequest("a JSON request body is required")
+		return nil, badRequest("a JSON request body is required")
 	}
 	if err := checkContentType(r); err != nil {
-		return err
+		putBuffer(buf)
+		return nil, err
 	}
 	// null would decode as "nothing sent" and [] as a type error: both
 	// are refused alike, whether or not the body is optional.
 	if b := bytes.TrimLeft(buf.Bytes(), " \t\r\n"); len(b) > 0 && b[0] != '{' {
-		return badRequest("the request body must be a JSON object")
+		putBuffer(buf)
+		return nil, badRequest("the request body must be a JSON object")
 	}
+	return buf, nil
+}
+
+// readLimited reads at most MaxBodySize bytes of r's body into buf. A body
+// of unknown length goes through http.MaxBytesReader, which also makes the
+// server close the connection once the limit is passed. One of a known
+// length at most the limit cannot pass it (net/http delivers no more than
+// Content-Length bytes), so it is read without that reader's allocation,
+// still bounded in case a caller's Body is longer than it says.
+func readLimited(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) error {
+	var err error
+	if r.ContentLength < 0 {
+		_, err = buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBodySize))
+	} else if r.Body != nil {
+		err = readAtMost(buf, r.Body, MaxBodySize)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, new(*http.MaxBytesError)):
+		return tooLarge()
+	}
+	return badRequest("the request body could not be read")
+}
+
+// readAtMost reads rd to its end into buf, or fails with a
+// *http.MaxBytesError once more than max bytes came. (An io.LimitedReader
+// would do, but escapes to the heap.)
+func readAtMost(buf *bytes.Buffer, rd io.Reader, max int) error {
+	for buf.Len() <= max {
+		buf.Grow(bytes.MinRead)
+		b := buf.AvailableBuffer()
+		b = b[:min(cap(b), max+1-buf.Len())]
+		n, err := rd.Read(b)
+		buf.Write(b[:n])
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return &http.MaxBytesError{Limit: int64(max)}
+}
+
+// decodeJSON decodes the body read by readBody into dst.
+func decodeJSON(buf *bytes.Buffer, dst any) error {
 	dec := json.NewDecoder(buf)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {

@@ -85,18 +85,17 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 
 // POST /v1/sessions/verify
 func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		SessionToken string `json:"session_token"`
-		AccessToken  string `json:"access_token"`
-		IP           string `json:"ip"`
-		UserAgent    string `json:"user_agent"`
-		// Step-up (RFC 9470): what the caller's action demands.
-		MaxAge    *int64   `json:"max_age"`
-		ACRValues []string `json:"acr_values"`
-		// The proof that must accompany a DPoP-bound access token.
-		DPoP *dpopRelay `json:"dpop"`
+	var req verifyRequest
+	buf, err := readBody(w, r, false)
+	if err != nil {
+		return err
 	}
-	if err := readJSON(w, r, &req, false); err != nil {
+	if !decodeVerifyRequest(buf.Bytes(), &req) {
+		req = verifyRequest{}
+		err = decodeJSON(buf, &req)
+	}
+	putBuffer(buf)
+	if err != nil {
 		return err
 	}
 	if req.DPoP != nil {

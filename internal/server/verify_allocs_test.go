@@ -23,9 +23,11 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) WriteHeader(code int)        { w.status = code }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 
-// verifyAllocs counts the allocations of one POST /v1/sessions/verify
-// through the whole handler chain, the request and writer reused.
-func verifyAllocs(t *testing.T, body func(*latch.Issued) string) float64 {
+// verifyRunner returns a function that sends one POST
+// /v1/sessions/verify through the whole handler chain, the request and
+// writer reused so that only the handler's own work is counted, and the
+// writer it answers on.
+func verifyRunner(t testing.TB, body func(*latch.Issued) string) (func(), *discardWriter) {
 	t.Helper()
 	srv, is := benchServer(t)
 	h := srv.Handler()
@@ -46,7 +48,44 @@ func verifyAllocs(t *testing.T, body func(*latch.Issued) string) float64 {
 	if w.status != http.StatusOK {
 		t.Fatalf("status %d", w.status)
 	}
+	return run, w
+}
+
+// verifyAllocs counts the allocations of one verify through the handler
+// chain.
+func verifyAllocs(t *testing.T, body func(*latch.Issued) string) float64 {
+	t.Helper()
+	run, _ := verifyRunner(t, body)
 	return testing.AllocsPerRun(200, run)
+}
+
+func sessionTokenBody(is *latch.Issued) string {
+	return fmt.Sprintf(`{"session_token":%q}`, is.SessionToken.Reveal())
+}
+
+func accessTokenBody(is *latch.Issued) string {
+	return fmt.Sprintf(`{"access_token":%q}`, is.AccessToken.Reveal())
+}
+
+// BenchmarkVerifyHandler times the handler chain alone (no httptest
+// recorder, no network), one goroutine: the figure to profile
+// (BENCHMARKS.md, issue 15).
+func BenchmarkVerifyHandler(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		body func(*latch.Issued) string
+	}{{"token=session", sessionTokenBody}, {"token=access", accessTokenBody}} {
+		b.Run(c.name, func(b *testing.B) {
+			run, w := verifyRunner(b, c.body)
+			b.ReportAllocs()
+			for b.Loop() {
+				run()
+			}
+			if w.status != http.StatusOK {
+				b.Fatalf("status %d", w.status)
+			}
+		})
+	}
 }
 
 // TestVerifyAllocs holds the verify handler to its allocation budget
@@ -61,12 +100,8 @@ func TestVerifyAllocs(t *testing.T) {
 		budget float64
 		body   func(*latch.Issued) string
 	}{
-		{"session token", 18, func(is *latch.Issued) string {
-			return fmt.Sprintf(`{"session_token":%q}`, is.SessionToken.Reveal())
-		}},
-		{"access token", 19, func(is *latch.Issued) string {
-			return fmt.Sprintf(`{"access_token":%q}`, is.AccessToken.Reveal())
-		}},
+		{"session token", 11, sessionTokenBody},
+		{"access token", 12, accessTokenBody},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if n := verifyAllocs(t, c.body); n > c.budget {
