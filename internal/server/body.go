@@ -194,6 +194,13 @@ var (
 	hdrNosniff = []string{"nosniff"}
 )
 
+// autoContentLength is the largest body net/http (HTTP/1.1 and HTTP/2)
+// sends with a Content-Length of its own, computed without allocating,
+// when the handler writes it at once and returns without flushing: its
+// response buffer's size (bufferBeforeChunkingSize). A larger body would
+// be sent chunked, so writeBody sets the header itself (two allocations).
+const autoContentLength = 2048
+
 // writeBody sends the JSON body b with status, the headers of writeJSON.
 func writeBody(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
@@ -202,7 +209,9 @@ func writeBody(w http.ResponseWriter, status int, b []byte) {
 		h["Cache-Control"] = hdrNoStore[:1:1]
 	}
 	h["X-Content-Type-Options"] = hdrNosniff[:1:1]
-	h.Set("Content-Length", strconv.Itoa(len(b)))
+	if len(b) > autoContentLength {
+		h.Set("Content-Length", strconv.Itoa(len(b)))
+	}
 	w.WriteHeader(status)
 	w.Write(b)
 }

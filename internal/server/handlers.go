@@ -91,8 +91,10 @@ func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !decodeVerifyRequest(buf.Bytes(), &req) {
-		req = verifyRequest{}
-		err = decodeJSON(buf, &req)
+		// Through an interface, so on the heap: only on this path.
+		slow := new(verifyRequest)
+		err = decodeJSON(buf, slow)
+		req = *slow
 	}
 	putBuffer(buf)
 	if err != nil {
@@ -116,7 +118,7 @@ func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("send exactly one of session_token and access_token")
 	case req.SessionToken != "":
 		sess, err = s.mgr.ValidateFor(r.Context(), req.SessionToken, client, need)
-		s.metrics.validations.WithLabelValues("session", result(err)).Inc()
+		s.metrics.validated("session", err)
 		// The client middleware renders and checks the session's CSRF
 		// tokens itself (docs/protocol.md, section 2): a fresh one per answer.
 		csrf = true
@@ -132,7 +134,7 @@ func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
 				_, err = s.checkRelayed(r.Context(), req.DPoP, req.AccessToken, c.JKT)
 			}
 		}
-		s.metrics.validations.WithLabelValues("access", result(err)).Inc()
+		s.metrics.validated("access", err)
 		until = c.ExpiresAt
 	}
 	if err != nil {
@@ -473,7 +475,7 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) error {
 			return errorf(http.StatusUnauthorized, CodeInvalidToken, "the Authorization header must be Bearer <access token>")
 		}
 		sess, _, err := s.verifyAccess(r.Context(), tok, s.client(r), latch.AuthRequirement{})
-		s.metrics.validations.WithLabelValues("access", result(err)).Inc()
+		s.metrics.validated("access", err)
 		if err != nil {
 			return err
 		}
@@ -485,7 +487,7 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusUnauthorized, CodeUnauthorized, "send an access token as Authorization: Bearer <token>, or the session cookie")
 	}
 	sess, err := s.mgr.ValidateClient(r.Context(), c.Value, s.client(r))
-	s.metrics.validations.WithLabelValues("session", result(err)).Inc()
+	s.metrics.validated("session", err)
 	if err != nil {
 		return err
 	}

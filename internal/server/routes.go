@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/latch-sessions/latch"
@@ -77,6 +78,10 @@ func (s *Server) routes() {
 	mux := http.NewServeMux()
 	allow := map[string][]string{}
 	methods := map[string]bool{}
+	s.metrics.routeOK = map[string]*routeChildren{}
+	for _, rt := range s.routeTable() { // the metrics listener's route too
+		s.metrics.routeOK[rt.pattern] = new(routeChildren)
+	}
 	for _, rt := range s.apiRoutes() {
 		mux.Handle(rt.pattern, s.endpoint(rt))
 		method, path, _ := strings.Cut(rt.pattern, " ")
@@ -234,6 +239,11 @@ func (rec *statusRecorder) Flush() {
 
 func (rec *statusRecorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
 
+// recorders are reused across requests: a handler does not keep its
+// ResponseWriter past returning (net/http forbids it), so a recorder is
+// free again once ServeHTTP is back.
+var recorders = sync.Pool{New: func() any { return new(statusRecorder) }}
+
 // probes are the routes of health and readiness checks, logged at debug
 // level.
 var probes = map[string]bool{"GET /healthz": true, "GET /readyz": true}
@@ -244,24 +254,30 @@ var probes = map[string]bool{"GET /healthz": true, "GET /readyz": true}
 func (s *Server) instrumentHTTP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := recorders.Get().(*statusRecorder)
+		rec.ResponseWriter = w
 		next.ServeHTTP(rec, r)
 		d := time.Since(start)
-		if rec.status == 0 {
-			rec.status = http.StatusOK
+		status, bytes := rec.status, rec.bytes
+		// Not reached when the handler panics (ErrAbortHandler goes on
+		// up): that recorder is left to the garbage collector.
+		*rec = statusRecorder{}
+		recorders.Put(rec)
+		if status == 0 {
+			status = http.StatusOK
 		}
 		route := r.Pattern
 		if route == "" {
 			route = "unmatched"
 		}
-		s.metrics.httpRequest(route, rec.status, d)
+		s.metrics.httpRequest(route, status, d)
 		level := slog.LevelInfo
 		switch {
 		case probes[route]:
 			// Probes come every few seconds; a failing readyz has already
 			// logged why, as a warning.
 			level = slog.LevelDebug
-		case rec.status >= 500:
+		case status >= 500:
 			level = slog.LevelError
 		}
 		// At --log-level warn a verify logs nothing: do not build its line.
@@ -271,8 +287,8 @@ func (s *Server) instrumentHTTP(next http.Handler) http.Handler {
 		attrs := []slog.Attr{
 			slog.String("method", r.Method),
 			slog.String("route", route),
-			slog.Int("status", rec.status),
-			slog.Int64("bytes", rec.bytes),
+			slog.Int("status", status),
+			slog.Int64("bytes", bytes),
 			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 			slog.String("remote", s.clientIP(r)),
 		}

@@ -647,6 +647,7 @@ func TestMetrics(t *testing.T) {
 	c := h.create("alice", "")
 	h.api("POST", "/v1/sessions/verify", fmt.Sprintf(`{"session_token":%q}`, c.sessionToken))
 	h.api("POST", "/v1/sessions/verify", `{"session_token":"lts_nope"}`)
+	h.api("POST", "/v1/sessions/verify", fmt.Sprintf(`{"access_token":%q}`, c.accessToken))
 	r := h.do(req{method: "POST", path: "/v1/refresh", body: fmt.Sprintf(`{"refresh_token":%q}`, c.refreshToken)})
 	h.clock.Advance(time.Minute)
 	h.do(req{method: "POST", path: "/v1/refresh", body: fmt.Sprintf(`{"refresh_token":%q}`, c.refreshToken)}) // reuse
@@ -661,6 +662,7 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{
 		`latch_validations_total{carrier="session",result="ok"} 1`,
 		`latch_validations_total{carrier="session",result="invalid_token"} 1`,
+		`latch_validations_total{carrier="access",result="ok"} 1`,
 		`latch_refreshes_total{result="ok"} 1`,
 		`latch_refreshes_total{result="refresh_reuse"} 1`,
 		`latch_revocations_total{reason="admin"} 1`,
@@ -672,6 +674,9 @@ func TestMetrics(t *testing.T) {
 		`latch_store_operation_duration_seconds_count{operation="rotate_refresh",result="ok"} 1`,
 		`latch_http_request_duration_seconds_count{code="201",route="POST /v1/sessions"} 3`,
 		`latch_http_request_duration_seconds_count{code="401",route="POST /v1/sessions/verify"} 1`,
+		`latch_http_request_duration_seconds_count{code="200",route="POST /v1/sessions/verify"} 2`,
+		`latch_http_request_duration_seconds_count{code="204",route="DELETE /v1/sessions/{id}"} 1`,
+		`latch_store_operation_duration_seconds_count{operation="get",result="ok"} `,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -126,5 +128,35 @@ func TestVerifyCacheLifetimeCappedByAccessToken(t *testing.T) {
 	wantStatus(t, r, http.StatusOK)
 	if got := r.header.Get("Cache-Control"); got != "private, max-age=35" {
 		t.Errorf("Cache-Control = %q, want private, max-age=35 (the token expires in 35 s)", got)
+	}
+}
+
+// Answers carry a Content-Length (not chunked), whether net/http computes
+// it (small answers) or writeBody sets it (past autoContentLength).
+func TestAnswersHaveContentLength(t *testing.T) {
+	h := newHarness(t)
+	small := h.create("alice", "")
+	large := h.create("bob", fmt.Sprintf(`,"data":{"x":%q}`, strings.Repeat("x", 3*autoContentLength)))
+	for name, tok := range map[string]string{"small": small.sessionToken, "large": large.sessionToken} {
+		t.Run(name, func(t *testing.T) {
+			r, _ := http.NewRequest("POST", h.ts.URL+"/v1/sessions/verify", strings.NewReader(fmt.Sprintf(`{"session_token":%q}`, tok)))
+			r.Header.Set("Content-Type", "application/json")
+			r.Header.Set("Authorization", "Bearer "+testAPIKey)
+			resp, err := h.ts.Client().Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusOK || len(resp.TransferEncoding) != 0 || resp.ContentLength != int64(len(b)) {
+				t.Fatalf("status %d, Transfer-Encoding %q, Content-Length %d for a %d-byte body", resp.StatusCode, resp.TransferEncoding, resp.ContentLength, len(b))
+			}
+			if name == "large" && len(b) <= autoContentLength {
+				t.Fatalf("the large answer has %d bytes only", len(b))
+			}
+		})
 	}
 }
