@@ -383,29 +383,30 @@ func decodeValue(id store.ID, b []byte) (*store.Record, error) {
 }
 
 // allocRecord returns a zero record and an empty buffer of capacity n, in
-// one allocation for the sizes most sessions have: store.Record is 552
-// bytes, so a tail of 24 more fits its 576-byte size class for free, 88
-// the 640-byte one, 344 the 896-byte one.
+// one allocation for the sizes most sessions have. store.Record is 552
+// bytes, and Go puts an 8-byte header before an object of more than 512
+// bytes with pointers: a tail of up to 16 bytes fits the record's own
+// 576-byte size class for free, 80 the 640-byte one, 336 the 896-byte one.
 func allocRecord(n int) (*store.Record, []byte) {
 	switch {
 	case n == 0:
 		return new(store.Record), nil
-	case n <= 24:
+	case n <= 16:
 		p := new(struct {
 			r store.Record
-			b [24]byte
+			b [16]byte
 		})
 		return &p.r, p.b[:0:n]
-	case n <= 88:
+	case n <= 80:
 		p := new(struct {
 			r store.Record
-			b [88]byte
+			b [80]byte
 		})
 		return &p.r, p.b[:0:n]
-	case n <= 344:
+	case n <= 336:
 		p := new(struct {
 			r store.Record
-			b [344]byte
+			b [336]byte
 		})
 		return &p.r, p.b[:0:n]
 	}

@@ -459,3 +459,62 @@ func TestCachedGetReusesDecoded(t *testing.T) {
 		time.Sleep(100 * time.Microsecond)
 	}
 }
+
+// TestUncachedGetMemo: with caching off, Gets of an unchanged record return
+// the record decoded once, while every change reaches the next Get: an
+// update and a revocation through another store, and a value corrupted in
+// Redis, which fails closed although a good decoding of that ID is
+// remembered.
+func TestUncachedGetMemo(t *testing.T) {
+	a := standalone(t)
+	b := openURL(t, "redis://"+testredis.Addr(t), func(o *Options) { o.Prefix = a.prefix; o.DisableCache = true })
+	ctx := t.Context()
+	r := newRecord(t, "memo-"+rand.Text()[:6], time.Now())
+	if _, err := a.Create(ctx, r, 0); err != nil {
+		t.Fatal(err)
+	}
+	get := func() *store.Record {
+		t.Helper()
+		got, err := b.Get(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	first := get()
+	if get() != first || get() != first {
+		t.Error("Gets of an unchanged record decoded it again")
+	}
+
+	next := first.Clone()
+	next.Data = []byte(`{"n":1}`)
+	if err := a.Update(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(); got == first || string(got.Data) != `{"n":1}` || got.Version != first.Version+1 {
+		t.Fatalf("Get after an update through another store: %+v", got)
+	}
+	if err := a.Revoke(ctx, r.ID, store.ReasonAdmin, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	revoked := get()
+	if !revoked.Revoked() {
+		t.Fatal("Get after a revocation through another store returned a live record")
+	}
+
+	// One byte changed in Redis, the seal no longer matches: unavailable,
+	// never the remembered record.
+	c := b.client
+	key := b.recordKey(r.ID)
+	v, err := c.Do(ctx, c.B().Get().Key(key).Build()).AsBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v[len(v)/2] ^= 1
+	if err := c.Do(ctx, c.B().Set().Key(key).Value(string(v)).Keepttl().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Get(ctx, r.ID); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Get of a corrupted value: %v, %v; want ErrUnavailable", got, err)
+	}
+}

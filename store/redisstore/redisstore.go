@@ -78,7 +78,11 @@ type Options struct {
 	// one Redis node; default 16 MiB. Least recently used entries go first.
 	// The store also keeps up to CacheSize/512 decoded records (rounded
 	// to a power of two, 256 to 65,536) of the cached replies, so that a
-	// cache hit is not decoded again; New uses CacheSize for that alone.
+	// cache hit is not decoded again, and a quarter as many (at least 256)
+	// of the records last read past the cache (every read with
+	// DisableCache), about 800 bytes each, so that a read whose reply did
+	// not change is not decoded again either; New uses CacheSize for these
+	// alone.
 	CacheSize int
 	// TLSConfig is used by the rediss schemes; default: TLS 1.2 or later,
 	// the server verified against the system roots and the dialed host name.
@@ -146,6 +150,9 @@ type Store struct {
 	// decoded from a cached reply together with the reply's bytes; see
 	// cachedRecord.
 	decoded []atomic.Pointer[decoded]
+
+	// memo remembers the records last read past the cache; see memo.
+	memo []atomic.Pointer[memo]
 
 	// written remembers keys this Store wrote in the last writeGuard, by a
 	// hash of the ID: Get reads those past the local cache. Redis delivers
@@ -252,6 +259,7 @@ func New(client rueidis.Client, o Options) (*Store, error) {
 		events:  newEvents(o.Prefix),
 	}
 	s.deadlines.init(o.Timeout)
+	s.memo = make([]atomic.Pointer[memo], memoSlots(o.CacheSize))
 	if s.cache {
 		s.decoded = make([]atomic.Pointer[decoded], decodedSlots(o.CacheSize))
 		if o.CacheStaleness > 0 {
@@ -416,10 +424,7 @@ func (s *Store) GetFresh(ctx context.Context, id store.ID) (*store.Record, error
 	if id.IsZero() {
 		return nil, store.ErrNotFound
 	}
-	ctx, cancel := s.call(ctx)
-	defer cancel()
-	v, err := s.client.Do(ctx, s.client.B().Get().Key(s.recordKey(id)).Build()).ToString()
-	return s.decodeReply(id, v, err)
+	return s.readFresh(ctx, id)
 }
 
 // decodeReply turns the reply to a GET of id's record key into Get's result.
