@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/latch-sessions/latch"
+	"github.com/latch-sessions/latch/accesstoken"
 	"github.com/latch-sessions/latch/dpop"
 )
 
@@ -41,6 +43,43 @@ func (s *Server) checkProof(ctx context.Context, proof string, use dpop.Use) (dp
 		return dpop.Proof{}, errNoReplayCache
 	}
 	return s.dpop.Verify(ctx, proof, use)
+}
+
+// publicAccess verifies the access token of a call by its client (whoami,
+// logout): an unbound token as Bearer; a DPoP-bound one only as
+// "Authorization: DPoP" with one proof by its key for this method and
+// latch's public URL + path, ath included (RFC 9449 §7) — checked before
+// the session is touched, so a copied bound token reads and ends nothing.
+func (s *Server) publicAccess(r *http.Request) (accesstoken.Claims, error) {
+	scheme, tok, ok := "Bearer", "", false
+	if tok, ok = bearer(r); !ok {
+		scheme = "DPoP"
+		if a := r.Header.Get("Authorization"); len(a) > 5 && strings.EqualFold(a[:5], "dpop ") {
+			tok, ok = strings.TrimSpace(a[5:]), true
+		}
+	}
+	if !ok {
+		return accesstoken.Claims{}, errorf(http.StatusUnauthorized, CodeInvalidToken, "the Authorization header must be Bearer or DPoP <access token>")
+	}
+	c, err := s.verifyToken(r.Context(), tok)
+	if err != nil {
+		return c, err
+	}
+	if c.SessionID == "" {
+		return c, latch.ErrInvalidToken
+	}
+	if err := dpop.CheckScheme(scheme, c.JKT); err != nil || scheme == "Bearer" {
+		return c, err
+	}
+	switch proofs := r.Header.Values("DPoP"); {
+	case c.JKT == "" || len(proofs) == 0:
+		return c, dpop.ErrProofRequired
+	case len(proofs) > 1:
+		return c, dpop.ErrMalformedProof
+	default:
+		_, err = s.checkProof(r.Context(), proofs[0], dpop.Use{Method: r.Method, URL: s.publicURL(r) + r.URL.EscapedPath(), AccessToken: tok, JKT: c.JKT})
+		return c, err
+	}
 }
 
 // publicURL is latch's own origin as its clients see it, the base of the

@@ -123,3 +123,57 @@ func TestDPoPBinding(t *testing.T) {
 	wantStatus(t, refresh(j.refreshToken, "", map[string]string{"DPoP": other.proof(h, "POST", self, "")}), http.StatusOK)
 	wantProblem(t, h.api("POST", "/v1/sessions", `{"subject":"erin","dpop_jkt":"not-a-thumbprint"}`), http.StatusBadRequest, CodeBadRequest)
 }
+
+// TestDPoPPublicCalls: whoami and logout, which a client calls with its own
+// access token, refuse a DPoP-bound token sent as Bearer, without a proof,
+// or with a proof by another key or for another URL, and then neither
+// read nor end the session; with "Authorization: DPoP" and a proof by the
+// bound key for the call's method and latch's public URL they work, and an
+// unbound token as Bearer works as before.
+func TestDPoPPublicCalls(t *testing.T) {
+	h := newHarness(t)
+	key, other := newProofKey(t), newProofKey(t)
+	c := h.create("alice", `,"dpop_jkt":"`+key.jkt+`"`)
+	const whoamiURL, logoutURL = "https://latch.test/v1/whoami", "https://latch.test/v1/logout"
+	call := func(method, path, auth, proof string) *response {
+		hdr := map[string]string{"Authorization": auth}
+		if proof != "" {
+			hdr["DPoP"] = proof
+		}
+		body := ""
+		if method == "POST" {
+			body = "{}"
+		}
+		return h.do(req{method: method, path: path, body: body, header: hdr})
+	}
+	tok := c.accessToken
+	paths := map[string]string{"GET": "/v1/whoami", "POST": "/v1/logout"}
+	urls := map[string]string{"GET": whoamiURL, "POST": logoutURL}
+	for _, tc := range []struct {
+		what, scheme string
+		proof        func(method string) string // "" for none
+	}{
+		{"as Bearer", "Bearer ", func(string) string { return "" }},
+		{"as Bearer with a valid proof", "Bearer ", func(m string) string { return key.proof(h, m, urls[m], tok) }},
+		{"as DPoP without a proof", "DPoP ", func(string) string { return "" }},
+		{"with another key's proof", "DPoP ", func(m string) string { return other.proof(h, m, urls[m], tok) }},
+		{"with a proof for the other call's URL", "DPoP ", func(m string) string { return key.proof(h, m, urls[map[string]string{"GET": "POST", "POST": "GET"}[m]], tok) }},
+		{"with a proof without ath", "DPoP ", func(m string) string { return key.proof(h, m, urls[m], "") }},
+	} {
+		for _, m := range []string{"GET", "POST"} {
+			wantDPoPRefusal(t, call(m, paths[m], tc.scheme+tok, tc.proof(m)), paths[m]+" "+tc.what)
+		}
+	}
+	r := call("GET", "/v1/whoami", "DPoP "+tok, key.proof(h, "GET", whoamiURL, tok))
+	wantStatus(t, r, http.StatusOK)
+	if s, _ := r.json(t)["session"].(map[string]any); s["id"] != c.id {
+		t.Fatalf("whoami with a proof: session %v, want %s", s["id"], c.id)
+	}
+	// An unbound token: Bearer as before, and not as DPoP.
+	plain := h.create("bob", "")
+	wantStatus(t, call("GET", "/v1/whoami", "Bearer "+plain.accessToken, ""), http.StatusOK)
+	wantDPoPRefusal(t, call("GET", "/v1/whoami", "DPoP "+plain.accessToken, key.proof(h, "GET", whoamiURL, plain.accessToken)), "an unbound token as DPoP")
+
+	wantStatus(t, call("POST", "/v1/logout", "DPoP "+tok, key.proof(h, "POST", logoutURL, tok)), http.StatusNoContent)
+	wantProblem(t, call("GET", "/v1/whoami", "DPoP "+tok, key.proof(h, "GET", whoamiURL, tok)), http.StatusUnauthorized, CodeRevoked)
+}

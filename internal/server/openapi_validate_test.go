@@ -201,7 +201,7 @@ func checkExchange(req *http.Request, reqBody []byte, resp *http.Response, respB
 }
 
 // checkCredential is the document's security, checked as far as the
-// request shows it: a Bearer credential, or the session cookie.
+// request shows it: a Bearer or DPoP credential, or the session cookie.
 func checkCredential(_ context.Context, in *openapi3filter.AuthenticationInput) error {
 	r := in.RequestValidationInput.Request
 	s := in.SecurityScheme
@@ -209,6 +209,10 @@ func checkCredential(_ context.Context, in *openapi3filter.AuthenticationInput) 
 	case s.Type == "http" && strings.EqualFold(s.Scheme, "bearer"):
 		if _, ok := bearer(r); !ok {
 			return errors.New("no Bearer credential")
+		}
+	case s.Type == "http" && strings.EqualFold(s.Scheme, "dpop"):
+		if a := r.Header.Get("Authorization"); len(a) <= 5 || !strings.EqualFold(a[:5], "dpop ") {
+			return errors.New("no DPoP credential")
 		}
 	case s.Type == "apiKey" && s.In == "cookie":
 		if _, err := r.Cookie(s.Name); err != nil {
