@@ -220,35 +220,50 @@ export class LatchClient {
     // With the API key, latch does not count the app server's relayed
     // refreshes against one client's rate limit.
     const opts = {body: {refresh_token: refreshToken}, apiKey: this.#apiKey !== undefined}
-    if (!(dpop instanceof DPoPKey)) {
-      if (typeof dpop === 'string') opts.headers = {dpop: headerProof(dpop)}
-      else opts.body.dpop = relay(dpop)
-      const r = await this.#call('POST', '/v1/refresh', opts)
-      return tokens(r.body, r.headers)
-    }
-    const htu = this.#publicURL + '/v1/refresh'
+    if (dpop instanceof DPoPKey) return tokens(...await this.#proven('POST', '/v1/refresh', opts, dpop))
+    if (typeof dpop === 'string') opts.headers = {dpop: headerProof(dpop)}
+    else opts.body.dpop = relay(dpop)
+    const r = await this.#call('POST', '/v1/refresh', opts)
+    return tokens(r.body, r.headers)
+  }
+
+  /**
+   * The session of an access token (public /v1/whoami). A DPoP-bound
+   * token needs `dpop`, the DPoPKey it is bound to.
+   */
+  async whoami(accessToken, {dpop} = {}) {
+    const opts = {apiKey: false, bearer: accessToken}
+    const [body] = dpop ? await this.#proven('GET', '/v1/whoami', opts, dpop, accessToken) : [(await this.#call('GET', '/v1/whoami', opts)).body]
+    return {session: sessionOf(body.session)}
+  }
+
+  /** Revokes the session of an access token (public /v1/logout); `dpop` as for whoami. */
+  async logout(accessToken, {dpop} = {}) {
+    const opts = {apiKey: false, bearer: accessToken, body: {}}
+    if (dpop) await this.#proven('POST', '/v1/logout', opts, dpop, accessToken)
+    else await this.#call('POST', '/v1/logout', opts)
+  }
+
+  /**
+   * A call to latch with a proof by key for method and latch's public URL +
+   * path (and `Authorization: DPoP` with accessToken): once more with the
+   * nonce if latch answers use_dpop_nonce. Answers [body, headers].
+   */
+  async #proven(method, path, opts, key, accessToken) {
+    if (!(key instanceof DPoPKey)) throw new TypeError('latch: dpop must be a DPoPKey')
+    const htu = this.#publicURL + path
     for (let attempt = 0; ; attempt++) {
-      opts.headers = {dpop: dpop.proof({htm: 'POST', htu})}
+      opts.headers = {dpop: key.proof({htm: method, htu, accessToken})}
+      if (accessToken !== undefined) opts.dpopToken = accessToken
       try {
-        const r = await this.#call('POST', '/v1/refresh', opts)
-        if (typeof r.headers['dpop-nonce'] === 'string') dpop.nonce = r.headers['dpop-nonce']
-        return tokens(r.body, r.headers)
+        const r = await this.#call(method, path, opts)
+        if (typeof r.headers['dpop-nonce'] === 'string') key.nonce = r.headers['dpop-nonce']
+        return [r.body, r.headers]
       } catch (err) {
         if (!(err instanceof LatchDPoPNonceError) || !err.nonce || attempt > 0) throw err
-        dpop.nonce = err.nonce
+        key.nonce = err.nonce
       }
     }
-  }
-
-  /** The session of an access token (public /v1/whoami). */
-  async whoami(accessToken) {
-    const r = await this.#call('GET', '/v1/whoami', {apiKey: false, bearer: accessToken})
-    return {session: sessionOf(r.body.session)}
-  }
-
-  /** Revokes the session of an access token (public /v1/logout). */
-  async logout(accessToken) {
-    await this.#call('POST', '/v1/logout', {apiKey: false, bearer: accessToken, body: {}})
   }
 
   /** The JSON Web Key Set (public keys). */
@@ -292,9 +307,10 @@ export class LatchClient {
     return this.#apiKey
   }
 
-  #call(method, path, {body, headers = {}, apiKey = true, bearer} = {}) {
+  #call(method, path, {body, headers = {}, apiKey = true, bearer, dpopToken} = {}) {
     const h = {accept: 'application/json', ...headers}
     if (apiKey) h.authorization = `Bearer ${this.#requireKey()}`
+    else if (dpopToken !== undefined) h.authorization = `DPoP ${dpopToken}`
     else if (bearer !== undefined) h.authorization = `Bearer ${bearer}`
     let payload
     if (body !== undefined) {

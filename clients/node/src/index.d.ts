@@ -170,8 +170,9 @@ export class LatchClient {
   listKeys(): Promise<KeyInfo[]>
   /** A DPoP-bound session needs `dpop`: a relayed proof, a proof for the DPoP header, or a DPoPKey (nonce retry included). */
   refresh(refreshToken: string, opts?: {dpop?: DPoPRelay | string | DPoPKey}): Promise<Tokens>
-  whoami(accessToken: string): Promise<{session: Session}>
-  logout(accessToken: string): Promise<void>
+  /** A DPoP-bound token needs `dpop`: the DPoPKey it is bound to (the proof is made, nonce retry included). */
+  whoami(accessToken: string, opts?: {dpop?: DPoPKey}): Promise<{session: Session}>
+  logout(accessToken: string, opts?: {dpop?: DPoPKey}): Promise<void>
   jwks(): Promise<{keys: Record<string, unknown>[]}>
   metadata(): Promise<{issuer: string; jwks_uri: string; [k: string]: unknown}>
   ready(): Promise<void>

@@ -136,6 +136,19 @@ test('createSession with a DPoPKey binds to its thumbprint; verifyAccessToken re
   assert.equal(e2.reason, 'ath_missing')
 })
 
+test('whoami and logout with a bound token: refused as Bearer (the session is neither read nor ended), accepted with the DPoPKey', async () => {
+  const key = DPoPKey.generate()
+  const iss = await c.createSession({subject: subject(), dpop: key})
+  const asBearer = await c.whoami(iss.accessToken).catch((e) => e)
+  assert.ok(asBearer instanceof LatchDPoPError, String(asBearer))
+  assert.equal(asBearer.reason, 'bound_as_bearer')
+  assert.equal((await c.logout(iss.accessToken).catch((e) => e)).reason, 'bound_as_bearer')
+  assert.equal((await c.whoami(iss.accessToken, {dpop: DPoPKey.generate()}).catch((e) => e)).reason, 'key_mismatch')
+  assert.equal((await c.whoami(iss.accessToken, {dpop: key})).session.id, iss.session.id, 'the session survived the attempts')
+  await c.logout(iss.accessToken, {dpop: key})
+  await assert.rejects(c.whoami(iss.accessToken, {dpop: key}), (e) => e.code === 'revoked')
+})
+
 test('step-up: acr/amr/authTime at create and renew; verify with maxAge/acrValues answers LatchInsufficientAuthError', async () => {
   const old = new Date(Date.now() - 600_000)
   const iss = await c.createSession({subject: subject(), authTime: old, acr: 'pwd', amr: ['pwd']})
