@@ -1,5 +1,6 @@
 // clients/browser in real headless Chromium (playwright-core driving
-// Debian's chromium), on the SPA example: two tabs whose access tokens
+// Debian's chromium), on the SPA example (DPoP-bound: the tabs share one
+// non-extractable key): two tabs whose access tokens
 // expire together make one refresh and neither is signed out; a revoked
 // session signs both out; no token is ever readable from document.cookie
 // or Web Storage.
@@ -22,13 +23,14 @@ async function setup(t, args = []) {
   t.after(() => l.stop())
   const client = new LatchClient({url: l.url, apiKey: l.apiKey})
   const refreshes = []
-  const {app} = createApp({client, password: PASSWORD, hooks: {onRefresh: (req) => refreshes.push(Date.now())}})
+  const logins = []
+  const {app} = createApp({client, password: PASSWORD, hooks: {onRefresh: (req) => refreshes.push(Date.now()), onLogin: (iss) => logins.push(iss)}})
   const srv = await listen(app)
   t.after(() => srv.close())
   const ctx = await chromiumContext(t)
   // localhost is a secure context: the __Host-/__Secure- cookies work over http.
   const base = srv.base.replace('127.0.0.1', 'localhost')
-  return {client, refreshes, ctx, base}
+  return {client, refreshes, logins, ctx, base}
 }
 
 /** Everything script can read that could hold a token. */
@@ -39,15 +41,19 @@ async function readable(page) {
 async function tab(ctx, base) {
   const p = await ctx.newPage()
   await p.goto(base + '/')
+  // The module awaits its DPoP key before it defines window.app (until
+  // then window.app is the element with id "app").
+  await p.waitForFunction(() => typeof window.app?.login === 'function')
   await p.evaluate(() => window.app.ready)
   return p
 }
 
 test('two tabs: one refresh for both when their tokens expire together; a revocation signs both out', {skip: !chromiumPath && why, timeout: 90_000}, async (t) => {
-  const {client, refreshes, ctx, base} = await setup(t)
+  const {client, refreshes, logins, ctx, base} = await setup(t)
   const one = await tab(ctx, base)
   assert.equal(await one.evaluate(() => window.app.latch.authenticated), false)
   assert.equal(await one.evaluate((pw) => window.app.login('alice', pw), PASSWORD), true)
+  assert.equal(logins[0].tokenType, 'DPoP', 'the page bound its session to its DPoP key')
   assert.equal((await one.evaluate(() => window.app.me())).status, 200)
   refreshes.length = 0 // the first tab's attempt at load, before sign-in (no refresh cookie: 401)
 

@@ -1,6 +1,10 @@
 // A single-page app on latch's refresh flow: the access token lives in the
 // page's memory (clients/browser), the refresh token in an HttpOnly cookie
-// scoped to /auth/refresh, and API routes take Bearer tokens.
+// scoped to /auth/refresh, and API routes take the access token. The page
+// holds a non-extractable DPoP key and sends a proof with its login, so the
+// session is bound to that key (RFC 9449): its tokens are refused without a
+// proof by it (Authorization: DPoP). A client without a key gets an
+// ordinary Bearer session.
 //
 //   LATCH_API_KEY=… DEMO_PASSWORD=… node examples/spa/server.js
 //   then open http://localhost:3001/ (localhost is a secure context, so the
@@ -10,7 +14,7 @@ import express from 'express'
 import {fileURLToPath} from 'node:url'
 import {dirname, join} from 'node:path'
 import {scryptSync, randomBytes, timingSafeEqual} from 'node:crypto'
-import {latch, sendTokens, clearTokens, LatchClient} from '@latch-sessions/node/express'
+import {latch, sendTokens, clearTokens, defaultError, LatchClient, LatchError} from '@latch-sessions/node/express'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const browserModule = join(here, '..', '..', '..', 'browser', 'latch.js')
@@ -34,7 +38,7 @@ function checkPassword(db, user, password) {
 
 /**
  * Builds the app. `hooks.onRefresh` is called for every refresh request
- * (the tests count them).
+ * and `hooks.onLogin` with every login's issued tokens (for the tests).
  */
 export function createApp({client = new LatchClient(), password, hooks = {}} = {}) {
   if (!password || password.length < 8) throw new Error('DEMO_PASSWORD must be at least 8 characters')
@@ -55,7 +59,10 @@ export function createApp({client = new LatchClient(), password, hooks = {}} = {
     try {
       const {user, password} = req.body ?? {}
       if (!checkPassword(db, user, password)) return res.status(401).json({code: 'bad_credentials'})
-      const iss = await client.createSession({subject: user, ip: req.ip, userAgent: req.get('user-agent')})
+      // dpopProof(): the proof of the request's DPoP header, if any, with
+      // its method and URL; latch binds the session to its key.
+      const iss = await client.createSession({subject: user, ip: req.ip, userAgent: req.get('user-agent'), acr: 'pwd', amr: ['pwd'], dpop: req.latch.dpopProof()})
+      hooks.onLogin?.(iss)
       sendTokens(sessions, res, iss, iss.session)
     } catch (err) { next(err) }
   })
@@ -74,7 +81,9 @@ export function createApp({client = new LatchClient(), password, hooks = {}} = {
     res.json({subject: req.latch.session.subject, session_id: req.latch.session.id})
   })
 
-  app.use((err, req, res, next) => res.status(err.status ?? 500).json({code: err.code ?? 'internal'}))
+  // latch's refusals as problem documents (a refused DPoP proof with its
+  // challenge and nonce, so the page can retry); anything else is a 500.
+  app.use((err, req, res, next) => err instanceof LatchError ? defaultError(err, req, res) : res.status(500).json({code: 'internal'}))
   return {app, sessions}
 }
 

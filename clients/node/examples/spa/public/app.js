@@ -1,8 +1,11 @@
 // The page script: sign in, call the API through latch.fetch, react to
 // sign-out and the idle countdown. window.app is for the browser tests.
-import {LatchBrowser} from '/latch.js'
+// The DPoP key (non-extractable, in IndexedDB) binds the session: every
+// call and refresh carries a proof by it.
+import {LatchBrowser, LatchDPoP} from '/latch.js'
 
-const latch = new LatchBrowser({refreshURL: '/auth/refresh'})
+const dpop = await LatchDPoP.open()
+const latch = new LatchBrowser({refreshURL: '/auth/refresh', dpop})
 const $ = (id) => document.getElementById(id)
 const state = {signedOut: null, refreshes: 0, idle: []}
 
@@ -32,7 +35,7 @@ async function me() {
 
 async function login(user, password) {
   const {csrf_token} = await (await fetch('/auth/csrf')).json()
-  const res = await fetch('/auth/login', {
+  const res = await dpop.fetch('/auth/login', {
     method: 'POST', headers: {'content-type': 'application/json', 'x-csrf-token': csrf_token},
     body: JSON.stringify({user, password}),
   })
@@ -64,6 +67,6 @@ $('me').addEventListener('click', me)
 $('stay').addEventListener('click', me)
 $('logout').addEventListener('click', logout)
 
-window.app = {latch, state, login, logout, me, ready: (async () => {
+window.app = {latch, dpop, state, login, logout, me, ready: (async () => {
   if (await latch.start()) { show(); await me() } else { $('login').hidden = false }
 })()}
