@@ -3,6 +3,8 @@ package pgstore
 import (
 	"context"
 	"encoding/binary"
+	"github.com/latch-sessions/latch/internal/benchpair"
+	"github.com/latch-sessions/latch/store/internal/sqlstore"
 	"slices"
 	"strconv"
 	"testing"
@@ -191,4 +193,39 @@ func BenchmarkKeyringVersion(b *testing.B) {
 	b.ReportMetric(float64(version.Microseconds())/float64(n), "version-µs/op")
 	b.ReportMetric(float64(get.Microseconds())/float64(n), "get-µs/op")
 	b.ReportMetric(float64(version)/float64(get), "version/get")
+}
+
+// BenchmarkGetRatio is the store half of issue #15's PostgreSQL ratio: Get
+// against a bare pgx QueryRow of the same row (the same statement on the
+// store's own pool, scanned into plain []byte and int64 destinations, as
+// an application reading its own table would), 16 goroutines over 1,000
+// sessions, the two taking turns of 50 ms (internal/benchpair). It reports
+// both ops/s, the process CPU, system calls and allocations per op of
+// each, and ratio-% (Get ÷ QueryRow, ops/s). The Manager-level figure
+// (Validate) is bench's BenchmarkSQLRatio.
+//
+//	go test -run '^$' -bench GetRatio -benchtime 1s -count 6 ./store/pgstore/
+func BenchmarkGetRatio(b *testing.B) {
+	s := openTestStore(b, Options{})
+	ctx := context.Background()
+	const n = 1000
+	ids := make([]store.ID, n)
+	for i := range ids {
+		r := newRecord(b, "ratio-"+strconv.Itoa(i/10), 0)
+		r.ExpiresAt = time.Now().Add(time.Hour)
+		if _, err := s.Create(ctx, r, 0); err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = r.ID
+	}
+	get := benchpair.Op{Name: "get", Do: func(ctx context.Context, i int) error {
+		_, err := s.Get(ctx, ids[i])
+		return err
+	}}
+	queryRow := benchpair.Op{Name: "pgx", Do: func(ctx context.Context, i int) error {
+		var w sqlstore.Row
+		return s.pool.QueryRow(ctx, s.q.get, ids[i][:]).Scan(w.Dest()...)
+	}}
+	r := benchpair.Run(b, 16, n, get, queryRow)
+	b.ReportMetric(100*r[0].Rate()/r[1].Rate(), "ratio-%")
 }
