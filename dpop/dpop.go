@@ -151,7 +151,7 @@ func (v *Verifier) verify(ctx context.Context, proof string, use Use, fast bool)
 	if string(c.htm) != use.Method {
 		return Proof{}, refuse(ReasonMethod)
 	}
-	want, err := normalize(use.URL)
+	want, err := NormalizeURL(use.URL)
 	if err != nil {
 		return Proof{}, fmt.Errorf("dpop: the request URL: %w", err)
 	}
@@ -306,6 +306,14 @@ func parse(proof string, fast bool) (Proof, claims, error) {
 // percent-encoding normalised, an empty path as "/", and no query or
 // fragment. A URL with user information is refused.
 func NormalizeURL(raw string) (string, error) {
+	if normal(raw) {
+		return raw, nil // the common case, without url.Parse
+	}
+	return normalizeSlowly(raw)
+}
+
+// normalizeSlowly is NormalizeURL by url.Parse, for every URL.
+func normalizeSlowly(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", errors.New("not a URL")
@@ -334,15 +342,6 @@ func NormalizeURL(raw string) (string, error) {
 	return u.Scheme + "://" + host + path, nil
 }
 
-// normalize is NormalizeURL, without its cost for a URL already in
-// normal form.
-func normalize(u string) (string, error) {
-	if normal(u) {
-		return u, nil
-	}
-	return NormalizeURL(u)
-}
-
 // sameURL reports whether htu normalises to want (a normalised URL).
 func sameURL(htu []byte, want string) bool {
 	if normal(htu) {
@@ -356,7 +355,8 @@ func sameURL(htu []byte, want string) bool {
 // https in lower case, a host of lower-case letters, digits, dots and
 // hyphens, a port other than the scheme's default, and a non-empty path of
 // unreserved characters and single slashes without dot segments, no query
-// or fragment (FuzzNormal). It is false for many URLs that are normal too.
+// or fragment (FuzzNormal checks it against normalizeSlowly). It is false
+// for many URLs that are normal too.
 func normal[S string | []byte](u S) bool {
 	var rest S
 	switch {

@@ -103,7 +103,9 @@ type Config struct {
 	// with a "DPoP" proof header (RFC 9449 §7): the proof must be by the
 	// key the token is bound to (cnf.jkt), for the request's method and
 	// URL, with the token's ath. A bound token sent as Bearer is refused
-	// whether or not DPoP is set. Requires AccessTokens.
+	// whether or not DPoP is set. Requires AccessTokens. With the
+	// verifier's NonceKey set, a proof without its current nonce is
+	// refused (use_dpop_nonce) with the nonce in DPoP-Nonce.
 	DPoP *dpop.Verifier
 	// DPoPURL returns the URL a client addressed (htu), for proofs;
 	// default: https (http without TLS) + Host + path. Set it behind a

@@ -77,3 +77,48 @@ func TestDPoPAuthorization(t *testing.T) {
 		}
 	}
 }
+
+// TestDPoPNonce: with a nonce key, a proof without the nonce is refused
+// with use_dpop_nonce and the nonce to use in DPoP-Nonce; the retry with
+// it is accepted.
+func TestDPoPNonce(t *testing.T) {
+	var clk *testutil.Clock
+	e := newEnv(t, func(c *latchhttp.Config) {
+		c.DPoP = &dpop.Verifier{Replay: memstore.New(), Now: func() time.Time { return clk.Now() },
+			NonceKey: []byte("latchhttp test nonce key 0123456")}
+	})
+	clk = e.clock
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	p, err := dpop.NewProver(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Now = e.clock.Now
+	is, err := e.m.Create(t.Context(), latch.NewSession{Subject: "alice", Data: json.RawMessage(`{"user":"alice"}`), JKT: p.JKT()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := is.AccessToken.Reveal()
+	e.remember(tok)
+	c := e.newClient()
+	send := func(nonce string) *http.Response {
+		t.Helper()
+		proof, err := p.Proof("GET", e.srv.URL+"/me", dpop.ProofOptions{AccessToken: tok, Nonce: nonce})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := c.req("GET", "/me", nil)
+		req.Header.Set("Authorization", "DPoP "+tok)
+		req.Header.Set("DPoP", proof)
+		res, _ := c.do(req)
+		return res
+	}
+	res := send("")
+	nonce := res.Header.Get("DPoP-Nonce")
+	if res.StatusCode != http.StatusUnauthorized || !strings.Contains(res.Header.Get("WWW-Authenticate"), `error="use_dpop_nonce"`) || nonce == "" {
+		t.Fatalf("no nonce: %d, WWW-Authenticate %q, DPoP-Nonce %q; want 401 use_dpop_nonce with a nonce", res.StatusCode, res.Header.Get("WWW-Authenticate"), nonce)
+	}
+	if res := send(nonce); res.StatusCode != http.StatusOK {
+		t.Fatalf("with the nonce: %d", res.StatusCode)
+	}
+}

@@ -440,8 +440,11 @@ func (s *Sessions) RequireSession(next http.Handler) http.Handler {
 			if st.authErr != nil {
 				err = &authError{st.authErr}
 			}
-			if _, ok := errors.AsType[*dpop.Error](st.authErr); ok {
+			if e, ok := errors.AsType[*dpop.Error](st.authErr); ok {
 				w.Header().Set("WWW-Authenticate", dpop.Challenge(st.authErr))
+				if e.Nonce != "" { // Config.DPoP has a NonceKey (RFC 9449 §9)
+					w.Header().Set("DPoP-Nonce", e.Nonce)
+				}
 			} else if st.bearer {
 				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 			} else if s.bearer != nil {
