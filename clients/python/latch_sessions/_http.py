@@ -73,40 +73,35 @@ class _SyncConn:
 
 
 # The response parser is written once, as generators that yield what they
-# need to read — ("line", limit), ("exact", n) or ("rest", n) — and receive the
-# bytes; read_sync and read_async feed them from a socket file or an asyncio
-# stream.
+# need to read — ("head", limit) for a status line and headers up to the blank
+# line, ("line", limit), ("exact", n) or ("rest", n) — and receive the bytes;
+# read_sync and read_async feed them from a socket file or an asyncio stream.
 Read = Generator[tuple[str, int], bytes, Any]
+_MAX_HEAD = 65536
 
 
 def parse_head() -> Read:
     """A status line and headers, skipping 1xx answers: (status, HTTP/1.1?, headers)."""
     while True:
-        line = yield ("line", 65537)
-        if not line:
+        head = yield ("head", _MAX_HEAD)
+        if not head:
             raise _Disconnected()
-        if len(line) > 65536:
-            raise ProtocolError("latch: HTTP line too long")
-        parts = line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        lines = head.decode("latin-1").split("\n")
+        parts = lines[0].split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
             raise ProtocolError("latch: malformed HTTP status line")
         status = int(parts[1])
         headers: dict[str, str] = {}
-        for _ in range(_MAX_HEADERS + 1):
-            h = yield ("line", 65537)
-            if h in (b"\r\n", b"\n"):
+        for h in lines[1:]:
+            if h in ("\r", ""):
                 break
-            if not h:
-                raise _Disconnected()
-            name, sep, value = h.decode("latin-1").partition(":")
+            name, sep, value = h.partition(":")
             if not sep:
                 raise ProtocolError("latch: malformed HTTP header")
             headers[name.strip().lower()] = value.strip()
-        else:
-            raise ProtocolError("latch: too many HTTP headers")
         if 100 <= status < 200 and status != 101:
             continue
-        return status, parts[0] == b"HTTP/1.1", headers
+        return status, parts[0] == "HTTP/1.1", headers
 
 
 def parse_chunk() -> Read:
@@ -157,11 +152,31 @@ def parse_response(method: str) -> Read:
     return Response(status, headers, body), keep
 
 
+def _read_head_sync(rfile: Any, limit: int) -> bytes:
+    """Lines up to and with the blank one that ends a head; b"" if the peer closed first."""
+    lines, size = [], 0
+    for _ in range(_MAX_HEADERS + 2):
+        line = rfile.readline(limit + 1)
+        if not line:
+            if lines:
+                raise _Disconnected()
+            return b""
+        lines.append(line)
+        size += len(line)
+        if size > limit:
+            raise ProtocolError("latch: HTTP head too long")
+        if line in (b"\r\n", b"\n") and len(lines) > 1:
+            return b"".join(lines)
+    raise ProtocolError("latch: too many HTTP headers")
+
+
 def read_sync(gen: Read, rfile: Any) -> Any:
     try:
         kind, n = next(gen)
         while True:
-            if kind == "line":
+            if kind == "head":
+                data = _read_head_sync(rfile, n)
+            elif kind == "line":
                 data = rfile.readline(n)
             else:
                 data = rfile.read(n)
@@ -176,7 +191,9 @@ async def read_async(gen: Read, reader: asyncio.StreamReader) -> Any:
     try:
         kind, n = next(gen)
         while True:
-            if kind == "line":
+            if kind == "head":
+                data = await reader.readuntil(b"\r\n\r\n")  # bounded by the stream's limit (64 KiB)
+            elif kind == "line":
                 data = await reader.readline()  # bounded by the stream's limit
             elif kind == "exact":
                 data = await reader.readexactly(n)
@@ -185,7 +202,9 @@ async def read_async(gen: Read, reader: asyncio.StreamReader) -> Any:
             kind, n = gen.send(data)
     except StopIteration as stop:
         return stop.value
-    except asyncio.IncompleteReadError:
+    except asyncio.IncompleteReadError as e:
+        if e.partial and kind == "head":
+            raise ProtocolError("latch: truncated HTTP head") from None
         raise _Disconnected() from None
     except (asyncio.LimitOverrunError, ValueError):  # readline raises ValueError past its limit
         raise ProtocolError("latch: HTTP line too long or malformed") from None

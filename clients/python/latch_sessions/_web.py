@@ -232,14 +232,23 @@ class Request(Protocol):
 
 
 def read_cookie(headers: Iterable[str], name: str) -> str | None:
-    """The first cookie called name, as latchhttp reads it (a __Host- cookie cannot be planted by another host)."""
+    """The first cookie called name, as latchhttp reads it (a __Host- cookie cannot be planted by another host).
+
+    Found with str.find rather than by splitting every pair: this runs on every request."""
+    key = name + "="
     for line in headers:
-        for part in line.split(";"):
-            k, eq, v = part.strip().partition("=")
-            if eq and k == name:
+        i = line.find(key)
+        while i >= 0:
+            j = i - 1
+            while j >= 0 and line[j].isspace():
+                j -= 1
+            if j < 0 or line[j] == ";":  # the name begins a cookie-pair
+                end = line.find(";", i)
+                v = line[i + len(key):end if end >= 0 else len(line)].rstrip()
                 if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
                     v = v[1:-1]
                 return v
+            i = line.find(key, i + 1)
     return None
 
 
@@ -287,6 +296,42 @@ def _jkt(claims: Mapping[str, Any]) -> str | None:
 
 
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+
+
+def _environ_key(name: str) -> str:
+    key = name.upper().replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+
+
+_ENVIRON_KEYS = {n: _environ_key(n) for n in ("authorization", "cookie", "origin", "sec-fetch-site", "host",
+                                              "user-agent", "x-csrf-token", "content-type", "dpop")}
+
+
+class WSGIRequest:
+    """A WSGI request (Flask, Django) as the core sees it, read from the environ directly;
+    adapters add form_token."""
+
+    __slots__ = ("env", "method", "path")
+
+    def __init__(self, environ: Mapping[str, Any], path: str) -> None:
+        self.env, self.method, self.path = environ, environ.get("REQUEST_METHOD") or "GET", path
+
+    def header(self, name: str) -> str | None:
+        return self.env.get(_ENVIRON_KEYS.get(name) or _environ_key(name))
+
+    def cookie_headers(self) -> list[str]:
+        c = self.env.get("HTTP_COOKIE")
+        return [c] if c else []
+
+    def client_ip(self) -> str | None:
+        return self.env.get("REMOTE_ADDR")
+
+    def dpop_headers(self) -> list[str]:
+        v = self.env.get("HTTP_DPOP")  # repeated headers arrive joined with ","
+        return [v] if v else []
+
+    def url(self) -> str:
+        return wsgi_url(self.env)
 
 
 def wsgi_url(environ: Mapping[str, Any]) -> str:
@@ -510,10 +555,11 @@ class _Base:
         self._anon_secret = None
 
     def _login(self, subject: str, data: Mapping[str, Any] | None, claims: Mapping[str, Any] | None,
-               acr: str | None, amr: Sequence[str] | None) -> Flow:
+               acr: str | None, amr: Sequence[str] | None, auth_time: datetime | None) -> Flow:
         # Fixation: the token the request carried (valid or not) is revoked by latch.
         iss = yield ("create_session", (subject,), dict(
-            data=data, claims=claims, acr=acr, amr=amr, replace_session_token=self._token, **self._client_kw()))
+            data=data, claims=claims, acr=acr, amr=amr, auth_time=auth_time, replace_session_token=self._token,
+            **self._client_kw()))
         tok = iss.csrf_token
         if tok is None:
             v = yield ("verify_session", (iss.session_token,), self._client_kw())
@@ -533,9 +579,10 @@ class _Base:
         self._clear_site_data = True
         return None
 
-    def _renew(self, claims: Mapping[str, Any] | None, auth_time: datetime | None) -> Flow:
+    def _renew(self, claims: Mapping[str, Any] | None, auth_time: datetime | None, acr: str | None = None,
+               amr: Sequence[str] | None = None) -> Flow:
         sid = self._require("renew")
-        iss = yield ("renew_session", (sid,), dict(claims=claims, auth_time=auth_time))
+        iss = yield ("renew_session", (sid,), dict(claims=claims, auth_time=auth_time, acr=acr, amr=amr))
         if self.auth == "cookie":
             v = yield ("verify_session", (iss.session_token,), self._client_kw())
             self._adopt(iss, v.csrf_token)
@@ -560,22 +607,26 @@ class RequestSession(_Base):
 
     def login(self, subject: str, *, data: Mapping[str, Any] | None = None,
               claims: Mapping[str, Any] | None = None, acr: str | None = None,
-              amr: Sequence[str] | None = None) -> Issued:
+              amr: Sequence[str] | None = None, auth_time: datetime | None = None) -> Issued:
         """Start a session for a user your code has just authenticated and set its cookie.
 
         Fixation-safe: any session token the request carried is revoked. The
         anonymous CSRF cookie is expired; from now on the session's CSRF token
-        counts. Returns the Issued (its refresh and access tokens are for API clients)."""
-        return drive(self._core, self._req, self._login(subject, data, claims, acr, amr))
+        counts. ``acr``, ``amr`` and ``auth_time`` (default now) record how and when
+        the user proved who they are, for require_recent_auth. Returns the Issued
+        (its refresh and access tokens are for API clients)."""
+        return drive(self._core, self._req, self._login(subject, data, claims, acr, amr, auth_time))
 
     def logout(self) -> None:
         """Revoke the session (cookie, refresh and access tokens alike), expire the cookie with
         the same attributes and send ``Clear-Site-Data: "cookies"``. Serve it on POST."""
         drive(self._core, self._req, self._logout())
 
-    def renew(self, *, claims: Mapping[str, Any] | None = None, auth_time: datetime | None = None) -> Issued:
-        """New tokens after a privilege change; every old token stops working, the cookie is replaced."""
-        return drive(self._core, self._req, self._renew(claims, auth_time))
+    def renew(self, *, claims: Mapping[str, Any] | None = None, auth_time: datetime | None = None,
+              acr: str | None = None, amr: Sequence[str] | None = None) -> Issued:
+        """New tokens after a privilege change; every old token stops working, the cookie is replaced.
+        After a re-authentication (step-up) pass ``auth_time`` (default now), ``acr`` and ``amr``."""
+        return drive(self._core, self._req, self._renew(claims, auth_time, acr, amr))
 
     def revoke_others(self) -> int:
         """Sign the user out everywhere else; returns how many sessions were revoked."""
@@ -589,14 +640,15 @@ class AsyncRequestSession(_Base):
 
     async def login(self, subject: str, *, data: Mapping[str, Any] | None = None,
                     claims: Mapping[str, Any] | None = None, acr: str | None = None,
-                    amr: Sequence[str] | None = None) -> Issued:
-        return await adrive(self._core, self._req, self._login(subject, data, claims, acr, amr))
+                    amr: Sequence[str] | None = None, auth_time: datetime | None = None) -> Issued:
+        return await adrive(self._core, self._req, self._login(subject, data, claims, acr, amr, auth_time))
 
     async def logout(self) -> None:
         await adrive(self._core, self._req, self._logout())
 
-    async def renew(self, *, claims: Mapping[str, Any] | None = None, auth_time: datetime | None = None) -> Issued:
-        return await adrive(self._core, self._req, self._renew(claims, auth_time))
+    async def renew(self, *, claims: Mapping[str, Any] | None = None, auth_time: datetime | None = None,
+                    acr: str | None = None, amr: Sequence[str] | None = None) -> Issued:
+        return await adrive(self._core, self._req, self._renew(claims, auth_time, acr, amr))
 
     async def revoke_others(self) -> int:
         return await adrive(self._core, self._req, self._revoke_others())
@@ -714,7 +766,10 @@ class Core:
             try:
                 if not tok or len(tok) > _MAX_SESSION_TOKEN:
                     raise _bad_token()
-                v = yield ("verify_session", (tok,), st._client_kw())
+                # The hot path: a cached answer is taken here, without a round through drive().
+                v = self.cache.peek(tok) if self.cache is not None else None
+                if v is None:
+                    v = yield ("verify_session", (tok,), st._client_kw())
             except _DEAD as e:
                 # A dead cookie: go on unauthenticated and delete it.
                 st.error, st._token = e, None

@@ -39,6 +39,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -59,10 +60,8 @@ _PATH = "/v1/events"  # without ?types latch sends exactly the six types a cache
 
 @dataclass(slots=True)
 class _Entry:
-    session: Session
-    csrf_token: str | None
-    until: float     # monotonic deadline from max-age
-    deadline: float  # the session's idle or absolute deadline, Unix time
+    answer: Verified  # what a hit returns (immutable)
+    until: float      # monotonic: the earlier of max-age and the session's idle or absolute deadline
 
 
 class _State:
@@ -140,22 +139,31 @@ class _State:
 
     # -- lookups ------------------------------------------------------------
 
-    def lookup(self, key: bytes) -> tuple[Verified | None, tuple[int, int, bool]]:
-        """A live entry, or None and a ticket for store()."""
+    def hit(self, key: bytes) -> Verified | None:
+        """A live entry's answer, or None (the hot path: one clock read, one dict lookup)."""
         with self.lock:
-            live = self._live()
-            if not live:
+            now = self.now()
+            if not (self.open and now - self.last <= self.staleness):
                 if self.entries:
                     self._clear()
-            else:
-                e = self.entries.get(key)
-                if e is not None:
-                    if self.now() < e.until and time.time() < e.deadline:
-                        self.hits += 1
-                        return Verified(e.session, e.csrf_token, None), (0, 0, False)
-                    self._drop(key)
+                return None
+            e = self.entries.get(key)
+            if e is None:
+                return None
+            if now < e.until:
+                self.hits += 1
+                return e.answer
+            self._drop(key)
+            return None
+
+    def lookup(self, key: bytes) -> tuple[Verified | None, tuple[int, int, bool]]:
+        """A live entry, or None and a ticket for store()."""
+        v = self.hit(key)
+        if v is not None:
+            return v, (0, 0, False)
+        with self.lock:
             self.misses += 1
-            return None, (self.gen, self.seq, live)
+            return None, (self.gen, self.seq, self._live())
 
     def store(self, key: bytes, v: Verified, ticket: tuple[int, int, bool], sent: float) -> None:
         gen, seq, was_live = ticket
@@ -166,7 +174,9 @@ class _State:
                 return
             if len(self.entries) >= self.max_entries:
                 self._drop(next(iter(self.entries)))
-            self.entries[key] = _Entry(v.session, v.csrf_token, sent + v.max_age, v.session.deadline().timestamp())
+            # The session's deadline, moved onto the monotonic clock once, here, not on every hit.
+            deadline = self.now() + (v.session.deadline().timestamp() - time.time())
+            self.entries[key] = _Entry(Verified(v.session, v.csrf_token, None), min(sent + v.max_age, deadline))
             self.by_sid.setdefault(v.session.id, set()).add(key)
             self.by_subject.setdefault(v.session.subject, set()).add(key)
 
@@ -174,7 +184,7 @@ class _State:
         e = self.entries.pop(key, None)
         if e is None:
             return
-        for index, name in ((self.by_sid, e.session.id), (self.by_subject, e.session.subject)):
+        for index, name in ((self.by_sid, e.answer.session.id), (self.by_subject, e.answer.session.subject)):
             keys = index.get(name)
             if keys is not None:
                 keys.discard(key)
@@ -215,7 +225,7 @@ class _State:
                 exc = d.get("except") if isinstance(d.get("except"), str) else None
                 for k in list(self.by_subject.get(subject, ())):
                     e = self.entries.get(k)
-                    if e is not None and e.session.id != exc:
+                    if e is not None and e.answer.session.id != exc:
                         self._drop(k)
                 self.subject_dead[subject] = (at, exc, keep)
             elif etype == "reset":
@@ -294,6 +304,13 @@ class _SSE:
         return None
 
 
+def _forked(ref: "weakref.ref[Cache]") -> None:
+    # A thread does not survive a fork (gunicorn --preload): the child starts its own reader.
+    c = ref()
+    if c is not None:
+        c._started = False
+
+
 def _key(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
@@ -314,7 +331,10 @@ class Cache:
         self._conn: http.client.HTTPConnection | None = None
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._started = False  # in this process: a forked child must start its own reader
         self._start_lock = threading.Lock()
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _forked(ref))
 
     def start(self) -> "Cache":
         """Start reading the stream (verify_session does it on first use, in each process:
@@ -322,6 +342,7 @@ class Cache:
         with self._start_lock:
             if self._pid != os.getpid():
                 self._pid = os.getpid()
+                self._started = True
                 self.state.forked()
                 self._stop = threading.Event()
                 self._thread = threading.Thread(target=self._run, name="latch-events", daemon=True)
@@ -342,8 +363,14 @@ class Cache:
     def live(self) -> bool:
         return self.state.live()
 
+    def peek(self, session_token: str) -> Verified | None:
+        """The cached answer for a token, or None: no call to latch (the adapters' hot path)."""
+        if not self._started:
+            self.start()
+        return self.state.hit(_key(session_token))
+
     def verify_session(self, session_token: str, *, ip: str | None = None, user_agent: str | None = None) -> Verified:
-        if self._pid != os.getpid():
+        if not self._started:
             self.start()
         key = _key(session_token)
         hit, ticket = self.state.lookup(key)
@@ -436,6 +463,11 @@ class AsyncCache:
 
     def live(self) -> bool:
         return self.state.live()
+
+    def peek(self, session_token: str) -> Verified | None:
+        """The cached answer for a token, or None (call it on the event loop)."""
+        self._ensure()
+        return self.state.hit(_key(session_token))
 
     async def verify_session(self, session_token: str, *, ip: str | None = None,
                              user_agent: str | None = None) -> Verified:

@@ -70,36 +70,18 @@ from django.utils.cache import patch_vary_headers
 
 from ._client import DEFAULT_TIMEOUT, Client
 from ._errors import CSRFRejected, UnavailableError
-from ._web import AuthRequirement, Config, Core, RequestSession, drive, error_response, recent_auth_refusal, wsgi_url
+from ._web import (AuthRequirement, Config, Core, RequestSession, WSGIRequest, drive, error_response,
+                   recent_auth_refusal)
 
 __all__ = ["LatchMiddleware", "login_required", "require_recent_auth"]
 
 
-class _Request:
-    __slots__ = ("r", "method", "path")
+class _Request(WSGIRequest):
+    __slots__ = ("r",)
 
     def __init__(self, r: HttpRequest) -> None:
-        self.r, self.method, self.path = r, r.method or "GET", r.path
-
-    def header(self, name: str) -> str | None:
-        key = name.upper().replace("-", "_")
-        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            return self.r.META.get(key)
-        return self.r.META.get("HTTP_" + key)
-
-    def cookie_headers(self) -> list[str]:
-        c = self.r.META.get("HTTP_COOKIE")
-        return [c] if c else []
-
-    def dpop_headers(self) -> list[str]:
-        v = self.r.META.get("HTTP_DPOP")  # repeated headers arrive joined with ","
-        return [v] if v else []
-
-    def url(self) -> str:
-        return wsgi_url(self.r.META)
-
-    def client_ip(self) -> str | None:
-        return self.r.META.get("REMOTE_ADDR")
+        super().__init__(r.META, r.path)
+        self.r = r
 
     def form_token(self) -> str | None:
         # request.POST parses url-encoded and multipart bodies within

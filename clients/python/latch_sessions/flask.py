@@ -53,40 +53,30 @@ from markupsafe import Markup
 
 from ._client import DEFAULT_TIMEOUT, Client
 from ._errors import CSRFRejected, UnavailableError
-from ._web import AuthRequirement, Config, Core, RequestSession, drive, error_response, recent_auth_refusal, wsgi_url
+from ._web import (AuthRequirement, Config, Core, RequestSession, WSGIRequest, drive, error_response,
+                   recent_auth_refusal)
 
 __all__ = ["Latch", "login_required", "require_recent_auth", "current_session"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _Request:
+class _Request(WSGIRequest):
     """A Flask request as the core sees it."""
 
-    __slots__ = ("r", "method", "path")
+    __slots__ = ("r",)
 
     def __init__(self, r: flask.Request) -> None:
-        self.r, self.method, self.path = r, r.method, r.path
+        super().__init__(r.environ, "")
+        self.r = r
 
-    def header(self, name: str) -> str | None:
-        key = name.upper().replace("-", "_")
-        if key == "CONTENT_TYPE":
-            return self.r.environ.get(key)
-        return self.r.environ.get("HTTP_" + key)
+    @property  # type: ignore[override]
+    def path(self) -> str:  # rarely needed: computed only then
+        return self.r.path
 
-    def cookie_headers(self) -> list[str]:
-        c = self.r.environ.get("HTTP_COOKIE")
-        return [c] if c else []
-
-    def dpop_headers(self) -> list[str]:
-        v = self.r.environ.get("HTTP_DPOP")  # repeated headers arrive joined with ","
-        return [v] if v else []
-
-    def url(self) -> str:
-        return wsgi_url(self.r.environ)
-
-    def client_ip(self) -> str | None:
-        return self.r.remote_addr
+    @path.setter
+    def path(self, v: str) -> None:
+        pass
 
     def form_token(self) -> str | None:
         # Flask parses url-encoded and multipart bodies (within MAX_CONTENT_LENGTH)
@@ -172,7 +162,7 @@ def _after(resp: flask.Response) -> flask.Response:
         elif k == "Vary":
             have = h.get("Vary")
             if not have:
-                h["Vary"] = v
+                h.add("Vary", v)
             else:
                 names = {x.strip().lower() for x in have.split(",")}
                 extra = [x for x in ("Cookie", "Authorization") if x.lower() not in names]

@@ -324,7 +324,7 @@ class ClientTest(unittest.TestCase):
         after = self.c.list_keys()
         self.assertIn(rot.kid, {k.kid for k in after})
         for k in after:
-            self.assertIn(k.state, ("pending", "active", "retired"))
+            self.assertIn(k.state, ("pending", "active", "retired", "revoked"))
             self.assertEqual(k.created_at.tzinfo, timezone.utc)
         jwks = self.c.jwks()
         self.assertIn(rot.kid, {k["kid"] for k in jwks["keys"]})
@@ -481,6 +481,83 @@ class FailClosedTest(unittest.TestCase):
             c.verify_session(iss.session_token)
         self.assertEqual((cm.exception.status, cm.exception.code), (503, "store_unavailable"))
         self.assertIsInstance(cm.exception, ls.UnavailableError)
+
+
+class _Canned:
+    """A TCP server that answers every connection with the same bytes, then closes it."""
+
+    def __init__(self, answer: bytes) -> None:
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.answer = answer
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                c.recv(65536)
+                c.sendall(self.answer)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class HTTPParsingTest(unittest.TestCase):
+    """Answers that are not the HTTP latch speaks fail closed, sync and async alike."""
+
+    ok_body = b'{"keys": []}'
+
+    def call_both(self, answer: bytes):
+        srv = _Canned(answer)
+        self.addCleanup(srv.close)
+        out = []
+        with ls.Client(srv.url, "k" * 32, timeout=2) as c:
+            try:
+                out.append(c.list_keys())
+            except ls.LatchError as e:
+                out.append(e)
+
+        async def go():
+            async with ls.AsyncClient(srv.url, "k" * 32, timeout=2) as c:
+                try:
+                    return await c.list_keys()
+                except ls.LatchError as e:
+                    return e
+        out.append(asyncio.run(go()))
+        return out
+
+    def test_good_answer(self) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % len(self.ok_body)
+        for answer in (head + b"\r\n" + self.ok_body,
+                       b"HTTP/1.1 100 Continue\r\n\r\n" + head + b"\r\n" + self.ok_body,
+                       head.replace(b"Content-Length: 12", b"Connection: close") + b"\r\n" + self.ok_body):
+            with self.subTest(answer=answer[:30]):
+                self.assertEqual(self.call_both(answer), [[], []])
+
+    def test_bad_answers_fail_closed(self) -> None:
+        many = b"".join(b"X-%d: y\r\n" % i for i in range(150))
+        cases = {
+            "not HTTP": b"SSH-2.0-OpenSSH\r\n\r\n",
+            "bad status": b"HTTP/1.1 OK\r\n\r\n",
+            "header without colon": b"HTTP/1.1 200 OK\r\nnonsense\r\n\r\n",
+            "too many headers": b"HTTP/1.1 200 OK\r\n" + many + b"\r\n",
+            "head too long": b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70000 + b"\r\n\r\n",
+            "truncated head": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n",
+            "truncated body": b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{}",
+            "closed at once": b"",
+        }
+        for name, answer in cases.items():
+            with self.subTest(name):
+                for got in self.call_both(answer):
+                    self.assertIsInstance(got, ls.UnavailableError, (name, got))
 
 
 class TLSTest(unittest.TestCase):

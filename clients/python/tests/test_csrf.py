@@ -48,5 +48,23 @@ class CSRFTokenTest(unittest.TestCase):
         self.assertFalse(csrf.check(csrf.mask(csrf.anon_key(other)), csrf.anon_key(s)))
 
 
+class ReadCookieTest(unittest.TestCase):
+    """The session cookie is read as latchhttp's readCookie reads it: the first pair whose name is exactly it."""
+
+    def test_cases(self) -> None:
+        from latch_sessions._web import read_cookie
+        cases = [
+            (["a=1; __Host-latch=tok; b=2"], "tok"), (["__Host-latch=tok"], "tok"),
+            (["x__Host-latch=no; __Host-latch=yes"], "yes"), (["a=__Host-latch=evil"], None),
+            (['__Host-latch="q"'], "q"), (["__Host-latch=first; __Host-latch=second"], "first"),
+            (["a=1", "__Host-latch=v2 "], "v2"), (["__Host-latch="], ""), ([" ;  __Host-latch=v"], "v"),
+            (["__Host-latch =v"], None), (["__Host-latch-csrf=c; __Host-latch=t"], "t"), ([], None),
+            (["__Host-latchy=1"], None), (["a=b;__Host-latch=c;d"], "c"),
+        ]
+        for headers, want in cases:
+            with self.subTest(headers=headers):
+                self.assertEqual(read_cookie(headers, "__Host-latch"), want)
+
+
 if __name__ == "__main__":
     unittest.main()

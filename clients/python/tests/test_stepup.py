@@ -42,6 +42,22 @@ def flask_app(client: ls.Client, bearer: str = "online"):
     app.add_url_rule("/both", "both", require_recent_auth(max_age=300, acr=["mfa", "hwk"])(lambda: "ok"))
     app.add_url_rule("/again", "again", require_recent_auth(max_age=timedelta(minutes=5), reauth_url="/reauth")(
         lambda: "ok"))
+
+    # The browser flow of the demo: sign in (an hour ago, by password), then re-authenticate for a sensitive action.
+    @app.get("/form")
+    def form():
+        return flask.g.latch.csrf_token()
+
+    @app.post("/login")
+    def login():
+        flask.g.latch.login("uma", acr="pwd", amr=["pwd"],
+                            auth_time=datetime.now(timezone.utc) - timedelta(hours=1))
+        return "ok"
+
+    @app.post("/reauth")
+    def reauth():  # the app has checked the password and a one-time code again
+        flask.g.latch.renew(acr="mfa", amr=["pwd", "otp"])
+        return "renewed"
     return harness.wsgi_caller(app)
 
 
@@ -184,6 +200,21 @@ class FlaskTest(_StepUp, unittest.TestCase):
                    {"acr": ["x"] * 9}, {"acr": "caf\u00e9"}):
             with self.subTest(kw=kw), self.assertRaises(ls.ConfigError):
                 require_recent_auth(**kw)
+
+
+    def test_browser_reauthenticates_and_renews(self) -> None:
+        b = harness.Browser(self.make("online"))
+        self.assertEqual(b.login().text, "ok")
+        self.assertEqual(b.get("/sensitive").status, 401)
+        self.assertEqual(b.get("/again").status, 303)
+        old = b.session_token
+        r = b.post("/reauth", form={"csrf_token": b.form_token()})
+        self.assertEqual((r.status, r.text), (200, "renewed"))
+        self.assertNotEqual(b.session_token, old)  # new tokens with the new sign-in
+        for path in ("/sensitive", "/mfa", "/both", "/again"):
+            self.assertEqual(b.get(path).text, "ok", path)
+        with self.assertRaises(ls.InvalidCredential):
+            self.api.verify_session(old)
 
 
 class DjangoTest(_StepUp, unittest.TestCase):
