@@ -62,9 +62,14 @@ def one(which: str, n: int) -> None:
 
 def count(which: str, n: int, tmp: str) -> int:
     out = os.path.join(tmp, f"cg.{which.replace(' ', '_')}.{n}")
-    subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}",
-                    sys.executable, __file__, "--one", which, str(n)], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.PIPE)
+    p = subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}",
+                        sys.executable, __file__, "--one", which, str(n)], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        sys.exit(f"{which}: the app failed under valgrind:\n{p.stderr[-2000:]}")
+    for line in p.stderr.splitlines():
+        if "missed the cache" in line:
+            print(line, file=sys.stderr)
     # Thread 1 is the one serving the requests; the others are the cache's stream reader.
     main = [f for f in glob.glob(out + "*") if f == out or f.endswith("-01")]
     with open(sorted(main)[-1]) as f:
