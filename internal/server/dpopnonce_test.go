@@ -133,6 +133,18 @@ func TestDPoPNonces(t *testing.T) {
 		t.Errorf("verify with a proof: DPoP-Nonce %q, want %q", r.header.Get("DPoP-Nonce"), current)
 	}
 
+	// whoami, the client calling latch with its bound token, likewise.
+	whoami := func(nonce string) *response {
+		return h.do(req{method: "GET", path: "/v1/whoami", header: map[string]string{"Authorization": "DPoP " + access,
+			"DPoP": key.proofNonce(h, "GET", "https://latch.test/v1/whoami", access, nonce)}})
+	}
+	wantNonceRefusal(t, whoami(""), "whoami, a proof without a nonce")
+	r = whoami(current)
+	wantStatus(t, r, http.StatusOK)
+	if r.header.Get("DPoP-Nonce") != current {
+		t.Errorf("whoami with a proof: DPoP-Nonce %q, want %q", r.header.Get("DPoP-Nonce"), current)
+	}
+
 	// Every answer to a request with a proof has the nonce, errors too;
 	// answers to requests without one do not.
 	r = refresh(next, `,"dpop":{"proof":"x"}`, map[string]string{"DPoP": "x"})
