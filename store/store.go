@@ -47,8 +47,10 @@
 // and absolute deadlines. From then on a store may discard it; stores with
 // native TTL (Redis) do so themselves, others implement [Sweeper]. The manager
 // checks deadlines on every read, so a store may return a record that has just
-// expired. Listing, eviction and RevokeSubject take the caller's notion of
-// now, so tests can use a fake clock.
+// expired. Listing and eviction take the caller's notion of now, so tests
+// can use a fake clock. RevokeSubject does not judge deadlines: a caller
+// whose clock runs ahead of the other replicas' would otherwise skip
+// sessions they still accept, and answer that it revoked them all.
 //
 // Times. Every time passed to a store (CreatedAt, the at of a revocation)
 // is non-zero; a store may substitute its own clock for a zero one. Stores
@@ -182,10 +184,10 @@ type Store interface {
 	// MaxReasonLen ErrInvalid (RevokeSubject too).
 	Revoke(ctx context.Context, id ID, reason string, at time.Time) error
 
-	// RevokeSubject revokes every session of subject that is live at at,
-	// except the one with ID except (the zero ID excepts none), atomically
-	// with respect to Create for the same subject, and returns the revoked
-	// IDs.
+	// RevokeSubject revokes every unrevoked session of subject, expired
+	// by at or not (at is the revocation's time), except the one with ID
+	// except (the zero ID excepts none), atomically with respect to Create
+	// for the same subject, and returns the revoked IDs.
 	RevokeSubject(ctx context.Context, subject string, except ID, reason string, at time.Time) ([]ID, error)
 
 	// List returns the subject's sessions that are live at now, most

@@ -351,8 +351,9 @@ func revoked(old *store.Record, reason string, at time.Time) *store.Record {
 	return &w
 }
 
-// RevokeSubject revokes, in one transaction, every session of subject live
-// at at, except the one with ID except, and returns the revoked IDs.
+// RevokeSubject revokes, in one transaction, every unrevoked session of
+// subject (expired by at or not), except the one with ID except, and
+// returns the revoked IDs.
 func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.ID, reason string, at time.Time) ([]store.ID, error) {
 	if err := validSubject(subject); err != nil {
 		return nil, err
@@ -381,7 +382,7 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.
 			if err != nil {
 				return err
 			}
-			if r != nil && r.Live(at) {
+			if r != nil && !r.Revoked() {
 				victims = append(victims, r)
 			}
 		}

@@ -296,8 +296,8 @@ func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.
 	return nil
 }
 
-// RevokeSubject revokes the subject's live sessions but except; see
-// [store.Store]. Liveness is judged at at.
+// RevokeSubject revokes the subject's sessions but except, expired by at
+// or not; see [store.Store].
 func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.ID, reason string, at time.Time) ([]store.ID, error) {
 	if err := unavailable(ctx); err != nil {
 		return nil, err
@@ -313,7 +313,7 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.
 	defer sh.mu.Unlock()
 	var revoked []store.ID
 	for id, it := range sh.subjects[subject] {
-		if id == except || !it.liveAt(at) {
+		if id == except {
 			continue
 		}
 		sh.revoke(it, reason, at)

@@ -186,7 +186,7 @@ func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store
 			return err
 		}
 		var err error
-		evicted, err = s.revokeLive(ctx, tx, rec.Subject, rec.ID, keep, store.ReasonEvicted, rec.CreatedAt)
+		evicted, err = s.revokeLive(ctx, tx, rec.Subject, rec.ID, keep, store.ReasonEvicted, rec.CreatedAt, rec.CreatedAt)
 		if err != nil {
 			return err
 		}
@@ -202,16 +202,21 @@ func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store
 	return evicted, nil
 }
 
-// revokeLive revokes, with reason at at, the subject's sessions live at at
-// other than except, beyond the keep most recently seen, and returns their
-// IDs. The subject's slot is locked. A session that stops being live while
-// this runs (revoked, swept) is not counted, and the next one is revoked
-// in its place, so exactly keep remain.
-func (s *Store) revokeLive(ctx context.Context, tx *sql.Tx, subject string, except store.ID, keep int, reason string, at time.Time) ([]store.ID, error) {
+// revokeLive revokes, with reason at at, the subject's sessions live at
+// liveAt (every unrevoked one if liveAt is zero) other than except, beyond
+// the keep most recently seen, and returns their IDs. The subject's slot is
+// locked. A session that stops being live while this runs (revoked, swept)
+// is not counted, and the next one is revoked in its place, so exactly keep
+// remain.
+func (s *Store) revokeLive(ctx context.Context, tx *sql.Tx, subject string, except store.ID, keep int, reason string, at, liveAt time.Time) ([]store.ID, error) {
 	atN := sqlstore.RevokeTime(at)
+	var liveN int64 // every deadline is after 0
+	if !liveAt.IsZero() {
+		liveN = sqlstore.RevokeTime(liveAt)
+	}
 	var out []store.ID
 	for {
-		rows, err := tx.StmtContext(ctx, s.stmts.liveIDs).QueryContext(ctx, []byte(subject), atN, except[:])
+		rows, err := tx.StmtContext(ctx, s.stmts.liveIDs).QueryContext(ctx, []byte(subject), liveN, except[:])
 		if err != nil {
 			return nil, err
 		}
@@ -224,7 +229,7 @@ func (s *Store) revokeLive(ctx context.Context, tx *sql.Tx, subject string, exce
 		}
 		missed := false
 		for _, id := range ids[keep:] {
-			res, err := tx.StmtContext(ctx, s.stmts.revokeLive).ExecContext(ctx, atN, []byte(reason), sqlstore.RevokeSum(atN, reason), id[:], atN)
+			res, err := tx.StmtContext(ctx, s.stmts.revokeLive).ExecContext(ctx, atN, []byte(reason), sqlstore.RevokeSum(atN, reason), id[:], liveN)
 			if err != nil {
 				return nil, err
 			}
@@ -408,7 +413,8 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.
 			return err
 		}
 		var err error
-		if ids, err = s.revokeLive(ctx, tx, subject, except, 0, reason, at); err != nil {
+		// Expired by at or not: by another replica's clock it may be live.
+		if ids, err = s.revokeLive(ctx, tx, subject, except, 0, reason, at, time.Time{}); err != nil {
 			return err
 		}
 		return s.appendEvents(ctx, tx, []store.Event{{Type: store.EventSubjectRevoked, Subject: subject, Except: except, Reason: reason, At: at}})

@@ -97,7 +97,7 @@ func buildQueries(schema string) queries {
 
 		revokeSubject: r.Replace(`WITH v AS (
 				UPDATE {s}.sessions SET revoked_at = $4, revoke_reason = $3, ` + sqlstore.SetRevokeSum("$5") + `, version = version + 1
-				WHERE subject = $1 AND revoked_at = 0 AND deadline > $4 AND id <> $2
+				WHERE subject = $1 AND revoked_at = 0 AND id <> $2
 				RETURNING id),
 			e AS (INSERT INTO {s}.events (at, type, subject, except_id, reason) VALUES ($4, 'subject.revoked', $1, $2, $3))
 			SELECT id FROM v`),

@@ -674,7 +674,8 @@ func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.
 }
 
 // RevokeSubject implements [store.Store]: one script on the subject's hash
-// slot revokes every live session in its index and empties the index.
+// slot revokes every session in its index (live or expired by at) and
+// empties the index.
 func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.ID, reason string, at time.Time) ([]store.ID, error) {
 	if err := checkSubject(subject); err != nil {
 		return nil, err

@@ -360,9 +360,6 @@ var revokeSubjectScript = rueidis.NewLuaScript(luaLib + revokeSubjectSrc)
 const revokeSubjectSrc = `
 local kp, except, at = ARGV[1], ARGV[2], ARGV[4]
 local rf = uvar(#ARGV[3]) .. ARGV[3]
-local t1, t2, t3, t4, t5, t6, t7, t8 = byte(at, 1, 8)
-local athi = ((t1 * 256 + t2) * 256 + t3) * 256 + t4
-local atlo = ((t5 * 256 + t6) * 256 + t7) * 256 + t8
 local ks = kp .. 's:'
 local ms = redis.call('ZRANGE', KEYS[1], 0, -1)
 local drop, out = {}, {}
@@ -378,14 +375,9 @@ for _, m in ipairs(ms) do
     -- already revoked
     drop[#drop + 1] = m
   elseif m ~= except then
-    local i1, i2, i3, i4, i5, i6, i7, i8, e1, e2, e3, e4, e5, e6, e7, e8 = byte(v, fix + 144, fix + 159)
-    local dhi = ((i1 * 256 + i2) * 256 + i3) * 256 + i4
-    local dlo = ((i5 * 256 + i6) * 256 + i7) * 256 + i8
-    local ehi = ((e1 * 256 + e2) * 256 + e3) * 256 + e4
-    local elo = ((e5 * 256 + e6) * 256 + e7) * 256 + e8
-    if ehi < dhi or (ehi == dhi and elo < dlo) then dhi, dlo = ehi, elo end
-    if athi < dhi or (athi == dhi and atlo < dlo) then
-      -- live at at: revoke it
+    do
+      -- revoked whether or not it has expired by at: by another replica's
+      -- clock it may still be live (store.Store, RevokeSubject)
       local p = fpos + 1
       if band(f, 1) ~= 0 then p = p + 8 end
       if band(f, 2) ~= 0 then p = p + 32 end

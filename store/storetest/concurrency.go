@@ -215,7 +215,7 @@ var concurrencyTests = []test{
 	},
 	{
 		name:   "RevokeSubject/RacingCreate",
-		clause: "RevokeSubject revokes every live session of subject except the one with ID except (the zero ID excepts none), atomically with respect to Create for the same subject, and returns the revoked IDs.",
+		clause: "RevokeSubject revokes every unrevoked session of subject except the one with ID except (the zero ID excepts none), atomically with respect to Create for the same subject, and returns the revoked IDs.",
 		run:    testRevokeSubjectRace,
 	},
 	{

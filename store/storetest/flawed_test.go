@@ -258,7 +258,7 @@ func (s *refStore) RevokeSubject(ctx context.Context, subject string, except sto
 	defer s.mu.Unlock()
 	var ids []store.ID
 	for _, o := range s.recs {
-		if o.Subject == subject && o.ID != except && o.Live(at) {
+		if o.Subject == subject && o.ID != except && !o.Revoked() {
 			s.revoke(o, reason, at)
 			ids = append(ids, o.ID)
 		}

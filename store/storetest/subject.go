@@ -60,7 +60,7 @@ var revokeTests = []test{
 	},
 	{
 		name:   "RevokeSubject/Basic",
-		clause: "RevokeSubject revokes every live session of subject except the one with ID except (the zero ID excepts none), and returns the revoked IDs.",
+		clause: "RevokeSubject revokes every unrevoked session of subject except the one with ID except (the zero ID excepts none), and returns the revoked IDs.",
 		run: func(t *T) {
 			sub, other := t.subject("all"), t.subject("other")
 			var mine, theirs []*store.Record
@@ -125,6 +125,31 @@ var revokeTests = []test{
 			// Excepting another subject's session excepts nothing here.
 			if ids := t.listIDs(other, at); len(ids) != 2 {
 				t.Errorf("another subject lists %d sessions after RevokeSubject, want 2", len(ids))
+			}
+		},
+	},
+	{
+		name:   "RevokeSubject/ExpiredByAt",
+		clause: "RevokeSubject revokes every unrevoked session of subject, expired by at or not (at is the revocation's time): a caller whose clock runs ahead of the other replicas' would otherwise skip sessions they still accept, and answer that it revoked them all.",
+		run: func(t *T) {
+			sub := t.subject("ahead")
+			r := t.record(sub, t.now)
+			r.IdleExpiresAt = t.now.Add(time.Minute)
+			t.create(r)
+			// A replica whose clock is an hour ahead revokes the subject:
+			// by its clock the session expired, by the store's (and the
+			// other replicas') it is live.
+			at := t.now.Add(time.Hour)
+			ids, err := t.s.RevokeSubject(t.ctx, sub, store.ID{}, store.ReasonRevokeAll, at)
+			if err != nil {
+				t.Fatalf("RevokeSubject: %v", err)
+			}
+			if len(ids) != 1 || ids[0] != r.ID {
+				t.Errorf("RevokeSubject at a now past the session's deadline returned %d IDs, want the session", len(ids))
+			}
+			got := t.get(r.ID)
+			if !got.Revoked() || !got.RevokedAt.Equal(at) || got.RevokeReason != store.ReasonRevokeAll {
+				t.Errorf("the session is not revoked (revoked at %v, reason %q): another replica still accepts it", got.RevokedAt, got.RevokeReason)
 			}
 		},
 	},
