@@ -161,6 +161,8 @@ func serve(ctx context.Context, u *ui, args []string) error {
 		EventHeartbeat:      c.eventHeartbeat,
 		EventRetention:      c.eventRetention,
 		EventRetentionCount: c.eventRetentionCount,
+
+		Now: faultClock(ctx, u),
 	})
 	if err != nil {
 		e := errorf("%v", err)

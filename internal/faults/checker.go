@@ -25,11 +25,21 @@ type Report struct {
 	// that issued it: a cache that has not yet applied the write. Not a
 	// violation within the bound, but a wrong answer a client sees.
 	StaleRefusals int
+	// ClockRefusals are refusals of a live session's current credential
+	// that a recorded clock step explains (see [Timeouts]): early expiry on
+	// the replica whose clock is ahead, or an access token it issued
+	// refused elsewhere as issued in the future. A safe failure, counted.
+	ClockRefusals int
+	// MaxExtension is how much later than the newest write's end plus the
+	// idle timeout a session's read-back idle deadline lay: what a replica
+	// whose clock ran ahead added to sessions it wrote (0 without steps).
+	MaxExtension time.Duration
 
 	WronglyAccepted int // requests accepted after an acknowledged revocation (beyond the tolerance)
 	Lost            int // acknowledged writes the read-back did not find
 	TwoSuccessors   int // refresh tokens that yielded two different successors
 	WrongErrors     int // 5xx other than 503 store_unavailable, and refusals of live sessions
+	LateDeadlines   int // read-back deadlines later than any writer's clock plus the timeout allows
 
 	Recovery   []time.Duration // per fault: from the dependency's return to the first success on every replica; -1 if none
 	Violations []string
@@ -56,9 +66,11 @@ func (r *Report) String() string {
 		rec = append(rec, d.Round(time.Millisecond).String())
 	}
 	return fmt.Sprintf("ops %d (accepted %d, 503 %d, refused %d, dropped %d), sessions %d, revocations %d, rotations %d; "+
-		"wrongly accepted %d (max lag %v), lost %d, two successors %d, wrong errors %d (stale refusals within the bound %d); recovery [%s]",
+		"wrongly accepted %d (max lag %v), lost %d, two successors %d, wrong errors %d (stale refusals within the bound %d, "+
+		"refusals the clock explains %d), late deadlines %d (max extension %v); recovery [%s]",
 		r.Ops, r.Accepted, r.Unavailable, r.Refused, r.Dropped, r.Sessions, r.Revocations, r.Rotations,
-		r.WronglyAccepted, r.MaxLag.Round(time.Millisecond), r.Lost, r.TwoSuccessors, r.WrongErrors, r.StaleRefusals, strings.Join(rec, " "))
+		r.WronglyAccepted, r.MaxLag.Round(time.Millisecond), r.Lost, r.TwoSuccessors, r.WrongErrors, r.StaleRefusals,
+		r.ClockRefusals, r.LateDeadlines, r.MaxExtension.Round(time.Millisecond), strings.Join(rec, " "))
 }
 
 // Options tune [Check].
@@ -71,6 +83,172 @@ type Options struct {
 	Tolerance time.Duration
 	// MaxViolations caps the messages kept (default 20); counts are exact.
 	MaxViolations int
+	// Timeouts are the replicas' session and token lifetimes, which the
+	// clock checks need (see [Timeouts]); zero skips them.
+	Timeouts Timeouts
+}
+
+// Timeouts are the lifetimes latch serve ran with (--idle-timeout,
+// --absolute-timeout, --access-ttl, and the access-token verifier's clock
+// skew leeway). With them, and the clock steps recorded in the history,
+// the checker judges what a replica whose clock is Offset ahead may do:
+//
+//   - refuse a live session as expired ("expired"; a renewal: 404) only if
+//     its deadline, at most the newest write's end plus that writer's
+//     offset plus the timeout, had passed by the refusing replica's clock
+//     (the request's end plus its offset);
+//   - refuse an access token as expired on the same terms (its exp is at
+//     most the issuing answer's end plus the issuer's offset plus the
+//     TTL), or, on a replica behind the issuer, as "invalid_token" only if
+//     the token's iat could lie more than the leeway ahead of that
+//     replica's clock;
+//   - write deadlines at most its offset late: a session's idle deadline
+//     read back after the faults is at most the newest write's end plus
+//     that writer's offset plus the idle timeout (the absolute deadline:
+//     the create's end plus its offset plus the absolute timeout);
+//
+// and nothing else: a revoked session is refused by every replica whatever
+// its clock (revocation is a state, not a time), and no write is lost.
+type Timeouts struct {
+	Idle, Absolute, AccessTTL, Leeway time.Duration
+}
+
+// stepSlack widens a clock step's window at both ends: a replica reads the
+// offset a few milliseconds after the test writes it, and a loaded
+// machine can delay that much more.
+const stepSlack = 250 * time.Millisecond
+
+// timePrecision is the coarsest a stored or signed time is kept (a JWT's
+// iat and exp are whole seconds).
+const timePrecision = time.Second
+
+// clock answers what a replica's clock could read during an operation.
+type clock []ClockStep
+
+// offsets returns the least and the most the replica's clock can have been
+// ahead during [start, end].
+func (c clock) offsets(replica int, start, end time.Time) (lo, hi time.Duration) {
+	first := true
+	for _, t := range []time.Time{start, end} {
+		var l, h time.Duration
+		for _, s := range c {
+			if s.Replica != replica {
+				continue
+			}
+			if !t.Before(s.From) && t.Before(s.To.Add(stepSlack)) {
+				h = max(h, s.Offset)
+			}
+			if !t.Before(s.From.Add(stepSlack)) && t.Before(s.To) {
+				l = max(l, s.Offset)
+			}
+		}
+		if first {
+			lo, hi, first = l, h, false
+		}
+		lo, hi = min(lo, l), max(hi, h)
+	}
+	return lo, hi
+}
+
+// latest bounds from above what a replica that answered op read as now.
+func (c clock) latest(op *Op) time.Time {
+	_, hi := c.offsets(op.Replica, op.Start, op.End)
+	return op.End.Add(hi)
+}
+
+// earliest bounds it from below.
+func (c clock) earliest(op *Op) time.Time {
+	lo, _ := c.offsets(op.Replica, op.Start, op.End)
+	return op.Start.Add(lo)
+}
+
+// bounds are what the operations before one tell of a session's deadlines
+// and of its current access token. A deadline is the one the last write
+// set (a create, refresh or renewal sets it by the writer's clock; a
+// verify may push it later, never earlier), so it lies between the least
+// the last certain write can have set and the most any write can have.
+type bounds struct {
+	idleMin, idleMax time.Time // the idle deadline
+	absMin, absMax   time.Time // the absolute deadline (zero: no create seen)
+	iatMin, iatMax   time.Time // the current access token's iat
+	lastEnd          time.Time // the newest operation's end, by the true clock
+}
+
+// boundsBefore computes bounds from ops (one session's, sorted by start)
+// that ended before op began. For the upper bounds every one of them counts
+// as a possible write (a verify may have recorded activity; an unanswered
+// one may have been applied); for the lower ones, the last acknowledged
+// create, refresh or renewal, and any unanswered or failed refresh or
+// renewal after it (it may have been applied by a clock behind).
+func (c clock) boundsBefore(ops []*Op, op *Op, t Timeouts) bounds {
+	var b bounds
+	for _, p := range ops {
+		if !p.End.Before(op.Start) || p.Kind == Revoke || p.Kind == RevokeAll {
+			continue
+		}
+		hi, lo := c.latest(p), c.earliest(p)
+		b.idleMax = maxTime(b.idleMax, hi.Add(t.Idle))
+		b.lastEnd = maxTime(b.lastEnd, p.End)
+		issues := p.Kind == Create || p.Kind == Refresh || p.Kind == Renew
+		switch {
+		case issues && p.Accepted:
+			b.idleMin = lo.Add(t.Idle)
+			b.iatMin, b.iatMax = lo, hi // each answers with a fresh access token
+			if p.Kind == Create {
+				b.absMin, b.absMax = lo.Add(t.Absolute), hi.Add(t.Absolute)
+			}
+		case issues && (!p.Answered() || p.Status >= 500) && !b.idleMin.IsZero():
+			b.idleMin = minTime(b.idleMin, lo.Add(t.Idle))
+		}
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// explains reports whether a clock step explains op's refusal of a live
+// session's credential (see [Timeouts]).
+func (c clock) explains(ops []*Op, op *Op, t Timeouts) bool {
+	if len(c) == 0 || t.Idle <= 0 {
+		return false
+	}
+	b := c.boundsBefore(ops, op, t)
+	if b.idleMin.IsZero() {
+		return false // no acknowledged create: nothing is known
+	}
+	// A refusal is explained if the refusing replica's clock can have
+	// passed the deadline: the least it can be against the most the clock
+	// can read. Stores and JWTs may keep times truncated (iat to the
+	// second), hence the precision.
+	now := c.latest(op).Add(timePrecision)
+	expired := !b.idleMin.After(now) || (!b.absMin.IsZero() && !b.absMin.After(now))
+	switch op.Kind {
+	case VerifySession, Refresh:
+		return op.Code == "expired" && expired
+	case Renew:
+		return op.Status == http.StatusNotFound && expired
+	case VerifyAccess:
+		switch op.Code {
+		case "expired":
+			return expired || !b.iatMin.Add(t.AccessTTL).After(now)
+		case "invalid_token":
+			// Its iat can lie beyond this replica's clock plus the leeway.
+			return b.iatMax.After(c.earliest(op).Add(t.Leeway))
+		}
+	}
+	return false
 }
 
 // Check proves the properties listed in the package documentation over
@@ -131,6 +309,11 @@ func Check(h *History, o Options) *Report {
 		}
 	}
 	r.Sessions = len(created)
+	steps := clock(h.ClockSteps())
+	bySession := map[string][]*Op{}
+	for i := range ops {
+		bySession[ops[i].Session] = append(bySession[ops[i].Session], &ops[i])
+	}
 
 	for i := range ops {
 		op := &ops[i]
@@ -153,10 +336,37 @@ func Check(h *History, o Options) *Report {
 			// (A 503 read-back is retried; the recovery time reports a
 			// store that does not come back.)
 			fail(&r.Lost, "session %s: read-back %s answered %d %q: an acknowledged write was lost", op.Session, op.Kind, op.Status, op.Code)
-		case op.Answered() && op.Status < 500 && !op.Accepted && op.Expect == Live && staleWithin(writes[op.Session], op, o.Tolerance):
+		case op.Answered() && op.Status < 500 && !op.Accepted && op.Expect == Live && steps.explains(bySession[op.Session], op, o.Timeouts):
+			r.ClockRefusals++
+		case op.Answered() && op.Status < 500 && !op.Accepted && op.Expect == Live && op.Code == "invalid_token" && staleWithin(writes[op.Session], op, o.Tolerance):
+			// (A cache behind a rotation or renewal knows the new token
+			// not: invalid_token. It cannot make a session expire.)
 			r.StaleRefusals++
 		case op.Answered() && op.Status < 500 && !op.Accepted && op.Expect == Live:
 			fail(&r.WrongErrors, "session %s: %s on replica %d refused a live session: %d %q", op.Session, op.Kind, op.Replica, op.Status, op.Code)
+		}
+	}
+
+	// Deadlines: no read-back shows one later than the writers' clocks
+	// allow.
+	if o.Timeouts.Idle > 0 {
+		for i := range ops {
+			op := &ops[i]
+			// Only a read (GET) shows deadlines it did not set itself.
+			if op.Kind != Reread || !op.Accepted || op.IdleExpires.IsZero() {
+				continue
+			}
+			b := steps.boundsBefore(bySession[op.Session], op, o.Timeouts)
+			if b.lastEnd.IsZero() {
+				continue
+			}
+			r.MaxExtension = max(r.MaxExtension, op.IdleExpires.Sub(b.lastEnd.Add(o.Timeouts.Idle)))
+			switch {
+			case op.IdleExpires.After(b.idleMax):
+				fail(&r.LateDeadlines, "session %s: idle deadline %v after the latest any writer's clock allows", op.Session, op.IdleExpires.Sub(b.idleMax))
+			case !b.absMax.IsZero() && op.Expires.After(b.absMax):
+				fail(&r.LateDeadlines, "session %s: absolute deadline %v after the latest the creator's clock allows", op.Session, op.Expires.Sub(b.absMax))
+			}
 		}
 	}
 

@@ -213,3 +213,79 @@ func TestStaleRefusalsWithinTheBound(t *testing.T) {
 		t.Fatalf("without a bound: %v", r)
 	}
 }
+
+// TestCheckerJudgesClockSteps plants histories with one replica's clock
+// ahead: a refusal the step explains is counted as a safe failure; one it
+// does not explain (a replica on the right clock, a step too small), a
+// revoked session accepted by the stepped replica and a deadline later
+// than any writer's clock allows are violations.
+func TestCheckerJudgesClockSteps(t *testing.T) {
+	t0 := time.Now()
+	at := func(d time.Duration) (time.Time, time.Time) { return t0.Add(d), t0.Add(d + time.Millisecond) }
+	op := func(kind Kind, replica int, d time.Duration, status int, code string) Op {
+		s, e := at(d)
+		o := Op{Kind: kind, Replica: replica, Session: "s", Subject: "u", Start: s, End: e, Status: status, Code: code, Accepted: status/100 == 2}
+		if !o.Accepted && kind != Revoke {
+			o.Expect = Live
+		}
+		return o
+	}
+	timeouts := Timeouts{Idle: time.Minute, Absolute: 24 * time.Hour, AccessTTL: time.Minute, Leeway: 30 * time.Second}
+	for _, c := range []struct {
+		name   string
+		step   time.Duration // of replica 1, from t0 to t0+10s
+		ops    []Op
+		judged func(r *Report) bool
+	}{
+		{"early expiry on the stepped replica", 2 * time.Minute,
+			[]Op{op(Create, 0, 0, 201, ""), op(VerifySession, 1, time.Second, 401, "expired")},
+			func(r *Report) bool { return r.ClockRefusals == 1 && r.OK() }},
+		{"early expiry of a session the stepped replica created as its clock stepped", 2 * time.Minute,
+			[]Op{op(Create, 1, -time.Millisecond/2, 201, ""), op(VerifySession, 1, time.Second, 401, "expired")},
+			func(r *Report) bool { return r.ClockRefusals == 1 && r.OK() }},
+		{"expiry on a replica whose clock is right", 2 * time.Minute,
+			[]Op{op(Create, 1, 0, 201, ""), op(VerifySession, 0, time.Second, 401, "expired")},
+			func(r *Report) bool { return r.WrongErrors == 1 }},
+		{"expiry the step is too small to explain", 20 * time.Second,
+			[]Op{op(Create, 0, 0, 201, ""), op(VerifySession, 1, time.Second, 401, "expired")},
+			func(r *Report) bool { return r.WrongErrors == 1 }},
+		{"a renewal on the stepped replica finds the session gone", 2 * time.Minute,
+			[]Op{op(Create, 0, 0, 201, ""), op(Renew, 1, time.Second, 404, "not_found")},
+			func(r *Report) bool { return r.ClockRefusals == 1 && r.OK() }},
+		{"a refusal with another code", 2 * time.Minute,
+			[]Op{op(Create, 0, 0, 201, ""), op(VerifySession, 1, time.Second, 401, "invalid_token")},
+			func(r *Report) bool { return r.WrongErrors == 1 }},
+		{"its access token refused elsewhere as issued in the future", 2 * time.Minute,
+			[]Op{op(Create, 1, time.Second, 201, ""), op(VerifyAccess, 0, 2*time.Second, 401, "invalid_token")},
+			func(r *Report) bool { return r.ClockRefusals == 1 && r.OK() }},
+		{"an access token of a right clock refused as from the future", 2 * time.Minute,
+			[]Op{op(Create, 0, time.Second, 201, ""), op(VerifyAccess, 2, 2*time.Second, 401, "invalid_token")},
+			func(r *Report) bool { return r.WrongErrors == 1 }},
+		{"an access token expired on the stepped replica", 2 * time.Minute,
+			[]Op{op(Create, 0, 0, 201, ""), op(Refresh, 0, time.Second, 200, ""), op(VerifyAccess, 1, 2*time.Second, 401, "expired")},
+			func(r *Report) bool { return r.ClockRefusals == 1 && r.OK() }},
+		{"a revoked session accepted by the stepped replica", 2 * time.Minute,
+			[]Op{op(Create, 0, 0, 201, ""), op(Revoke, 0, time.Second, 204, ""), op(VerifySession, 1, 2*time.Second, 200, "")},
+			func(r *Report) bool { return r.WronglyAccepted == 1 }},
+		{"a deadline the stepped replica wrote, read back", 2 * time.Minute,
+			[]Op{op(Create, 1, time.Second, 201, ""), withDeadline(op(Reread, 0, 20*time.Second, 200, ""), t0.Add(time.Second+3*time.Minute))},
+			func(r *Report) bool { return r.OK() && r.MaxExtension > 119*time.Second }},
+		{"a deadline later than any writer's clock allows", 2 * time.Minute,
+			[]Op{op(Create, 0, time.Second, 201, ""), withDeadline(op(Reread, 0, 20*time.Second, 200, ""), t0.Add(time.Second+3*time.Minute))},
+			func(r *Report) bool { return r.LateDeadlines == 1 }},
+	} {
+		h := &History{}
+		h.StepClock(ClockStep{Replica: 1, Offset: c.step, From: t0, To: t0.Add(10 * time.Second)})
+		for _, o := range c.ops {
+			h.Add(o)
+		}
+		if r := Check(h, Options{Timeouts: timeouts}); !c.judged(r) {
+			t.Errorf("%s: judged wrongly: %v %q", c.name, r, r.Violations)
+		}
+	}
+}
+
+func withDeadline(o Op, idle time.Time) Op {
+	o.Final, o.IdleExpires, o.Expect = true, idle, Live
+	return o
+}

@@ -48,10 +48,20 @@ type deployment struct {
 
 func deploy(t *testing.T, n int, storeURL string) *deployment {
 	t.Helper()
+	return deployWith(t, n, storeURL, nil)
+}
+
+// deployWith is deploy with each replica's options changed by edit (if not
+// nil) before it starts.
+func deployWith(t *testing.T, n int, storeURL string, edit func(i int, o *serveproc.Options)) *deployment {
+	t.Helper()
 	d := &deployment{}
 	kek, key := randomKey(), randomKey()
-	for range n {
+	for i := range n {
 		o := serveproc.Options{Store: storeURL, APIKey: key, Addr: serveproc.FreeAddr(t), Env: []string{"LATCH_KEK=" + kek}}
+		if edit != nil {
+			edit(i, &o)
+		}
 		d.opts = append(d.opts, o)
 		d.srv = append(d.srv, serveproc.Start(t, o))
 	}

@@ -69,6 +69,10 @@ type Op struct {
 	Next     string // the successor refresh token a 200 refresh or renew returned
 	Accepted bool   // the server accepted the session (2xx)
 	Final    bool   // a read-back after the faults (Load.Reread)
+
+	// The session's deadlines as a 2xx answer that carries the session
+	// showed them (zero otherwise).
+	IdleExpires, Expires time.Time
 }
 
 // Answered reports whether the server answered at all.
@@ -80,6 +84,7 @@ type History struct {
 	mu     sync.Mutex
 	ops    []Op
 	faults []Fault
+	steps  []ClockStep
 }
 
 // Fault is one injected fault: from Start the dependency is broken, from
@@ -87,6 +92,30 @@ type History struct {
 type Fault struct {
 	Name        string
 	Start, Back time.Time
+}
+
+// ClockStep is a step of one replica's clock: from From until To, every
+// time that replica reads is Offset ahead of the others'.
+type ClockStep struct {
+	Replica  int
+	Offset   time.Duration
+	From, To time.Time
+}
+
+// StepClock records a clock step (and, as a fault, its end as the moment
+// the clock was right again).
+func (h *History) StepClock(s ClockStep) {
+	h.mu.Lock()
+	h.steps = append(h.steps, s)
+	h.faults = append(h.faults, Fault{Name: "clock step " + s.Offset.String(), Start: s.From, Back: s.To})
+	h.mu.Unlock()
+}
+
+// ClockSteps returns a copy of the recorded clock steps.
+func (h *History) ClockSteps() []ClockStep {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]ClockStep(nil), h.steps...)
 }
 
 // Add records op.

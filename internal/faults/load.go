@@ -73,7 +73,9 @@ type answer struct {
 	RefreshToken string `json:"refresh_token"`
 	AccessToken  string `json:"access_token"`
 	Session      struct {
-		ID string `json:"id"`
+		ID            string    `json:"id"`
+		IdleExpiresAt time.Time `json:"idle_expires_at"`
+		ExpiresAt     time.Time `json:"expires_at"`
 	} `json:"session"`
 	Code string `json:"code"`
 }
@@ -126,6 +128,9 @@ func (l *Load) do(ctx context.Context, op Op, method, path string, body any, out
 	}
 	if op.Kind == Create && op.Accepted {
 		op.Session = a.Session.ID
+	}
+	if op.Accepted {
+		op.IdleExpires, op.Expires = a.Session.IdleExpiresAt, a.Session.ExpiresAt
 	}
 	l.History.Add(op)
 	return op

@@ -28,9 +28,8 @@ import (
 )
 
 var build struct {
-	once sync.Once
-	path string
-	err  error
+	mu    sync.Mutex
+	paths map[string]string // build tags -> binary
 }
 
 // Binary returns the path of a latch binary built from this repository's
@@ -39,23 +38,33 @@ var build struct {
 // leave it in the OS temp directory.
 func Binary(t testing.TB) string {
 	t.Helper()
-	build.once.Do(func() {
-		dir, err := os.MkdirTemp("", "latch-serveproc-")
-		if err != nil {
-			build.err = err
-			return
-		}
-		build.path = filepath.Join(dir, "latch")
-		cmd := exec.Command("go", "build", "-o", build.path, "./cmd/latch")
-		cmd.Dir = moduleRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("go build ./cmd/latch: %v\n%s", err, out)
-		}
-	})
-	if build.err != nil {
-		t.Fatalf("serveproc: %v", build.err)
+	return BinaryTags(t, "")
+}
+
+// BinaryTags is Binary built with -tags tags (e.g. "latchfaults", the
+// fault-injection hooks); each set of tags is built once per process.
+func BinaryTags(t testing.TB, tags string) string {
+	t.Helper()
+	build.mu.Lock()
+	defer build.mu.Unlock()
+	if p, ok := build.paths[tags]; ok {
+		return p
 	}
-	return build.path
+	dir, err := os.MkdirTemp("", "latch-serveproc-")
+	if err != nil {
+		t.Fatalf("serveproc: %v", err)
+	}
+	path := filepath.Join(dir, "latch")
+	cmd := exec.Command("go", "build", "-tags", tags, "-o", path, "./cmd/latch")
+	cmd.Dir = moduleRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("serveproc: go build -tags %q ./cmd/latch: %v\n%s", tags, err, out)
+	}
+	if build.paths == nil {
+		build.paths = map[string]string{}
+	}
+	build.paths[tags] = path
+	return path
 }
 
 // moduleRoot is the repository root, found from this source file.
@@ -77,6 +86,8 @@ type Options struct {
 	// Addr is the listen address; default a free loopback port. Tests
 	// that restart a server on the same address set it.
 	Addr string
+	// Tags are build tags for the binary (BinaryTags); default none.
+	Tags string
 }
 
 // Server is a running latch serve.
@@ -95,7 +106,7 @@ type Server struct {
 // Start runs latch serve for t and waits until /readyz answers 200.
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	bin := Binary(t)
+	bin := BinaryTags(t, o.Tags)
 	if o.Store == "" {
 		o.Store = "memory:"
 	}
