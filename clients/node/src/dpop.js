@@ -189,9 +189,9 @@ export async function verifyProof(proof, {method, url, accessToken, jkt, replay,
   const jwk = header.jwk
   if (!jwk || typeof jwk !== 'object' || Array.isArray(jwk)) throw refuse('jwk')
   if (PRIVATE_MEMBERS.some((m) => m in jwk)) throw refuse('private_key')
-  let key
+  let key, got
   try {
-    key = publicKeyFor(alg, jwk)
+    ({key, jkt: got} = publicKeyFor(alg, jwk))
   } catch (err) {
     throw err instanceof LatchDPoPError ? err : refuse('jwk')
   }
@@ -222,7 +222,6 @@ export async function verifyProof(proof, {method, url, accessToken, jkt, replay,
   } else if (claims.ath !== undefined) {
     throw refuse('ath_unexpected')
   }
-  const got = thumbprint(jwk)
   if (jkt && !same(got, jkt)) throw refuse('key_mismatch')
   // The replay key is a hash of the thumbprint and the jti (jti is unique
   // per key), kept for the whole window from now.
@@ -231,15 +230,30 @@ export async function verifyProof(proof, {method, url, accessToken, jkt, replay,
   return {jkt: got, iat}
 }
 
+// Imported proof keys by their RFC 7638 members: a client signs many
+// proofs with one key, and importing a JWK (an EC point's validation above
+// all) costs more than the signature check itself. Bounded; the oldest go
+// first.
+const KEYS = new Map()
+const MAX_KEYS = 10_000
+
+/** The public KeyObject and the RFC 7638 thumbprint of a proof's jwk, for alg. */
 function publicKeyFor(alg, jwk) {
   const want = {ES256: ['EC', 'P-256'], EdDSA: ['OKP', 'Ed25519'], Ed25519: ['OKP', 'Ed25519'], RS256: ['RSA']}[alg]
   if (!want) throw refuse('alg')
   if (jwk.kty !== want[0] || (want[1] && jwk.crv !== want[1])) throw refuse('alg')
-  const members = jwk.kty === 'RSA' ? {kty: 'RSA', n: jwk.n, e: jwk.e} : jwk.kty === 'EC' ? {kty: 'EC', crv: jwk.crv, x: jwk.x, y: jwk.y} : {kty: 'OKP', crv: jwk.crv, x: jwk.x}
+  const members = jwk.kty === 'RSA' ? {e: jwk.e, kty: 'RSA', n: jwk.n} : jwk.kty === 'EC' ? {crv: jwk.crv, kty: 'EC', x: jwk.x, y: jwk.y} : {crv: jwk.crv, kty: 'OKP', x: jwk.x}
   for (const v of Object.values(members)) if (typeof v !== 'string' || !B64URL.test(v)) throw refuse('jwk')
-  const key = createPublicKey({key: members, format: 'jwk'})
-  if (jwk.kty === 'RSA' && key.asymmetricKeyDetails.modulusLength < 2048) throw refuse('jwk')
-  return key
+  const canonical = JSON.stringify(members) // RFC 7638: the required members, sorted, no whitespace
+  let k = KEYS.get(canonical)
+  if (!k) {
+    const key = createPublicKey({key: members, format: 'jwk'})
+    if (jwk.kty === 'RSA' && key.asymmetricKeyDetails.modulusLength < 2048) throw refuse('jwk')
+    k = {key, jkt: createHash('sha256').update(canonical).digest('base64url')}
+    if (KEYS.size >= MAX_KEYS) KEYS.delete(KEYS.keys().next().value)
+    KEYS.set(canonical, k)
+  }
+  return k
 }
 
 function jsonObject(seg) {
