@@ -32,10 +32,10 @@ const sessionColumns = `id, subject, version, verifier_hash, csrf_secret,
 // an application reading its own table would scan into.
 type sessionRow struct {
 	id, subject, verifier, csrf, rkey, rcur, rprev []byte
-	version, rotated, gen                         int64
-	created, auth, seen, idle, expires, revoked   int64
-	reason, ip, ua, data, claims, acr, amr, jkt   []byte
-	crc                                           [4]*int64
+	version, rotated, gen                          int64
+	created, auth, seen, idle, expires, revoked    int64
+	reason, ip, ua, data, claims, acr, amr, jkt    []byte
+	crc                                            [4]*int64
 }
 
 func (w *sessionRow) dest() []any {
