@@ -108,9 +108,15 @@ func (s *Store) queryRecord(ctx context.Context, sql string, args ...any) (*stor
 }
 
 // Get implements [store.Store]: one indexed read by primary key.
+//
+// Its deadline is shared with the Gets that start within an eighth of
+// OpTimeout (package deadline), rather than a timer and context of its
+// own: a Get may run up to an eighth longer than OpTimeout, and a caller's
+// cancellation is checked when it starts, not while it waits.
 func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
+	if s.opTimeout > 0 {
+		ctx = s.deadlines.Bound(ctx)
+	}
 	r, err := s.queryRecord(ctx, s.q.get, id[:])
 	if err != nil {
 		return nil, s.err(ctx, "get", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/latch-sessions/latch/store"
+	"github.com/latch-sessions/latch/store/internal/deadline"
 	"github.com/latch-sessions/latch/store/internal/sqlstore"
 )
 
@@ -95,6 +96,7 @@ type Store struct {
 	pool      *pgxpool.Pool
 	ownsPool  bool
 	opTimeout time.Duration
+	deadlines deadline.Deadlines // Get's; see there
 	batch     int
 	errs      sqlstore.Errors // scrubs the password from every message
 	q         queries
@@ -221,6 +223,9 @@ func newStore(pool *pgxpool.Pool, opts Options, password string) (*Store, error)
 		batch:     opts.SweepBatch,
 		errs:      errorsFor(password),
 		q:         buildQueries(opts.Schema),
+	}
+	if s.opTimeout > 0 {
+		s.deadlines.Init(s.opTimeout)
 	}
 	return s, nil
 }

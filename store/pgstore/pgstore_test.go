@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"reflect"
 	"sort"
@@ -571,5 +572,26 @@ func TestPing(t *testing.T) {
 	}
 	if err := store.Ping(ctxT(t), s); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGetAllocs enforces the allocation budget of Get: pgx's own (its
+// rows, field descriptions, command tag, the ID argument), the deadline's
+// registration with pgx's context watcher, and the record with its
+// strings and byte slices.
+func TestGetAllocs(t *testing.T) {
+	s := openTestStore(t, Options{})
+	r := newRecord(t, "allocs", 0)
+	if _, err := s.Create(ctxT(t), r, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The minimum of a few runs: AllocsPerRun counts the whole process.
+	bg := context.Background()
+	best := 1e9
+	for range 3 {
+		best = min(best, testing.AllocsPerRun(200, func() { s.Get(bg, r.ID) }))
+	}
+	if best > 16 {
+		t.Errorf("Get: %v allocations, want at most 16", best)
 	}
 }

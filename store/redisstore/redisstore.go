@@ -16,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/latch-sessions/latch/store"
+	"github.com/latch-sessions/latch/store/internal/deadline"
 	"github.com/redis/rueidis"
 )
 
@@ -144,7 +145,7 @@ type Store struct {
 	// caching is off or unbounded.
 	live liveness
 
-	deadlines deadlines // the contexts that bound calls by timeout
+	deadlines deadline.Deadlines // the contexts that bound calls by timeout
 
 	// decoded remembers, per slot (a hash of the ID), the record last
 	// decoded from a cached reply together with the reply's bytes; see
@@ -258,7 +259,7 @@ func New(client rueidis.Client, o Options) (*Store, error) {
 		ttl:     o.CacheTTL,
 		events:  newEvents(o.Prefix),
 	}
-	s.deadlines.init(o.Timeout)
+	s.deadlines.Init(o.Timeout)
 	s.memo = make([]atomic.Pointer[memo], memoSlots(o.CacheSize))
 	if s.cache {
 		s.decoded = make([]atomic.Pointer[decoded], decodedSlots(o.CacheSize))

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -322,73 +321,6 @@ func TestReadYourWrites(t *testing.T) {
 		if !got.Revoked() {
 			t.Fatalf("iteration %d: Get after Revoke on the same store returned a live record", i)
 		}
-	}
-}
-
-// TestDeadlines: calls share a deadline context that gives each at least
-// the timeout and at most the timeout plus a grain, and that fires.
-func TestDeadlines(t *testing.T) {
-	var d deadlines
-	d.init(80 * time.Millisecond)
-	grain := time.Duration(d.grain)
-	before := time.Now()
-	ctx := d.get()
-	dl, ok := ctx.Deadline()
-	if !ok || dl.Before(before.Add(d.timeout)) || dl.After(time.Now().Add(d.timeout+grain)) {
-		t.Errorf("Deadline = %v, %v; want within [now + timeout, now + timeout + grain]", dl, ok)
-	}
-	// A later call gets a deadline at least the timeout from its own start:
-	// the same context while that holds, else a new one.
-	for range 100 {
-		start := time.Now()
-		c := d.get()
-		if dl, _ := c.Deadline(); dl.Before(start.Add(d.timeout)) {
-			t.Fatalf("a call got %v, less than the timeout", dl.Sub(start))
-		}
-	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("Done never closed after the deadline")
-	}
-	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		t.Errorf("Err = %v, want DeadlineExceeded", ctx.Err())
-	}
-	if c := d.get(); c == ctx || c.Err() != nil {
-		t.Error("get handed out a context past its hand-out time")
-	}
-}
-
-// TestBound: Store.bound keeps a caller's earlier deadline, its values and
-// its cancellation at the start of a call.
-func TestBound(t *testing.T) {
-	s := &Store{timeout: time.Hour}
-	s.deadlines.init(s.timeout)
-	type key struct{}
-	parent := context.WithValue(context.Background(), key{}, "v")
-
-	if got := s.bound(context.Background()); got != s.deadlines.get() {
-		t.Error("context.Background is not bounded by the shared deadline")
-	}
-	c := s.bound(parent)
-	if dl, ok := c.Deadline(); !ok || time.Until(dl) < s.timeout-time.Minute {
-		t.Errorf("Deadline = %v, %v; want about the timeout from now", dl, ok)
-	}
-	if c.Value(key{}) != "v" {
-		t.Error("Value does not reach the parent")
-	}
-	if c.Done() == nil || c.Err() != nil {
-		t.Error("a bounded context has no Done channel, or is done")
-	}
-	near, cancel := context.WithTimeout(parent, time.Minute)
-	defer cancel()
-	if s.bound(near) != near {
-		t.Error("a context with an earlier deadline was wrapped")
-	}
-	gone, cancel := context.WithCancel(parent)
-	cancel()
-	if c := s.bound(gone); !errors.Is(c.Err(), context.Canceled) {
-		t.Errorf("a cancelled context bounds to Err %v, want Canceled", c.Err())
 	}
 }
 
