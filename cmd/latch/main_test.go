@@ -116,17 +116,26 @@ func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Fatalf("%s never answered 200", args[0])
 }
 
-// status WANT METHOD URL [Header=value…] sends a request without a body
-// and fails unless it is answered with status WANT.
+// status WANT METHOD URL [Header=value…] [+Header…] [-Header…] sends a
+// request without a body and fails unless it is answered with status WANT,
+// with each +Header and without each -Header.
 func cmdStatus(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 3 {
-		ts.Fatalf("usage: status want method url [header=value...]")
+		ts.Fatalf("usage: status want method url [header=value...] [+header...] [-header...]")
 	}
 	req, err := http.NewRequest(args[1], args[2], nil)
 	ts.Check(err)
+	var want, unwanted []string
 	for _, h := range args[3:] {
-		k, v, _ := strings.Cut(h, "=")
-		req.Header.Set(k, v)
+		switch h[0] {
+		case '+':
+			want = append(want, h[1:])
+		case '-':
+			unwanted = append(unwanted, h[1:])
+		default:
+			k, v, _ := strings.Cut(h, "=")
+			req.Header.Set(k, v)
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	ts.Check(err)
@@ -134,6 +143,16 @@ func cmdStatus(ts *testscript.TestScript, neg bool, args []string) {
 	resp.Body.Close()
 	if got := fmt.Sprint(resp.StatusCode); got != args[0] {
 		ts.Fatalf("%s %s answered %s, want %s", args[1], args[2], got, args[0])
+	}
+	for _, h := range want {
+		if resp.Header.Get(h) == "" {
+			ts.Fatalf("%s %s: the answer has no %s header", args[1], args[2], h)
+		}
+	}
+	for _, h := range unwanted {
+		if resp.Header.Get(h) != "" {
+			ts.Fatalf("%s %s: the answer has a %s header", args[1], args[2], h)
+		}
 	}
 }
 
