@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,30 @@ type Config struct {
 	Connections int           // concurrent connections (default 64)
 	Duration    time.Duration // per operation (default 10s)
 	Warmup      time.Duration // discarded before measuring (default 1s)
+	// BareRequest is the body Bare sends (default {"session_token":"x"}):
+	// set it to the body of the operation a bare handler stands in for
+	// (Probe), so both read the same request.
+	BareRequest []byte
+}
+
+// Sizes are the body sizes of one request and its answer.
+type Sizes struct{ Request, Response int }
+
+// Probe sends one request of op to cfg.Server, as a worker of Run does
+// (after the worker's own setup, such as creating a session), and returns
+// the sizes of its body and its answer's: what a bare handler compared
+// with op must read and write (PaddedHandler).
+func Probe(ctx context.Context, cfg Config, op Op) (Sizes, error) {
+	g := &gen{cfg: cfg, client: newClient(1), sizes: new(Sizes)}
+	defer g.client.CloseIdleConnections()
+	w, err := g.worker(ctx, op)
+	if err != nil {
+		return Sizes{}, err
+	}
+	if _, err := w(); err != nil {
+		return Sizes{}, err
+	}
+	return *g.sizes, nil
 }
 
 // Result is the outcome of one operation's run.
@@ -166,6 +191,19 @@ func newClient(conns int) *http.Client {
 type gen struct {
 	cfg    Config
 	client *http.Client
+	sizes  *Sizes // if set, post records the sizes of each exchange here
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
 }
 
 // ErrStatus reports an unexpected HTTP status; it carries no body, since a
@@ -195,11 +233,21 @@ func (g *gen) post(ctx context.Context, path string, auth bool, body []byte, wan
 		io.Copy(io.Discard, resp.Body)
 		return &ErrStatus{Path: path, Status: resp.StatusCode}
 	}
+	var rd io.Reader = resp.Body
+	if g.sizes != nil {
+		cr := &countingReader{r: resp.Body}
+		defer func() { *g.sizes = Sizes{Request: len(body), Response: cr.n} }()
+		rd = cr
+	}
 	if out == nil {
-		_, err = io.Copy(io.Discard, resp.Body)
+		_, err = io.Copy(io.Discard, rd)
 		return err
 	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	if err := json.NewDecoder(rd).Decode(out); err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, rd) // the rest (a newline) counts too
+	return err
 }
 
 type created struct {
@@ -222,7 +270,10 @@ func (g *gen) create(ctx context.Context) (created, error) {
 func (g *gen) worker(ctx context.Context, op Op) (func() (bool, error), error) {
 	switch op {
 	case Bare:
-		body := []byte(`{"session_token":"x"}`)
+		body := g.cfg.BareRequest
+		if body == nil {
+			body = []byte(`{"session_token":"x"}`)
+		}
 		return func() (bool, error) {
 			err := g.post(ctx, "/", false, body, http.StatusOK, nil)
 			return err == nil, err
@@ -269,11 +320,27 @@ func (g *gen) worker(ctx context.Context, op Op) (func() (bool, error), error) {
 }
 
 // BareHandler answers like a minimal JSON endpoint: it reads the body and
-// writes a small JSON object. It is the baseline a verify call is compared to.
+// writes a small JSON object.
 func BareHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10))
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"ok":true}`))
+	})
+}
+
+// PaddedHandler is BareHandler answering a JSON object of n bytes
+// ({"ok":true,"pad":"xx…"}, at least 20) with its Content-Length, as
+// latch serve sends: the baseline an operation is compared with, the
+// size of its answer (Probe).
+func PaddedHandler(n int) http.Handler {
+	const frame = `{"ok":true,"pad":""}`
+	body := []byte(frame[:len(frame)-2] + strings.Repeat("x", max(0, n-len(frame))) + `"}`)
+	clen := strconv.Itoa(len(body))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10))
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", clen)
+		w.Write(body)
 	})
 }
