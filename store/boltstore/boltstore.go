@@ -59,6 +59,13 @@ type Options struct {
 	// one transaction, so a large backlog never holds the writer for long.
 	// Zero means [DefaultSweepBatch].
 	SweepBatch int
+
+	// CacheBytes is the memory budget (estimated) of the cache of decoded
+	// records that spares a validation its read transaction. The cache is
+	// exact: a committed write drops the records it wrote before it
+	// returns, and no other process can write the file. Zero means
+	// [DefaultCacheBytes]; negative turns the cache off.
+	CacheBytes int
 }
 
 // ErrLocked matches the error Open returns when another process holds the
@@ -98,6 +105,7 @@ type Store struct {
 	leading    bool
 
 	events *eventbus.Log // in-process: a bbolt file has one process
+	cache  *recordCache  // decoded records; see recordCache
 }
 
 // Open opens the store in the bbolt file at path, creating the file (mode
@@ -114,6 +122,9 @@ func Open(path string, opts *Options) (*Store, error) {
 	}
 	if o.SweepBatch <= 0 {
 		o.SweepBatch = DefaultSweepBatch
+	}
+	if o.CacheBytes == 0 {
+		o.CacheBytes = DefaultCacheBytes
 	}
 	if path == "" {
 		return nil, errors.New("boltstore: open: empty path")
@@ -147,7 +158,8 @@ func Open(path string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
-	return &Store{db: db, path: path, sweepBatch: o.SweepBatch, events: eventbus.New(store.DefaultEventRetention)}, nil
+	return &Store{db: db, path: path, sweepBatch: o.SweepBatch, events: eventbus.New(store.DefaultEventRetention),
+		cache: newRecordCache(o.CacheBytes)}, nil
 }
 
 // syncDir fsyncs a directory, so an entry created in it survives a crash.

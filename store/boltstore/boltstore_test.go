@@ -407,7 +407,7 @@ func TestListOrderAndForget(t *testing.T) {
 	}
 	// An entry whose record vanished is forgotten by List.
 	s.db.Update(func(tx *bolt.Tx) error {
-		b, _ := bucketsOf(tx)
+		b, _ := s.bucketsOf(tx)
 		b.exp.Delete(deadlineKey(a))
 		return b.rec.Delete(a.ID[:])
 	})

@@ -90,7 +90,14 @@
 //
 // Reads (Get, List, LoadKeyring, Ping) are bbolt read transactions on a
 // consistent snapshot: they never wait for a writer, except briefly while
-// the file grows and is mapped again.
+// the file grows and is mapped again. Get first looks in a cache of the
+// records it decoded ([Options.CacheBytes], 16 MiB by default): since no
+// other process can write the file, every write of a record passes through
+// the Store, which drops the records a transaction wrote once it commits,
+// before the write returns; a revocation is therefore seen by the very
+// next Get. A record damaged on disk after Get cached it is reported at
+// the first read after the cache lets it go (its next write, an eviction,
+// a restart).
 // Revoked records stay as tombstones until their deadline so their tokens
 // are reported as revoked rather than unknown; Sweep then removes them.
 package boltstore

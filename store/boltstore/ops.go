@@ -33,13 +33,23 @@ var errLayout = errors.New("bucket missing from data file")
 // does not tell an empty value from a missing key.
 var present = []byte{1}
 
-// buckets are the record buckets of one transaction.
+// buckets are the record buckets of one transaction, and the cache its
+// writes of records drop from.
 type buckets struct {
 	rec, sub, exp *bolt.Bucket
+	cache         *recordCache
 }
 
+func (s *Store) bucketsOf(tx *bolt.Tx) (buckets, error) {
+	b, err := bucketsOf(tx)
+	b.cache = s.cache
+	return b, err
+}
+
+// bucketsOf is Store.bucketsOf without a cache to keep in step: for
+// reading a file (and for tests).
 func bucketsOf(tx *bolt.Tx) (buckets, error) {
-	b := buckets{tx.Bucket(bucketRecords), tx.Bucket(bucketSubjects), tx.Bucket(bucketExpiry)}
+	b := buckets{tx.Bucket(bucketRecords), tx.Bucket(bucketSubjects), tx.Bucket(bucketExpiry), noCache}
 	if b.rec == nil || b.sub == nil || b.exp == nil {
 		return b, errLayout
 	}
@@ -75,6 +85,7 @@ func (b buckets) putBlob(old, rec *store.Record, blob []byte) error {
 	if err := b.rec.Put(rec.ID[:], blob); err != nil {
 		return err
 	}
+	b.cache.dropOnCommit(b.rec.Tx(), rec.ID)
 	nk := deadlineKey(rec)
 	if old == nil || !bytes.Equal(deadlineKey(old), nk) {
 		if old != nil {
@@ -113,6 +124,13 @@ func (b buckets) subjectIDs(subject string) ([]store.ID, error) {
 // Get returns the record with id, revoked or not, or an error matching
 // store.ErrNotFound. It reads without writing and never waits for a writer.
 func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
+	if err := ctxErr("get", ctx); err != nil {
+		return nil, err
+	}
+	if rec := s.cache.get(id); rec != nil {
+		return rec, nil
+	}
+	seq := s.cache.begin()
 	var rec *store.Record
 	err := s.view(ctx, "get", func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRecords)
@@ -133,6 +151,7 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.cache.put(rec, seq)
 	return rec, nil
 }
 
@@ -157,7 +176,7 @@ func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store
 	var evicted []store.ID
 	err = s.write(ctx, "create", func(tx *bolt.Tx) error {
 		evicted = nil
-		b, err := bucketsOf(tx)
+		b, err := s.bucketsOf(tx)
 		if err != nil {
 			return err
 		}
@@ -228,7 +247,7 @@ func (s *Store) Update(ctx context.Context, rec *store.Record) error {
 	renewed := false
 	err := s.write(ctx, "update", func(tx *bolt.Tx) error {
 		renewed = false
-		b, err := bucketsOf(tx)
+		b, err := s.bucketsOf(tx)
 		if err != nil {
 			return err
 		}
@@ -265,7 +284,7 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Rec
 	var out *store.Record
 	err := s.write(ctx, "rotate refresh", func(tx *bolt.Tx) error {
 		out = nil
-		b, err := bucketsOf(tx)
+		b, err := s.bucketsOf(tx)
 		if err != nil {
 			return err
 		}
@@ -308,7 +327,7 @@ func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.
 	subject := ""
 	err := s.write(ctx, "revoke", func(tx *bolt.Tx) error {
 		subject = ""
-		b, err := bucketsOf(tx)
+		b, err := s.bucketsOf(tx)
 		if err != nil {
 			return err
 		}
@@ -365,7 +384,7 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.
 	var out []store.ID
 	err := s.write(ctx, "revoke subject", func(tx *bolt.Tx) error {
 		out = nil
-		b, err := bucketsOf(tx)
+		b, err := s.bucketsOf(tx)
 		if err != nil {
 			return err
 		}
@@ -416,7 +435,7 @@ func (s *Store) List(ctx context.Context, subject string, now time.Time) ([]*sto
 	var stale []store.ID
 	err := s.view(ctx, "list", func(tx *bolt.Tx) error {
 		live, stale = nil, nil
-		b, err := bucketsOf(tx)
+		b, err := s.bucketsOf(tx)
 		if err != nil {
 			return err
 		}
@@ -453,7 +472,7 @@ func (s *Store) List(ctx context.Context, subject string, now time.Time) ([]*sto
 // forget removes the index entries of ids whose records are still missing.
 func (s *Store) forget(ctx context.Context, subject string, ids []store.ID) error {
 	return s.write(ctx, "list", func(tx *bolt.Tx) error {
-		b, err := bucketsOf(tx)
+		b, err := s.bucketsOf(tx)
 		if err != nil {
 			return err
 		}
@@ -498,7 +517,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 		n, more := 0, false
 		err := s.write(ctx, "sweep", func(tx *bolt.Tx) error {
 			n, more = 0, false
-			b, err := bucketsOf(tx)
+			b, err := s.bucketsOf(tx)
 			if err != nil {
 				return err
 			}
@@ -542,6 +561,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 				if err := b.rec.Delete(id); err != nil {
 					return err
 				}
+				b.cache.dropOnCommit(tx, store.ID(id))
 				n++
 			}
 			return nil
