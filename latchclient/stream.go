@@ -96,45 +96,74 @@ func (c *Client) streamOnce(ctx context.Context, lastID *string) error {
 		}
 	}
 
-	r := bufio.NewReaderSize(resp.Body, 8192)
-	var ev struct{ id, typ, data string }
-	var hasID bool
+	r := sseReader{r: bufio.NewReaderSize(resp.Body, 8192)}
 	for {
-		line, err := r.ReadString('\n')
+		ev, comment, err := r.next()
 		if err != nil {
 			return err
+		}
+		if comment != "" {
+			if age, ok := heartbeatAge(comment); ok {
+				c.cache.proven(age)
+			}
+		} else {
+			if ev.hasID {
+				*lastID = ev.id
+			}
+			c.dispatch(ev.id, ev.typ, ev.data)
+		}
+		heard()
+	}
+}
+
+// sseReader parses a text/event-stream, the fields latch sends of the
+// WHATWG EventSource processing model: id (refused if it holds a NUL),
+// event, data (lines joined by "\n") and comments. Lines end at "\n"; a
+// trailing "\r" is dropped. An event is dispatched at the blank line after
+// it if it has data or a type; an event cut off by the end of the stream is
+// not.
+type sseReader struct {
+	r  *bufio.Reader
+	ev sseEvent
+}
+
+type sseEvent struct {
+	id, typ, data string
+	hasID         bool // an id field came, possibly empty
+}
+
+// next returns the next dispatched event, or the next comment line (with
+// its ':'), or the reader's error.
+func (s *sseReader) next() (ev sseEvent, comment string, err error) {
+	for {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			return sseEvent{}, "", err
 		}
 		line = strings.TrimRight(line, "\r\n")
 		switch {
 		case line == "":
+			ev, s.ev = s.ev, sseEvent{}
 			if ev.data != "" || ev.typ != "" {
-				if hasID {
-					*lastID = ev.id
-				}
-				c.dispatch(ev.id, ev.typ, ev.data)
-				heard()
+				return ev, "", nil
 			}
-			ev, hasID = struct{ id, typ, data string }{}, false
 		case line[0] == ':':
-			if age, ok := heartbeatAge(line); ok {
-				c.cache.proven(age)
-			}
-			heard()
+			return sseEvent{}, line, nil
 		default:
 			k, v, _ := strings.Cut(line, ":")
 			v = strings.TrimPrefix(v, " ")
 			switch k {
 			case "id":
 				if !strings.ContainsRune(v, 0) {
-					ev.id, hasID = v, true
+					s.ev.id, s.ev.hasID = v, true
 				}
 			case "event":
-				ev.typ = v
+				s.ev.typ = v
 			case "data":
-				if ev.data != "" {
-					ev.data += "\n"
+				if s.ev.data != "" {
+					s.ev.data += "\n"
 				}
-				ev.data += v
+				s.ev.data += v
 			}
 		}
 	}

@@ -41,6 +41,48 @@ func (s *openedStore) Close() error {
 // connectTimeout bounds connecting to a network store at start.
 const connectTimeout = 10 * time.Second
 
+// storeTarget is what a --store value names, before anything is opened.
+type storeTarget struct {
+	kind   string // "bolt", "memory", "redis", "postgres" or "mysql"
+	scheme string // the URL scheme, lower case ("bolt" for a plain path)
+	path   string // the bbolt file, for kind "bolt"
+}
+
+// parseStore reads a --store value (see openStore) without opening
+// anything. Its errors are usage errors that quote at most the scheme.
+func parseStore(u string) (storeTarget, error) {
+	scheme, rest, hasScheme := strings.Cut(u, ":")
+	if !hasScheme || len(scheme) == 1 { // a plain path (or a Windows drive letter)
+		scheme, rest = "bolt", u
+	}
+	t := storeTarget{scheme: strings.ToLower(scheme)}
+	switch t.scheme {
+	case "bolt", "bbolt":
+		t.kind, t.path = "bolt", rest
+		if u == "" {
+			t.path = filepath.Join(defaultDataDir, "latch.db")
+		}
+		if t.path == "" {
+			return t, usageErrorf("--store bolt: needs a file path").hint("e.g. --store bolt:./latch-data/latch.db")
+		}
+	case "memory", "mem":
+		if rest != "" {
+			return t, usageErrorf("--store memory: takes no path")
+		}
+		t.kind = "memory"
+	case "redis", "rediss", "redis-sentinel", "rediss-sentinel", "redis-cluster", "rediss-cluster":
+		t.kind = "redis"
+	case "postgres", "postgresql":
+		t.kind = "postgres"
+	case "mysql":
+		t.kind = "mysql"
+	default:
+		return t, usageErrorf("unknown --store scheme %q", scheme).
+			hint("use a bbolt file path, memory:, redis://…, redis-cluster://…, redis-sentinel://…, postgres://… or mysql://…")
+	}
+	return t, nil
+}
+
 // openStore opens the store named by u:
 //
 //	""                          the embedded bbolt file latch-data/latch.db
@@ -50,19 +92,13 @@ const connectTimeout = 10 * time.Second
 //	postgres://, postgresql://
 //	mysql://user:password@host:3306/db (MySQL or MariaDB)
 func openStore(ctx context.Context, u string) (*openedStore, error) {
-	scheme, rest, hasScheme := strings.Cut(u, ":")
-	if !hasScheme || len(scheme) == 1 { // a plain path (or a Windows drive letter)
-		scheme, rest = "bolt", u
+	t, err := parseStore(u)
+	if err != nil {
+		return nil, err
 	}
-	switch strings.ToLower(scheme) {
-	case "bolt", "bbolt":
-		path := rest
-		if u == "" {
-			path = filepath.Join(defaultDataDir, "latch.db")
-		}
-		if path == "" {
-			return nil, usageErrorf("--store bolt: needs a file path").hint("e.g. --store bolt:./latch-data/latch.db")
-		}
+	switch t.kind {
+	case "bolt":
+		path := t.path
 		s, err := boltstore.Open(path, nil)
 		if err != nil {
 			e := errorf("opening the store: %v", err)
@@ -72,20 +108,17 @@ func openStore(ctx context.Context, u string) (*openedStore, error) {
 			return nil, e
 		}
 		return &openedStore{Store: s, close: s.Close, boltPath: path, describe: "bbolt " + path}, nil
-	case "memory", "mem":
-		if rest != "" {
-			return nil, usageErrorf("--store memory: takes no path")
-		}
+	case "memory":
 		return &openedStore{Store: memstore.New(), memory: true, describe: "memory (sessions are lost on exit)"}, nil
-	case "redis", "rediss", "redis-sentinel", "rediss-sentinel", "redis-cluster", "rediss-cluster":
+	case "redis":
 		cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 		defer cancel()
 		s, err := redisstore.Open(cctx, u)
 		if err != nil {
 			return nil, storeOpenError("Redis", u, err)
 		}
-		return &openedStore{Store: s, close: s.Close, describe: strings.ToLower(scheme)}, nil
-	case "postgres", "postgresql":
+		return &openedStore{Store: s, close: s.Close, describe: t.scheme}, nil
+	case "postgres":
 		cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 		defer cancel()
 		s, err := pgstore.Open(cctx, u, pgstore.Options{})
@@ -102,8 +135,7 @@ func openStore(ctx context.Context, u string) (*openedStore, error) {
 		}
 		return &openedStore{Store: s, close: s.Close, describe: "mysql"}, nil
 	}
-	return nil, usageErrorf("unknown --store scheme %q", scheme).
-		hint("use a bbolt file path, memory:, redis://…, redis-cluster://…, redis-sentinel://…, postgres://… or mysql://…")
+	panic("latch: parseStore returned kind " + t.kind)
 }
 
 // storeOpenError reports a network store that could not be opened in one

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -56,6 +57,36 @@ func FuzzRequestBodies(f *testing.F) {
 		}
 		if w.Code == http.StatusOK && w.Body.Len() == 0 && method != http.MethodDelete {
 			t.Fatalf("%s %s: 200 with an empty body", method, path)
+		}
+	})
+}
+
+// FuzzETag: If-Match and If-None-Match values from clients. parseETag
+// reads only a strong "N" with N > 0 (what etag writes) and never panics;
+// a list naming etag(v), strong or weak, among any other entries matches
+// v, and a list of one other ETag does not.
+func FuzzETag(f *testing.F) {
+	for _, s := range []string{`"1"`, ` "42" `, `W/"7"`, `"0"`, `""`, `"18446744073709551616"`, `*`, `"1", W/"2"`, `"-1"`, `"+3"`} {
+		f.Add(s, uint64(7))
+	}
+	f.Fuzz(func(t *testing.T, s string, v uint64) {
+		if n, ok := parseETag(s); ok {
+			q := strings.TrimSpace(s)
+			if d, err := strconv.ParseUint(q[1:len(q)-1], 10, 64); n == 0 || q[0] != '"' || err != nil || d != n {
+				t.Fatalf("parseETag(%q) = %d", s, n)
+			}
+		}
+		if v == 0 {
+			return
+		}
+		if n, ok := parseETag(etag(v)); !ok || n != v {
+			t.Fatalf("parseETag(etag(%d)) = %d, %v", v, n, ok)
+		}
+		if !etagListMatches(s+", "+etag(v), v) || !etagListMatches("W/"+etag(v)+","+s, v) {
+			t.Fatalf("a list naming version %d beside %q does not match it", v, s)
+		}
+		if etagListMatches(etag(v+1), v) && v+1 != 0 {
+			t.Fatalf("etag(%d) matched version %d", v+1, v)
 		}
 	})
 }

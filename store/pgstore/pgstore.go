@@ -134,11 +134,36 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err := checkSchema(opts.Schema); err != nil {
 		return nil, err
 	}
+	cfg, err := poolConfig(dsn, opts)
+	if err != nil {
+		return nil, err
+	}
+	password := cfg.ConnConfig.Password
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, wrapErr(ctx, "open", err, password)
+	}
+	s, err := newStore(pool, opts, password)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s.ownsPool = true
+	if err := s.setup(ctx, opts); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// poolConfig parses dsn and applies opts (defaults filled in) to it. A DSN
+// that does not parse is errBadDSN, which quotes neither the DSN nor the
+// parser's message.
+func poolConfig(dsn string, opts Options) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, errBadDSN
 	}
-	password := cfg.ConnConfig.Password
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
@@ -165,21 +190,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 			cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
 		}
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, wrapErr(ctx, "open", err, password)
-	}
-	s, err := newStore(pool, opts, password)
-	if err != nil {
-		pool.Close()
-		return nil, err
-	}
-	s.ownsPool = true
-	if err := s.setup(ctx, opts); err != nil {
-		pool.Close()
-		return nil, err
-	}
-	return s, nil
+	return cfg, nil
 }
 
 func (s *Store) setup(ctx context.Context, opts Options) error {

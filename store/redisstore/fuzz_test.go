@@ -2,10 +2,14 @@ package redisstore
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/latch-sessions/latch/store"
 )
 
 // FuzzParseURL: parseURL never panics, refuses with errURL, and what it
@@ -75,6 +79,56 @@ func FuzzDecodeValue(f *testing.F) {
 		c, errC := again.MarshalBinary()
 		if errA != nil || errC != nil || !bytes.Equal(a, c) {
 			t.Fatalf("decode(encode(r)) != r (%v, %v)", errA, errC)
+		}
+	})
+}
+
+// FuzzDecodeEvent: the decoder of event messages (what the scripts and
+// Publish send on the event channel, which anyone with access to the
+// server can also publish on) never panics, refuses with errBadEvent, and
+// what it decodes encodes back to the same event.
+func FuzzDecodeEvent(f *testing.F) {
+	s := &Store{prefix: DefaultPrefix}
+	id, err := store.NewID("alice", rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	kp := s.slotPrefix(id.Tag())
+	at := be64(time.Date(2026, 12, 1, 16, 0, 0, 5, time.UTC))
+	f.Add(encodeEvent("ab12-1.1", "session.revoked", kp, member(id), "alice", "", "logout", at, ""))
+	f.Add(encodeEvent("ab12-2.1", "subject.revoked", kp, "", "alice", member(id), "revoke-all", at, ""))
+	f.Add(encodeEvent("ab12-3.1", "keys.changed", "", "", "", "", "", at, "kid-1"))
+	f.Add("\x01")
+	f.Fuzz(func(t *testing.T, msg string) {
+		e, err := s.decodeEvent(msg)
+		if err != nil {
+			if !errors.Is(err, errBadEvent) && !errors.Is(err, errCorrupt) {
+				t.Fatalf("decodeEvent: %v, want errBadEvent", err)
+			}
+			return
+		}
+		if e.ID == "" || e.Type == "" {
+			t.Fatalf("decoded %+v", e)
+		}
+		var ekp, m, x string
+		if !e.SessionID.IsZero() || !e.Except.IsZero() {
+			tag := e.SessionID.Tag()
+			if e.SessionID.IsZero() {
+				tag = e.Except.Tag()
+			}
+			ekp = s.slotPrefix(tag)
+		}
+		if !e.SessionID.IsZero() {
+			m = member(e.SessionID)
+		}
+		if !e.Except.IsZero() {
+			x = member(e.Except)
+		}
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], uint64(e.At.UnixNano()))
+		again, err := s.decodeEvent(encodeEvent(e.ID, e.Type, ekp, m, e.Subject, x, e.Reason, string(b[:]), e.KeyID))
+		if err != nil || again != e {
+			t.Fatalf("decode(encode(%+v)) = %+v, %v", e, again, err)
 		}
 	})
 }
