@@ -146,6 +146,8 @@ function refuse(reason, nonce) { return new LatchDPoPError(reason, {nonce}) }
 export class LocalReplayCache {
   #seen = new Map() // key -> until (ms)
   #max
+  #pruneAt = 1024
+  /** maxEntries bounds memory (about 150 bytes an entry); a full cache of live entries refuses proofs. */
   constructor({maxEntries = 1_000_000} = {}) { this.#max = maxEntries }
   get size() { return this.#seen.size }
   /** True the first time key is seen before its deadline, false on a replay. */
@@ -153,14 +155,16 @@ export class LocalReplayCache {
     const now = Date.now()
     const prev = this.#seen.get(key)
     if (prev !== undefined && prev > now) return false
-    if (this.#seen.size >= this.#max) this.#prune(now)
+    // Expired entries go whenever the map has doubled since the last sweep:
+    // amortised O(1), and memory stays near twice the live entries.
+    if (this.#seen.size >= Math.min(this.#pruneAt, this.#max)) {
+      for (const [k, u] of this.#seen) if (u <= now) this.#seen.delete(k)
+      this.#pruneAt = Math.max(1024, 2 * this.#seen.size)
+    }
     // Full of live entries: refuse rather than forget one (fail closed).
     if (this.#seen.size >= this.#max) return false
     this.#seen.set(key, until)
     return true
-  }
-  #prune(now) {
-    for (const [k, until] of this.#seen) if (until <= now) this.#seen.delete(k)
   }
 }
 

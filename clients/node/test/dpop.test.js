@@ -12,7 +12,7 @@ import {createHash, createHmac, generateKeyPairSync, sign} from 'node:crypto'
 import express from 'express'
 import * as panva from 'dpop'
 import {
-  latch, LatchClient, DPoPKey, LatchDPoPError, LatchDPoPNonceError, LatchInsufficientAuthError, LatchProblemError, LatchConfigError,
+  latch, LatchClient, DPoPKey, LocalReplayCache, LatchDPoPError, LatchDPoPNonceError, LatchInsufficientAuthError, LatchProblemError, LatchConfigError,
 } from '../src/express.js'
 import {TOKEN_RE, client, latchServer, listen, request, subject} from './helpers.js'
 
@@ -231,9 +231,13 @@ function ecKeyPair() {
   return {key: privateKey, jwk, privateJwk, dpopKey: new DPoPKey(privateKey)}
 }
 
-for (const mode of ['online', 'offline']) {
+// offline+cache: cached validation on, so the event stream vouches for the
+// session or, when it cannot, latch is asked with the proof relayed after the
+// local check — both must hold.
+const MODES = {online: {accessTokens: 'online'}, offline: {accessTokens: 'offline'}, 'offline+cache': {accessTokens: 'offline', cache: {}}}
+for (const [mode, modeOptions] of Object.entries(MODES)) {
   test(`middleware (${mode}): Authorization: DPoP with a proof by the bound key is accepted, each proof once`, async (t) => {
-    const base = await started(t, {accessTokens: mode})
+    const base = await started(t, modeOptions)
     const key = DPoPKey.generate()
     const iss = await bound(key)
     const proof = key.proof({htm: 'GET', htu: base + URL_PATH + '?q=1', accessToken: iss.accessToken})
@@ -260,7 +264,7 @@ for (const mode of ['online', 'offline']) {
   })
 
   test(`middleware (${mode}): the attack table is refused with latch's reasons, and no attempt spends the real proof`, async (t) => {
-    const base = await started(t, {accessTokens: mode})
+    const base = await started(t, modeOptions)
     const ec = ecKeyPair()
     const key = ec.dpopKey
     const iss = await bound(key)
@@ -284,7 +288,7 @@ for (const mode of ['online', 'offline']) {
   })
 
   test(`middleware (${mode}): proofs from panva's dpop (WebCrypto keys, ES256, Ed25519 and RS256) are accepted`, async (t) => {
-    const base = await started(t, {accessTokens: mode})
+    const base = await started(t, modeOptions)
     for (const alg of ['ES256', 'Ed25519', 'RS256']) {
       const kp = await panva.generateKeyPair(alg)
       const htu = base + '/auth/login'
@@ -304,26 +308,26 @@ for (const mode of ['online', 'offline']) {
     const iss = await bound(key)
     const fwd = {'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.example'}
     const proofFor = (htu) => key.proof({htm: 'GET', htu, accessToken: iss.accessToken})
-    const direct = await started(t, {accessTokens: mode})
+    const direct = await started(t, modeOptions)
     // Not trusted: the forwarded headers are ignored, the socket's scheme and Host count.
     let r = await request(direct, 'GET', URL_PATH, {headers: {...fwd, ...dpopHeaders(iss.accessToken, proofFor('https://app.example' + URL_PATH))}})
     assert.equal(reasonOf(r), new LatchDPoPError('htu').description, 'forwarded headers from an untrusted peer')
     r = await request(direct, 'GET', URL_PATH, {headers: {...fwd, ...dpopHeaders(iss.accessToken, proofFor(direct + URL_PATH))}})
     assert.equal(r.status, 200, r.text)
     // Trusted (loopback is the proxy): the forwarded scheme and host count.
-    const proxied = await started(t, {accessTokens: mode, trustProxy: 'loopback'})
+    const proxied = await started(t, {...modeOptions, trustProxy: 'loopback'})
     r = await request(proxied, 'GET', URL_PATH, {headers: {...fwd, ...dpopHeaders(iss.accessToken, proofFor('https://app.example' + URL_PATH))}})
     assert.equal(r.status, 200, r.text)
     r = await request(proxied, 'GET', URL_PATH, {headers: {...fwd, ...dpopHeaders(iss.accessToken, proofFor(proxied + URL_PATH))}})
     assert.equal(reasonOf(r), new LatchDPoPError('htu').description, 'behind the proxy the internal URL is not what the client addressed')
     // dpopURL overrides both.
-    const custom = await started(t, {accessTokens: mode, dpopURL: (req) => 'https://public.example' + req.originalUrl})
+    const custom = await started(t, {...modeOptions, dpopURL: (req) => 'https://public.example' + req.originalUrl})
     r = await request(custom, 'GET', URL_PATH, {headers: dpopHeaders(iss.accessToken, proofFor('https://public.example' + URL_PATH))})
     assert.equal(r.status, 200, r.text)
   })
 
   test(`step-up (${mode}): requireRecentAuth answers the RFC 9470 challenge as latchhttp.RequireRecentAuth`, async (t) => {
-    const base = await started(t, {accessTokens: mode})
+    const base = await started(t, modeOptions)
     const old = await c.createSession({subject: subject(), authTime: new Date(Date.now() - 600_000), acr: 'pwd'})
     const bearer = {authorization: `Bearer ${old.accessToken}`}
     let r = await request(base, 'POST', '/api/sensitive', {headers: bearer})
@@ -460,4 +464,17 @@ test('server nonces (latch serve --dpop-nonce): typed use_dpop_nonce, DPoPKey re
   res = await request(base, 'GET', URL_PATH, {headers: dpopHeaders(tok, key.proof({htm: 'GET', htu: base + URL_PATH, accessToken: tok, nonce: n}))})
   assert.equal(res.status, 200, res.text)
   assert.match(res.headers['dpop-nonce'], /^[A-Za-z0-9_-]+$/, 'a success passes the nonce on too')
+})
+
+test('LocalReplayCache: a key once until its deadline; expired entries swept as it grows; full of live entries it refuses', () => {
+  const now = Date.now()
+  const c = new LocalReplayCache({maxEntries: 5000})
+  assert.equal(c.seen('live', now + 60_000), true)
+  assert.equal(c.seen('live', now + 60_000), false, 'a replay')
+  for (let i = 0; i < 20_000; i++) assert.equal(c.seen('old' + i, now - 1), true)
+  assert.ok(c.size < 2100, `expired entries are swept (${c.size} left of 20001)`)
+  assert.equal(c.seen('live', now + 60_000), false, 'a live entry survives the sweeps')
+  const full = new LocalReplayCache({maxEntries: 3})
+  for (const k of ['a', 'b', 'c']) assert.equal(full.seen(k, now + 60_000), true)
+  assert.equal(full.seen('d', now + 60_000), false, 'fails closed rather than forgetting a live proof')
 })
