@@ -245,6 +245,17 @@ func TestAllocs(t *testing.T) {
 			t.Errorf("%s: %.0f allocations per proof, budget %.0f", k.alg, got, budget[k.alg])
 		}
 	}
+	// Server nonces add none: the window's nonces are computed once.
+	nv := &Verifier{Replay: alwaysFresh{}, Now: v.Now, NonceKey: []byte("0123456789abcdef0123456789abcdef")}
+	k := testKeys(t)[0]
+	c, _ := json.Marshal(map[string]any{"jti": "j", "htm": "GET", "htu": use.URL, "iat": now.Unix(), "ath": athOf(tok), "nonce": nv.Nonce()})
+	p := k.proof(`{"typ":"dpop+jwt","alg":"EdDSA","jwk":`+k.jwk+`}`, string(c))
+	if _, err := nv.Verify(t.Context(), p, use); err != nil {
+		t.Fatal(err)
+	}
+	if got := testing.AllocsPerRun(50, func() { nv.Verify(context.Background(), p, use); nv.Nonce() }); got > budget["EdDSA"] {
+		t.Errorf("EdDSA with a nonce: %.0f allocations per proof and nonce, budget %.0f", got, budget["EdDSA"])
+	}
 }
 
 func sha256sum(m []byte) [32]byte { return sha256.Sum256(m) }
@@ -254,4 +265,25 @@ const cryptoSHA256 = crypto.SHA256
 func athOf(tok string) string {
 	sum := sha256.Sum256([]byte(tok))
 	return b64.EncodeToString(sum[:])
+}
+
+// The fast decoder applies ParseJWK's size limit to the jwk's own JSON,
+// as the strict decoder's RawMessage measures it (whitespace around the
+// value excluded), at the exact boundary.
+func TestJWKSizeBoundary(t *testing.T) {
+	base := `{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","pad":""}`
+	for _, size := range []int{maxJWKSize - 1, maxJWKSize, maxJWKSize + 1} {
+		jwk := strings.Replace(base, `"pad":""`, `"pad":"`+strings.Repeat("a", size-len(base))+`"`, 1)
+		raw := []byte(`{"typ":"dpop+jwt","alg":"EdDSA","jwk":  ` + jwk + `  }`)
+		var fh header
+		fast := fastHeader(raw, &fh)
+		sh, err := strictHeader(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, serr := sh.key()
+		if fast != (size <= maxJWKSize) || (serr == nil) != (size <= maxJWKSize) {
+			t.Errorf("jwk of %d bytes: fast decoder took it: %v; strict key error: %v", size, fast, serr)
+		}
+	}
 }

@@ -51,6 +51,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/latch-sessions/latch/accesstoken"
@@ -90,6 +91,8 @@ type Verifier struct {
 	NonceKey []byte
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	nonces atomic.Pointer[nonces] // the current window's, once computed
 }
 
 // Use is the request a proof must have been made for.
@@ -445,7 +448,25 @@ func (v *Verifier) Nonce() string {
 // the number of windows since the Unix epoch: stateless, so every replica
 // with the key issues and accepts the same nonces, and one issued at the
 // end of a window stays valid through the next.
-func (v *Verifier) nonceAt(now time.Time) string { return v.nonceFor(v.epoch(now)) }
+func (v *Verifier) nonceAt(now time.Time) string { return v.noncesAt(now).cur }
+
+// nonces are the nonces of one window and of the one before.
+type nonces struct {
+	epoch     uint64
+	cur, prev string
+}
+
+// noncesAt returns the nonces of now's window, computing them once per
+// window (the nonce key does not change after first use).
+func (v *Verifier) noncesAt(now time.Time) *nonces {
+	e := v.epoch(now)
+	if n := v.nonces.Load(); n != nil && n.epoch == e {
+		return n
+	}
+	n := &nonces{epoch: e, cur: v.nonceFor(e), prev: v.nonceFor(e - 1)}
+	v.nonces.Store(n)
+	return n
+}
 
 func (v *Verifier) epoch(now time.Time) uint64 {
 	return uint64(now.Unix()) / uint64(max(1, v.window()/time.Second))
@@ -461,7 +482,6 @@ func (v *Verifier) nonceFor(epoch uint64) string {
 }
 
 func (v *Verifier) validNonce(n []byte, now time.Time) bool {
-	epoch := v.epoch(now)
-	return hmac.Equal(n, []byte(v.nonceFor(epoch))) ||
-		hmac.Equal(n, []byte(v.nonceFor(epoch-1)))
+	ns := v.noncesAt(now)
+	return hmac.Equal(n, []byte(ns.cur)) || hmac.Equal(n, []byte(ns.prev))
 }

@@ -299,7 +299,7 @@ func TestNonce(t *testing.T) {
 	if _, err := v.Verify(t.Context(), s.proof(nil, map[string]any{"nonce": "bm9uY2U"}), use); !errors.Is(err, dpop.ErrUseNonce) {
 		t.Errorf("a made-up nonce = %v, want use_dpop_nonce", err)
 	}
-	other := *v
+	other := verifier(v.Replay)
 	other.NonceKey = []byte("another key, another replica set")
 	if _, err := v.Verify(t.Context(), s.proof(nil, map[string]any{"nonce": other.Nonce()}), use); !errors.Is(err, dpop.ErrUseNonce) {
 		t.Errorf("a nonce under another key = %v, want use_dpop_nonce", err)
