@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-sessions/latch/internal/testredis"
 	"github.com/latch-sessions/latch/store"
 	"github.com/latch-sessions/latch/store/storetest"
 )
@@ -183,5 +184,74 @@ func TestScriptsRefuseDamagedValues(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, r.ID); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("Get of the damaged value: %v", err)
+	}
+}
+
+// TestUnsealedForRollingUpgrade: a store with Options.Unsealed (seal=false)
+// writes only format 1 values, which binaries older than the seal read,
+// through every write path (Go's and the scripts'), and still checks the
+// seals of sealed values it reads.
+func TestUnsealedForRollingUpgrade(t *testing.T) {
+	s := openURL(t, "redis://"+testredis.Addr(t)+"?cache=false&seal=false")
+	ctx := t.Context()
+	now := time.Now().UTC()
+	subject := "unsealed-" + testPrefix()
+	format := func(what string, id store.ID) {
+		t.Helper()
+		if v := (rawValue{}).value(t, s, id); v[0] != valueLegacy {
+			t.Errorf("%s: value of format %d, want %d", what, v[0], valueLegacy)
+		}
+	}
+	mk := func() *store.Record {
+		r := newRecord(t, subject, now)
+		if _, err := s.Create(ctx, r, 0); err != nil {
+			t.Fatal(err)
+		}
+		format("Create", r.ID)
+		return r
+	}
+	a := mk()
+	rot := store.Rotation{ID: a.ID, Expect: a.Refresh.Current, Next: store.Refresh{Key: a.Refresh.Key, Previous: a.Refresh.Current, RotatedAt: now, Generation: 1},
+		LastSeenAt: now, IdleExpiresAt: now.Add(time.Hour)}
+	if _, err := s.RotateRefresh(ctx, rot); err != nil {
+		t.Fatal(err)
+	}
+	format("RotateRefresh", a.ID)
+	up, err := s.Get(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up = up.Clone()
+	up.IP = "192.0.2.3"
+	if err := s.Update(ctx, up); err != nil {
+		t.Fatal(err)
+	}
+	format("Update", a.ID)
+	if err := s.Revoke(ctx, a.ID, store.ReasonLogout, now); err != nil {
+		t.Fatal(err)
+	}
+	format("Revoke", a.ID)
+	b := mk()
+	if _, err := s.RevokeSubject(ctx, subject, store.ID{}, store.ReasonRevokeAll, now); err != nil {
+		t.Fatal(err)
+	}
+	format("RevokeSubject", b.ID)
+	c := mk()
+	if ev, err := s.Create(ctx, newRecord(t, subject, now.Add(time.Second)), 1); err != nil || len(ev) != 1 || ev[0] != c.ID {
+		t.Fatalf("eviction: %v, %v", ev, err)
+	}
+	format("eviction", c.ID)
+
+	// A sealed value (another replica's) is still checked.
+	sealed := standalone(t, func(o *Options) { o.DisableCache = true; o.Prefix = s.prefix })
+	d := newRecord(t, subject, now)
+	if _, err := sealed.Create(ctx, d, 0); err != nil {
+		t.Fatal(err)
+	}
+	v := (rawValue{}).value(t, s, d.ID)
+	v[len(v)-1] ^= 1
+	setRaw(t, s, d.ID, v)
+	if _, err := s.Get(ctx, d.ID); !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("a damaged sealed value through the unsealed store: %v", err)
 	}
 }

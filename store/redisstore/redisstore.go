@@ -65,6 +65,13 @@ type Options struct {
 	// or more): only for measuring what the bound costs.
 	CacheStaleness time.Duration
 
+	// Unsealed writes record values without their seal (format 1, see
+	// codec.go), which binaries older than the seal can read: only for the
+	// first step of a rolling upgrade from them, with every new replica
+	// unsealed until no old one is left. Sealed values are still read and
+	// checked. URL parameter seal=false.
+	Unsealed bool
+
 	// PipelineMultiplex is rueidis's ClientOption.PipelineMultiplex: Open
 	// passes it on (0: rueidis's default), and a client given to New must
 	// have been made with this same value, so that the heartbeat of
@@ -140,6 +147,7 @@ type Store struct {
 	timeout time.Duration
 	cache   bool
 	ttl     time.Duration
+	sealArg string // the scripts' last argument: "sealed" or "unsealed"
 
 	// live bounds the staleness of cached records; its bound is 0 when
 	// caching is off or unbounded.
@@ -188,7 +196,8 @@ const writeGuard = time.Second
 // Query parameters override Options defaults and are overridden by opts:
 // timeout, dial_timeout, cache (true/false), cache_ttl, cache_staleness
 // (Options.CacheStaleness, e.g. 100ms), cache_size (bytes per connection),
-// prefix, client_name, db, and master (Sentinel). Unknown parameters are
+// prefix, client_name, db, seal (false: Options.Unsealed), and master
+// (Sentinel). Unknown parameters are
 // refused. Errors never quote the URL.
 //
 // Open fails if no server answers within the dial timeout.
@@ -257,7 +266,11 @@ func New(client rueidis.Client, o Options) (*Store, error) {
 		timeout: o.Timeout,
 		cache:   !o.DisableCache,
 		ttl:     o.CacheTTL,
+		sealArg: "sealed",
 		events:  newEvents(o.Prefix),
+	}
+	if o.Unsealed {
+		s.sealArg = "unsealed"
 	}
 	s.deadlines.Init(o.Timeout)
 	s.memo = make([]atomic.Pointer[memo], memoSlots(o.CacheSize))
@@ -419,6 +432,17 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 	return r, err
 }
 
+// encode is encodeValue, without the seal if the store is Unsealed.
+func (s *Store) encode(b []byte, r *store.Record, v uint64) []byte {
+	if s.sealArg == "unsealed" {
+		start := len(b)
+		b = encodeBody(b, r, v)
+		b[start] = valueLegacy
+		return b
+	}
+	return encodeValue(b, r, v)
+}
+
 // GetFresh implements [store.FreshReader]: Get past the client-side cache,
 // one round trip to Redis.
 func (s *Store) GetFresh(ctx context.Context, id store.ID) (*store.Record, error) {
@@ -503,13 +527,13 @@ func (s *Store) Create(ctx context.Context, rec *store.Record, max int) ([]store
 	defer cancel()
 	sp := s.slotPrefix(tag)
 	m := member(rec.ID)
-	val := encodeValue(make([]byte, 0, 256+len(rec.Subject)+len(rec.IP)+len(rec.UserAgent)+len(rec.Data)+len(rec.Claims)), rec, 1)
+	val := s.encode(make([]byte, 0, 256+len(rec.Subject)+len(rec.IP)+len(rec.UserAgent)+len(rec.Data)+len(rec.Claims)), rec, 1)
 	at := be64(rec.CreatedAt)
 	s.markWritten(rec.ID)
 	code, rest, err := reply(createScript.Exec(ctx, s.client,
 		[]string{sp + "s:" + m, sp + "u:" + rec.Subject},
 		[]string{sp, string(val), itoa(ceilMillis(rec.Deadline())), itoa(floorMillis(rec.LastSeenAt)), m,
-			strconv.Itoa(max), at, store.ReasonEvicted, at, s.evChannel, s.eventID()}))
+			strconv.Itoa(max), at, store.ReasonEvicted, at, s.evChannel, s.eventID(), s.sealArg}))
 	s.markWritten(rec.ID)
 	if err != nil {
 		return nil, unavailable("create", err)
@@ -563,7 +587,7 @@ func (s *Store) Update(ctx context.Context, rec *store.Record) error {
 	defer cancel()
 	sp := s.slotPrefix(rec.ID.Tag())
 	m := member(rec.ID)
-	val := encodeValue(make([]byte, 0, 256+len(rec.Subject)+len(rec.IP)+len(rec.UserAgent)+len(rec.Data)+len(rec.Claims)+len(rec.RevokeReason)), rec, rec.Version+1)
+	val := s.encode(make([]byte, 0, 256+len(rec.Subject)+len(rec.IP)+len(rec.UserAgent)+len(rec.Data)+len(rec.Claims)+len(rec.RevokeReason)), rec, rec.Version+1)
 	revoked := "0"
 	if rec.Revoked() {
 		revoked = "1"
@@ -613,7 +637,7 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Rec
 		[]string{sp + "s:" + m},
 		[]string{sp, string(r.Expect[:]), string(r.Next.Key[:]), string(r.Next.Current[:]), prev, rot,
 			strconv.FormatUint(uint64(r.Next.Generation), 10), be64(r.LastSeenAt), be64(r.IdleExpiresAt),
-			itoa(floorMillis(r.LastSeenAt)), m}))
+			itoa(floorMillis(r.LastSeenAt)), m, s.sealArg}))
 	s.markWritten(r.ID)
 	if err != nil {
 		return nil, unavailable("rotate refresh", err)
@@ -658,7 +682,7 @@ func (s *Store) Revoke(ctx context.Context, id store.ID, reason string, at time.
 	m := member(id)
 	s.markWritten(id)
 	code, _, err := reply(revokeScript.Exec(ctx, s.client,
-		[]string{sp + "s:" + m}, []string{sp, m, reason, be64(at), s.evChannel, s.eventID()}))
+		[]string{sp + "s:" + m}, []string{sp, m, reason, be64(at), s.evChannel, s.eventID(), s.sealArg}))
 	s.markWritten(id)
 	if err != nil {
 		return unavailable("revoke", err)
@@ -692,7 +716,7 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, except store.
 	if !except.IsZero() && except.Tag() == tag {
 		ex = member(except)
 	}
-	res := revokeSubjectScript.Exec(ctx, s.client, []string{sp + "u:" + subject}, []string{sp, ex, reason, be64(at), s.evChannel, s.eventID()})
+	res := revokeSubjectScript.Exec(ctx, s.client, []string{sp + "u:" + subject}, []string{sp, ex, reason, be64(at), s.evChannel, s.eventID(), s.sealArg})
 	ms, err := res.AsStrSlice()
 	if err != nil {
 		return nil, unavailable("revoke subject", err)

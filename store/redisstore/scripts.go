@@ -60,8 +60,12 @@ local function seal(m, body)
     tonumber(sub(h, 5, 6), 16), tonumber(sub(h, 7, 8), 16))
 end
 
--- sealed is body (starting with format 2) followed by its seal.
+-- sealed is body (starting with format 2) followed by its seal; the
+-- write scripts' last argument is "unsealed" for a store that writes
+-- format 1 (Options.Unsealed, a rolling upgrade from binaries without
+-- seals), and then it is body as format 1.
 local function sealed(m, body)
+  if ARGV[#ARGV] == 'unsealed' then return char(1) .. sub(body, 2) end
   return body .. seal(m, body)
 end
 

@@ -183,6 +183,12 @@ func parseURL(raw string, o *Options) (*target, error) {
 			o.DisableCache = !b
 		case "client_name":
 			o.ClientName = v
+		case "seal":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, urlErr("seal must be true or false")
+			}
+			o.Unsealed = !b
 		default:
 			return nil, urlErr("unknown parameter %q", k)
 		}
