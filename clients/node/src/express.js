@@ -330,7 +330,15 @@ async function handle(o, req, res) {
         // The binding (RFC 9449 §7): checked before latch is asked, from
         // the token's claims — verified offline; online, read unverified,
         // which is sound because latch then verifies that very token.
-        const relay = checkBinding(o, req, scheme, tok, (c ?? unverifiedClaims(tok))?.cnf?.jkt)
+        const claims = c ?? unverifiedClaims(tok)
+        if (!claims) {
+          // Not a JWS of a JSON object: no token latch issued (as latchhttp,
+          // the token is refused before its binding is looked at).
+          const e = new LatchError('latch: invalid access token')
+          e.code = 'invalid_token'
+          throw e
+        }
+        const relay = checkBinding(o, req, scheme, tok, claims.cnf?.jkt)
         if (c && relay) {
           await verifyProof(relay.proof, {method: relay.htm, url: relay.htu, accessToken: tok, jkt: c.cnf.jkt, replay: o.replay})
         }

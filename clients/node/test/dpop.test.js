@@ -255,6 +255,11 @@ for (const [mode, modeOptions] of Object.entries(MODES)) {
     assert.equal(again.headers['www-authenticate'], process.env.LATCH_EXPECT_DPOP_REPLAY ??
       'DPoP algs="EdDSA Ed25519 ES256 RS256", error="invalid_dpop_proof", error_description="the DPoP proof was already used"', 'latchhttp\'s challenge, byte for byte')
 
+    // Something that is no token at all is invalid_token, whatever the scheme.
+    const junk = await request(base, 'GET', URL_PATH, {headers: dpopHeaders('not-a-token', key.proof({htm: 'GET', htu: base + URL_PATH, accessToken: 'not-a-token'}))})
+    assert.equal(junk.status, 401)
+    assert.equal(junk.json.code, 'invalid_token')
+    assert.equal(junk.headers['www-authenticate'], 'Bearer error="invalid_token"')
     // A plain (unbound) token still works as Bearer, and not as DPoP.
     const plain = await c.createSession({subject: subject()})
     assert.equal((await request(base, 'GET', URL_PATH, {headers: {authorization: `Bearer ${plain.accessToken}`}})).status, 200)
