@@ -38,6 +38,7 @@ type metrics struct {
 	// The children of the hottest label values, looked up once.
 	sessionOK, accessOK lazyChild[prometheus.Counter]
 	storeGetOK          lazyChild[prometheus.Observer]
+	storeKeyringOK      lazyChild[prometheus.Observer] // keyring_version
 	// routeOK is written once, by Server.routes, before serving: each
 	// API route's request histograms for its success statuses.
 	routeOK map[string]*routeChildren
@@ -167,8 +168,12 @@ func (m *metrics) validated(carrier string, err error) {
 }
 
 func (m *metrics) storeOp(op string, start time.Time, err error) {
-	if op == "get" && err == nil {
-		m.storeGetOK.get(func() prometheus.Observer { return m.storeOps.WithLabelValues("get", "ok") }).Observe(time.Since(start).Seconds())
+	if err == nil && (op == "get" || op == "keyring_version") {
+		l := &m.storeGetOK
+		if op == "keyring_version" {
+			l = &m.storeKeyringOK
+		}
+		l.get(func() prometheus.Observer { return m.storeOps.WithLabelValues(op, "ok") }).Observe(time.Since(start).Seconds())
 		return
 	}
 	r := "ok"

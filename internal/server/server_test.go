@@ -917,3 +917,53 @@ func TestInstrumentForwardsGetFresh(t *testing.T) {
 		t.Fatalf("inner GetFresh called %d times, want 1", inner.fresh)
 	}
 }
+
+// keyStoreCounting is a key store that counts keyring reads, with or
+// without a version read of its own.
+type keyStoreCounting struct {
+	*memstore.Store
+	loads, versions int
+}
+
+func (k *keyStoreCounting) LoadKeyring(ctx context.Context) ([]byte, uint64, error) {
+	k.loads++
+	return k.Store.LoadKeyring(ctx)
+}
+
+type versionCounting struct{ *keyStoreCounting }
+
+func (v versionCounting) KeyringVersion(ctx context.Context) (uint64, error) {
+	v.versions++
+	return v.Store.KeyringVersion(ctx)
+}
+
+// The keyring's check on every access-token verification must stay a
+// version read under the metrics wrapper, not a read of the whole keyring.
+func TestInstrumentForwardsKeyringVersion(t *testing.T) {
+	ctx := context.Background()
+	inner := &keyStoreCounting{Store: memstore.New()}
+	if err := inner.SaveKeyring(ctx, []byte("blob"), 0); err != nil {
+		t.Fatal(err)
+	}
+	s := instrument(struct {
+		store.Store
+		store.KeyStore
+		store.KeyringVersioner
+	}{inner, inner, versionCounting{inner}}, newMetrics())
+	kv, ok := s.(store.KeyringVersioner)
+	if !ok {
+		t.Fatal("KeyringVersioner not forwarded")
+	}
+	if v, err := kv.KeyringVersion(ctx); v != 1 || err != nil || inner.versions != 1 || inner.loads != 0 {
+		t.Fatalf("KeyringVersion = %d, %v; %d version reads, %d loads; want 1, nil, 1, 0", v, err, inner.versions, inner.loads)
+	}
+	// A key store without a version read of its own: its LoadKeyring's.
+	plain := &keyStoreCounting{Store: memstore.New()}
+	s = instrument(struct {
+		store.Store
+		store.KeyStore
+	}{plain, plain}, newMetrics())
+	if v, err := s.(store.KeyringVersioner).KeyringVersion(ctx); v != 0 || err != nil || plain.loads != 1 {
+		t.Fatalf("KeyringVersion without a versioner = %d, %v after %d loads; want 0, nil, 1", v, err, plain.loads)
+	}
+}

@@ -161,6 +161,23 @@ func (i instKeyStore) LoadKeyring(ctx context.Context) ([]byte, uint64, error) {
 	return b, v, err
 }
 
+// KeyringVersion forwards to the store's store.KeyringVersioner, so the
+// keyring's check on every access-token verification stays a version read
+// (it was a LoadKeyring of the whole blob through this wrapper). A key
+// store without one reports the version LoadKeyring reads.
+func (i instKeyStore) KeyringVersion(ctx context.Context) (uint64, error) {
+	t := time.Now()
+	var v uint64
+	var err error
+	if kv, ok := i.k.(store.KeyringVersioner); ok {
+		v, err = kv.KeyringVersion(ctx)
+	} else {
+		_, v, err = i.k.LoadKeyring(ctx)
+	}
+	i.in.m.storeOp("keyring_version", t, err)
+	return v, err
+}
+
 func (i instKeyStore) SaveKeyring(ctx context.Context, blob []byte, expect uint64) error {
 	t := time.Now()
 	err := i.k.SaveKeyring(ctx, blob, expect)

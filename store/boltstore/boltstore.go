@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -106,6 +107,9 @@ type Store struct {
 
 	events *eventbus.Log // in-process: a bbolt file has one process
 	cache  *recordCache  // decoded records; see recordCache
+	// keyringVersion is the stored keyring's version plus one, once
+	// known (0: not read yet); see KeyringVersion.
+	keyringVersion atomic.Uint64
 }
 
 // Open opens the store in the bbolt file at path, creating the file (mode

@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -171,4 +172,78 @@ func TestCacheBudget(t *testing.T) {
 	if mustGet(t, off, r.ID) == mustGet(t, off, r.ID) {
 		t.Fatal("CacheBytes < 0: a Get was served from a cache")
 	}
+}
+
+// KeyringVersion, kept in memory, follows every SaveKeyring at once and
+// survives a reopen (it is read from the file again).
+func TestKeyringVersionInMemory(t *testing.T) {
+	ctx := t.Context()
+	path := t.TempDir() + "/latch.db"
+	s, err := Open(path, &Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.KeyringVersion(ctx); v != 0 || err != nil {
+		t.Fatalf("KeyringVersion of a new file = %d, %v", v, err)
+	}
+	var wg sync.WaitGroup
+	var saved atomic.Uint64
+	var stale atomic.Int64
+	stop := make(chan struct{})
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				want := saved.Load()
+				if v, err := s.KeyringVersion(ctx); err != nil || v < want {
+					stale.Add(1)
+				}
+			}
+		}()
+	}
+	for i := range uint64(200) {
+		if err := s.SaveKeyring(ctx, []byte("blob"), i); err != nil {
+			t.Fatal(err)
+		}
+		saved.Store(i + 1)
+		if v, err := s.KeyringVersion(ctx); v != i+1 || err != nil {
+			t.Fatalf("after SaveKeyring of version %d: KeyringVersion = %d, %v", i+1, v, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if n := stale.Load(); n > 0 {
+		t.Fatalf("%d KeyringVersion calls answered a version older than a save that had returned", n)
+	}
+	// A refused save changes nothing.
+	if err := s.SaveKeyring(ctx, []byte("blob"), 7); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("SaveKeyring with a stale version: %v", err)
+	}
+	if v, _ := s.KeyringVersion(ctx); v != 200 {
+		t.Fatalf("after a refused save: %d", v)
+	}
+	s.Close()
+	s, err = Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, err := s.KeyringVersion(ctx); v != 200 || err != nil {
+		t.Fatalf("after reopening: %d, %v", v, err)
+	}
+	if _, err := s.KeyringVersion(canceled(t)); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("with a done context: %v", err)
+	}
+}
+
+func canceled(t *testing.T) context.Context {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	return ctx
 }

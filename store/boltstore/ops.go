@@ -580,8 +580,26 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 }
 
 // KeyringVersion implements [store.KeyringVersioner]: the stored
-// keyring's version, read without copying its blob.
+// keyring's version. Every online access-token verification asks it, so
+// it is read from the file once and then kept in memory: only this
+// process writes the file, and SaveKeyring updates it as it commits.
 func (s *Store) KeyringVersion(ctx context.Context) (uint64, error) {
+	if err := ctxErr("keyring version", ctx); err != nil {
+		return 0, err
+	}
+	if v := s.keyringVersion.Load(); v != 0 {
+		return v - 1, nil
+	}
+	v, err := s.readKeyringVersion(ctx)
+	if err == nil {
+		// Unless SaveKeyring committed meanwhile (and set it): this read
+		// may predate that commit.
+		s.keyringVersion.CompareAndSwap(0, v+1)
+	}
+	return v, err
+}
+
+func (s *Store) readKeyringVersion(ctx context.Context) (uint64, error) {
 	var version uint64
 	err := s.view(ctx, "keyring version", func(tx *bolt.Tx) error {
 		version = 0
@@ -653,6 +671,10 @@ func (s *Store) SaveKeyring(ctx context.Context, blob []byte, expect uint64) err
 		if cur != expect {
 			return store.ErrConflict
 		}
-		return meta.Put(keyKeyring, v)
+		if err := meta.Put(keyKeyring, v); err != nil {
+			return err
+		}
+		tx.OnCommit(func() { s.keyringVersion.Store(expect + 2) }) // version expect+1, plus one
+		return nil
 	})
 }
