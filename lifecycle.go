@@ -332,13 +332,7 @@ func (m *Manager) ValidateAccessFor(ctx context.Context, c accesstoken.Claims, c
 // accessRecord reads an access token's record (fresh: past any cache); a
 // session that no longer exists is ErrRevoked.
 func (m *Manager) accessRecord(ctx context.Context, id store.ID, fresh bool) (*store.Record, error) {
-	var rec *store.Record
-	var err error
-	if fresh {
-		rec, err = store.GetFresh(ctx, m.cfg.Store, id)
-	} else {
-		rec, err = m.cfg.Store.Get(ctx, id)
-	}
+	rec, err := m.read(ctx, id, fresh)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrRevoked
 	}
@@ -363,16 +357,18 @@ func (m *Manager) live(ctx context.Context, rec *store.Record, c Client, touch b
 	return m.touch(ctx, rec, now, c)
 }
 
+// read is Store.Get, or with fresh store.GetFresh (past any cache).
+func (m *Manager) read(ctx context.Context, id store.ID, fresh bool) (*store.Record, error) {
+	if fresh {
+		return store.GetFresh(ctx, m.cfg.Store, id)
+	}
+	return m.cfg.Store.Get(ctx, id)
+}
+
 // load reads a record for a token, mapping failures to validation errors;
 // fresh reads past any cache (store.GetFresh).
 func (m *Manager) load(ctx context.Context, id store.ID, ip string, fresh bool) (*store.Record, error) {
-	var rec *store.Record
-	var err error
-	if fresh {
-		rec, err = store.GetFresh(ctx, m.cfg.Store, id)
-	} else {
-		rec, err = m.cfg.Store.Get(ctx, id)
-	}
+	rec, err := m.read(ctx, id, fresh)
 	switch {
 	case err == nil:
 		return rec, nil
