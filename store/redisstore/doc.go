@@ -27,6 +27,13 @@
 // where abcd is the tag in hex and <id> the base64url form of the ID's 16
 // random bytes. "latch:" is [Options.Prefix].
 //
+// A record's value ends in a 4-byte seal (SHA-1 of <id> and the value), set
+// by Go and by the scripts alike and checked before every read and rewrite:
+// a damaged value is store.ErrUnavailable and store.ErrCorrupt, never a
+// session. Values written without one (by binaries older than the seal, or
+// with seal=false, [Options.Unsealed], during a rolling upgrade from them)
+// are still read.
+//
 // # Atomicity
 //
 // Create (with eviction beyond the per-subject limit), Update (a

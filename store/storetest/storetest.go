@@ -22,6 +22,10 @@
 // that fails or deletes stale rows when writes race it, eviction times from
 // the store's clock — fails the clause written for it (flawed_test.go).
 //
+// [RunCorruption] is a separate entry point for stores whose stored bytes a
+// test can reach with a raw client ([Corrupter]): damaged records must fail
+// closed.
+//
 // newStore is called once per subtest and must return an empty store:
 // Sweep counts and the keyring checks assume nothing else is stored. (The
 // suite still uses random subjects, so leftovers of an earlier run do not
