@@ -19,7 +19,8 @@ import (
 // invalid_dpop_proof or use_dpop_nonce).
 var (
 	// ErrInvalidDPoPProof: a DPoP-bound session or token was used without
-	// a valid proof by its key, or a relayed proof was refused.
+	// a valid proof by its key, or a relayed proof was refused (every DPoP
+	// refusal matches it, use_dpop_nonce too).
 	ErrInvalidDPoPProof = errors.New("latchclient: invalid DPoP proof")
 	// ErrUseDPoPNonce: latch wants its nonce in the proof (--dpop-nonce);
 	// Error.DPoPNonce has it. Calls made with a Prover retry once by

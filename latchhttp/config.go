@@ -105,7 +105,8 @@ type Config struct {
 	// URL, with the token's ath. A bound token sent as Bearer is refused
 	// whether or not DPoP is set. Requires AccessTokens. With the
 	// verifier's NonceKey set, a proof without its current nonce is
-	// refused (use_dpop_nonce) with the nonce in DPoP-Nonce.
+	// refused (use_dpop_nonce), and every answer to a request with a proof
+	// carries the current nonce in DPoP-Nonce.
 	DPoP *dpop.Verifier
 	// DPoPURL returns the URL a client addressed (htu), for proofs;
 	// default: https (http without TLS) + Host + path. Set it behind a

@@ -118,7 +118,7 @@ func TestDPoPNonce(t *testing.T) {
 	if res.StatusCode != http.StatusUnauthorized || !strings.Contains(res.Header.Get("WWW-Authenticate"), `error="use_dpop_nonce"`) || nonce == "" {
 		t.Fatalf("no nonce: %d, WWW-Authenticate %q, DPoP-Nonce %q; want 401 use_dpop_nonce with a nonce", res.StatusCode, res.Header.Get("WWW-Authenticate"), nonce)
 	}
-	if res := send(nonce); res.StatusCode != http.StatusOK {
-		t.Fatalf("with the nonce: %d", res.StatusCode)
+	if res := send(nonce); res.StatusCode != http.StatusOK || res.Header.Get("DPoP-Nonce") != nonce {
+		t.Fatalf("with the nonce: %d, DPoP-Nonce %q (want the current %q for the next proof)", res.StatusCode, res.Header.Get("DPoP-Nonce"), nonce)
 	}
 }

@@ -229,6 +229,11 @@ func (s *Sessions) authenticate(w *responseWriter, r *http.Request, st *state) b
 			if err == nil {
 				err = s.checkDPoP(r, scheme, tok, claims)
 			}
+			if s.dpop != nil && len(r.Header.Values("DPoP")) > 0 {
+				if n := s.dpop.Nonce(); n != "" { // for the client's next proof (RFC 9449 §9)
+					w.Header().Set("DPoP-Nonce", n)
+				}
+			}
 			switch {
 			case err == nil:
 				st.sess, st.claims = sess, &claims
