@@ -52,7 +52,8 @@ type Options struct {
 	// OpTimeout bounds every Store call (acquiring a connection included)
 	// beyond the caller's own context, so an unreachable database fails
 	// closed with ErrUnavailable instead of hanging. Default 2 s; negative
-	// disables it.
+	// disables it. Get may run up to an eighth longer, and notices a
+	// caller's cancellation when it starts (see Store.Get).
 	OpTimeout time.Duration
 	// StatementTimeout is set as the server-side statement_timeout of every
 	// pooled connection opened by [Open], unless the DSN sets one in

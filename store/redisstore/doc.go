@@ -100,9 +100,9 @@
 // # Failure
 //
 // The store fails closed: every call is bounded by [Options.Timeout]
-// (default 1s, unless the caller's context has an earlier deadline; for a
-// cached Get the timer is only made once rueidis has to wait for the
-// network, so a hit does not pay for it), the
+// (default 1s, unless the caller's context has an earlier deadline; calls
+// that start within an eighth of it share one deadline, so a call may run
+// up to an eighth longer and makes no timer of its own), the
 // dial by [Options.DialTimeout], and any network error, timeout, script
 // error or undecodable value is returned as an error matching
 // store.ErrUnavailable, never as a record. rueidis reconnects by itself, so
