@@ -46,9 +46,9 @@
 // (ErrUseDPoPNonce). [Client.VerifyAccessToken] relays the proof of a
 // bound access token. A step-up refusal (RFC 9470) is an
 // [*InsufficientAuthError] naming the max_age and acr_values demanded.
-// Backends relaying proofs pass latch's DPoP-Nonce (the DPoPNonce fields)
-// and, on a refusal, Error.Challenge on to their client
-// (docs/protocol.md, section 5).
+// Backends relaying proofs take them from the request with [RelayedProof]
+// and pass latch's DPoP-Nonce and, on a refusal, its challenge on to their
+// client with [PassDPoP] (docs/protocol.md, section 5).
 //
 // # Security model
 //

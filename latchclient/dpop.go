@@ -245,3 +245,47 @@ func stepUp(err error, need verifyRequirement) error {
 	}
 	return err
 }
+
+// RelayedProof returns the DPoP proof a backend's client sent with r, for
+// relaying to latch, with r's method and url: the absolute URL the client
+// addressed, or "" for r's scheme (https with TLS), Host and path (set it
+// behind a proxy that changes them). It returns nil, nil when r carries no
+// proof, and an error matching ErrInvalidDPoPProof when it carries more
+// than one (RFC 9449 §4.3).
+func RelayedProof(r *http.Request, url string) (*DPoPProof, error) {
+	proofs := r.Header.Values("DPoP")
+	switch {
+	case len(proofs) == 0:
+		return nil, nil
+	case len(proofs) > 1:
+		return nil, &Error{Status: http.StatusBadRequest, Code: "invalid_dpop_proof", Detail: "a request may carry one DPoP proof only"}
+	}
+	if url == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		url = scheme + "://" + r.Host + r.URL.EscapedPath()
+	}
+	return &DPoPProof{Proof: proofs[0], Method: r.Method, URL: url}, nil
+}
+
+// PassDPoP sets on a backend's answer to its client what latch's answer
+// to a relayed proof says the client needs: DPoP-Nonce (nonce, from a
+// DPoPNonce field, or err's), and for a DPoP refusal latch's challenge as
+// WWW-Authenticate (docs/protocol.md, section 5). The caller still
+// chooses the status (401 for a refusal).
+func PassDPoP(w http.ResponseWriter, nonce string, err error) {
+	var e *Error
+	if errors.As(err, &e) {
+		if e.DPoPNonce != "" {
+			nonce = e.DPoPNonce
+		}
+		if errors.Is(e, ErrInvalidDPoPProof) && e.Challenge != "" {
+			w.Header().Set("WWW-Authenticate", e.Challenge)
+		}
+	}
+	if nonce != "" {
+		w.Header().Set("DPoP-Nonce", nonce)
+	}
+}

@@ -204,3 +204,62 @@ func TestNonceRetriedOnce(t *testing.T) {
 		t.Fatalf("Refresh = %v after %d requests, want use_dpop_nonce after 2", err, n.Load())
 	}
 }
+
+// TestRelayHelpers: a backend takes its client's proof from the request and
+// passes latch's nonce and challenge back, end to end through latch serve
+// with nonces on.
+func TestRelayHelpers(t *testing.T) {
+	url := serve(t, memstore.New(), withNonces)
+	latch := newClient(t, url, false)
+	// The backend's sign-in handler: relay the proof, pass back what latch says.
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := latchclient.RelayedProof(r, "https://app.example/login")
+		if err != nil || p == nil {
+			http.Error(w, "one DPoP proof please", http.StatusBadRequest)
+			return
+		}
+		cr, err := latch.Create(r.Context(), latchclient.NewSession{Subject: "erin", DPoP: p})
+		var nonce string
+		if cr != nil {
+			nonce = cr.DPoPNonce
+		}
+		latchclient.PassDPoP(w, nonce, err)
+		if err != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Write([]byte(cr.TokenType))
+	}))
+	defer backend.Close()
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	client, _ := dpop.NewProver(key)
+	signIn := func(nonce string, proofs int) *http.Response {
+		req, _ := http.NewRequest("POST", backend.URL, nil)
+		for range proofs {
+			p, _ := client.Proof("POST", "https://app.example/login", dpop.ProofOptions{Nonce: nonce})
+			req.Header.Add("DPoP", p)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	res := signIn("", 1)
+	nonce := res.Header.Get("DPoP-Nonce")
+	if res.StatusCode != http.StatusUnauthorized || nonce == "" || !strings.Contains(res.Header.Get("WWW-Authenticate"), `error="use_dpop_nonce"`) {
+		t.Fatalf("first sign-in: %d, DPoP-Nonce %q, WWW-Authenticate %q", res.StatusCode, nonce, res.Header.Get("WWW-Authenticate"))
+	}
+	if res := signIn(nonce, 1); res.StatusCode != http.StatusOK || res.Header.Get("DPoP-Nonce") == "" || res.Header.Get("WWW-Authenticate") != "" {
+		t.Fatalf("sign-in with the nonce: %d, DPoP-Nonce %q, WWW-Authenticate %q", res.StatusCode, res.Header.Get("DPoP-Nonce"), res.Header.Get("WWW-Authenticate"))
+	}
+	if res := signIn(nonce, 2); res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("two proofs: %d, want the backend's 400", res.StatusCode)
+	}
+	r := httptest.NewRequest("GET", "http://api.example/orders?x=1", nil)
+	r.Header.Set("DPoP", "p")
+	if p, err := latchclient.RelayedProof(r, ""); err != nil || p.URL != "http://api.example/orders" || p.Method != "GET" {
+		t.Errorf("RelayedProof from the request: %+v, %v", p, err)
+	}
+}
