@@ -168,10 +168,11 @@ type Store struct {
 	// the invalidation of a key on the connection that cached it, which
 	// may be a moment after the write's reply arrived on another one; this
 	// closes that window, so a Get after a Revoke on the same Store never
-	// sees the record live. A collision only costs an uncached read.
+	// sees the record live. A collision only costs an uncached read. Each
+	// holds the monoNow until which its keys are guarded.
 	written [1 << 14]atomic.Int64
 	// keyringWritten is until when KeyringVersion bypasses the cache after
-	// this store saved the keyring (unix nanos), as written is for records.
+	// this store saved the keyring (monoNow), as written is for records.
 	keyringWritten atomic.Int64
 
 	events // the event log; see events.go
@@ -179,6 +180,16 @@ type Store struct {
 
 // writeGuard is how long Get bypasses the cache for a key this Store wrote.
 const writeGuard = time.Second
+
+// monoNow is nanoseconds since the process started on the monotonic
+// clock, plus one (0 means "no guard"): the write guards are kept in it
+// because a step of the wall clock does not move it. In unix nanoseconds,
+// a step forward would end a guard early, and a Get right after a Revoke
+// on this Store could serve the cached record live until Redis's
+// invalidation arrived (RELIABILITY.md, the clock step).
+func monoNow() int64 { return int64(time.Since(monoBase)) + 1 }
+
+var monoBase = time.Now()
 
 // Open connects to the Redis named by rawURL and returns a Store that owns
 // the connection (Close closes it). URL forms:
@@ -352,7 +363,7 @@ func guardSlot(id store.ID) int {
 }
 
 func (s *Store) markWritten(ids ...store.ID) {
-	until := time.Now().Add(writeGuard).UnixNano()
+	until := monoNow() + int64(writeGuard)
 	for _, id := range ids {
 		s.written[guardSlot(id)].Store(until)
 	}
@@ -366,7 +377,7 @@ func (s *Store) recentlyWritten(id store.ID) bool {
 	if v == 0 {
 		return false
 	}
-	if v > time.Now().UnixNano() {
+	if v > monoNow() {
 		return true
 	}
 	w.CompareAndSwap(v, 0)
@@ -794,7 +805,7 @@ func (s *Store) KeyringVersion(ctx context.Context) (uint64, error) {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 	var res rueidis.RedisResult
-	if !s.cache || stale || s.keyringWritten.Load() > time.Now().UnixNano() {
+	if !s.cache || stale || s.keyringWritten.Load() > monoNow() {
 		// Like Get after a write: this client's own save invalidates its
 		// cache asynchronously, so read the field itself for a while.
 		res = s.client.Do(ctx, s.client.B().Hget().Key(s.keyringKey()).Field("v").Build())
@@ -843,8 +854,8 @@ func (s *Store) LoadKeyring(ctx context.Context) ([]byte, uint64, error) {
 func (s *Store) SaveKeyring(ctx context.Context, blob []byte, expect uint64) error {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	s.keyringWritten.Store(time.Now().Add(writeGuard).UnixNano())
-	defer func() { s.keyringWritten.Store(time.Now().Add(writeGuard).UnixNano()) }()
+	s.keyringWritten.Store(monoNow() + int64(writeGuard))
+	defer func() { s.keyringWritten.Store(monoNow() + int64(writeGuard)) }()
 	ok, err := saveKeyringScript.Exec(ctx, s.client, []string{s.keyringKey()},
 		[]string{strconv.FormatUint(expect, 10), strconv.FormatUint(expect+1, 10), string(blob)}).AsInt64()
 	if err != nil {
