@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"github.com/latch-sessions/latch/internal/benchpair"
 	"math/bits"
 	"os"
 	"runtime"
@@ -301,6 +302,65 @@ func BenchmarkDecodeValue(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkGetRatio is the store half of issue #15's Redis ratios: Get
+// against the bare rueidis call on the store's own client, 64 goroutines,
+// 1,000 sessions, the two taking turns of 50 ms (internal/benchpair):
+// cache=false a GET of a value as long as a record, cache=true DoCache of
+// the same. It reports both ops/s, the process CPU, system calls and
+// allocations per op of each, and ratio-% (Get ÷ rueidis, ops/s). The
+// Manager-level figure (Validate) is bench's BenchmarkRedisRatio.
+//
+//	go test -run '^$' -bench GetRatio -benchtime 1s -count 6 ./store/redisstore/
+func BenchmarkGetRatio(b *testing.B) {
+	for _, cache := range []bool{false, true} {
+		b.Run(fmt.Sprintf("cache=%v", cache), func(b *testing.B) {
+			s := standalone(b, func(o *Options) { o.DisableCache = !cache })
+			ids := loadSubjects(b, s, 1000, 10)
+			ctx := context.Background()
+			c := s.client
+			v, err := c.Do(ctx, c.B().Get().Key(s.recordKey(ids[0])).Build()).ToString()
+			if err != nil {
+				b.Fatal(err)
+			}
+			value := strings.Repeat("v", len(v))
+			keys := make([]string, len(ids))
+			for i, id := range ids {
+				keys[i] = s.prefix + "raw:" + s.recordKey(id)[len(s.prefix):]
+				if err := c.Do(ctx, c.B().Set().Key(keys[i]).Value(value).Build()).Error(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.Cleanup(func() { c.Do(context.Background(), c.B().Del().Key(keys...).Build()) })
+			if cache { // warm both caches (after the store's own-write guard)
+				time.Sleep(writeGuard)
+				for i, id := range ids {
+					s.Get(ctx, id)
+					c.DoCache(ctx, c.B().Get().Key(keys[i]).Cache(), time.Minute)
+				}
+			}
+			get := benchpair.Op{Name: "get", Do: func(ctx context.Context, i int) error {
+				_, err := s.Get(ctx, ids[i])
+				return err
+			}}
+			peer := benchpair.Op{Name: "rueidis", Do: func(ctx context.Context, i int) error {
+				var v string
+				var err error
+				if cache {
+					v, err = c.DoCache(ctx, c.B().Get().Key(keys[i]).Cache(), time.Minute).ToString()
+				} else {
+					v, err = c.Do(ctx, c.B().Get().Key(keys[i]).Build()).ToString()
+				}
+				if err == nil && len(v) != len(value) {
+					err = fmt.Errorf("rueidis: short value")
+				}
+				return err
+			}}
+			r := benchpair.Run(b, 64, len(ids), get, peer)
+			b.ReportMetric(100*r[0].Rate()/r[1].Rate(), "ratio-%")
 		})
 	}
 }
