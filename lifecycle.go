@@ -246,7 +246,7 @@ func (m *Manager) ValidateFor(ctx context.Context, sessionToken string, c Client
 	if err != nil {
 		return nil, err
 	}
-	return m.live(ctx, rec, c, true, need)
+	return m.live(ctx, rec, c, true, need, nil)
 }
 
 // Peek checks a session token like Validate but records no activity, so
@@ -257,7 +257,7 @@ func (m *Manager) Peek(ctx context.Context, sessionToken string) (*Session, erro
 	if err != nil {
 		return nil, err
 	}
-	return m.live(ctx, rec, Client{}, false, AuthRequirement{})
+	return m.live(ctx, rec, Client{}, false, AuthRequirement{}, nil)
 }
 
 // authenticate parses a session token, loads its record and compares the
@@ -301,6 +301,17 @@ func (m *Manager) ValidateAccess(ctx context.Context, c accesstoken.Claims, clie
 // ValidateFor: the requirement is checked against the session's current
 // authentication (a renewal with a new AuthTime ends older tokens anyway).
 func (m *Manager) ValidateAccessFor(ctx context.Context, c accesstoken.Claims, client Client, need AuthRequirement) (*Session, error) {
+	return m.ValidateAccessProof(ctx, c, client, need, nil)
+}
+
+// ValidateAccessProof is ValidateAccessFor for a token that may be
+// DPoP-bound (RFC 9449): prove, if not nil, checks the proof that came with
+// it. It runs only once the session was found live and meeting need, so a
+// proof's jti is spent only on an otherwise good token, and before
+// activity is recorded, so a refused proof changes nothing: a copied bound
+// token without its key neither keeps the session alive nor rewrites its
+// client. Its error is returned as is.
+func (m *Manager) ValidateAccessProof(ctx context.Context, c accesstoken.Claims, client Client, need AuthRequirement, prove func(context.Context) error) (*Session, error) {
 	if err := need.Valid(); err != nil {
 		return nil, err
 	}
@@ -326,7 +337,7 @@ func (m *Manager) ValidateAccessFor(ctx context.Context, c accesstoken.Claims, c
 		m.emitFor(ctx, EventValidationFailed, rec, FailRevoked)
 		return nil, ErrRevoked
 	}
-	return m.live(ctx, rec, client, true, need)
+	return m.live(ctx, rec, client, true, need, prove)
 }
 
 // accessRecord reads an access token's record (fresh: past any cache); a
@@ -339,15 +350,24 @@ func (m *Manager) accessRecord(ctx context.Context, id store.ID, fresh bool) (*s
 	return rec, storeErr(err)
 }
 
-// live checks rec's deadlines and revocation and need, and if touch is set
-// records activity when the recorded one is older than the touch interval.
-func (m *Manager) live(ctx context.Context, rec *store.Record, c Client, touch bool, need AuthRequirement) (*Session, error) {
+// live checks rec's deadlines and revocation, need and then prove (if not
+// nil), and if touch is set records activity when the recorded one is
+// older than the touch interval.
+func (m *Manager) live(ctx context.Context, rec *store.Record, c Client, touch bool, need AuthRequirement, prove func(context.Context) error) (*Session, error) {
 	now := m.cfg.Now()
 	if err := m.checkLive(ctx, rec, now); err != nil {
 		return nil, err
 	}
 	if !need.IsZero() {
 		if err := need.Check(rec.AuthTime, rec.ACR, now); err != nil {
+			return nil, err
+		}
+	}
+	if prove != nil {
+		if err := prove(ctx); err != nil {
+			if errors.Is(err, dpop.ErrInvalidProof) {
+				m.emitFor(ctx, EventValidationFailed, rec, FailDPoP)
+			}
 			return nil, err
 		}
 	}

@@ -127,10 +127,10 @@ func (m *Manager) RefreshProof(ctx context.Context, refreshToken string, prove P
 			if now.Sub(rec.Refresh.RotatedAt) <= m.cfg.RefreshGrace && token.Equal(token.Hash(token.Refresh, next), rec.Refresh.Current) {
 				return m.refreshed(ctx, rec, next)
 			}
-			return nil, m.reuse(ctx, rec)
+			return nil, m.reuseProven(ctx, rec, prove, &proved)
 
 		case m.isAncestor(rec, secret):
-			return nil, m.reuse(ctx, rec)
+			return nil, m.reuseProven(ctx, rec, prove, &proved)
 
 		default:
 			m.emitFor(ctx, EventValidationFailed, rec, FailMismatch)
@@ -158,6 +158,18 @@ func (m *Manager) checkProof(ctx context.Context, rec *store.Record, prove Proof
 	}
 	*proved = true
 	return nil
+}
+
+// reuseProven answers the reuse of a spent refresh token: for a DPoP-bound
+// session only once a proof by its key is accepted. A copied old token
+// without the key is refused as a proof failure and changes nothing, so it
+// cannot be used to end the victim's session; a client holding the key
+// that replays an old token (theft of both) still revokes the family.
+func (m *Manager) reuseProven(ctx context.Context, rec *store.Record, prove ProofCheck, proved *bool) error {
+	if err := m.checkProof(ctx, rec, prove, proved); err != nil {
+		return err
+	}
+	return m.reuse(ctx, rec)
 }
 
 // refreshed builds the answer for the rotation recorded in rec, whose live

@@ -225,10 +225,7 @@ func (s *Sessions) authenticate(w *responseWriter, r *http.Request, st *state) b
 	if s.bearer != nil {
 		if scheme, tok, ok := bearerToken(r); ok {
 			st.bearer = true
-			sess, claims, err := s.verifyBearer(ctx, tok, s.client(r))
-			if err == nil {
-				err = s.checkDPoP(r, scheme, tok, claims)
-			}
+			sess, claims, err := s.verifyBearer(r, scheme, tok)
 			if s.dpop != nil && len(r.Header.Values("DPoP")) > 0 {
 				if n := s.dpop.Nonce(); n != "" { // for the client's next proof (RFC 9449 §9)
 					w.Header().Set("DPoP-Nonce", n)
@@ -311,18 +308,24 @@ func errUnavailable(err error) error {
 	return errors.Join(latch.ErrUnavailable, err)
 }
 
-// verifyBearer verifies an access token and loads its session, so that a
-// revoked, expired or renewed session ends bearer access at once even if
-// the verifier has no online check; it records activity like a cookie.
-func (s *Sessions) verifyBearer(ctx context.Context, tok string, client latch.Client) (*latch.Session, accesstoken.Claims, error) {
-	claims, err := s.bearer.Verify(ctx, tok)
+// verifyBearer verifies an access token sent with scheme and loads its
+// session, so that a revoked, expired or renewed session ends bearer
+// access at once even if the verifier has no online check; it records
+// activity like a cookie, but only after the token's DPoP binding was
+// enforced (checkDPoP), so a refused proof changes nothing.
+func (s *Sessions) verifyBearer(r *http.Request, scheme, tok string) (*latch.Session, accesstoken.Claims, error) {
+	claims, err := s.bearer.Verify(r.Context(), tok)
 	if err != nil {
 		return nil, claims, err
 	}
 	if claims.SessionID == "" {
 		return nil, claims, errNoSID
 	}
-	sess, err := s.m.ValidateAccess(ctx, claims, client)
+	var prove func(context.Context) error
+	if claims.JKT != "" || scheme != "Bearer" {
+		prove = func(context.Context) error { return s.checkDPoP(r, scheme, tok, claims) }
+	}
+	sess, err := s.m.ValidateAccessProof(r.Context(), claims, s.client(r), latch.AuthRequirement{}, prove)
 	return sess, claims, err
 }
 

@@ -157,7 +157,9 @@ func TestDPoPPublicCalls(t *testing.T) {
 		{"as Bearer with a valid proof", "Bearer ", func(m string) string { return key.proof(h, m, urls[m], tok) }},
 		{"as DPoP without a proof", "DPoP ", func(string) string { return "" }},
 		{"with another key's proof", "DPoP ", func(m string) string { return other.proof(h, m, urls[m], tok) }},
-		{"with a proof for the other call's URL", "DPoP ", func(m string) string { return key.proof(h, m, urls[map[string]string{"GET": "POST", "POST": "GET"}[m]], tok) }},
+		{"with a proof for the other call's URL", "DPoP ", func(m string) string {
+			return key.proof(h, m, urls[map[string]string{"GET": "POST", "POST": "GET"}[m]], tok)
+		}},
 		{"with a proof without ath", "DPoP ", func(m string) string { return key.proof(h, m, urls[m], "") }},
 	} {
 		for _, m := range []string{"GET", "POST"} {

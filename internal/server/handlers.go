@@ -124,16 +124,7 @@ func (s *Server) verifySession(w http.ResponseWriter, r *http.Request) error {
 		csrf = true
 	default:
 		var c accesstoken.Claims
-		sess, c, err = s.verifyAccess(r.Context(), req.AccessToken, client, need)
-		if err == nil && c.JKT != "" {
-			// Checked after the token, so the proof's jti is spent only
-			// on a token that is otherwise good.
-			if req.DPoP == nil {
-				err = dpop.ErrProofRequired
-			} else {
-				_, err = s.checkRelayed(r.Context(), req.DPoP, req.AccessToken, c.JKT)
-			}
-		}
+		sess, c, err = s.verifyAccess(r.Context(), req.AccessToken, client, need, req.DPoP)
 		s.metrics.validated("access", err)
 		until = c.ExpiresAt
 	}
@@ -173,8 +164,11 @@ func (s *Server) verifyToken(ctx context.Context, tok string) (accesstoken.Claim
 
 // verifyAccess verifies an access token and checks that its session is
 // live and was not renewed since, recording activity like a session-token
-// verify: one store read.
-func (s *Server) verifyAccess(ctx context.Context, tok string, client latch.Client, need latch.AuthRequirement) (*latch.Session, accesstoken.Claims, error) {
+// verify: one store read. A DPoP-bound token needs relay, a proof by its
+// key with ath, checked after the session (so its jti is spent only on an
+// otherwise good token) and before any activity is recorded (so a refused
+// proof changes nothing).
+func (s *Server) verifyAccess(ctx context.Context, tok string, client latch.Client, need latch.AuthRequirement, relay *dpopRelay) (*latch.Session, accesstoken.Claims, error) {
 	c, err := s.verifyToken(ctx, tok)
 	if err != nil {
 		return nil, c, err
@@ -182,7 +176,18 @@ func (s *Server) verifyAccess(ctx context.Context, tok string, client latch.Clie
 	if c.SessionID == "" {
 		return nil, c, latch.ErrInvalidToken
 	}
-	sess, err := s.mgr.ValidateAccessFor(ctx, c, client, need)
+	var prove func(context.Context) error
+	switch {
+	case c.JKT == "":
+	case relay == nil:
+		prove = func(context.Context) error { return dpop.ErrProofRequired }
+	default:
+		prove = func(ctx context.Context) error {
+			_, err := s.checkRelayed(ctx, relay, tok, c.JKT)
+			return err
+		}
+	}
+	sess, err := s.mgr.ValidateAccessProof(ctx, c, client, need, prove)
 	return sess, c, err
 }
 

@@ -1,0 +1,357 @@
+// Package e2e tests latch end to end: real latch serve processes built
+// from this repository, on a real store, called over HTTP as apps and
+// their clients call them.
+package e2e
+
+import (
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/latch-sessions/latch/internal/serveproc"
+	"github.com/latch-sessions/latch/internal/testredis"
+)
+
+var b64 = base64.RawURLEncoding
+
+// key is a client's DPoP key. Proofs are built here by hand with the
+// standard library, independent of package dpop, so that they can be
+// broken in every way the attack table needs.
+type key struct {
+	ed  ed25519.PrivateKey
+	jwk map[string]any
+	jkt string
+}
+
+func newKey(t *testing.T) *key {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := b64.EncodeToString(pub)
+	sum := sha256.Sum256([]byte(`{"crv":"Ed25519","kty":"OKP","x":"` + x + `"}`))
+	return &key{ed: priv, jwk: map[string]any{"kty": "OKP", "crv": "Ed25519", "x": x}, jkt: b64.EncodeToString(sum[:])}
+}
+
+// proof is one DPoP proof's parts; sign renders it.
+type proof struct {
+	header map[string]any
+	claims map[string]any
+	k      *key
+	sign   func(in []byte) []byte // default: the key's EdDSA signature
+}
+
+func (k *key) proof(htm, htu, accessToken string) *proof {
+	c := map[string]any{"jti": rand.Text(), "htm": htm, "htu": htu, "iat": time.Now().Unix()}
+	if accessToken != "" {
+		sum := sha256.Sum256([]byte(accessToken))
+		c["ath"] = b64.EncodeToString(sum[:])
+	}
+	return &proof{header: map[string]any{"typ": "dpop+jwt", "alg": "EdDSA", "jwk": k.jwk}, claims: c, k: k}
+}
+
+func (p *proof) String() string {
+	h, _ := json.Marshal(p.header)
+	c, _ := json.Marshal(p.claims)
+	in := b64.EncodeToString(h) + "." + b64.EncodeToString(c)
+	sig := ed25519.Sign(p.k.ed, []byte(in))
+	if p.sign != nil {
+		sig = p.sign([]byte(in))
+	}
+	return in + "." + b64.EncodeToString(sig)
+}
+
+// attack is one row of the attack table: a proof made bad one way.
+type attack struct {
+	name string
+	// make returns the proof for a request to htm/htu with accessToken
+	// (empty for a refresh) by good, the session's key, or other.
+	make func(good, other *key, htm, htu, accessToken string) string
+}
+
+func attacks() []attack {
+	return []attack{
+		{"no proof", func(_, _ *key, _, _, _ string) string { return "" }},
+		{"wrong key", func(_, o *key, m, u, at string) string { return o.proof(m, u, at).String() }},
+		{"wrong htm", func(g, _ *key, _, u, at string) string { return g.proof("PUT", u, at).String() }},
+		{"wrong htu", func(g, _ *key, m, _, at string) string {
+			return g.proof(m, "https://elsewhere.example/v1/refresh", at).String()
+		}},
+		{"stale iat", func(g, _ *key, m, u, at string) string {
+			p := g.proof(m, u, at)
+			p.claims["iat"] = time.Now().Add(-10 * time.Minute).Unix()
+			return p.String()
+		}},
+		{"iat in the future", func(g, _ *key, m, u, at string) string {
+			p := g.proof(m, u, at)
+			p.claims["iat"] = time.Now().Add(10 * time.Minute).Unix()
+			return p.String()
+		}},
+		{"alg none", func(g, _ *key, m, u, at string) string {
+			p := g.proof(m, u, at)
+			p.header["alg"] = "none"
+			p.sign = func([]byte) []byte { return nil }
+			return p.String()
+		}},
+		{"HMAC", func(g, _ *key, m, u, at string) string {
+			p := g.proof(m, u, at)
+			p.header["alg"] = "HS256"
+			// The "secret" an attacker would pick: the public key's bytes.
+			p.sign = func(in []byte) []byte {
+				mac := hmac.New(sha256.New, []byte(g.jwk["x"].(string)))
+				mac.Write(in)
+				return mac.Sum(nil)
+			}
+			return p.String()
+		}},
+		{"private key in the header", func(g, _ *key, m, u, at string) string {
+			p := g.proof(m, u, at)
+			jwk := map[string]any{"d": b64.EncodeToString(g.ed.Seed())}
+			for k, v := range g.jwk {
+				jwk[k] = v
+			}
+			p.header["jwk"] = jwk
+			return p.String()
+		}},
+		{"ES256 header, EdDSA signature", func(g, _ *key, m, u, at string) string {
+			p := g.proof(m, u, at)
+			p.header["alg"] = "ES256"
+			return p.String()
+		}},
+		{"typ jwt", func(g, _ *key, m, u, at string) string {
+			p := g.proof(m, u, at)
+			p.header["typ"] = "jwt"
+			return p.String()
+		}},
+		{"tampered claims", func(g, _ *key, m, u, at string) string {
+			s := g.proof(m, u, at).String()
+			parts := strings.Split(s, ".")
+			c := g.proof(m, u, at).claims
+			cb, _ := json.Marshal(c)
+			return parts[0] + "." + b64.EncodeToString(cb) + "." + parts[2]
+		}},
+	}
+}
+
+// deployment is two latch serve replicas on one private Redis, sharing
+// KEK and API key, as a production deployment behind a load balancer.
+type deployment struct {
+	a, b   *serveproc.Server
+	apiKey string
+}
+
+const publicURL = "https://latch.example"
+
+func deploy(t *testing.T) *deployment {
+	t.Helper()
+	rs := testredis.StartServer(t)
+	kek := make([]byte, 32)
+	rand.Read(kek)
+	apiKey := rand.Text() + rand.Text()
+	o := serveproc.Options{
+		Store:  "redis://" + rs.Addr(),
+		APIKey: apiKey,
+		Env:    []string{"LATCH_KEK=" + base64.StdEncoding.EncodeToString(kek)},
+		// A touch interval of one second lets the test see that a refused
+		// proof records no activity; no rate limit for the attack table.
+		Args: []string{"--public-url", publicURL, "--touch-interval", "1s", "--rate-limit", "0"},
+	}
+	d := &deployment{apiKey: apiKey}
+	d.a = serveproc.Start(t, o)
+	d.b = serveproc.Start(t, o)
+	return d
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func call(t *testing.T, method, url, apiKey, body string, hdr map[string]string) *answer {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+	}
+	for k, v := range hdr {
+		if v != "" {
+			req.Header.Set(k, v)
+		}
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	a := &answer{status: res.StatusCode, header: res.Header, raw: string(raw)}
+	json.Unmarshal(raw, &a.body)
+	return a
+}
+
+func jsonOf(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// wantRefused checks a 401 invalid_dpop_proof problem with the RFC 9449
+// §7.1 challenge.
+func wantRefused(t *testing.T, a *answer, what string) {
+	t.Helper()
+	ch := a.header.Get("WWW-Authenticate")
+	if a.status != http.StatusUnauthorized || a.body["code"] != "invalid_dpop_proof" ||
+		a.header.Get("Content-Type") != "application/problem+json" ||
+		!strings.HasPrefix(ch, `DPoP algs="`) || !strings.Contains(ch, `error="invalid_dpop_proof"`) || !strings.Contains(ch, `error_description="`) {
+		t.Errorf("%s: %d %s, WWW-Authenticate %q; want 401 invalid_dpop_proof with the DPoP challenge", what, a.status, a.raw, ch)
+	}
+}
+
+// session reads a session through the back channel, without touching it.
+func (d *deployment) session(t *testing.T, id string) map[string]any {
+	t.Helper()
+	a := call(t, "GET", d.a.URL+"/v1/sessions/"+id, d.apiKey, "", nil)
+	if a.status != http.StatusOK {
+		t.Fatalf("GET session: %d %s", a.status, a.raw)
+	}
+	s, _ := a.body["session"].(map[string]any)
+	if s == nil {
+		s = a.body
+	}
+	return s
+}
+
+// TestDPoPAttacksEndToEnd runs the attack table against two latch serve
+// replicas on one Redis: on refresh (the DPoP header, as a client calling
+// latch directly, and relayed by an app backend), on verify of a bound
+// access token, and on whoami. Every refusal is 401 invalid_dpop_proof
+// with the RFC 9449 challenge and changes nothing: the refresh token is
+// not rotated, the session neither revoked nor touched (its last use, IP
+// and user agent stay), and the good proof made afterwards still works. A
+// proof spent on one replica is refused on the other: the replay cache is
+// the store's.
+func TestDPoPAttacksEndToEnd(t *testing.T) {
+	d := deploy(t)
+	good, other := newKey(t), newKey(t)
+	const appLogin, appRefresh, api = "https://app.example/login", "https://app.example/refresh", "https://api.example/orders"
+	create := func(k *key) map[string]any {
+		t.Helper()
+		a := call(t, "POST", d.a.URL+"/v1/sessions", d.apiKey, jsonOf(map[string]any{
+			"subject": "alice", "ip": "198.51.100.1", "user_agent": "alice's browser",
+			"dpop": map[string]string{"proof": k.proof("POST", appLogin, "").String(), "htm": "POST", "htu": appLogin},
+		}), nil)
+		if a.status != http.StatusCreated || a.body["token_type"] != "DPoP" {
+			t.Fatalf("create bound: %d %s", a.status, a.raw)
+		}
+		return a.body
+	}
+	s := create(good)
+	id := s["session"].(map[string]any)["id"].(string)
+	rt := s["refresh_token"].(string)
+
+	// Refresh, the DPoP header, alternating replicas.
+	direct := publicURL + "/v1/refresh"
+	replicas := []*serveproc.Server{d.a, d.b}
+	for i, at := range attacks() {
+		r := replicas[i%2]
+		p := at.make(good, other, "POST", direct, "")
+		wantRefused(t, call(t, "POST", r.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt}), map[string]string{"DPoP": p}), "refresh (header): "+at.name)
+		if p == "" {
+			continue
+		}
+		relayed := at.make(good, other, "POST", appRefresh, "")
+		wantRefused(t, call(t, "POST", r.URL+"/v1/refresh", "", jsonOf(map[string]any{"refresh_token": rt,
+			"dpop": map[string]string{"proof": relayed, "htm": "POST", "htu": appRefresh}}), nil), "refresh (relayed): "+at.name)
+	}
+	// A proof with ath on a refresh, where no access token goes with it.
+	wantRefused(t, call(t, "POST", d.b.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt}),
+		map[string]string{"DPoP": good.proof("POST", direct, "an access token").String()}), "refresh: ath without an access token")
+
+	// Nothing changed: the original refresh token rotates now, on B.
+	p := good.proof("POST", direct, "").String()
+	a := call(t, "POST", d.b.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt}), map[string]string{"DPoP": p})
+	if a.status != http.StatusOK || a.body["token_type"] != "DPoP" {
+		t.Fatalf("refresh with a good proof after the refusals: %d %s", a.status, a.raw)
+	}
+	rt2, access := a.body["refresh_token"].(string), a.body["access_token"].(string)
+	// The proof spent on B is refused on A, with the new refresh token.
+	wantRefused(t, call(t, "POST", d.a.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt2}), map[string]string{"DPoP": p}), "refresh: a proof spent on B replayed on A")
+	// The spent refresh token without the key does not revoke the session
+	// (reuse detection needs a proof by the key of a bound session).
+	time.Sleep(11 * time.Second) // past the default refresh grace
+	wantRefused(t, call(t, "POST", d.a.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt}), map[string]string{"DPoP": other.proof("POST", direct, "").String()}), "refresh: the spent token with another key")
+
+	// Verify of the bound access token, relayed by the API that got it.
+	before := d.session(t, id)
+	time.Sleep(1100 * time.Millisecond) // past the touch interval
+	verify := func(r *serveproc.Server, tok, p string) *answer {
+		body := map[string]any{"access_token": tok, "ip": "203.0.113.66", "user_agent": "thief"}
+		if p != "" {
+			body["dpop"] = map[string]string{"proof": p, "htm": "GET", "htu": api}
+		}
+		return call(t, "POST", r.URL+"/v1/sessions/verify", d.apiKey, jsonOf(body), nil)
+	}
+	for i, at := range attacks() {
+		wantRefused(t, verify(replicas[i%2], access, at.make(good, other, "GET", api, access)), "verify: "+at.name)
+	}
+	wantRefused(t, verify(d.a, access, good.proof("GET", api, "").String()), "verify: missing ath")
+	wantRefused(t, verify(d.b, access, good.proof("GET", api, s["access_token"].(string)).String()), "verify: ath of another token")
+	// A token bound to another key, with a proof by this one.
+	foreign := create(other)["access_token"].(string)
+	wantRefused(t, verify(d.a, foreign, good.proof("GET", api, foreign).String()), "verify: token bound to another key")
+	// A bound token sent as plain Bearer to latch's own endpoint.
+	wh := call(t, "GET", d.b.URL+"/v1/whoami", "", "", map[string]string{"Authorization": "Bearer " + access})
+	wantRefused(t, wh, "whoami: a bound token as Bearer")
+	lo := call(t, "POST", d.a.URL+"/v1/logout", "", "{}", map[string]string{"Authorization": "Bearer " + access})
+	wantRefused(t, lo, "logout: a bound token as Bearer")
+
+	after := d.session(t, id)
+	for _, k := range []string{"last_seen_at", "idle_expires_at", "ip", "user_agent", "version"} {
+		if jsonOf(after[k]) != jsonOf(before[k]) {
+			t.Errorf("refused proofs changed the session's %s: %v, was %v", k, after[k], before[k])
+		}
+	}
+
+	// The good proof works, on A; replayed on B it is refused.
+	p = good.proof("GET", api, access).String()
+	if a := verify(d.a, access, p); a.status != http.StatusOK {
+		t.Fatalf("verify with a good proof: %d %s", a.status, a.raw)
+	}
+	wantRefused(t, verify(d.b, access, p), "verify: a proof spent on A replayed on B")
+	if got := d.session(t, id); got["ip"] != "203.0.113.66" {
+		t.Errorf("the accepted verify did not record activity: ip %v", got["ip"])
+	}
+	// whoami with Authorization: DPoP and a proof for latch's URL.
+	wp := good.proof("GET", publicURL+"/v1/whoami", access).String()
+	if a := call(t, "GET", d.b.URL+"/v1/whoami", "", "", map[string]string{"Authorization": "DPoP " + access, "DPoP": wp}); a.status != http.StatusOK {
+		t.Fatalf("whoami with DPoP: %d %s", a.status, a.raw)
+	}
+	if a := call(t, "GET", d.a.URL+"/v1/whoami", "", "", map[string]string{"Authorization": "DPoP " + access, "DPoP": wp}); a.status == http.StatusOK {
+		t.Fatal("whoami: a proof spent on B accepted on A")
+	}
+
+	// The rotated refresh token still works: nothing above revoked it.
+	if a := call(t, "POST", d.a.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt2}),
+		map[string]string{"DPoP": good.proof("POST", direct, "").String()}); a.status != http.StatusOK {
+		t.Fatalf("refresh after the attacks: %d %s", a.status, a.raw)
+	}
+}
