@@ -19,8 +19,8 @@ import (
 // wrote, long enough that nothing expires otherwise while it runs.
 var clockTimeouts = Timeouts{Idle: time.Minute, Absolute: 24 * time.Hour, AccessTTL: time.Minute, Leeway: accesstoken.DefaultLeeway}
 
-// TestClockStepForward runs two replicas on one store (Redis, then
-// PostgreSQL), the second built
+// TestClockStepForward runs two replicas on one store (Redis, PostgreSQL,
+// MariaDB), the second built
 // with the latchfaults tag and its clock read from a file, and under load
 // steps that replica's clock forward, holds it for two phases and sets it
 // right again: first by 20 s (less than the access tokens' leeway and every
@@ -41,6 +41,9 @@ func TestClockStepForward(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
 		_, dsn := pgDatabase(t)
 		clockStep(t, dsn.String(), 0)
+	})
+	t.Run("mariadb", func(t *testing.T) {
+		clockStep(t, mariaURL(startMariaDB(t).Addr()), 0)
 	})
 }
 
