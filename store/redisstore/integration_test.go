@@ -5,8 +5,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/redis/rueidis"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -516,5 +519,70 @@ func TestUncachedGetMemo(t *testing.T) {
 	}
 	if got, err := b.Get(ctx, r.ID); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("Get of a corrupted value: %v, %v; want ErrUnavailable", got, err)
+	}
+}
+
+// TestNewClientNoPinnedReuse: on a client handed to New, which may be
+// rueidis's standalone client with redirects (it recycles even pinned
+// commands after a call), concurrent Gets of many records with and
+// without caching each return their own record: the store never sends a
+// command it kept.
+func TestNewClientNoPinnedReuse(t *testing.T) {
+	c, err := rueidis.NewClient(rueidis.ClientOption{
+		InitAddress: []string{testredis.Addr(t)},
+		Standalone:  rueidis.StandaloneOption{EnableRedirect: true},
+	})
+	if err != nil && strings.Contains(err.Error(), "CAPA") {
+		t.Skipf("rueidis's redirecting standalone client needs Redis 8 or later (CLIENT CAPA redirect): %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	seed := standalone(t)
+	ids := loadSubjects(t, seed, 200, 10)
+	for _, cache := range []bool{false, true} {
+		s, err := New(c, Options{Prefix: seed.prefix, DisableCache: !cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cache {
+			time.Sleep(writeGuard)
+		}
+		var wg sync.WaitGroup
+		var bad atomic.Int64
+		for g := range 16 {
+			wg.Go(func() {
+				for i := range 2000 {
+					id := ids[(g*31+i)%len(ids)]
+					r, err := s.Get(t.Context(), id)
+					if err != nil || r.ID != id {
+						bad.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		s.Close()
+		if n := bad.Load(); n > 0 {
+			t.Errorf("cache %v: %d of 32,000 Gets failed or returned another record", cache, n)
+		}
+	}
+}
+
+// TestPinOnlyOnOwnClient: the store keeps pinned commands only on a client
+// Open made (see Store.pin).
+func TestPinOnlyOnOwnClient(t *testing.T) {
+	own := standalone(t)
+	if !own.pin {
+		t.Error("a store made by Open does not pin its GETs")
+	}
+	s, err := New(own.client, Options{Prefix: own.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.pin {
+		t.Error("a store on a client handed to New pins its GETs")
 	}
 }

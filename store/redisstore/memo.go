@@ -25,6 +25,7 @@ type memo struct {
 	id store.ID
 	// cmd is the GET of the record key, pinned so that rueidis does not
 	// recycle it: a read of a remembered ID builds no command and no key.
+	// Unused (and not pinned) without Store.pin.
 	cmd rueidis.Completed
 	raw string // the reply's value, which nothing else refers to
 	rec *store.Record
@@ -41,9 +42,12 @@ func (s *Store) readFresh(ctx context.Context, id store.ID) (*store.Record, erro
 	slot := &s.memo[decodedSlot(id, len(s.memo))]
 	m := slot.Load()
 	var cmd rueidis.Completed
-	if m != nil && m.id == id {
+	switch {
+	case !s.pin: // see Store.pin
+		cmd = s.client.B().Get().Key(s.recordKey(id)).Build()
+	case m != nil && m.id == id:
 		cmd = m.cmd
-	} else {
+	default:
 		cmd = s.client.B().Get().Key(s.recordKey(id)).Build().Pin()
 	}
 	v, err := s.client.Do(s.bound(ctx), cmd).ToString()

@@ -143,6 +143,12 @@ func (o *Options) fill() error {
 type Store struct {
 	client  rueidis.Client
 	own     bool // Close closes client
+	// pin is whether the store may keep pinned commands and send them
+	// again (the decoded-record and memo slots' GETs): only on a client Open
+	// made. rueidis's standalone client with redirects (one handed to New
+	// may be one) recycles even pinned commands after a call, and a
+	// recycled command is rebuilt by other callers.
+	pin bool
 	prefix  string
 	timeout time.Duration
 	cache   bool
@@ -254,6 +260,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	s.own = true
+	s.pin = true
 	return s, nil
 }
 
@@ -420,9 +427,12 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 	slot := &s.decoded[decodedSlot(id, len(s.decoded))]
 	d := slot.Load()
 	var cmd rueidis.Cacheable
-	if d != nil && d.id == id {
+	switch {
+	case !s.pin:
+		cmd = s.client.B().Get().Key(s.recordKey(id)).Cache()
+	case d != nil && d.id == id:
 		cmd = d.cmd
-	} else {
+	default:
 		cmd = s.client.B().Get().Key(s.recordKey(id)).Cache().Pin()
 	}
 	res := s.client.DoCache(s.bound(ctx), cmd, s.ttl)
