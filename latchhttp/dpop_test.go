@@ -13,6 +13,7 @@ import (
 
 	"github.com/latch-sessions/latch"
 	"github.com/latch-sessions/latch/dpop"
+	"github.com/latch-sessions/latch/internal/dpoptest"
 	"github.com/latch-sessions/latch/internal/testutil"
 	"github.com/latch-sessions/latch/latchhttp"
 	"github.com/latch-sessions/latch/store/memstore"
@@ -120,5 +121,79 @@ func TestDPoPNonce(t *testing.T) {
 	}
 	if res := send(nonce); res.StatusCode != http.StatusOK || res.Header.Get("DPoP-Nonce") != nonce {
 		t.Fatalf("with the nonce: %d, DPoP-Nonce %q (want the current %q for the next proof)", res.StatusCode, res.Header.Get("DPoP-Nonce"), nonce)
+	}
+}
+
+// TestDPoPAttackTable: every row of the attack table, plus a missing or
+// foreign ath, a token bound to another key and a bound token as Bearer,
+// is refused on "Authorization: DPoP" with the RFC 9449 challenge, and
+// changes nothing: the session records no activity and no client (a
+// copied token cannot keep it alive), and a good proof made afterwards is
+// accepted.
+func TestDPoPAttackTable(t *testing.T) {
+	var clk *testutil.Clock
+	e := newEnv(t, func(c *latchhttp.Config) {
+		c.DPoP = &dpop.Verifier{Replay: memstore.New(), Now: func() time.Time { return clk.Now() }}
+	})
+	clk = e.clock
+	good, other := dpoptest.NewKey(), dpoptest.NewKey()
+	bind := func(k *dpoptest.Key) (*latch.Issued, string) {
+		is, err := e.m.Create(t.Context(), latch.NewSession{Subject: "alice", Data: json.RawMessage(`{"user":"alice"}`), JKT: k.JKT})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := is.AccessToken.Reveal()
+		e.remember(tok)
+		return is, tok
+	}
+	is, tok := bind(good)
+	_, foreign := bind(other)
+	c := e.newClient()
+	me := e.srv.URL + "/me"
+	send := func(scheme, tok, proof string) (*http.Response, string) {
+		t.Helper()
+		req := c.req("GET", "/me", nil)
+		req.Header.Set("Authorization", scheme+" "+tok)
+		req.Header.Set("User-Agent", "thief")
+		if proof != "" {
+			req.Header.Set("DPoP", proof)
+		}
+		return c.do(req)
+	}
+	refused := func(res *http.Response, body, what string) {
+		t.Helper()
+		ch := res.Header.Get("WWW-Authenticate")
+		if res.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(ch, `DPoP algs="`) || !strings.Contains(ch, `error="invalid_dpop_proof"`) {
+			t.Errorf("%s: %d %q, WWW-Authenticate %q; want 401 with the DPoP challenge", what, res.StatusCode, body, ch)
+		}
+	}
+	e.clock.Advance(5 * time.Minute) // past the touch interval: an accepted request would record activity
+	r := dpoptest.Request{Method: "GET", URL: me, AccessToken: tok, Now: e.clock.Now()}
+	for _, at := range dpoptest.Attacks() {
+		res, body := send("DPoP", tok, at.Make(good, other, r))
+		refused(res, body, at.Name)
+	}
+	res, body := send("DPoP", tok, good.Proof("GET", me, "", e.clock.Now()).String())
+	refused(res, body, "missing ath")
+	res, body = send("DPoP", tok, good.Proof("GET", me, foreign, e.clock.Now()).String())
+	refused(res, body, "ath of another token")
+	res, body = send("DPoP", foreign, good.Proof("GET", me, foreign, e.clock.Now()).String())
+	refused(res, body, "a token bound to another key")
+	res, body = send("Bearer", tok, good.Proof("GET", me, tok, e.clock.Now()).String())
+	refused(res, body, "a bound token as Bearer, with a good proof")
+
+	s, err := e.m.Peek(t.Context(), is.SessionToken.Reveal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.LastSeenAt().Equal(is.Session.LastSeenAt()) || s.Version() != is.Session.Version() || s.UserAgent() == "thief" {
+		t.Fatalf("refused proofs changed the session: last seen %v (was %v), version %d (was %d), user agent %q",
+			s.LastSeenAt(), is.Session.LastSeenAt(), s.Version(), is.Session.Version(), s.UserAgent())
+	}
+	if res, body := send("DPoP", tok, good.Proof("GET", me, tok, e.clock.Now()).String()); res.StatusCode != http.StatusOK {
+		t.Fatalf("a good proof after the refusals: %d %q", res.StatusCode, body)
+	}
+	if s, _ := e.m.Peek(t.Context(), is.SessionToken.Reveal()); s.UserAgent() != "thief" {
+		t.Errorf("the accepted request recorded no activity (user agent %q)", s.UserAgent())
 	}
 }

@@ -4,10 +4,7 @@
 package e2e
 
 import (
-	"crypto/ed25519"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -16,130 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latch-sessions/latch/internal/dpoptest"
 	"github.com/latch-sessions/latch/internal/serveproc"
 	"github.com/latch-sessions/latch/internal/testredis"
 )
-
-var b64 = base64.RawURLEncoding
-
-// key is a client's DPoP key. Proofs are built here by hand with the
-// standard library, independent of package dpop, so that they can be
-// broken in every way the attack table needs.
-type key struct {
-	ed  ed25519.PrivateKey
-	jwk map[string]any
-	jkt string
-}
-
-func newKey(t *testing.T) *key {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := b64.EncodeToString(pub)
-	sum := sha256.Sum256([]byte(`{"crv":"Ed25519","kty":"OKP","x":"` + x + `"}`))
-	return &key{ed: priv, jwk: map[string]any{"kty": "OKP", "crv": "Ed25519", "x": x}, jkt: b64.EncodeToString(sum[:])}
-}
-
-// proof is one DPoP proof's parts; sign renders it.
-type proof struct {
-	header map[string]any
-	claims map[string]any
-	k      *key
-	sign   func(in []byte) []byte // default: the key's EdDSA signature
-}
-
-func (k *key) proof(htm, htu, accessToken string) *proof {
-	c := map[string]any{"jti": rand.Text(), "htm": htm, "htu": htu, "iat": time.Now().Unix()}
-	if accessToken != "" {
-		sum := sha256.Sum256([]byte(accessToken))
-		c["ath"] = b64.EncodeToString(sum[:])
-	}
-	return &proof{header: map[string]any{"typ": "dpop+jwt", "alg": "EdDSA", "jwk": k.jwk}, claims: c, k: k}
-}
-
-func (p *proof) String() string {
-	h, _ := json.Marshal(p.header)
-	c, _ := json.Marshal(p.claims)
-	in := b64.EncodeToString(h) + "." + b64.EncodeToString(c)
-	sig := ed25519.Sign(p.k.ed, []byte(in))
-	if p.sign != nil {
-		sig = p.sign([]byte(in))
-	}
-	return in + "." + b64.EncodeToString(sig)
-}
-
-// attack is one row of the attack table: a proof made bad one way.
-type attack struct {
-	name string
-	// make returns the proof for a request to htm/htu with accessToken
-	// (empty for a refresh) by good, the session's key, or other.
-	make func(good, other *key, htm, htu, accessToken string) string
-}
-
-func attacks() []attack {
-	return []attack{
-		{"no proof", func(_, _ *key, _, _, _ string) string { return "" }},
-		{"wrong key", func(_, o *key, m, u, at string) string { return o.proof(m, u, at).String() }},
-		{"wrong htm", func(g, _ *key, _, u, at string) string { return g.proof("PUT", u, at).String() }},
-		{"wrong htu", func(g, _ *key, m, _, at string) string {
-			return g.proof(m, "https://elsewhere.example/v1/refresh", at).String()
-		}},
-		{"stale iat", func(g, _ *key, m, u, at string) string {
-			p := g.proof(m, u, at)
-			p.claims["iat"] = time.Now().Add(-10 * time.Minute).Unix()
-			return p.String()
-		}},
-		{"iat in the future", func(g, _ *key, m, u, at string) string {
-			p := g.proof(m, u, at)
-			p.claims["iat"] = time.Now().Add(10 * time.Minute).Unix()
-			return p.String()
-		}},
-		{"alg none", func(g, _ *key, m, u, at string) string {
-			p := g.proof(m, u, at)
-			p.header["alg"] = "none"
-			p.sign = func([]byte) []byte { return nil }
-			return p.String()
-		}},
-		{"HMAC", func(g, _ *key, m, u, at string) string {
-			p := g.proof(m, u, at)
-			p.header["alg"] = "HS256"
-			// The "secret" an attacker would pick: the public key's bytes.
-			p.sign = func(in []byte) []byte {
-				mac := hmac.New(sha256.New, []byte(g.jwk["x"].(string)))
-				mac.Write(in)
-				return mac.Sum(nil)
-			}
-			return p.String()
-		}},
-		{"private key in the header", func(g, _ *key, m, u, at string) string {
-			p := g.proof(m, u, at)
-			jwk := map[string]any{"d": b64.EncodeToString(g.ed.Seed())}
-			for k, v := range g.jwk {
-				jwk[k] = v
-			}
-			p.header["jwk"] = jwk
-			return p.String()
-		}},
-		{"ES256 header, EdDSA signature", func(g, _ *key, m, u, at string) string {
-			p := g.proof(m, u, at)
-			p.header["alg"] = "ES256"
-			return p.String()
-		}},
-		{"typ jwt", func(g, _ *key, m, u, at string) string {
-			p := g.proof(m, u, at)
-			p.header["typ"] = "jwt"
-			return p.String()
-		}},
-		{"tampered claims", func(g, _ *key, m, u, at string) string {
-			s := g.proof(m, u, at).String()
-			parts := strings.Split(s, ".")
-			c := g.proof(m, u, at).claims
-			cb, _ := json.Marshal(c)
-			return parts[0] + "." + b64.EncodeToString(cb) + "." + parts[2]
-		}},
-	}
-}
 
 // deployment is two latch serve replicas on one private Redis, sharing
 // KEK and API key, as a production deployment behind a load balancer.
@@ -251,13 +128,13 @@ func (d *deployment) session(t *testing.T, id string) map[string]any {
 // the store's.
 func TestDPoPAttacksEndToEnd(t *testing.T) {
 	d := deploy(t)
-	good, other := newKey(t), newKey(t)
+	good, other := dpoptest.NewKey(), dpoptest.NewKey()
 	const appLogin, appRefresh, api = "https://app.example/login", "https://app.example/refresh", "https://api.example/orders"
-	create := func(k *key) map[string]any {
+	create := func(k *dpoptest.Key) map[string]any {
 		t.Helper()
 		a := call(t, "POST", d.a.URL+"/v1/sessions", d.apiKey, jsonOf(map[string]any{
 			"subject": "alice", "ip": "198.51.100.1", "user_agent": "alice's browser",
-			"dpop": map[string]string{"proof": k.proof("POST", appLogin, "").String(), "htm": "POST", "htu": appLogin},
+			"dpop": map[string]string{"proof": k.Proof("POST", appLogin, "", time.Now()).String(), "htm": "POST", "htu": appLogin},
 		}), nil)
 		if a.status != http.StatusCreated || a.body["token_type"] != "DPoP" {
 			t.Fatalf("create bound: %d %s", a.status, a.raw)
@@ -271,23 +148,23 @@ func TestDPoPAttacksEndToEnd(t *testing.T) {
 	// Refresh, the DPoP header, alternating replicas.
 	direct := publicURL + "/v1/refresh"
 	replicas := []*serveproc.Server{d.a, d.b}
-	for i, at := range attacks() {
+	for i, at := range dpoptest.Attacks() {
 		r := replicas[i%2]
-		p := at.make(good, other, "POST", direct, "")
-		wantRefused(t, call(t, "POST", r.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt}), map[string]string{"DPoP": p}), "refresh (header): "+at.name)
+		p := at.Make(good, other, dpoptest.Request{Method: "POST", URL: direct, Now: time.Now()})
+		wantRefused(t, call(t, "POST", r.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt}), map[string]string{"DPoP": p}), "refresh (header): "+at.Name)
 		if p == "" {
 			continue
 		}
-		relayed := at.make(good, other, "POST", appRefresh, "")
+		relayed := at.Make(good, other, dpoptest.Request{Method: "POST", URL: appRefresh, Now: time.Now()})
 		wantRefused(t, call(t, "POST", r.URL+"/v1/refresh", "", jsonOf(map[string]any{"refresh_token": rt,
-			"dpop": map[string]string{"proof": relayed, "htm": "POST", "htu": appRefresh}}), nil), "refresh (relayed): "+at.name)
+			"dpop": map[string]string{"proof": relayed, "htm": "POST", "htu": appRefresh}}), nil), "refresh (relayed): "+at.Name)
 	}
 	// A proof with ath on a refresh, where no access token goes with it.
 	wantRefused(t, call(t, "POST", d.b.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt}),
-		map[string]string{"DPoP": good.proof("POST", direct, "an access token").String()}), "refresh: ath without an access token")
+		map[string]string{"DPoP": good.Proof("POST", direct, "an access token", time.Now()).String()}), "refresh: ath without an access token")
 
 	// Nothing changed: the original refresh token rotates now, on B.
-	p := good.proof("POST", direct, "").String()
+	p := good.Proof("POST", direct, "", time.Now()).String()
 	a := call(t, "POST", d.b.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt}), map[string]string{"DPoP": p})
 	if a.status != http.StatusOK || a.body["token_type"] != "DPoP" {
 		t.Fatalf("refresh with a good proof after the refusals: %d %s", a.status, a.raw)
@@ -298,7 +175,7 @@ func TestDPoPAttacksEndToEnd(t *testing.T) {
 	// The spent refresh token without the key does not revoke the session
 	// (reuse detection needs a proof by the key of a bound session).
 	time.Sleep(11 * time.Second) // past the default refresh grace
-	wantRefused(t, call(t, "POST", d.a.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt}), map[string]string{"DPoP": other.proof("POST", direct, "").String()}), "refresh: the spent token with another key")
+	wantRefused(t, call(t, "POST", d.a.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt}), map[string]string{"DPoP": other.Proof("POST", direct, "", time.Now()).String()}), "refresh: the spent token with another key")
 
 	// Verify of the bound access token, relayed by the API that got it.
 	before := d.session(t, id)
@@ -310,14 +187,14 @@ func TestDPoPAttacksEndToEnd(t *testing.T) {
 		}
 		return call(t, "POST", r.URL+"/v1/sessions/verify", d.apiKey, jsonOf(body), nil)
 	}
-	for i, at := range attacks() {
-		wantRefused(t, verify(replicas[i%2], access, at.make(good, other, "GET", api, access)), "verify: "+at.name)
+	for i, at := range dpoptest.Attacks() {
+		wantRefused(t, verify(replicas[i%2], access, at.Make(good, other, dpoptest.Request{Method: "GET", URL: api, AccessToken: access, Now: time.Now()})), "verify: "+at.Name)
 	}
-	wantRefused(t, verify(d.a, access, good.proof("GET", api, "").String()), "verify: missing ath")
-	wantRefused(t, verify(d.b, access, good.proof("GET", api, s["access_token"].(string)).String()), "verify: ath of another token")
+	wantRefused(t, verify(d.a, access, good.Proof("GET", api, "", time.Now()).String()), "verify: missing ath")
+	wantRefused(t, verify(d.b, access, good.Proof("GET", api, s["access_token"].(string), time.Now()).String()), "verify: ath of another token")
 	// A token bound to another key, with a proof by this one.
 	foreign := create(other)["access_token"].(string)
-	wantRefused(t, verify(d.a, foreign, good.proof("GET", api, foreign).String()), "verify: token bound to another key")
+	wantRefused(t, verify(d.a, foreign, good.Proof("GET", api, foreign, time.Now()).String()), "verify: token bound to another key")
 	// A bound token sent as plain Bearer to latch's own endpoint.
 	wh := call(t, "GET", d.b.URL+"/v1/whoami", "", "", map[string]string{"Authorization": "Bearer " + access})
 	wantRefused(t, wh, "whoami: a bound token as Bearer")
@@ -332,7 +209,7 @@ func TestDPoPAttacksEndToEnd(t *testing.T) {
 	}
 
 	// The good proof works, on A; replayed on B it is refused.
-	p = good.proof("GET", api, access).String()
+	p = good.Proof("GET", api, access, time.Now()).String()
 	if a := verify(d.a, access, p); a.status != http.StatusOK {
 		t.Fatalf("verify with a good proof: %d %s", a.status, a.raw)
 	}
@@ -341,7 +218,7 @@ func TestDPoPAttacksEndToEnd(t *testing.T) {
 		t.Errorf("the accepted verify did not record activity: ip %v", got["ip"])
 	}
 	// whoami with Authorization: DPoP and a proof for latch's URL.
-	wp := good.proof("GET", publicURL+"/v1/whoami", access).String()
+	wp := good.Proof("GET", publicURL+"/v1/whoami", access, time.Now()).String()
 	if a := call(t, "GET", d.b.URL+"/v1/whoami", "", "", map[string]string{"Authorization": "DPoP " + access, "DPoP": wp}); a.status != http.StatusOK {
 		t.Fatalf("whoami with DPoP: %d %s", a.status, a.raw)
 	}
@@ -351,7 +228,7 @@ func TestDPoPAttacksEndToEnd(t *testing.T) {
 
 	// The rotated refresh token still works: nothing above revoked it.
 	if a := call(t, "POST", d.a.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt2}),
-		map[string]string{"DPoP": good.proof("POST", direct, "").String()}); a.status != http.StatusOK {
+		map[string]string{"DPoP": good.Proof("POST", direct, "", time.Now()).String()}); a.status != http.StatusOK {
 		t.Fatalf("refresh after the attacks: %d %s", a.status, a.raw)
 	}
 }
