@@ -48,6 +48,14 @@ type NewSession struct {
 	// and refreshing it needs a proof by that key ([Manager.RefreshProof]).
 	// The binding lasts the session's life; renewal keeps it.
 	JKT string
+	// BindProof, if set, checks a DPoP proof the caller relays and returns
+	// its key's thumbprint, which then binds the session as JKT does (set
+	// at most one of them). It runs once every other field was found
+	// valid and before anything is written (Replace included), so a create
+	// refused for its input spends no proof (the client may retry with
+	// it), and a refused proof, whose error Create returns as is, changes
+	// nothing.
+	BindProof func(context.Context) (string, error)
 	// Replace is the session token the client carried before this login,
 	// if any. It is revoked (fixation defence) if it is valid.
 	Replace string
@@ -96,6 +104,18 @@ func (m *Manager) Create(ctx context.Context, p NewSession) (*Issued, error) {
 	authTime := now
 	if !p.AuthTime.IsZero() {
 		if authTime, err = checkAuthTime(p.AuthTime, now); err != nil {
+			return nil, err
+		}
+	}
+	if p.BindProof != nil {
+		if p.JKT != "" {
+			return nil, badInput("dpop_jkt", "set at most one of a DPoP proof and a thumbprint")
+		}
+		s, err := p.BindProof(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if jkt, err = dpop.Thumbprint(s); err != nil {
 			return nil, err
 		}
 	}

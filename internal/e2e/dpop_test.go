@@ -103,6 +103,8 @@ func wantRefused(t *testing.T, a *answer, what string) {
 	}
 }
 
+func replicas(d *deployment) []*serveproc.Server { return []*serveproc.Server{d.a, d.b} }
+
 // session reads a session through the back channel, without touching it.
 func (d *deployment) session(t *testing.T, id string) map[string]any {
 	t.Helper()
@@ -141,13 +143,45 @@ func TestDPoPAttacksEndToEnd(t *testing.T) {
 		}
 		return a.body
 	}
+	// Create: every bad relayed proof is refused, creates nothing and
+	// revokes nothing (not even the session named to be replaced).
+	plain := call(t, "POST", d.a.URL+"/v1/sessions", d.apiKey, `{"subject":"mallory"}`, nil)
+	if plain.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", plain.status, plain.raw)
+	}
+	for i, at := range dpoptest.Attacks() {
+		if at.Name == "wrong key" || at.Name == "no proof" { // nothing is bound yet
+			continue
+		}
+		p := at.Make(good, other, dpoptest.Request{Method: "POST", URL: appLogin, Now: time.Now()})
+		a := call(t, "POST", replicas(d)[i%2].URL+"/v1/sessions", d.apiKey, jsonOf(map[string]any{
+			"subject": "mallory", "replace_session_token": plain.body["session_token"],
+			"dpop": map[string]string{"proof": p, "htm": "POST", "htu": appLogin},
+		}), nil)
+		wantRefused(t, a, "create: "+at.Name)
+	}
+	if l := call(t, "GET", d.a.URL+"/v1/subjects/mallory/sessions", d.apiKey, "", nil); strings.Count(l.raw, `"id":"ses_`) != 1 {
+		t.Errorf("after refused creates the subject's sessions are %s, want the one created", l.raw)
+	}
+	// A create refused for its input spends no proof: the fixed request
+	// with the same proof binds.
+	p0 := good.Proof("POST", appLogin, "", time.Now()).String()
+	relay0 := map[string]string{"proof": p0, "htm": "POST", "htu": appLogin}
+	if a := call(t, "POST", d.a.URL+"/v1/sessions", d.apiKey, jsonOf(map[string]any{"subject": "carol",
+		"auth_time": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "dpop": relay0}), nil); a.status != http.StatusBadRequest {
+		t.Fatalf("create with a future auth_time: %d %s, want 400", a.status, a.raw)
+	}
+	if a := call(t, "POST", d.b.URL+"/v1/sessions", d.apiKey, jsonOf(map[string]any{"subject": "carol", "dpop": relay0}), nil); a.status != http.StatusCreated || a.body["token_type"] != "DPoP" {
+		t.Fatalf("the same proof after a create refused for its input: %d %s", a.status, a.raw)
+	}
+
 	s := create(good)
 	id := s["session"].(map[string]any)["id"].(string)
 	rt := s["refresh_token"].(string)
 
 	// Refresh, the DPoP header, alternating replicas.
 	direct := publicURL + "/v1/refresh"
-	replicas := []*serveproc.Server{d.a, d.b}
+	replicas := replicas(d)
 	for i, at := range dpoptest.Attacks() {
 		r := replicas[i%2]
 		p := at.Make(good, other, dpoptest.Request{Method: "POST", URL: direct, Now: time.Now()})

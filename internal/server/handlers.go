@@ -48,27 +48,29 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(w, r, &req, false); err != nil {
 		return err
 	}
-	jkt := req.DPoPJKT
+	var bind func(context.Context) (string, error)
 	if req.DPoP != nil {
 		s.offerNonce(w)
-		if jkt != "" {
+		if req.DPoPJKT != "" {
 			return badRequest("send at most one of dpop and dpop_jkt")
 		}
-		p, err := s.checkRelayed(r.Context(), req.DPoP, "", "")
-		if err != nil {
-			return err
+		// Checked by Create after the rest of the input, so a create
+		// refused for its input spends no proof.
+		bind = func(ctx context.Context) (string, error) {
+			p, err := s.checkRelayed(ctx, req.DPoP, "", "")
+			return p.JKT, err
 		}
-		jkt = p.JKT
 	}
 	ns := latch.NewSession{
-		Subject: req.Subject,
-		Data:    req.Data,
-		Claims:  req.Claims,
-		Client:  latch.Client{IP: req.IP, UserAgent: req.UserAgent},
-		Replace: req.ReplaceSessionToken,
-		ACR:     req.ACR,
-		AMR:     req.AMR,
-		JKT:     jkt,
+		Subject:   req.Subject,
+		Data:      req.Data,
+		Claims:    req.Claims,
+		Client:    latch.Client{IP: req.IP, UserAgent: req.UserAgent},
+		Replace:   req.ReplaceSessionToken,
+		ACR:       req.ACR,
+		AMR:       req.AMR,
+		JKT:       req.DPoPJKT,
+		BindProof: bind,
 	}
 	if req.AuthTime != nil {
 		ns.AuthTime = *req.AuthTime
