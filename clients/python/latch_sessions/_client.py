@@ -230,11 +230,15 @@ class _Calls:
         return _Call("POST", "/v1/refresh", _refreshed, body, headers={"DPoP": dpop_proof} if dpop_proof else None)
 
     @staticmethod
-    def _public(method: str, path: str, parse: Callable[[Response, Any], T], access_token: str) -> _Call[T]:
-        if not isinstance(access_token, str) or not access_token or any(c in access_token for c in "\r\n\0 "):
-            raise ValueError("latch: not an access token")
-        return _Call(method, path, parse, {} if method == "POST" else None, back_channel=False,
-                     headers={"Authorization": "Bearer " + access_token})
+    def _public(method: str, path: str, parse: Callable[[Response, Any], T], access_token: str,
+                dpop_proof: str | None) -> _Call[T]:
+        for v in (access_token, dpop_proof or "x"):
+            if not isinstance(v, str) or not v or any(c in v for c in "\r\n\0 ,"):
+                raise ValueError("latch: not an access token or DPoP proof")
+        h = {"Authorization": "Bearer " + access_token}
+        if dpop_proof:
+            h = {"Authorization": "DPoP " + access_token, "DPoP": dpop_proof}
+        return _Call(method, path, parse, {} if method == "POST" else None, back_channel=False, headers=h)
 
     @staticmethod
     def _patch(session_id: str, data: Mapping[str, Any] | None, if_match: int | str | None) -> _Call[Session]:
@@ -373,16 +377,20 @@ class Client(_Calls):
         after the grace window: latch has then revoked the session."""
         return self._send(self._refresh(refresh_token, dpop, dpop_proof))
 
-    def whoami(self, access_token: str) -> Session:
+    def whoami(self, access_token: str, *, dpop_proof: str | None = None) -> Session:
         """The live session of a user's access token (public GET /v1/whoami, as the user:
-        the API key is not sent). Raises InvalidCredential for a token that does not work."""
-        return self._send(self._public("GET", "/v1/whoami", _session, access_token))
+        the API key is not sent). Raises InvalidCredential for a token that does not work.
 
-    def logout(self, access_token: str) -> None:
+        A DPoP-bound token needs ``dpop_proof``: a proof by its key for GET and latch's
+        public URL + /v1/whoami, with ``ath`` (sent as ``Authorization: DPoP`` and ``DPoP``)."""
+        return self._send(self._public("GET", "/v1/whoami", _session, access_token, dpop_proof))
+
+    def logout(self, access_token: str, *, dpop_proof: str | None = None) -> None:
         """End the session of a user's access token (public POST /v1/logout, as the user):
         its refresh token, access tokens and cookie stop working. Also succeeds when the
-        session is already gone."""
-        self._send(self._public("POST", "/v1/logout", _nothing, access_token))
+        session is already gone. A bound token needs ``dpop_proof`` for POST and latch's
+        public URL + /v1/logout."""
+        self._send(self._public("POST", "/v1/logout", _nothing, access_token, dpop_proof))
 
     def list_keys(self) -> list[Key]:
         return self._send(_Call("GET", "/v1/keys", _keys))
@@ -483,11 +491,11 @@ class AsyncClient(_Calls):
                       dpop_proof: str | None = None) -> Refreshed:
         return await self._send(self._refresh(refresh_token, dpop, dpop_proof))
 
-    async def whoami(self, access_token: str) -> Session:
-        return await self._send(self._public("GET", "/v1/whoami", _session, access_token))
+    async def whoami(self, access_token: str, *, dpop_proof: str | None = None) -> Session:
+        return await self._send(self._public("GET", "/v1/whoami", _session, access_token, dpop_proof))
 
-    async def logout(self, access_token: str) -> None:
-        await self._send(self._public("POST", "/v1/logout", _nothing, access_token))
+    async def logout(self, access_token: str, *, dpop_proof: str | None = None) -> None:
+        await self._send(self._public("POST", "/v1/logout", _nothing, access_token, dpop_proof))
 
     async def list_keys(self) -> list[Key]:
         return await self._send(_Call("GET", "/v1/keys", _keys))

@@ -153,6 +153,23 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             self.c.refresh(r2.refresh_token, dpop=ls.DPoPProof("a", "POST", url), dpop_proof="b")
 
+    def test_whoami_and_logout_as_the_user(self) -> None:
+        iss = self.bound(self.key)
+        at = iss.access_token
+        base = self.c.metadata()["issuer"].rstrip("/")
+        s = self.c.whoami(at, dpop_proof=self.key.proof("GET", base + "/v1/whoami", access_token=at))
+        self.assertEqual(s.id, iss.session.id)
+        for name, proof in (("no proof", None), ("another key", self.other.proof("GET", base + "/v1/whoami", access_token=at)),
+                            ("another URL", self.key.proof("GET", base + "/v1/logout", access_token=at)),
+                            ("no ath", self.key.proof("GET", base + "/v1/whoami"))):
+            with self.subTest(name), self.assertRaises(ls.InvalidDPoPProof):
+                self.c.whoami(at, dpop_proof=proof)
+        with self.assertRaises(ls.InvalidDPoPProof):  # a stolen bound token cannot sign the user out
+            self.c.logout(at)
+        self.c.logout(at, dpop_proof=self.key.proof("POST", base + "/v1/logout", access_token=at))
+        with self.assertRaises(ls.Revoked):
+            self.c.verify_session(iss.session_token)
+
     def test_async_client(self) -> None:
         iss = self.bound(self.key)
 
