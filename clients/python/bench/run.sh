@@ -2,13 +2,17 @@
 # Flask + latch versus Flask + Flask-Session on Redis, reading a session: the
 # same gunicorn and wrk for all. Run from the repository root:
 #
-#   clients/python/bench/run.sh            # DURATION=10s CONNS=16 WORKERS=4 THREADS=1 ROUNDS=3
+#   clients/python/bench/run.sh            # DURATION=10s CONNS=16 WORKERS=4 THREADS=1 ROUNDS=3 INSTRUCTIONS=1
 #
 # latch serve runs on the same (private) Redis, so both sides
 # pay a Redis round trip per request; latch's cached mode (docs/protocol.md
 # section 4) pays none while the event stream is live. Needs wrk, gunicorn,
 # python3-flask-session and python3-redis (apt-get install wrk gunicorn
-# python3-flask-session python3-redis).
+# python3-flask-session python3-redis). At the end it prints each app's
+# req/s and CPU per request as ratios to Flask-Session (per round, and the
+# median), the app's CPU per request in-process (inprocess.py) and, with
+# valgrind installed and INSTRUCTIONS=1, its instructions per request
+# (instructions.py), which do not move with the machine's load.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 DURATION=${DURATION:-10s} CONNS=${CONNS:-16} WORKERS=${WORKERS:-4} THREADS=${THREADS:-1} ROUNDS=${ROUNDS:-3}
@@ -67,6 +71,30 @@ measure() { # name, port, cookie
   cpu_us=$(per 0 "$(awk -v a="$a1" -v b="$l1" -v c="$r1" -v d="$a0" -v e="$l0" -v f="$r0" 'BEGIN {print a+b+c-d-e-f}')")
   detail="app $(per "$a0" "$a1") + latch $(per "$l0" "$l1") + redis $(per "$r0" "$r1")"
   printf '%-22s %9s req/s   p50 %8s   p99 %8s   CPU %5s µs/req (%s)\n' "$1" "$rps" "$p50" "$p99" "$cpu_us" "$detail"
+  echo "$round|$1|$rps|$cpu_us" >>"$tmp/results"
+}
+
+# The targets are ratios to Flask-Session in the same round: req/s (online >= 1x, cached >= 2x) and CPU per request.
+ratios() {
+  echo "ratios to flask-session (req/s, and CPU per request), per round and median:"
+  awk -F'|' '
+    function isort(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }
+    { rps[$1, $2] = $3; cpu[$1, $2] = $4; rounds[$1] = 1; names[$2] = 1 }
+    END {
+      fs = "flask-session (redis)"
+      split("latch online|latch cached|flask, no session", want, "|")
+      for (w = 1; w <= 3; w++) {
+        name = want[w]; n = 0; line = ""
+        for (r in rounds) if ((r, name) in rps && rps[r, fs] > 0) {
+          q = rps[r, name] / rps[r, fs]; c = cpu[r, fs] > 0 ? cpu[r, name] / cpu[r, fs] : 0
+          qs[++n] = q; cs[n] = c; line = line sprintf(" %.2fx", q)
+        }
+        if (n == 0) continue
+        isort(qs, n); isort(cs, n)
+        printf "  %-20s req/s median %.2fx (rounds:%s)   CPU/request median %.2fx\n", name, qs[int((n + 1) / 2)], line, cs[int((n + 1) / 2)]
+        delete qs; delete cs
+      }
+    }' "$tmp/results"
 }
 
 serve bare_app 18395 ""
@@ -87,5 +115,10 @@ for round in $(seq "$ROUNDS"); do
     echo "latch cached: skipped, this latch serve has no GET /v1/events"
   fi
 done
+ratios
 echo "in-process, the app's CPU only:"
 env PYTHONPATH=clients/python "$PY" clients/python/bench/inprocess.py
+if [ "${INSTRUCTIONS:-1}" = 1 ] && command -v valgrind >/dev/null; then
+  echo "in-process, instructions per request (callgrind; load-independent):"
+  env PYTHONPATH=clients/python "$PY" clients/python/bench/instructions.py
+fi
