@@ -13,7 +13,9 @@ What the hand-written version had, and what replaced it:
   (cookie, refresh and access tokens alike);
 * CSRF -> both of latch's layers on every POST, including the login form;
 * idle timeout -> latch's idle deadline, shown on the page, which signs the
-  user out when it runs out.
+  user out when it runs out;
+* "sign out everywhere else" asks for the password again when the sign-in is
+  older than five minutes (step-up, RFC 9470), then renews the session.
 
 Run it (latch serve on 127.0.0.1:8080, its API key in LATCH_API_KEY):
 
@@ -28,15 +30,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from datetime import datetime, timezone
 
 from flask import Flask, abort, g, jsonify, redirect, render_template_string, request
 
 import latch_sessions as ls
-from latch_sessions.flask import Latch, login_required
+from latch_sessions.flask import Latch, login_required, require_recent_auth
 
 app = Flask(__name__)
 app.config["LATCH_URL"] = os.environ.get("LATCH_URL", "http://127.0.0.1:8080")
 app.config["LATCH_LOGIN_URL"] = "/login"
+app.config["LATCH_REAUTH_URL"] = "/reauth"  # where require_recent_auth sends a browser whose sign-in is too old
 # The token endpoints are for non-browser clients without a session, and set no cookie:
 # they need no anonymous CSRF token (a cross-site browser post is still refused).
 app.config["LATCH_ANONYMOUS_CSRF_EXEMPT"] = ["/api/token", "/api/token/refresh"]
@@ -86,6 +90,16 @@ LOGIN = """<!doctype html>
 </form>
 """
 
+REAUTH = """<!doctype html>
+<title>Confirm it is you</title>
+<p>{% if error %}Wrong password. {% endif %}Please enter your password again to continue.</p>
+<form method="post" action="/reauth">
+  {{ csrf_field() }}
+  <input name="password" type="password" autocomplete="current-password">
+  <button>Confirm</button>
+</form>
+"""
+
 
 @app.get("/")
 def index():
@@ -103,7 +117,8 @@ def login():
     user, password = request.form.get("user", ""), request.form.get("password", "")
     if not check_password(user, password):
         return render_template_string(LOGIN, expired=False, error=True), 401
-    g.latch.login(user)  # revokes any session the browser carried (fixation), sets the cookie
+    # Revokes any session the browser carried (fixation), sets the cookie, records how the user signed in.
+    g.latch.login(user, acr="pwd", amr=["pwd"])
     return redirect("/", 303)
 
 
@@ -114,9 +129,25 @@ def logout():
 
 
 @app.post("/logout-others")
-@login_required
+@require_recent_auth(max_age=300)  # signed in more than 5 minutes ago: to /reauth first
 def logout_others():
     g.latch.revoke_others()
+    return redirect("/", 303)
+
+
+@app.get("/reauth")
+@login_required
+def reauth_form():
+    return render_template_string(REAUTH, error=False)
+
+
+@app.post("/reauth")
+@login_required
+def reauth():
+    if not check_password(g.latch.subject, request.form.get("password", "")):
+        return render_template_string(REAUTH, error=True), 401
+    # New tokens that say the user proved who they are just now.
+    g.latch.renew(auth_time=datetime.now(timezone.utc), acr="pwd", amr=["pwd"])
     return redirect("/", 303)
 
 

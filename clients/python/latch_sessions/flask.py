@@ -116,7 +116,7 @@ class Latch:
         core = Core.build(cfg, client, cache=bool(app.config.get("LATCH_CACHE", True)))
         self._app_client = client
         app.extensions["latch"] = core
-        app.before_request(functools.partial(_before, core))
+        app.before_request(_before_for(core))
         app.after_request(_after)
         app.register_error_handler(UnavailableError, _unavailable)
         app.context_processor(_template_helpers)
@@ -127,6 +127,14 @@ def _core() -> Core:
         return flask.current_app.extensions["latch"]
     except KeyError:
         raise RuntimeError("latch_sessions.flask: Latch(app) or init_app(app) was not called") from None
+
+
+def _before_for(core: Core) -> Callable[[], flask.Response | None]:
+    # A plain function, not a functools.partial: Flask inspects every hook on every request
+    # (ensure_sync), and unwrapping a partial costs more.
+    def latch_before_request() -> flask.Response | None:
+        return _before(core)
+    return latch_before_request
 
 
 def _before(core: Core) -> flask.Response | None:

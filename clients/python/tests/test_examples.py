@@ -73,6 +73,30 @@ class FlaskExampleTest(unittest.TestCase):
         # A browser's cross-site post to the token endpoint is still refused.
         self.assertEqual(api.post("/api/token", site="cross-site").status, 403)
 
+    def test_sign_out_elsewhere_asks_for_the_password_again(self) -> None:
+        support.need("flask", "python3-flask")
+        from datetime import datetime, timedelta, timezone
+        mod = load("flask_example_stepup", "flask_app.py")
+        with ls.Client(support.URL, support.API_KEY) as c:
+            other = c.create_session("alice")
+            old = c.create_session("alice", acr="pwd", amr=["pwd"],
+                                   auth_time=datetime.now(timezone.utc) - timedelta(minutes=10))
+            support.remember(other.session_token, old.session_token, other.refresh_token, old.refresh_token)
+            b = harness.Browser(harness.wsgi_caller(mod.app))
+            b.cookies["__Host-latch"] = old.session_token  # signed in ten minutes ago
+            r = b.post("/logout-others", form={"csrf_token": _field(b.get("/").text)})
+            self.assertEqual((r.status, r.get("Location")), (303, "/reauth?next=/logout-others"))
+            c.verify_session(other.session_token)  # nothing was revoked
+            page = b.get("/reauth")
+            self.assertEqual(b.post("/reauth", form={"password": "wrong", "csrf_token": _field(page.text)}).status, 401)
+            r = b.post("/reauth", form={"password": "correct horse", "csrf_token": _field(page.text)})
+            self.assertEqual(r.status, 303, r)
+            self.assertNotEqual(b.session_token, old.session_token)  # renewed
+            r = b.post("/logout-others", form={"csrf_token": _field(b.get("/").text)})
+            self.assertEqual((r.status, r.get("Location")), (303, "/"))
+            with self.assertRaises(ls.Revoked):
+                c.verify_session(other.session_token)
+
 
 class FastAPIExampleTest(unittest.TestCase):
     def test_token_flow(self) -> None:
