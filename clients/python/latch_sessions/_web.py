@@ -734,6 +734,23 @@ class Core:
         st.claims, st.auth, st.dpop_jkt = claims, "bearer", bound
         return st
 
+    def cached(self, st: _Base) -> bool:
+        """The hot path, without a flow: a safe request whose cookie's validation is in the cache
+        (and no Authorization header to judge it by instead). True if st is filled; else run
+        authenticate, which decides every other case the same way."""
+        req = st._req
+        if self.cache is None or req.method not in SAFE_METHODS or getattr(req, "websocket", False) or \
+                (self.config.bearer != "off" and req.header("authorization") is not None):
+            return False
+        tok = read_cookie(req.cookie_headers(), self.config.cookie_name)
+        if not tok or len(tok) > _MAX_SESSION_TOKEN:
+            return False
+        v = self.cache.peek(tok)
+        if v is None:
+            return False
+        st._token, st.session, st.auth, st._csrf_src = tok, v.session, "cookie", v.csrf_token
+        return True
+
     def authenticate(self, st: _Base) -> Flow:
         """Fill st from its request, as latchhttp's middleware does; raise CSRFRejected or
         UnavailableError when the request must be refused (403, 503)."""

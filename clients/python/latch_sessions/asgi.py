@@ -200,7 +200,8 @@ class LatchMiddleware:
         st = AsyncRequestSession(core, req)
         scope.setdefault("state", {})["latch"] = st
         try:
-            await adrive(core, req, core.authenticate(st))
+            if not core.cached(st):
+                await adrive(core, req, core.authenticate(st))
         except (CSRFRejected, UnavailableError) as e:
             await _respond(send, *error_response(e, st, core.config.bearer != "off"))
             return

@@ -132,7 +132,8 @@ class LatchMiddleware:
         st = RequestSession(self.core, req)
         request.latch = st  # type: ignore[attr-defined]
         try:
-            drive(self.core, req, self.core.authenticate(st))
+            if not self.core.cached(st):
+                drive(self.core, req, self.core.authenticate(st))
         except (CSRFRejected, UnavailableError) as e:
             return self._refuse(e, st)
         except RequestDataTooBig:

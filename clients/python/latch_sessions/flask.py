@@ -142,7 +142,8 @@ def _before(core: Core) -> flask.Response | None:
     st = RequestSession(core, req)
     g.latch = st
     try:
-        drive(core, req, core.authenticate(st))
+        if not core.cached(st):
+            drive(core, req, core.authenticate(st))
     except (CSRFRejected, UnavailableError) as e:
         return _refuse(e, st)
     return None
