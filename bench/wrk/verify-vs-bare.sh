@@ -9,7 +9,9 @@
 #   bench/wrk/verify-vs-bare.sh [rounds (default 6)] [seconds per wrk run (default 8)]
 #
 # STORE=memory: (or any --store URL) replaces the bbolt file; CONNS sets
-# wrk's connections (default 64), PORT the first of three ports (18912).
+# wrk's connections (default 64), PORT the first of three ports (18912);
+# LATCH_BIN runs that latch binary instead of building ./cmd/latch (to
+# measure another commit).
 #
 # Run from the repository root; builds into tmp-bench/ and stops every
 # server it started. Needs wrk, curl and jq. Only loopback is used.
@@ -19,7 +21,8 @@ secs=${2:-8}
 conns=${CONNS:-64}
 dir=tmp-bench/vvb
 rm -rf "$dir" && mkdir -p "$dir"
-go build -o tmp-bench/latch ./cmd/latch
+latch=${LATCH_BIN:-tmp-bench/latch}
+[ -n "${LATCH_BIN:-}" ] || go build -o tmp-bench/latch ./cmd/latch
 (cd bench && go build -o ../tmp-bench/bare ./cmd/bare)
 
 pids=""
@@ -29,7 +32,7 @@ trap cleanup EXIT INT TERM
 LATCH_API_KEY=$(head -c 32 /dev/urandom | base64 | tr -d '/+=')
 export LATCH_API_KEY
 port=${PORT:-18912}
-./tmp-bench/latch serve --addr "127.0.0.1:$port" --log-level warn --store "${STORE:-$dir/latch.db}" >"$dir/latch.log" 2>&1 &
+"$latch" serve --addr "127.0.0.1:$port" --log-level warn --store "${STORE:-$dir/latch.db}" >"$dir/latch.log" 2>&1 &
 pids="$pids $!"
 latch_pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -101,7 +101,7 @@ func TestVerifyAllocs(t *testing.T) {
 		body   func(*latch.Issued) string
 	}{
 		{"session token", 5, sessionTokenBody},
-		{"access token", 6, accessTokenBody},
+		{"access token", 5, accessTokenBody},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if n := verifyAllocs(t, c.body); n > c.budget {
