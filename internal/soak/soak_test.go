@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"os"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -87,7 +88,11 @@ func TestSoak(t *testing.T) {
 		// A single replica reads its own writes: the staleness bound of
 		// the Redis store's cache (250 ms across replicas, RELIABILITY.md)
 		// is the tolerance only to keep the checker's rules the same.
-		soak(t, c, "redis", "redis://"+rs.Addr(), 250*time.Millisecond)
+		storeURL := "redis://" + rs.Addr()
+		if q := os.Getenv("LATCH_SOAK_REDIS_QUERY"); q != "" {
+			storeURL += "?" + q // store options, e.g. cache_size=1048576 for caches that fill within the warm-up
+		}
+		soak(t, c, "redis", storeURL, 250*time.Millisecond)
 	})
 }
 
@@ -165,7 +170,11 @@ func soak(t *testing.T, c soakConfig, name, storeURL string, tolerance time.Dura
 	r := faults.Check(h, faults.Options{Tolerance: tolerance})
 
 	v := Judge(samples[:during], bounds(c.duration))
-	rec := &record{Name: name, Duration: c.duration, Rate: c.rate, Samples: samples,
+	var opts string
+	if u, err := url.Parse(storeURL); err == nil {
+		opts = u.RawQuery
+	}
+	rec := &record{Name: name, Options: opts, Duration: c.duration, Rate: c.rate, Samples: samples,
 		Marks: map[string]time.Time{"warm-up ends": start.Add(bounds(c.duration).Warmup), "load stops": loadEnd}}
 	out := c.out
 	if out == "" {
@@ -228,6 +237,7 @@ func loadSummary(ops []faults.Op, iv []Sample, start, end time.Time) string {
 // figures) so the charts can be redrawn without another hour of load.
 type record struct {
 	Name     string
+	Options  string // the store URL's query, if any
 	Duration time.Duration
 	Rate     int
 	Marks    map[string]time.Time
@@ -247,7 +257,11 @@ func (r *record) write(dir string) error {
 
 func (r *record) draw(dir string) error {
 	title := func(what string) string {
-		return "latch serve on " + r.Name + ": " + what + " (" + r.Duration.String() + " at " + strconv.Itoa(r.Rate) + " requests/s)"
+		store := r.Name
+		if r.Options != "" {
+			store += " (" + r.Options + ")"
+		}
+		return "latch serve on " + store + ": " + what + " (" + r.Duration.String() + " at " + strconv.Itoa(r.Rate) + " requests/s)"
 	}
 	for file, fig := range map[string]*Figure{
 		r.Name + "-resources.svg": ResourceChart(title("memory, goroutines, open files"), r.Samples, r.Marks),
@@ -284,6 +298,13 @@ func TestSoakRedraw(t *testing.T) {
 		if err := r.draw(dir); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("redrew %s's charts in %s", r.Name, dir)
+		var during []Sample
+		for _, s := range r.Samples {
+			if !s.At.After(r.Marks["load stops"]) {
+				during = append(during, s)
+			}
+		}
+		v := Judge(during, bounds(r.Duration))
+		t.Logf("redrew %s's charts in %s; verdict: %v, problems %q", r.Name, dir, &v, v.Problems)
 	}
 }
