@@ -175,17 +175,26 @@ func (a axis) frac(v float64) float64 {
 	return (v - a.lo) / (a.hi - a.lo)
 }
 
-// linearAxis spans [lo, a round number ≥ hi] with about five ticks.
+// linearAxis spans [lo, a round number ≥ hi] in steps of 1, 2 or 5 × 10ⁿ,
+// five to fourteen ticks: of the steps for about 13, 8 and 5 intervals
+// the one that leaves the least of the plot empty (the fewest ticks on a
+// tie).
 func linearAxis(lo, hi float64) axis {
 	if hi <= lo {
 		hi = lo + 1
 	}
-	step := niceStep((hi - lo) / 5)
-	a := axis{lo: lo, hi: math.Ceil(hi/step) * step}
-	for t := lo; t <= a.hi+step/2; t += step {
-		a.ticks = append(a.ticks, t)
+	var best axis
+	for _, n := range []float64{5, 8, 13} {
+		step := niceStep((hi - lo) / n)
+		a := axis{lo: lo, hi: lo + math.Ceil((hi-lo)/step-1e-9)*step}
+		for k := 0.0; lo+k*step <= a.hi+step/2; k++ {
+			a.ticks = append(a.ticks, lo+k*step)
+		}
+		if best.ticks == nil || a.hi < best.hi-1e-9*step {
+			best = a
+		}
 	}
-	return a
+	return best
 }
 
 // logAxis spans the decades that hold the positive values in vs.

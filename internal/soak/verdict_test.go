@@ -188,9 +188,11 @@ func TestChartsAreWellFormedSVG(t *testing.T) {
 }
 
 func TestAxes(t *testing.T) {
-	a := linearAxis(0, 37)
-	if a.hi != 40 || len(a.ticks) != 5 {
-		t.Errorf("linear axis to 37: hi %v, ticks %v; want 40 and 0,10,…,40", a.hi, a.ticks)
+	for _, c := range []struct{ hi, top, step float64 }{{37, 40, 10}, {30.3, 35, 5}, {0.9, 0.9, 0.1}, {61, 65, 5}, {250, 250, 50}} {
+		a := linearAxis(0, c.hi)
+		if a.hi < c.hi || math.Abs(a.hi-c.top) > 1e-9 || math.Abs(a.ticks[1]-c.step) > 1e-9 || len(a.ticks) < 5 || len(a.ticks) > 14 {
+			t.Errorf("linear axis to %v: top %v, ticks %v; want top %v in steps of %v", c.hi, a.hi, a.ticks, c.top, c.step)
+		}
 	}
 	l := logAxis([]float64{0, 0.09, 3, 250})
 	if l.lo != 0.01 || l.hi != 1000 || len(l.ticks) != 6 {
