@@ -69,9 +69,11 @@ type liveness struct {
 	idle  time.Duration // no heartbeat this long after the last fill or stale read
 	base  time.Time     // origin (monotonic) of the int64 times below, in ns
 
-	until  atomic.Int64 // cached records are served while now < until
-	wanted atomic.Int64 // the last fill of the cache or Get that found it stale
-	parked atomic.Bool  // the heartbeat waits for a wake-up
+	until    atomic.Int64                  // cached records are served while now < until
+	wanted   atomic.Int64                  // the last fill of the cache or Get that found it stale
+	parked   atomic.Bool                   // the heartbeat waits for a wake-up
+	inflight atomic.Int32                  // heartbeat rounds under way
+	ended    atomic.Pointer[chan struct{}] // closed (and replaced) when a round ends
 
 	probes   []string // one probe key per connection of a node (several connections)
 	wake     chan struct{}
@@ -86,6 +88,46 @@ func (l *liveness) now() int64 { return int64(time.Since(l.base)) }
 // fresh reports whether cached records may be served now. It costs one
 // clock reading and one atomic load.
 func (l *liveness) fresh() bool { return l.now() < l.until.Load() }
+
+// serve is fresh for a Get about to serve from the cache. While the proof
+// is younger than half the bound it is fresh itself. Past that, with a
+// round under way, the Get waits for the round to end (at most an interval,
+// and never past until) before it answers fresh. A healthy heartbeat keeps
+// the proof about an interval old, so only a late round makes Gets wait;
+// and a round is late above all when cache hits leave no core idle: Go's
+// scheduler polls the network, where the round's reply waits, only when a
+// core has nothing else to run (or every 10 ms, behind every runnable
+// goroutine), so 64 goroutines that never block delay it by hundreds of
+// milliseconds and the cache goes stale. Blocking the hits for a moment is
+// what lets the reply in. The bound is untouched: what is served is still
+// decided by fresh after the wait.
+func (l *liveness) serve(ctx context.Context) bool {
+	now, until := l.now(), l.until.Load()
+	if now < until-int64(l.bound)/2 {
+		return true
+	}
+	if now >= until {
+		return false
+	}
+	ended := *l.ended.Load()
+	if l.inflight.Load() == 0 {
+		return l.fresh()
+	}
+	t := time.NewTimer(time.Duration(min(until-now, int64(l.every))))
+	select {
+	case <-ended:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	t.Stop()
+	return l.fresh()
+}
+
+// roundEnded wakes the Gets waiting in serve.
+func (l *liveness) roundEnded() {
+	next := make(chan struct{})
+	close(*l.ended.Swap(&next))
+}
 
 // want records that a Get wants the cache (it filled it, or found it
 // stale) and wakes the heartbeat if it is idle.
@@ -112,6 +154,8 @@ func (s *Store) startLiveness(bound, ttl time.Duration, wires int) {
 	l.idle = ttl + bound
 	l.base = time.Now()
 	l.wanted.Store(math.MinInt64 / 2)
+	ended := make(chan struct{})
+	l.ended.Store(&ended)
 	l.wake = make(chan struct{}, 1)
 	l.stop = make(chan struct{})
 	l.done = make(chan struct{})
@@ -185,7 +229,6 @@ func (s *Store) heartbeat() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var round uint64
-	var inflight atomic.Int32
 	for {
 		if l.now()-l.wanted.Load() > int64(l.idle) {
 			l.parked.Store(true)
@@ -199,15 +242,16 @@ func (s *Store) heartbeat() {
 			l.parked.Store(false)
 		}
 		start := l.now()
-		if inflight.Load() < maxRounds {
+		if l.inflight.Load() < maxRounds {
 			round++
 			r := round
-			inflight.Add(1)
+			l.inflight.Add(1)
 			rounds.Go(func() {
-				defer inflight.Add(-1)
 				if s.heartbeatRound(r) {
 					l.raise(start + int64(l.bound))
 				}
+				l.inflight.Add(-1)
+				l.roundEnded()
 			})
 		}
 		timer.Reset(time.Duration(start + int64(l.every) - l.now()))

@@ -253,3 +253,51 @@ func TestGetAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestServeWaitsForLateRound drives serve on a liveness of its own: a
+// proof younger than half the bound serves at once; an older one with a
+// round under way waits for the round and serves only what fresh allows
+// after it; an expired proof never serves, round or not.
+func TestServeWaitsForLateRound(t *testing.T) {
+	l := &liveness{bound: 250 * time.Millisecond, every: 50 * time.Millisecond, base: time.Now().Add(-time.Hour)}
+	ended := make(chan struct{})
+	l.ended.Store(&ended)
+	ctx := context.Background()
+
+	l.until.Store(l.now() + int64(l.bound))
+	if !l.serve(ctx) {
+		t.Fatal("a proof just made does not serve")
+	}
+
+	// Older than half the bound, a round under way that proves liveness.
+	l.until.Store(l.now() + int64(l.bound)/4)
+	l.inflight.Store(1)
+	got := make(chan bool)
+	go func() { got <- l.serve(ctx) }()
+	l.raise(l.now() + int64(l.bound))
+	l.inflight.Store(0)
+	l.roundEnded()
+	if !<-got {
+		t.Fatal("a Get that waited for a successful round does not serve")
+	}
+
+	// An expired proof, whether or not a round is under way.
+	l.until.Store(l.now() - 1)
+	l.inflight.Store(1)
+	if l.serve(ctx) {
+		t.Fatal("an expired proof serves while a round is under way")
+	}
+	l.inflight.Store(0)
+	if l.serve(ctx) {
+		t.Fatal("an expired proof serves")
+	}
+
+	// Cancelled: the wait ends with the context, and fresh decides.
+	l.until.Store(l.now() + int64(l.bound)/4)
+	l.inflight.Store(1)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if !l.serve(cctx) {
+		t.Fatal("a cancelled wait within the bound does not serve")
+	}
+}

@@ -60,6 +60,10 @@ type Options struct {
 	// fails closed when Redis cannot be reached. Default 250ms, at least
 	// MinCacheStaleness. The heartbeat runs five times per bound on each
 	// connection while the cache is in use, see BENCHMARKS.md for its cost.
+	// A Get that finds the latest answer older than half the bound while a
+	// heartbeat is under way waits for it, at most a fifth of the bound,
+	// rather than read through: on a machine whose cores never idle, that
+	// is what lets the heartbeat's reply be read.
 	// A negative value removes the bound (the cache then trusts a silent
 	// connection until rueidis's own keepalive gives up, about two seconds
 	// or more): only for measuring what the bound costs.
@@ -141,14 +145,14 @@ func (o *Options) fill() error {
 // and [store.Pinger]. Its methods are safe for concurrent use; the zero
 // value is not usable: make one with [Open] or [New].
 type Store struct {
-	client  rueidis.Client
-	own     bool // Close closes client
+	client rueidis.Client
+	own    bool // Close closes client
 	// pin is whether the store may keep pinned commands and send them
 	// again (the decoded-record and memo slots' GETs): only on a client Open
 	// made. rueidis's standalone client with redirects (one handed to New
 	// may be one) recycles even pinned commands after a call, and a
 	// recycled command is rebuilt by other callers.
-	pin bool
+	pin     bool
 	prefix  string
 	timeout time.Duration
 	cache   bool
@@ -416,7 +420,7 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 	if id.IsZero() {
 		return nil, store.ErrNotFound
 	}
-	stale := s.live.bound > 0 && !s.live.fresh()
+	stale := s.live.bound > 0 && !s.live.serve(ctx)
 	if stale {
 		s.live.want()
 	}
@@ -808,7 +812,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Redis. A hit costs no round trip, so the keyring can ask on every online
 // verification.
 func (s *Store) KeyringVersion(ctx context.Context) (uint64, error) {
-	stale := s.live.bound > 0 && !s.live.fresh()
+	stale := s.live.bound > 0 && !s.live.serve(ctx)
 	if stale {
 		s.live.want()
 	}
