@@ -182,3 +182,18 @@ func BenchmarkReplaySeen(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkProofVerify is a proof's check alone (with ath and the replay
+// call), to set against BenchmarkEd25519Verify + BenchmarkReplaySeen.
+func BenchmarkProofVerify(b *testing.B) {
+	s := newSigner(b, "EdDSA")
+	const tok = "an.access.token"
+	ps := proofs(b, s, b.N, map[string]any{"htm": "GET", "htu": "https://api.example/orders", "ath": ath(tok)})
+	v := &dpop.Verifier{Replay: memstore.New()}
+	use := dpop.Use{Method: "GET", URL: "https://api.example/orders", AccessToken: tok, JKT: s.jkt()}
+	measure(b, func(i int) {
+		if _, err := v.Verify(context.Background(), ps[i], use); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
