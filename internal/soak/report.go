@@ -1,12 +1,13 @@
 package soak
 
 import (
+	"slices"
 	"time"
 )
 
 // Chart colours: one per quantity, the same in every figure.
 const (
-	colRSS, colAnon          = "#1f77b4", "#17becf"
+	colRSS, colAnon, colHeap = "#1f77b4", "#17becf", "#8c564b"
 	colGoroutines, colFDs    = "#d62728", "#ff7f0e"
 	colReqP50, colReqP99     = "#2ca02c", "#98df8a"
 	colStoreP50, colStoreP99 = "#9467bd", "#c5b0d5"
@@ -32,14 +33,20 @@ func series(samples []Sample, from int, name, color string, right bool, y func(S
 // load), drawn as labelled lines.
 func ResourceChart(title string, samples []Sample, marks map[string]time.Time) *Figure {
 	mb := func(b int64) float64 { return float64(b) / (1 << 20) }
+	ss := []Series{
+		series(samples, 0, "RSS", colRSS, false, func(s Sample) float64 { return mb(s.RSS) }),
+		series(samples, 0, "RssAnon (heap, stacks)", colAnon, false, func(s Sample) float64 { return mb(s.RSSAnon) }),
+	}
+	if slices.ContainsFunc(samples, func(s Sample) bool { return s.HeapInuse > 0 }) { // (runs recorded before it was sampled lack it)
+		heap := series(samples, 0, "Go heap in use", colHeap, false, func(s Sample) float64 { return mb(s.HeapInuse) })
+		heap.Dashed = true
+		ss = append(ss, heap)
+	}
+	ss = append(ss,
+		series(samples, 0, "goroutines", colGoroutines, true, func(s Sample) float64 { return float64(s.Goroutines) }),
+		series(samples, 0, "open files", colFDs, true, func(s Sample) float64 { return float64(s.FDs) }))
 	return &Figure{Title: title, XLabel: "minutes", Markers: markers(samples, marks), Panels: []Panel{{
-		Left: "MiB", Right: "count",
-		Series: []Series{
-			series(samples, 0, "RSS", colRSS, false, func(s Sample) float64 { return mb(s.RSS) }),
-			series(samples, 0, "RssAnon (heap, stacks)", colAnon, false, func(s Sample) float64 { return mb(s.RSSAnon) }),
-			series(samples, 0, "goroutines", colGoroutines, true, func(s Sample) float64 { return float64(s.Goroutines) }),
-			series(samples, 0, "open files", colFDs, true, func(s Sample) float64 { return float64(s.FDs) }),
-		},
+		Left: "MiB", Right: "count", Series: ss,
 	}}}
 }
 

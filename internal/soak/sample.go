@@ -37,6 +37,7 @@ type Sample struct {
 	RSSAnon    int64 // its anonymous part, bytes (RssAnon): the heap and stacks, without mapped files such as bbolt's
 	FDs        int   // open file descriptors
 	Goroutines int   // the server's go_goroutines
+	HeapInuse  int64 // the server's go_memstats_heap_inuse_bytes: the Go heap's spans in use, which RssAnon holds along with stacks and freed pages not yet returned
 	Load1      float64
 
 	// Over the interval ending at At:
@@ -79,6 +80,7 @@ func (s *Sampler) Sample(ctx context.Context) (Sample, error) {
 		return smp, err
 	}
 	smp.Goroutines = int(m.goroutines)
+	smp.HeapInuse = int64(m.heapInuse)
 	d := m.store.minus(s.prev)
 	s.prev = m.store
 	smp.StoreOps = int64(d.total())
@@ -167,6 +169,7 @@ func loadAverage() (float64, error) {
 // scraped is what the soak reads from a server's /metrics.
 type scraped struct {
 	goroutines float64
+	heapInuse  float64
 	store      histogram // latch_store_operation_duration_seconds, summed over operation and result
 }
 
@@ -214,6 +217,8 @@ func parseMetrics(r io.Reader) (scraped, error) {
 				return m, fmt.Errorf("soak: go_goroutines %q: %v", value, err)
 			}
 			m.goroutines, found = v, true
+		case name == "go_memstats_heap_inuse_bytes":
+			m.heapInuse, _ = strconv.ParseFloat(value, 64) // only charted: a bad value draws as zero
 		case strings.HasPrefix(name, storeHistogram+"{"):
 			le, ok := label(name[len(storeHistogram):], "le")
 			if !ok {

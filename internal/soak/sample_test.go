@@ -16,6 +16,7 @@ import (
 const metricsText = `# HELP go_goroutines Number of goroutines that currently exist.
 # TYPE go_goroutines gauge
 go_goroutines 42
+go_memstats_heap_inuse_bytes 2.203648e+06
 # TYPE latch_store_operation_duration_seconds histogram
 latch_store_operation_duration_seconds_bucket{operation="get",result="ok",le="0.001"} 40
 latch_store_operation_duration_seconds_bucket{operation="get",result="ok",le="0.01"} 80
@@ -33,8 +34,8 @@ func TestParseMetricsSumsTheStoreHistogram(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.goroutines != 42 {
-		t.Errorf("goroutines %v, want 42", m.goroutines)
+	if m.goroutines != 42 || m.heapInuse != 2203648 {
+		t.Errorf("goroutines %v and heap in use %v, want 42 and 2203648", m.goroutines, m.heapInuse)
 	}
 	// Summed over operation and result; the HTTP histogram left out.
 	want := histogram{{0.001, 50}, {0.01, 100}, {inf(), 100}}

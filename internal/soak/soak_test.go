@@ -5,8 +5,8 @@ import (
 	crand "crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"os"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -46,7 +46,7 @@ func config(t *testing.T) soakConfig {
 		}
 		c.rate = n
 	}
-	c.every = min(max(c.duration/360, time.Second), 10*time.Second)
+	c.every = min(max(c.duration/360, time.Second), 10*time.Second).Round(time.Second)
 	c.out = os.Getenv("LATCH_SOAK_OUT")
 	return c
 }

@@ -35,6 +35,7 @@ type Verdict struct {
 
 	AnonGrowth      float64 // fitted rise of RssAnon over the window, bytes
 	RSSGrowth       float64 // fitted rise of all of RSS over the window, bytes (reported, not judged)
+	HeapGrowth      float64 // fitted rise of the Go heap in use, bytes (reported, not judged: it swings with each GC cycle)
 	GoroutineGrowth float64
 	FDGrowth        float64
 
@@ -49,9 +50,9 @@ func (v *Verdict) OK() bool { return len(v.Problems) == 0 }
 
 func (v *Verdict) String() string {
 	return fmt.Sprintf("window %v (%d samples): RSS %s → %s (max %s, fitted rise %s); RssAnon %s → %s (max %s, median %s, fitted rise %s); "+
-		"goroutines %d–%d (fitted rise %.1f); open files %d–%d (fitted rise %.1f)",
+		"Go heap in use fitted rise %s; goroutines %d–%d (fitted rise %.1f); open files %d–%d (fitted rise %.1f)",
 		v.Window.Round(time.Second), v.Samples, mib(float64(v.RSSStart)), mib(float64(v.RSSEnd)), mib(float64(v.RSSMax)), mib(v.RSSGrowth),
-		mib(float64(v.AnonStart)), mib(float64(v.AnonEnd)), mib(float64(v.AnonMax)), mib(float64(v.AnonMedian)), mib(v.AnonGrowth),
+		mib(float64(v.AnonStart)), mib(float64(v.AnonEnd)), mib(float64(v.AnonMax)), mib(float64(v.AnonMedian)), mib(v.AnonGrowth), mib(v.HeapGrowth),
 		v.GoroutinesMin, v.GoroutinesMax, v.GoroutineGrowth, v.FDsMin, v.FDsMax, v.FDGrowth)
 }
 
@@ -102,6 +103,7 @@ func Judge(samples []Sample, b Bounds) Verdict {
 	v.AnonMedian = anon[len(anon)/2]
 	v.AnonGrowth = rise(func(s Sample) float64 { return float64(s.RSSAnon) })
 	v.RSSGrowth = rise(func(s Sample) float64 { return float64(s.RSS) })
+	v.HeapGrowth = rise(func(s Sample) float64 { return float64(s.HeapInuse) })
 	v.GoroutineGrowth = rise(func(s Sample) float64 { return float64(s.Goroutines) })
 	v.FDGrowth = rise(func(s Sample) float64 { return float64(s.FDs) })
 

@@ -128,7 +128,7 @@ func TestChartsAreWellFormedSVG(t *testing.T) {
 	var samples []Sample
 	for i := range 20 {
 		samples = append(samples, Sample{At: t0.Add(time.Duration(i) * 10 * time.Second), RSS: int64(30+i%3) << 20, RSSAnon: 12 << 20,
-			Goroutines: 20 + i%2, FDs: 21, Load1: float64(i), Interval: 10 * time.Second, Requests: 2000, Errors: i % 2,
+			Goroutines: 20 + i%2, FDs: 21, HeapInuse: 9 << 20, Load1: float64(i), Interval: 10 * time.Second, Requests: 2000, Errors: i % 2,
 			ReqP50: 600 * time.Microsecond, ReqP99: time.Duration(i+1) * time.Millisecond, StoreP50: 90 * time.Microsecond, StoreP99: 2 * time.Millisecond})
 	}
 	marks := map[string]time.Time{"warm-up ends": t0.Add(30 * time.Second), "load stops": t0.Add(180 * time.Second)}
@@ -137,7 +137,7 @@ func TestChartsAreWellFormedSVG(t *testing.T) {
 		series int
 		points int
 	}{
-		{ResourceChart("a <b> & c", samples, marks), 4, 20},
+		{ResourceChart("a <b> & c", samples, marks), 5, 20},
 		{LatencyChart("a <b> & c", samples, marks), 7, 19}, // the first sample only opens the first interval
 	} {
 		svg := c.fig.SVG()
