@@ -169,6 +169,12 @@ def _after(resp: flask.Response) -> flask.Response:
         if k == "Set-Cookie":
             h.add(k, v)
         elif k == "Vary":
+            lst = getattr(h, "_list", None)
+            if type(lst) is list and not any(n.lower() == "vary" for n, _ in lst):
+                # Every response passes here: append to werkzeug's header list directly (our
+                # constant value needs none of Headers.add's validation); else merge below.
+                lst.append(("Vary", v))
+                continue
             have = h.get("Vary")
             if not have:
                 h.add("Vary", v)
