@@ -38,8 +38,9 @@ func deploy(t *testing.T) *deployment {
 		APIKey: apiKey,
 		Env:    []string{"LATCH_KEK=" + base64.StdEncoding.EncodeToString(kek)},
 		// A touch interval of one second lets the test see that a refused
-		// proof records no activity; no rate limit for the attack table.
-		Args: []string{"--public-url", publicURL, "--touch-interval", "1s", "--rate-limit", "0"},
+		// proof records no activity, a grace of one second that a spent
+		// token is not taken for reuse; no rate limit for the attack table.
+		Args: []string{"--public-url", publicURL, "--touch-interval", "1s", "--refresh-grace", "1s", "--rate-limit", "0"},
 	}
 	d := &deployment{apiKey: apiKey}
 	d.a = serveproc.Start(t, o)
@@ -208,7 +209,7 @@ func TestDPoPAttacksEndToEnd(t *testing.T) {
 	wantRefused(t, call(t, "POST", d.a.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt2}), map[string]string{"DPoP": p}), "refresh: a proof spent on B replayed on A")
 	// The spent refresh token without the key does not revoke the session
 	// (reuse detection needs a proof by the key of a bound session).
-	time.Sleep(11 * time.Second) // past the default refresh grace
+	time.Sleep(1500 * time.Millisecond) // past the refresh grace
 	wantRefused(t, call(t, "POST", d.a.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt}), map[string]string{"DPoP": other.Proof("POST", direct, "", time.Now()).String()}), "refresh: the spent token with another key")
 
 	// Verify of the bound access token, relayed by the API that got it.
