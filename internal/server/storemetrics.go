@@ -68,7 +68,7 @@ type instStore struct {
 }
 
 func (i *instStore) Get(ctx context.Context, id store.ID) (*store.Record, error) {
-	t := time.Now()
+	t := monoNow()
 	r, err := i.s.Get(ctx, id)
 	i.m.storeOp("get", t, err)
 	return r, err
@@ -77,49 +77,49 @@ func (i *instStore) Get(ctx context.Context, id store.ID) (*store.Record, error)
 // GetFresh forwards to s's, or its Get where it has no cache to bypass
 // (store.GetFresh), so every instrumented store is a store.FreshReader.
 func (i *instStore) GetFresh(ctx context.Context, id store.ID) (*store.Record, error) {
-	t := time.Now()
+	t := monoNow()
 	r, err := store.GetFresh(ctx, i.s, id)
 	i.m.storeOp("get", t, err)
 	return r, err
 }
 
 func (i *instStore) Create(ctx context.Context, rec *store.Record, max int) ([]store.ID, error) {
-	t := time.Now()
+	t := monoNow()
 	ids, err := i.s.Create(ctx, rec, max)
 	i.m.storeOp("create", t, err)
 	return ids, err
 }
 
 func (i *instStore) Update(ctx context.Context, rec *store.Record) error {
-	t := time.Now()
+	t := monoNow()
 	err := i.s.Update(ctx, rec)
 	i.m.storeOp("update", t, err)
 	return err
 }
 
 func (i *instStore) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Record, error) {
-	t := time.Now()
+	t := monoNow()
 	rec, err := i.s.RotateRefresh(ctx, r)
 	i.m.storeOp("rotate_refresh", t, err)
 	return rec, err
 }
 
 func (i *instStore) Revoke(ctx context.Context, id store.ID, reason string, at time.Time) error {
-	t := time.Now()
+	t := monoNow()
 	err := i.s.Revoke(ctx, id, reason, at)
 	i.m.storeOp("revoke", t, err)
 	return err
 }
 
 func (i *instStore) RevokeSubject(ctx context.Context, subject string, except store.ID, reason string, at time.Time) ([]store.ID, error) {
-	t := time.Now()
+	t := monoNow()
 	ids, err := i.s.RevokeSubject(ctx, subject, except, reason, at)
 	i.m.storeOp("revoke_subject", t, err)
 	return ids, err
 }
 
 func (i *instStore) List(ctx context.Context, subject string, now time.Time) ([]*store.Record, error) {
-	t := time.Now()
+	t := monoNow()
 	recs, err := i.s.List(ctx, subject, now)
 	i.m.storeOp("list", t, err)
 	return recs, err
@@ -131,7 +131,7 @@ type instSweeper struct {
 }
 
 func (i instSweeper) Sweep(ctx context.Context, now time.Time) (int, error) {
-	t := time.Now()
+	t := monoNow()
 	n, err := i.s.Sweep(ctx, now)
 	i.in.m.storeOp("sweep", t, err)
 	return n, err
@@ -143,7 +143,7 @@ type instPinger struct {
 }
 
 func (i instPinger) Ping(ctx context.Context) error {
-	t := time.Now()
+	t := monoNow()
 	err := i.p.Ping(ctx)
 	i.in.m.storeOp("ping", t, err)
 	return err
@@ -155,7 +155,7 @@ type instKeyStore struct {
 }
 
 func (i instKeyStore) LoadKeyring(ctx context.Context) ([]byte, uint64, error) {
-	t := time.Now()
+	t := monoNow()
 	b, v, err := i.k.LoadKeyring(ctx)
 	i.in.m.storeOp("load_keyring", t, err)
 	return b, v, err
@@ -166,7 +166,7 @@ func (i instKeyStore) LoadKeyring(ctx context.Context) ([]byte, uint64, error) {
 // (it was a LoadKeyring of the whole blob through this wrapper). A key
 // store without one reports the version LoadKeyring reads.
 func (i instKeyStore) KeyringVersion(ctx context.Context) (uint64, error) {
-	t := time.Now()
+	t := monoNow()
 	var v uint64
 	var err error
 	if kv, ok := i.k.(store.KeyringVersioner); ok {
@@ -179,7 +179,7 @@ func (i instKeyStore) KeyringVersion(ctx context.Context) (uint64, error) {
 }
 
 func (i instKeyStore) SaveKeyring(ctx context.Context, blob []byte, expect uint64) error {
-	t := time.Now()
+	t := monoNow()
 	err := i.k.SaveKeyring(ctx, blob, expect)
 	i.in.m.storeOp("save_keyring", t, err)
 	return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +159,46 @@ func TestAnswersHaveContentLength(t *testing.T) {
 				t.Fatalf("the large answer has %d bytes only", len(b))
 			}
 		})
+	}
+}
+
+// verifyFirst only takes requests ServeMux would route to the verify
+// endpoint as well; every other request, however close, goes to the mux.
+func TestVerifyFirstAgreesWithMux(t *testing.T) {
+	h := newHarness(t)
+	for _, c := range []struct{ method, target string }{
+		{"POST", "/v1/sessions/verify"},
+		{"POST", "/v1/sessions/verify?x=1"},
+		{"POST", "http://other.test/v1/sessions/verify"},
+		{"GET", "/v1/sessions/verify"},
+		{"HEAD", "/v1/sessions/verify"},
+		{"PUT", "/v1/sessions/verify"},
+		{"POST", "/v1/sessions/verify/"},
+		{"POST", "/v1/sessions/Verify"},
+		{"POST", "/v1//sessions/verify"},
+		{"POST", "/v1/sessions/./verify"},
+		{"POST", "/v1/sessions/x/../verify"},
+		{"POST", "/v1/sessions/%76erify"},
+		{"POST", "/v1/sessions/verify%2F"},
+		{"POST", "/v1/sessions"},
+		{"POST", "/v1/sessions/ses_AAECAwQFBgcICQoLDA0ODxAR/renew"},
+	} {
+		r := httptest.NewRequest(c.method, c.target, nil)
+		_, pattern := h.srv.mux.Handler(r)
+		if isVerify(r) && pattern != verifyPattern {
+			t.Errorf("%s %s: verifyFirst takes it, the mux routes it to %q", c.method, c.target, pattern)
+		}
+		if !isVerify(r) && c.method == "POST" && c.target == "/v1/sessions/verify" {
+			t.Errorf("%s %s: not taken by verifyFirst", c.method, c.target)
+		}
+	}
+	// Through the whole handler: the fast path sets the route the request
+	// log and metrics use.
+	c := h.create("alice", "")
+	wantStatus(t, h.api("POST", "/v1/sessions/verify", fmt.Sprintf(`{"session_token":%q}`, c.sessionToken)), http.StatusOK)
+	wantStatus(t, h.api("GET", "/v1/sessions/verify", ""), http.StatusMethodNotAllowed)
+	m := h.do(req{method: "GET", path: "/metrics"})
+	if !strings.Contains(string(m.body), `latch_http_request_duration_seconds_count{code="200",route="POST /v1/sessions/verify"} 1`) {
+		t.Error("the fast path's request was not counted under its route")
 	}
 }
