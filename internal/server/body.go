@@ -124,7 +124,7 @@ func tooLarge() error {
 }
 
 func checkContentType(r *http.Request) error {
-	ct := r.Header.Get("Content-Type")
+	ct := header(r.Header, "Content-Type")
 	if ct == "application/json" { // what every client sends: no parameter map to parse
 		return nil
 	}
@@ -194,6 +194,15 @@ var (
 	hdrNosniff = []string{"nosniff"}
 )
 
+// header is h.Get(key) for a key already in canonical form (a constant),
+// without canonicalising it again on every call.
+func header(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // autoContentLength is the largest body net/http (HTTP/1.1 and HTTP/2)
 // sends with a Content-Length of its own, computed without allocating,
 // when the handler writes it at once and returns without flushing: its
@@ -205,7 +214,7 @@ const autoContentLength = 2048
 func writeBody(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	h["Content-Type"] = hdrJSON[:1:1]
-	if h.Get("Cache-Control") == "" {
+	if header(h, "Cache-Control") == "" {
 		h["Cache-Control"] = hdrNoStore[:1:1]
 	}
 	h["X-Content-Type-Options"] = hdrNosniff[:1:1]

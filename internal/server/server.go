@@ -411,7 +411,7 @@ func (s *Server) authorized(r *http.Request) bool {
 
 // bearer returns the credential of an "Authorization: Bearer" header.
 func bearer(r *http.Request) (string, bool) {
-	a := r.Header.Get("Authorization")
+	a := header(r.Header, "Authorization")
 	const p = "bearer "
 	if len(a) <= len(p) || !strings.EqualFold(a[:len(p)], p) {
 		return "", false

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -136,4 +137,19 @@ func FuzzDecodeVerifyRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		decodeBothWays(t, body)
 	})
+}
+
+// header is Header.Get for canonical keys.
+func TestHeaderIsGet(t *testing.T) {
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Add("Authorization", "Bearer a")
+	h.Add("Authorization", "Bearer b")
+	h["Cache-Control"] = []string{""}
+	h["X-Empty"] = nil
+	for _, k := range []string{"Content-Type", "Authorization", "Cache-Control", "X-Empty", "Etag"} {
+		if got, want := header(h, k), h.Get(k); got != want {
+			t.Errorf("header(%q) = %q, Get = %q", k, got, want)
+		}
+	}
 }
