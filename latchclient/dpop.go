@@ -2,6 +2,8 @@ package latchclient
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -288,4 +290,73 @@ func PassDPoP(w http.ResponseWriter, nonce string, err error) {
 	if nonce != "" {
 		w.Header().Set("DPoP-Nonce", nonce)
 	}
+}
+
+// AccessToken reads the access token of r's Authorization header and the
+// DPoP proof to relay with it (RFC 9449 §7), for VerifyAccessToken's
+// AccessCheck.DPoP: "Bearer <token>" carries an unbound token (and no
+// proof is relayed, whatever DPoP header r has), "DPoP <token>" a bound
+// one with exactly one DPoP header, relayed with r's method and url (as
+// for RelayedProof). A token whose cnf.jkt says it is DPoP-bound sent as
+// Bearer, or an unbound one sent as DPoP, is refused here, without a call
+// to latch, with an *Error matching ErrInvalidDPoPProof whose Challenge
+// is the RFC 9449 challenge to answer with. The claims are only read, not
+// verified: a token whose cnf was added or removed fails latch's
+// signature check anyway. It returns "", nil, nil when r has no
+// Authorization header of either scheme.
+func AccessToken(r *http.Request, url string) (string, *DPoPProof, error) {
+	a := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(a, " ")
+	tok = strings.TrimSpace(tok)
+	if !ok || tok == "" || (!strings.EqualFold(scheme, "Bearer") && !strings.EqualFold(scheme, "DPoP")) {
+		return "", nil, nil
+	}
+	bound, ok := tokenBound(tok)
+	if !ok { // not a JWS of a JSON object: latch answers invalid_token
+		return tok, nil, nil
+	}
+	refuse := func(reason dpop.Reason) (string, *DPoPProof, error) {
+		e := &dpop.Error{Reason: reason}
+		return "", nil, &Error{Status: http.StatusUnauthorized, Code: dpop.CodeInvalidProof, Detail: e.Description(), Challenge: dpop.Challenge(e)}
+	}
+	switch {
+	case strings.EqualFold(scheme, "Bearer") && bound:
+		return refuse(dpop.ReasonBearer)
+	case strings.EqualFold(scheme, "Bearer"):
+		return tok, nil, nil
+	case !bound:
+		return refuse(dpop.ReasonMissingProof) // the DPoP scheme with an unbound token
+	}
+	p, err := RelayedProof(r, url)
+	switch {
+	case err != nil:
+		return refuse(dpop.ReasonMalformed)
+	case p == nil:
+		return refuse(dpop.ReasonMissingProof)
+	}
+	return tok, p, nil
+}
+
+// tokenBound reports whether a JWT's payload has a cnf member with a jkt
+// (RFC 9449 §6.1), reading it without verifying anything; ok is false if
+// tok is no JWS with a JSON object payload.
+func tokenBound(tok string) (bound, ok bool) {
+	_, rest, ok1 := strings.Cut(tok, ".")
+	payload, _, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 {
+		return false, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return false, false
+	}
+	var c struct {
+		CNF *struct {
+			JKT string `json:"jkt"`
+		} `json:"cnf"`
+	}
+	if json.Unmarshal(raw, &c) != nil {
+		return false, false
+	}
+	return c.CNF != nil && c.CNF.JKT != "", true
 }

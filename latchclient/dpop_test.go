@@ -263,3 +263,68 @@ func TestRelayHelpers(t *testing.T) {
 		t.Errorf("RelayedProof from the request: %+v, %v", p, err)
 	}
 }
+
+// TestAccessTokenScheme: a backend reading its requests with AccessToken
+// and verifying with VerifyAccessToken refuses a DPoP-bound token sent as
+// Bearer (even with a good proof by its key in a DPoP header) and an
+// unbound token sent as DPoP, each with the RFC 9449 challenge and without
+// calling latch; a bound token as DPoP with its proof and an unbound one
+// as Bearer verify.
+func TestAccessTokenScheme(t *testing.T) {
+	url := serve(t, memstore.New())
+	c := newClient(t, url, false)
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	client, _ := dpop.NewProver(key)
+	bound, err := c.Create(ctx, latchclient.NewSession{Subject: "ann", DPoPJKT: client.JKT()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := c.Create(ctx, latchclient.NewSession{Subject: "ann"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const api = "https://app.example/orders"
+	check := func(auth, tok string, proof bool) (*latchclient.DPoPProof, error) {
+		t.Helper()
+		r := httptest.NewRequest("GET", api, nil)
+		r.Header.Set("Authorization", auth+" "+tok)
+		if proof {
+			p, _ := client.Proof("GET", api, dpop.ProofOptions{AccessToken: tok})
+			r.Header.Set("DPoP", p)
+		}
+		got, p, err := latchclient.AccessToken(r, api)
+		if err == nil {
+			if got != tok {
+				t.Fatalf("AccessToken = %q, want the header's token", got)
+			}
+			_, err = c.VerifyAccessToken(ctx, got, latchclient.AccessCheck{DPoP: p})
+		}
+		return p, err
+	}
+	for _, tc := range []struct {
+		name, scheme, tok string
+		proof             bool
+		reason            string
+	}{
+		{"a bound token as Bearer", "Bearer", bound.AccessToken, false, "must be sent with the DPoP scheme"},
+		{"a bound token as Bearer with a good proof", "Bearer", bound.AccessToken, true, "must be sent with the DPoP scheme"},
+		{"a bound token as DPoP without a proof", "DPoP", bound.AccessToken, false, "proof is required"},
+		{"an unbound token as DPoP", "DPoP", plain.AccessToken, true, "proof is required"},
+	} {
+		_, err := check(tc.scheme, tc.tok, tc.proof)
+		var e *latchclient.Error
+		if !errors.Is(err, latchclient.ErrInvalidDPoPProof) || !errors.As(err, &e) || e.Status != http.StatusUnauthorized ||
+			!strings.HasPrefix(e.Challenge, `DPoP algs="`) || !strings.Contains(e.Challenge, tc.reason) {
+			t.Errorf("%s: %v (%+v), want ErrInvalidDPoPProof with the challenge naming %q", tc.name, err, e, tc.reason)
+		}
+	}
+	if p, err := check("DPoP", bound.AccessToken, true); err != nil || p == nil {
+		t.Errorf("a bound token as DPoP with its proof: %v (proof %v)", err, p)
+	}
+	if p, err := check("Bearer", plain.AccessToken, true); err != nil || p != nil {
+		t.Errorf("an unbound token as Bearer: %v (proof relayed: %v)", err, p)
+	}
+	if _, err := check("DPoP", "not-a-jwt", true); !errors.Is(err, latchclient.ErrInvalidToken) {
+		t.Errorf("garbage as DPoP: %v, want latch's invalid_token", err)
+	}
+}
