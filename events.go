@@ -29,7 +29,7 @@ const (
 	FailRevoked     = "revoked"
 	FailExpired     = "expired"
 	FailUnavailable = "store-unavailable"
-	FailDPoP        = "dpop-proof" // a DPoP-bound session refreshed without a valid proof
+	FailDPoP        = "dpop-proof" // a DPoP-bound session refreshed, or its access token used, without a valid proof
 )
 
 // Event is an audit record. It never contains a token or any other secret:
