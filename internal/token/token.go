@@ -16,7 +16,6 @@ package token
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -88,8 +87,8 @@ func Parse(k Kind, s string) (store.ID, Secret, error) {
 	if len(s) != Len || s[:prefixLen] != k.prefix() {
 		return id, secret, ErrMalformed
 	}
-	var raw [rawLen]byte
-	if !decode(raw[:], s[prefixLen:]) {
+	var raw [rawLen + 2]byte
+	if !decode(&raw, s[prefixLen:]) {
 		return id, secret, ErrMalformed
 	}
 	if binary.BigEndian.Uint32(raw[store.IDLen+SecretLen:]) != checksum(k, raw[:store.IDLen+SecretLen]) {
@@ -145,24 +144,28 @@ var prefixCRC = func() (p [3]uint32) {
 	return p
 }()
 
-// decode is strict, allocation-free base64url decoding of an unpadded string
-// whose length is a multiple of 4.
-func decode(dst []byte, src string) bool {
-	if len(src)%4 != 0 || len(src)/4*3 != len(dst) {
+// decode is strict, allocation-free base64url decoding of a token's
+// payload (the text after the prefix) into raw, whose last two bytes are
+// scratch. Eight characters at a time make six bytes, and every character
+// is looked at whatever the input, with one test of the accumulated table
+// bits at the end instead of a branch per character: the validation path
+// decodes a token on every request.
+func decode(raw *[rawLen + 2]byte, src string) bool {
+	const _ uint = -(rawLen % 6) // whole groups of eight characters
+	if len(src) != rawLen/3*4 {
 		return false
 	}
-	for i, j := 0, 0; i < len(src); i, j = i+4, j+3 {
-		var v uint32
-		for k := 0; k < 4; k++ {
-			d := decodeMap[src[i+k]]
-			if d == 0xff {
-				return false
-			}
-			v = v<<6 | uint32(d)
-		}
-		dst[j], dst[j+1], dst[j+2] = byte(v>>16), byte(v>>8), byte(v)
+	var bad byte
+	for k := 0; k < rawLen/6; k++ {
+		s := src[8*k : 8*k+8]
+		c0, c1, c2, c3 := decodeMap[s[0]], decodeMap[s[1]], decodeMap[s[2]], decodeMap[s[3]]
+		c4, c5, c6, c7 := decodeMap[s[4]], decodeMap[s[5]], decodeMap[s[6]], decodeMap[s[7]]
+		bad |= c0 | c1 | c2 | c3 | c4 | c5 | c6 | c7
+		v := uint64(c0)<<58 | uint64(c1)<<52 | uint64(c2)<<46 | uint64(c3)<<40 |
+			uint64(c4)<<34 | uint64(c5)<<28 | uint64(c6)<<22 | uint64(c7)<<16
+		binary.BigEndian.PutUint64(raw[6*k:], v)
 	}
-	return true
+	return bad&0xc0 == 0
 }
 
 var decodeMap = func() (m [256]byte) {
@@ -185,9 +188,15 @@ func Hash(k Kind, s Secret) store.Hash {
 	return sha256.Sum256(b[:])
 }
 
-// Equal compares two hashes in constant time.
+// Equal compares two hashes in constant time: the XOR of every word,
+// ORed together, tested once (subtle.ConstantTimeCompare does the same a
+// byte at a time, eight times the work on the validation path).
 func Equal(a, b store.Hash) bool {
-	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+	var x uint64
+	for i := 0; i < len(a); i += 8 {
+		x |= binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:])
+	}
+	return x == 0
 }
 
 // NextRefresh derives the refresh secret that replaces parent in the family

@@ -63,6 +63,17 @@ func TestParseRejects(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+	// decode tests the characters once at the end: a character outside
+	// the alphabet anywhere, the first and the last included, is refused.
+	for i := prefixLen; i < Len; i++ {
+		for _, c := range []byte{'!', '=', '+', '/', '.', 0, 0x80, 0xff} {
+			b := []byte(tok)
+			b[i] = c
+			if _, _, err := Parse(Session, string(b)); err != ErrMalformed {
+				t.Errorf("byte %#x at %d: accepted", c, i)
+			}
+		}
+	}
 }
 
 func TestParseDoesNotAllocate(t *testing.T) {
