@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -29,6 +30,10 @@ type Load struct {
 
 	client *http.Client
 	tag    string
+	// subjects numbers the sessions' subjects across every Run of the
+	// Load: a worker's own count starts again with each Run, and a
+	// subject revocation must never reach another session's subject.
+	subjects atomic.Int64
 
 	mu      sync.Mutex
 	tracked []*tracked
@@ -58,11 +63,11 @@ func NewLoad(replicas []string, apiKey string, h *History) *Load {
 // Run runs workers goroutines until ctx ends.
 func (l *Load) Run(ctx context.Context, workers int) {
 	var wg sync.WaitGroup
-	for i := range workers {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l.worker(ctx, i)
+			l.worker(ctx)
 		}()
 	}
 	wg.Wait()
@@ -145,9 +150,9 @@ func pause(ctx context.Context) {
 	}
 }
 
-func (l *Load) worker(ctx context.Context, w int) {
+func (l *Load) worker(ctx context.Context) {
 	for n := 0; ctx.Err() == nil; n++ {
-		subject := fmt.Sprintf("faults-%s-%d-%d", l.tag, w, n)
+		subject := fmt.Sprintf("faults-%s-%d", l.tag, l.subjects.Add(1))
 		var a answer
 		op := l.do(ctx, Op{Kind: Create, Replica: -1, Subject: subject}, http.MethodPost, "/v1/sessions",
 			map[string]any{"subject": subject, "data": map[string]int{"n": n}}, &a)
