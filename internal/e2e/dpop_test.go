@@ -27,7 +27,7 @@ type deployment struct {
 
 const publicURL = "https://latch.example"
 
-func deploy(t *testing.T) *deployment {
+func deploy(t *testing.T, args ...string) *deployment {
 	t.Helper()
 	rs := testredis.StartServer(t)
 	kek := make([]byte, 32)
@@ -42,6 +42,7 @@ func deploy(t *testing.T) *deployment {
 		// token is not taken for reuse; no rate limit for the attack table.
 		Args: []string{"--public-url", publicURL, "--touch-interval", "1s", "--refresh-grace", "1s", "--rate-limit", "0"},
 	}
+	o.Args = append(o.Args, args...)
 	d := &deployment{apiKey: apiKey}
 	d.a = serveproc.Start(t, o)
 	d.b = serveproc.Start(t, o)
@@ -265,5 +266,40 @@ func TestDPoPAttacksEndToEnd(t *testing.T) {
 	if a := call(t, "POST", d.a.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt2}),
 		map[string]string{"DPoP": good.Proof("POST", direct, "", time.Now()).String()}); a.status != http.StatusOK {
 		t.Fatalf("refresh after the attacks: %d %s", a.status, a.raw)
+	}
+}
+
+// TestDPoPNoncesAcrossReplicas: with --dpop-nonce, a proof without a nonce
+// is 401 use_dpop_nonce with the nonce in DPoP-Nonce and the RFC 9449
+// challenge, and rotates nothing; the nonce replica B sent is accepted by
+// replica A (both derive it from the shared KEK and issuer).
+func TestDPoPNoncesAcrossReplicas(t *testing.T) {
+	d := deploy(t, "--dpop-nonce")
+	k := dpoptest.NewKey()
+	c := call(t, "POST", d.a.URL+"/v1/sessions", d.apiKey, jsonOf(map[string]string{"subject": "alice", "dpop_jkt": k.JKT}), nil)
+	if c.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", c.status, c.raw)
+	}
+	rt := c.body["refresh_token"].(string)
+	direct := publicURL + "/v1/refresh"
+	refresh := func(r *serveproc.Server, nonce string) *answer {
+		p := k.Proof("POST", direct, "", time.Now())
+		if nonce != "" {
+			p.Claims["nonce"] = nonce
+		}
+		return call(t, "POST", r.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt}), map[string]string{"DPoP": p.String()})
+	}
+	a := refresh(d.b, "")
+	nonce, ch := a.header.Get("DPoP-Nonce"), a.header.Get("WWW-Authenticate")
+	if a.status != http.StatusUnauthorized || a.body["code"] != "use_dpop_nonce" || nonce == "" ||
+		!strings.HasPrefix(ch, `DPoP algs="`) || !strings.Contains(ch, `error="use_dpop_nonce"`) {
+		t.Fatalf("a proof without a nonce: %d %s, DPoP-Nonce %q, WWW-Authenticate %q", a.status, a.raw, nonce, ch)
+	}
+	if a := refresh(d.a, "not-a-nonce"); a.status != http.StatusUnauthorized || a.body["code"] != "use_dpop_nonce" {
+		t.Fatalf("a proof with a made-up nonce: %d %s", a.status, a.raw)
+	}
+	a = refresh(d.a, nonce)
+	if a.status != http.StatusOK || a.header.Get("DPoP-Nonce") == "" {
+		t.Fatalf("B's nonce on A: %d %s (DPoP-Nonce %q); the refusals must not have rotated the token", a.status, a.raw, a.header.Get("DPoP-Nonce"))
 	}
 }
