@@ -247,3 +247,25 @@ func canceled(t *testing.T) context.Context {
 	cancel()
 	return ctx
 }
+
+// GetFresh reads the file past the cache: a record damaged behind the
+// store's back after Get cached it is still served by Get (the cache is
+// exact for every write through the store), and refused by GetFresh.
+func TestGetFreshBypassesCache(t *testing.T) {
+	ctx := t.Context()
+	s := newTestStore(t, nil)
+	r := newRecord(t, "frank", t0)
+	mustCreate(t, s, r, 0)
+	cached := mustGet(t, s, r.ID)
+	boltValue{}.Flip(t, s, r.ID, 20, 0x01)
+	if got := mustGet(t, s, r.ID); got != cached {
+		t.Fatal("Get did not answer from the cache")
+	}
+	if _, err := s.GetFresh(ctx, r.ID); !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("GetFresh of a damaged record: %v, want ErrCorrupt", err)
+	}
+	boltValue{}.Flip(t, s, r.ID, 20, 0x01) // repaired, for the cleanup's check
+	if got, err := s.GetFresh(ctx, r.ID); err != nil || got.Version != cached.Version {
+		t.Fatalf("GetFresh after the repair: %v, %v", got, err)
+	}
+}

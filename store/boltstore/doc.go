@@ -97,7 +97,8 @@
 // before the write returns; a revocation is therefore seen by the very
 // next Get. A record damaged on disk after Get cached it is reported at
 // the first read after the cache lets it go (its next write, an eviction,
-// a restart).
+// a restart), or at once by [Store.GetFresh], which the manager calls
+// before refusing a token.
 // Revoked records stay as tombstones until their deadline so their tokens
 // are reported as revoked rather than unknown; Sweep then removes them.
 package boltstore

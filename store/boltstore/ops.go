@@ -16,10 +16,11 @@ import (
 
 // Interface checks.
 var (
-	_ store.Store    = (*Store)(nil)
-	_ store.Sweeper  = (*Store)(nil)
-	_ store.KeyStore = (*Store)(nil)
-	_ store.Pinger   = (*Store)(nil)
+	_ store.Store       = (*Store)(nil)
+	_ store.FreshReader = (*Store)(nil)
+	_ store.Sweeper     = (*Store)(nil)
+	_ store.KeyStore    = (*Store)(nil)
+	_ store.Pinger      = (*Store)(nil)
 )
 
 // errCorrupt is returned for a stored record or index entry that does not
@@ -130,6 +131,14 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Record, error) {
 	if rec := s.cache.get(id); rec != nil {
 		return rec, nil
 	}
+	return s.GetFresh(ctx, id)
+}
+
+// GetFresh implements [store.FreshReader]: Get reading the file, past the
+// record cache (which it then refreshes). The cache is exact, so this
+// gives what Get gives; the manager calls it before refusing a token, and
+// a refusal is then judged against the file itself.
+func (s *Store) GetFresh(ctx context.Context, id store.ID) (*store.Record, error) {
 	seq := s.cache.begin()
 	var rec *store.Record
 	err := s.view(ctx, "get", func(tx *bolt.Tx) error {
