@@ -131,8 +131,9 @@ type Config struct {
 // Manager runs the session lifecycle over a Store. It is safe for
 // concurrent use; create one per store and share it.
 type Manager struct {
-	cfg Config // defaults filled in by New
-	hub *hub
+	cfg   Config // defaults filled in by New
+	hub   *hub
+	views *views
 }
 
 // New checks cfg and returns a Manager.
@@ -196,7 +197,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	m := &Manager{cfg: cfg}
+	m := &Manager{cfg: cfg, views: new(views)}
 	m.hub = newHub(m)
 	return m, nil
 }

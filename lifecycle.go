@@ -392,7 +392,7 @@ func (m *Manager) live(ctx context.Context, rec *store.Record, c Client, touch b
 		}
 	}
 	if !touch || now.Sub(rec.LastSeenAt) < m.cfg.TouchInterval {
-		return &Session{rec: rec}, nil
+		return m.views.of(rec), nil
 	}
 	return m.touch(ctx, rec, now, c)
 }

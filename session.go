@@ -2,7 +2,9 @@ package latch
 
 import (
 	"encoding/json"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/latch-sessions/latch/dpop"
 	"github.com/latch-sessions/latch/store"
@@ -196,4 +198,32 @@ func scanValue(b []byte, i int) int {
 		}
 		return j
 	}
+}
+
+// views hands out one *Session per record: a Session is a read-only view
+// of a record, and records are shared and never changed once a store
+// returns them, so callers that get the same record may share the view. A
+// validation that finds its record's view allocates nothing (stores that
+// keep decoded records, such as redisstore's cache, return the same record
+// while it does not change), and the garbage collector's cycles are what
+// an allocation per request costs on a small heap. A direct-mapped table:
+// a collision only costs the allocation. It holds at most len(slots)
+// records from being freed (a record holds the hash of its secret, never
+// the secret).
+type views struct {
+	slots [1024]atomic.Pointer[Session]
+}
+
+// of returns a view of rec, shared with other callers of the same record.
+func (v *views) of(rec *store.Record) *Session {
+	if v == nil {
+		return &Session{rec: rec}
+	}
+	slot := &v.slots[(uint64(uintptr(unsafe.Pointer(rec)))*0x9e3779b97f4a7c15)>>54]
+	if s := slot.Load(); s != nil && s.rec == rec {
+		return s
+	}
+	s := &Session{rec: rec}
+	slot.Store(s)
+	return s
 }

@@ -2,7 +2,10 @@ package latch
 
 import (
 	"encoding/json"
+	"strconv"
 	"testing"
+
+	"github.com/latch-sessions/latch/store"
 )
 
 func TestLookup(t *testing.T) {
@@ -74,3 +77,27 @@ func jsonEqual(a, b []byte) bool {
 }
 
 func mustMarshal(v any) []byte { b, _ := json.Marshal(v); return b }
+
+// TestViewsFollowTheRecord: a view is shared only by callers of the very
+// same record; a changed record (a new one, as every store write makes)
+// gets its own view, also when it lands in the slot of an older one.
+func TestViewsFollowTheRecord(t *testing.T) {
+	v := new(views)
+	a := &store.Record{Subject: "a"}
+	if v.of(a) != v.of(a) {
+		t.Fatal("two views of one record")
+	}
+	for i := range 5000 { // enough records to collide in every slot
+		b := &store.Record{Subject: strconv.Itoa(i)}
+		if s := v.of(b); s.rec != b || s.Subject() != b.Subject {
+			t.Fatalf("record %d: a view of another record", i)
+		}
+	}
+	if s := v.of(a); s.rec != a || s.Subject() != "a" {
+		t.Fatal("a view of another record after collisions")
+	}
+	var none *views
+	if s := none.of(a); s.rec != a {
+		t.Fatal("a nil table's view is not of its record")
+	}
+}
