@@ -100,8 +100,8 @@ func TestVerifyAllocs(t *testing.T) {
 		budget float64
 		body   func(*latch.Issued) string
 	}{
-		{"session token", 5, sessionTokenBody},
-		{"access token", 5, accessTokenBody},
+		{"session token", 4, sessionTokenBody},
+		{"access token", 4, accessTokenBody},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if n := verifyAllocs(t, c.body); n > c.budget {
