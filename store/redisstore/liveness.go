@@ -73,6 +73,7 @@ type liveness struct {
 	wanted   atomic.Int64                  // the last fill of the cache or Get that found it stale
 	parked   atomic.Bool                   // the heartbeat waits for a wake-up
 	inflight atomic.Int32                  // heartbeat rounds under way
+	waited   atomic.Int64                  // the until that Gets waited on in vain (serve)
 	ended    atomic.Pointer[chan struct{}] // closed (and replaced) when a round ends
 
 	probes   []string // one probe key per connection of a node (several connections)
@@ -99,8 +100,10 @@ func (l *liveness) fresh() bool { return l.now() < l.until.Load() }
 // core has nothing else to run (or every 10 ms, behind every runnable
 // goroutine), so 64 goroutines that never block delay it by hundreds of
 // milliseconds and the cache goes stale. Blocking the hits for a moment is
-// what lets the reply in. The bound is untouched: what is served is still
-// decided by fresh after the wait.
+// what lets the reply in. Gets wait so at most once per proof: if the
+// wait brought no newer proof, later Gets serve the rest of it without
+// waiting. The bound is untouched: what is served is still decided by
+// fresh after the wait.
 func (l *liveness) serve(ctx context.Context) bool {
 	now, until := l.now(), l.until.Load()
 	if now < until-int64(l.bound)/2 {
@@ -110,7 +113,7 @@ func (l *liveness) serve(ctx context.Context) bool {
 		return false
 	}
 	ended := *l.ended.Load()
-	if l.inflight.Load() == 0 {
+	if l.inflight.Load() == 0 || l.waited.Load() == until {
 		return l.fresh()
 	}
 	t := time.NewTimer(time.Duration(min(until-now, int64(l.every))))
@@ -120,6 +123,12 @@ func (l *liveness) serve(ctx context.Context) bool {
 	case <-ctx.Done():
 	}
 	t.Stop()
+	if l.until.Load() == until {
+		// The wait did not bring a newer proof (a slow or failing round,
+		// not a starved one): the rest of this proof's life is served
+		// without waiting, as if there were no wait at all.
+		l.waited.Store(until)
+	}
 	return l.fresh()
 }
 

@@ -281,6 +281,22 @@ func TestServeWaitsForLateRound(t *testing.T) {
 		t.Fatal("a Get that waited for a successful round does not serve")
 	}
 
+	// A wait that brings no newer proof (the round ended and failed) is
+	// not repeated for the same proof: the next Get serves at once.
+	l.until.Store(l.now() + int64(l.bound)/4)
+	l.inflight.Store(1)
+	go func() { got <- l.serve(ctx) }()
+	l.roundEnded() // may come before serve waits: then the timer ends it
+	if !<-got {
+		t.Fatal("a proof within the bound does not serve after a failed round")
+	}
+	if l.waited.Load() != l.until.Load() {
+		t.Fatal("a wait in vain is not remembered")
+	}
+	if !l.serve(ctx) {
+		t.Fatal("a proof within the bound does not serve after a wait in vain")
+	}
+
 	// An expired proof, whether or not a round is under way.
 	l.until.Store(l.now() - 1)
 	l.inflight.Store(1)
