@@ -80,6 +80,8 @@ type Request struct {
 // Attack is one row of the attack table: a proof made bad one way.
 type Attack struct {
 	Name string
+	// Reason is the dpop.Reason a verifier refuses the proof for.
+	Reason string
 	// Make returns the bad proof for r; good is the key the session is
 	// bound to, other any other key. "" means no proof at all.
 	Make func(good, other *Key, r Request) string
@@ -89,26 +91,28 @@ type Attack struct {
 // a foreign ath, a token bound to another key and a bound token sent as
 // Bearer depend on the call, so callers add those rows.
 func Attacks() []Attack {
-	mod := func(name string, f func(p *Proof, r Request)) Attack {
-		return Attack{name, func(g, _ *Key, r Request) string {
+	mod := func(name, reason string, f func(p *Proof, r Request)) Attack {
+		return Attack{name, reason, func(g, _ *Key, r Request) string {
 			p := g.Proof(r.Method, r.URL, r.AccessToken, r.Now)
 			f(p, r)
 			return p.String()
 		}}
 	}
 	return []Attack{
-		{"no proof", func(_, _ *Key, _ Request) string { return "" }},
-		{"wrong key", func(_, o *Key, r Request) string { return o.Proof(r.Method, r.URL, r.AccessToken, r.Now).String() }},
-		mod("wrong htm", func(p *Proof, _ Request) { p.Claims["htm"] = "PUT" }),
-		mod("wrong htu", func(p *Proof, _ Request) { p.Claims["htu"] = "https://elsewhere.example/v1/refresh" }),
-		mod("stale iat", func(p *Proof, r Request) { p.Claims["iat"] = r.Now.Add(-10 * time.Minute).Unix() }),
-		mod("iat in the future", func(p *Proof, r Request) { p.Claims["iat"] = r.Now.Add(10 * time.Minute).Unix() }),
-		mod("no jti", func(p *Proof, _ Request) { delete(p.Claims, "jti") }),
-		mod("alg none", func(p *Proof, _ Request) {
+		{"no proof", "proof_missing", func(_, _ *Key, _ Request) string { return "" }},
+		{"wrong key", "key_mismatch", func(_, o *Key, r Request) string { return o.Proof(r.Method, r.URL, r.AccessToken, r.Now).String() }},
+		mod("wrong htm", "htm", func(p *Proof, _ Request) { p.Claims["htm"] = "PUT" }),
+		mod("wrong htu", "htu", func(p *Proof, _ Request) { p.Claims["htu"] = "https://elsewhere.example/v1/refresh" }),
+		mod("stale iat", "iat_stale", func(p *Proof, r Request) { p.Claims["iat"] = r.Now.Add(-10 * time.Minute).Unix() }),
+		mod("iat in the future", "iat_future", func(p *Proof, r Request) { p.Claims["iat"] = r.Now.Add(10 * time.Minute).Unix() }),
+		mod("no jti", "missing_claim", func(p *Proof, _ Request) { delete(p.Claims, "jti") }),
+		// An unsigned JWS has an empty signature, which no proof may have:
+		// refused as malformed before its alg is read.
+		mod("alg none", "malformed", func(p *Proof, _ Request) {
 			p.Header["alg"] = "none"
 			p.Sign = func([]byte) []byte { return nil }
 		}),
-		mod("HMAC", func(p *Proof, _ Request) {
+		mod("HMAC", "alg_symmetric", func(p *Proof, _ Request) {
 			p.Header["alg"] = "HS256"
 			// The secret an attacker would pick: the public key's bytes.
 			p.Sign = func(in []byte) []byte {
@@ -117,16 +121,16 @@ func Attacks() []Attack {
 				return mac.Sum(nil)
 			}
 		}),
-		mod("private key in the header", func(p *Proof, _ Request) {
+		mod("private key in the header", "private_key", func(p *Proof, _ Request) {
 			jwk := map[string]any{"d": b64.EncodeToString(p.key.priv.Seed())}
 			for k, v := range p.key.jwk {
 				jwk[k] = v
 			}
 			p.Header["jwk"] = jwk
 		}),
-		mod("ES256 header, EdDSA signature", func(p *Proof, _ Request) { p.Header["alg"] = "ES256" }),
-		mod("typ jwt", func(p *Proof, _ Request) { p.Header["typ"] = "jwt" }),
-		{"tampered claims", func(g, _ *Key, r Request) string {
+		mod("ES256 header, EdDSA signature", "alg", func(p *Proof, _ Request) { p.Header["alg"] = "ES256" }),
+		mod("typ jwt", "typ", func(p *Proof, _ Request) { p.Header["typ"] = "jwt" }),
+		{"tampered claims", "signature", func(g, _ *Key, r Request) string {
 			parts := strings.Split(g.Proof(r.Method, r.URL, r.AccessToken, r.Now).String(), ".")
 			other := g.Proof(r.Method, r.URL, r.AccessToken, r.Now).String()
 			return parts[0] + "." + strings.Split(other, ".")[1] + "." + parts[2]

@@ -93,11 +93,14 @@ func jsonOf(v any) string {
 	return string(b)
 }
 
-// wantRefused checks a 401 invalid_dpop_proof problem with the RFC 9449
-// §7.1 challenge.
-func wantRefused(t *testing.T, a *answer, what string) {
+// wantRefused checks a 401 invalid_dpop_proof problem for reason with the
+// RFC 9449 §7.1 challenge.
+func wantRefused(t *testing.T, a *answer, reason, what string) {
 	t.Helper()
 	ch := a.header.Get("WWW-Authenticate")
+	if a.body["reason"] != reason {
+		t.Errorf("%s: reason %v in %s, want %q", what, a.body["reason"], a.raw, reason)
+	}
 	if a.status != http.StatusUnauthorized || a.body["code"] != "invalid_dpop_proof" ||
 		a.header.Get("Content-Type") != "application/problem+json" ||
 		!strings.HasPrefix(ch, `DPoP algs="`) || !strings.Contains(ch, `error="invalid_dpop_proof"`) || !strings.Contains(ch, `error_description="`) {
@@ -160,7 +163,7 @@ func TestDPoPAttacksEndToEnd(t *testing.T) {
 			"subject": "mallory", "replace_session_token": plain.body["session_token"],
 			"dpop": map[string]string{"proof": p, "htm": "POST", "htu": appLogin},
 		}), nil)
-		wantRefused(t, a, "create: "+at.Name)
+		wantRefused(t, a, at.Reason, "create: "+at.Name)
 	}
 	if l := call(t, "GET", d.a.URL+"/v1/subjects/mallory/sessions", d.apiKey, "", nil); strings.Count(l.raw, `"id":"ses_`) != 1 {
 		t.Errorf("after refused creates the subject's sessions are %s, want the one created", l.raw)
@@ -187,17 +190,17 @@ func TestDPoPAttacksEndToEnd(t *testing.T) {
 	for i, at := range dpoptest.Attacks() {
 		r := replicas[i%2]
 		p := at.Make(good, other, dpoptest.Request{Method: "POST", URL: direct, Now: time.Now()})
-		wantRefused(t, call(t, "POST", r.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt}), map[string]string{"DPoP": p}), "refresh (header): "+at.Name)
+		wantRefused(t, call(t, "POST", r.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt}), map[string]string{"DPoP": p}), at.Reason, "refresh (header): "+at.Name)
 		if p == "" {
 			continue
 		}
 		relayed := at.Make(good, other, dpoptest.Request{Method: "POST", URL: appRefresh, Now: time.Now()})
 		wantRefused(t, call(t, "POST", r.URL+"/v1/refresh", "", jsonOf(map[string]any{"refresh_token": rt,
-			"dpop": map[string]string{"proof": relayed, "htm": "POST", "htu": appRefresh}}), nil), "refresh (relayed): "+at.Name)
+			"dpop": map[string]string{"proof": relayed, "htm": "POST", "htu": appRefresh}}), nil), at.Reason, "refresh (relayed): "+at.Name)
 	}
 	// A proof with ath on a refresh, where no access token goes with it.
 	wantRefused(t, call(t, "POST", d.b.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt}),
-		map[string]string{"DPoP": good.Proof("POST", direct, "an access token", time.Now()).String()}), "refresh: ath without an access token")
+		map[string]string{"DPoP": good.Proof("POST", direct, "an access token", time.Now()).String()}), "ath_unexpected", "refresh: ath without an access token")
 
 	// Nothing changed: the original refresh token rotates now, on B.
 	p := good.Proof("POST", direct, "", time.Now()).String()
@@ -207,11 +210,11 @@ func TestDPoPAttacksEndToEnd(t *testing.T) {
 	}
 	rt2, access := a.body["refresh_token"].(string), a.body["access_token"].(string)
 	// The proof spent on B is refused on A, with the new refresh token.
-	wantRefused(t, call(t, "POST", d.a.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt2}), map[string]string{"DPoP": p}), "refresh: a proof spent on B replayed on A")
+	wantRefused(t, call(t, "POST", d.a.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt2}), map[string]string{"DPoP": p}), "jti_replayed", "refresh: a proof spent on B replayed on A")
 	// The spent refresh token without the key does not revoke the session
 	// (reuse detection needs a proof by the key of a bound session).
 	time.Sleep(1500 * time.Millisecond) // past the refresh grace
-	wantRefused(t, call(t, "POST", d.a.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt}), map[string]string{"DPoP": other.Proof("POST", direct, "", time.Now()).String()}), "refresh: the spent token with another key")
+	wantRefused(t, call(t, "POST", d.a.URL+"/v1/refresh", "", jsonOf(map[string]string{"refresh_token": rt}), map[string]string{"DPoP": other.Proof("POST", direct, "", time.Now()).String()}), "key_mismatch", "refresh: the spent token with another key")
 
 	// Verify of the bound access token, relayed by the API that got it.
 	before := d.session(t, id)
@@ -224,18 +227,18 @@ func TestDPoPAttacksEndToEnd(t *testing.T) {
 		return call(t, "POST", r.URL+"/v1/sessions/verify", d.apiKey, jsonOf(body), nil)
 	}
 	for i, at := range dpoptest.Attacks() {
-		wantRefused(t, verify(replicas[i%2], access, at.Make(good, other, dpoptest.Request{Method: "GET", URL: api, AccessToken: access, Now: time.Now()})), "verify: "+at.Name)
+		wantRefused(t, verify(replicas[i%2], access, at.Make(good, other, dpoptest.Request{Method: "GET", URL: api, AccessToken: access, Now: time.Now()})), at.Reason, "verify: "+at.Name)
 	}
-	wantRefused(t, verify(d.a, access, good.Proof("GET", api, "", time.Now()).String()), "verify: missing ath")
-	wantRefused(t, verify(d.b, access, good.Proof("GET", api, s["access_token"].(string), time.Now()).String()), "verify: ath of another token")
+	wantRefused(t, verify(d.a, access, good.Proof("GET", api, "", time.Now()).String()), "ath_missing", "verify: missing ath")
+	wantRefused(t, verify(d.b, access, good.Proof("GET", api, s["access_token"].(string), time.Now()).String()), "ath", "verify: ath of another token")
 	// A token bound to another key, with a proof by this one.
 	foreign := create(other)["access_token"].(string)
-	wantRefused(t, verify(d.a, foreign, good.Proof("GET", api, foreign, time.Now()).String()), "verify: token bound to another key")
+	wantRefused(t, verify(d.a, foreign, good.Proof("GET", api, foreign, time.Now()).String()), "key_mismatch", "verify: token bound to another key")
 	// A bound token sent as plain Bearer to latch's own endpoint.
 	wh := call(t, "GET", d.b.URL+"/v1/whoami", "", "", map[string]string{"Authorization": "Bearer " + access})
-	wantRefused(t, wh, "whoami: a bound token as Bearer")
+	wantRefused(t, wh, "bound_as_bearer", "whoami: a bound token as Bearer")
 	lo := call(t, "POST", d.a.URL+"/v1/logout", "", "{}", map[string]string{"Authorization": "Bearer " + access})
-	wantRefused(t, lo, "logout: a bound token as Bearer")
+	wantRefused(t, lo, "bound_as_bearer", "logout: a bound token as Bearer")
 
 	after := d.session(t, id)
 	for _, k := range []string{"last_seen_at", "idle_expires_at", "ip", "user_agent", "version"} {
@@ -249,7 +252,7 @@ func TestDPoPAttacksEndToEnd(t *testing.T) {
 	if a := verify(d.a, access, p); a.status != http.StatusOK {
 		t.Fatalf("verify with a good proof: %d %s", a.status, a.raw)
 	}
-	wantRefused(t, verify(d.b, access, p), "verify: a proof spent on A replayed on B")
+	wantRefused(t, verify(d.b, access, p), "jti_replayed", "verify: a proof spent on A replayed on B")
 	if got := d.session(t, id); got["ip"] != "203.0.113.66" {
 		t.Errorf("the accepted verify did not record activity: ip %v", got["ip"])
 	}

@@ -56,6 +56,10 @@ type Problem struct {
 	Status int    `json:"status"`
 	Detail string `json:"detail,omitempty"`
 	Code   string `json:"code"`
+	// Reason names the check a DPoP proof failed (dpop.Reason) on
+	// invalid_dpop_proof and use_dpop_nonce answers, so that each refusal
+	// can be told apart by a program without parsing detail.
+	Reason dpop.Reason `json:"reason,omitempty"`
 }
 
 var titles = map[string]string{
@@ -104,9 +108,10 @@ func problemFor(err error) Problem {
 	var ae *apiError
 	var ie *latch.InputError
 	var de *dpop.Error
+	var reason dpop.Reason
 	switch {
 	case errors.As(err, &de):
-		status, code, detail = http.StatusUnauthorized, de.Code(), de.Description()
+		status, code, detail, reason = http.StatusUnauthorized, de.Code(), de.Description(), de.Reason
 	case errors.As(err, &ae):
 		status, code, detail = ae.status, ae.code, ae.detail
 	case errors.As(err, &ie):
@@ -146,6 +151,7 @@ func problemFor(err error) Problem {
 		Status: status,
 		Detail: detail,
 		Code:   code,
+		Reason: reason,
 	}
 }
 
