@@ -84,7 +84,8 @@ export class LatchDPoPError extends LatchProblemError {
 
   /** @internal From latch's problem document and headers. */
   static fromProblem(problem, status, headers) {
-    const reason = DPOP_REASONS.get(problem?.detail) ?? (problem?.code === 'use_dpop_nonce' ? 'nonce' : 'unknown')
+    const named = typeof problem?.reason === 'string' && problem.reason in DPOP_DESCRIPTIONS ? problem.reason : undefined
+    const reason = named ?? DPOP_REASONS.get(problem?.detail) ?? (problem?.code === 'use_dpop_nonce' ? 'nonce' : 'unknown')
     const nonce = typeof headers['dpop-nonce'] === 'string' ? headers['dpop-nonce'] : undefined
     const C = problem?.code === 'use_dpop_nonce' ? LatchDPoPNonceError : LatchDPoPError
     const e = new C(reason, {nonce, problem, status})

@@ -166,9 +166,12 @@ class InvalidDPoPProof(InvalidCredential):
     """A DPoP-bound session or access token was used without a valid proof by its key
     (RFC 9449): missing, malformed, replayed, for another method or URL, by another key,
     or a bound token sent as plain Bearer. Nothing changed; ``www_authenticate`` is the
-    ``DPoP`` challenge to answer the client with."""
+    ``DPoP`` challenge to answer the client with, and ``reason`` names the failed check
+    (``"jti_replayed"``, ``"htu"``, ``"key_mismatch"``, ``"bound_as_bearer"``, … as in
+    latch's problem document; None if latch did not say)."""
 
     default_code = "invalid_dpop_proof"
+    reason: str | None = None
 
 
 class UseDPoPNonce(InvalidDPoPProof):
@@ -284,6 +287,8 @@ def problem_error(status: int, doc: object, retry_after: int | None = None,
         err = cls(status, code, title, detail)
     if isinstance(err, RateLimited):
         err.retry_after = retry_after
+    if isinstance(err, InvalidDPoPProof) and isinstance(doc, dict) and isinstance(doc.get("reason"), str):
+        err.reason = doc["reason"]
     if headers:
         www = headers.get("www-authenticate")
         if www and status == 401:

@@ -66,6 +66,16 @@ def attacks(key: Key, other: Key, htm: str, htu: str, at: str, other_at: str) ->
     }, replayed
 
 
+# The check latch names in the problem's reason member for each attack.
+REASONS = {
+    "wrong key": "key_mismatch", "replayed jti": "jti_replayed", "wrong htu": "htu", "wrong htm": "htm",
+    "stale iat": "iat_stale", "future iat": "iat_future", "missing ath": "ath_missing", "wrong ath": "ath",
+    "alg none": "malformed",  # an unsigned JWS has no signature, which no proof may lack
+    "HMAC": "alg_symmetric", "private key in header": "private_key", "wrong typ": "typ",
+    "token bound to another key": "key_mismatch", "not a JWS": "malformed",
+}
+
+
 class ClientTest(unittest.TestCase):
     def setUp(self) -> None:
         self.c = ls.Client(support.URL, support.API_KEY)
@@ -127,6 +137,7 @@ class ClientTest(unittest.TestCase):
             with self.subTest(name), self.assertRaises(ls.InvalidDPoPProof) as cm:
                 self.c.verify_access_token(tok, dpop=ls.DPoPProof(proof, "GET", ME))
             self.assertEqual(cm.exception.status, 401)
+            self.assertEqual(cm.exception.reason, REASONS[name], name)
             self.assertNotIn(proof, str(cm.exception))
         self.assertEqual(self.c.get_session(iss.session.id).version, before)  # refusals change nothing
 
