@@ -56,3 +56,20 @@ func FuzzParseDSN(f *testing.F) {
 		}
 	})
 }
+
+// TestParseDSNRefusesBadAddress: found by FuzzParseDSN. The driver's parser
+// made "tcp([)" the address "[:3306", and ParseDSN made the URL
+// "mysql://::0/0" the address "::0": no dial can use either. Such a DSN is
+// malformed, and said so before connecting.
+func TestParseDSNRefusesBadAddress(t *testing.T) {
+	for _, dsn := range []string{"([)/0", "u:p@tcp([)/db", "u:p@tcp([::1)/db", "mysql://::0/0"} {
+		if cfg, err := ParseDSN(dsn); err != errBadDSN {
+			t.Errorf("ParseDSN(%q) = address %q, %v; want errBadDSN", dsn, cfg.Addr, err)
+		}
+	}
+	for _, dsn := range []string{"u:p@tcp(127.0.0.1:3306)/db", "u:p@tcp([::1]:3306)/db", "u:p@tcp(db.example)/db", "u:p@/db"} {
+		if _, err := ParseDSN(dsn); err != nil {
+			t.Errorf("ParseDSN(%q): %v", dsn, err)
+		}
+	}
+}

@@ -120,6 +120,9 @@ func ParseDSN(dsn string) (*mysql.Config, error) {
 		if u.Port() == "" {
 			cfg.Addr = net.JoinHostPort(u.Hostname(), "3306")
 		}
+		if _, _, err := net.SplitHostPort(cfg.Addr); err != nil { // mysql://::0/db
+			return nil, errBadDSN
+		}
 		cfg.DBName = strings.TrimPrefix(u.Path, "/")
 		if cfg.DBName == "" || strings.Contains(cfg.DBName, "/") {
 			return nil, errors.New("mysqlstore: the DSN must name a database: mysql://user:password@host:3306/db")
@@ -129,6 +132,14 @@ func ParseDSN(dsn string) (*mysql.Config, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return nil, errBadDSN
+	}
+	// The driver takes any address between the parentheses ("tcp([)"
+	// becomes "[:3306"); refuse one that is not host:port here rather
+	// than report it as a server that cannot be reached.
+	if cfg.Net == "tcp" {
+		if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+			return nil, errBadDSN
+		}
 	}
 	if cfg.DBName == "" {
 		return nil, errors.New("mysqlstore: the DSN must name a database: user:password@tcp(host:3306)/db")
