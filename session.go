@@ -108,6 +108,10 @@ func lookup(obj []byte, key string) ([]byte, bool) {
 		return nil, false
 	}
 	i++
+	// The last of duplicate members wins, as in encoding/json and
+	// JSON.parse, so Value never disagrees with a client that decodes Data.
+	var found []byte
+	ok, escapedKeys := false, false
 	for {
 		i = skipSpace(obj, i)
 		if i >= len(obj) || obj[i] != '"' {
@@ -117,6 +121,7 @@ func lookup(obj []byte, key string) ([]byte, bool) {
 		if kEnd < 0 {
 			return nil, false
 		}
+		escapedKeys = escapedKeys || escaped
 		match := !escaped && string(obj[i+1:kEnd-1]) == key
 		i = skipSpace(obj, kEnd)
 		if i >= len(obj) || obj[i] != ':' {
@@ -128,9 +133,21 @@ func lookup(obj []byte, key string) ([]byte, bool) {
 			return nil, false
 		}
 		if match {
-			return obj[i:vEnd], true
+			found, ok = obj[i:vEnd], true
 		}
 		i = skipSpace(obj, vEnd)
+		if i < len(obj) && obj[i] == '}' {
+			if escapedKeys {
+				// A key with escapes may spell key too: let encoding/json
+				// decide (rare, and it allocates).
+				var m map[string]json.RawMessage
+				if json.Unmarshal(obj, &m) != nil {
+					return nil, false
+				}
+				found, ok = m[key]
+			}
+			return found, ok
+		}
 		if i >= len(obj) || obj[i] != ',' {
 			return nil, false
 		}
