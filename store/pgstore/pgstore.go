@@ -187,7 +187,9 @@ func poolConfig(dsn string, opts Options) (*pgxpool.Config, error) {
 		cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
 	}
 	if opts.StatementTimeout > 0 && !strings.Contains(cfg.ConnConfig.RuntimeParams["options"], "statement_timeout") {
-		if _, set := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !set {
+		// An empty statement_timeout= in the DSN sets nothing: it gets the
+		// default like an absent one.
+		if v := cfg.ConnConfig.RuntimeParams["statement_timeout"]; v == "" {
 			cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
 		}
 	}
