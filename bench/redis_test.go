@@ -339,16 +339,7 @@ func BenchmarkRedisRatio(b *testing.B) {
 				c.DoCache(context.Background(), c.B().Get().Key(keys[i]).Cache(), time.Minute)
 			}
 		}
-		latchOp := benchpair.Op{Name: "latch", Do: func(ctx context.Context, i int) error {
-			s, err := m.Validate(ctx, tokens[i])
-			if err != nil {
-				return err
-			}
-			if v, ok := s.Value("user"); !ok || len(v) == 0 {
-				return fmt.Errorf("latch: no value")
-			}
-			return nil
-		}}
+		latchOp := validateOp(m, tokens)
 		peerOp := benchpair.Op{Name: "rueidis", Do: func(ctx context.Context, i int) error {
 			var v string
 			var err error
@@ -362,22 +353,12 @@ func BenchmarkRedisRatio(b *testing.B) {
 			}
 			return err
 		}}
-		b.Run("pair="+pair, func(b *testing.B) {
-			start := time.Now()
-			r := benchpair.Run(b, 64, sessions, latchOp, peerOp)
-			ratio := 100 * r[0].Rate() / r[1].Rate()
-			b.ReportMetric(ratio, "ratio-%")
-			if finalRound(b, time.Since(start)) {
-				med.Add(pair+" ratio", ratio)
-				med.Add(pair+" latch cpu", float64(r[0].CPUPerOp().Nanoseconds())/1e3)
-				med.Add(pair+" rueidis cpu", float64(r[1].CPUPerOp().Nanoseconds())/1e3)
-			}
-		})
+		runRatio(b, &med, "pair="+pair, pair, 64, sessions, latchOp, peerOp)
 	}
 	for _, pair := range []string{"nocache", "cache"} {
 		if r, n := med.Median(pair + " ratio"); n > 0 {
 			lc, _ := med.Median(pair + " latch cpu")
-			rc, _ := med.Median(pair + " rueidis cpu")
+			rc, _ := med.Median(pair + " peer cpu")
 			b.Logf("pair=%-8s latch = %5.1f %% of rueidis (ops/s, median of %d); CPU per op %.2f µs vs %.2f µs (%.0f %%)",
 				pair, r, n, lc, rc, 100*rc/lc)
 		}
@@ -496,4 +477,36 @@ func BenchmarkRedisOne(b *testing.B) {
 			}
 		})
 	}
+}
+
+// validateOp is the latch side of a ratio: Validate a token and read one
+// value of its session.
+func validateOp(m *latch.Manager, tokens []string) benchpair.Op {
+	return benchpair.Op{Name: "latch", Do: func(ctx context.Context, i int) error {
+		s, err := m.Validate(ctx, tokens[i])
+		if err != nil {
+			return err
+		}
+		if v, ok := s.Value("user"); !ok || len(v) == 0 {
+			return fmt.Errorf("latch: no value")
+		}
+		return nil
+	}}
+}
+
+// runRatio runs latch against peer in alternating turns as sub-benchmark
+// sub, reports latch's rate as a percentage of the peer's, and records the
+// final round's ratio and CPU per op in med under key.
+func runRatio(b *testing.B, med *benchpair.Medians, sub, key string, workers, n int, latchOp, peerOp benchpair.Op) {
+	b.Run(sub, func(b *testing.B) {
+		start := time.Now()
+		r := benchpair.Run(b, workers, n, latchOp, peerOp)
+		ratio := 100 * r[0].Rate() / r[1].Rate()
+		b.ReportMetric(ratio, "ratio-%")
+		if finalRound(b, time.Since(start)) {
+			med.Add(key+" ratio", ratio)
+			med.Add(key+" latch cpu", float64(r[0].CPUPerOp().Nanoseconds())/1e3)
+			med.Add(key+" peer cpu", float64(r[1].CPUPerOp().Nanoseconds())/1e3)
+		}
+	})
 }

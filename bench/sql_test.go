@@ -72,28 +72,9 @@ func BenchmarkSQLRatio(b *testing.B) {
 			id, _ := store.ParseID(s.ID())
 			ids[i] = id[:]
 		}
-		latchOp := benchpair.Op{Name: "latch", Do: func(ctx context.Context, i int) error {
-			s, err := m.Validate(ctx, tokens[i])
-			if err != nil {
-				return err
-			}
-			if v, ok := s.Value("user"); !ok || len(v) == 0 {
-				return fmt.Errorf("latch: no value")
-			}
-			return nil
-		}}
+		latchOp := validateOp(m, tokens)
 		peerOp := benchpair.Op{Name: "peer", Do: func(ctx context.Context, i int) error { return peer(ctx, ids[i]) }}
-		b.Run("db="+name, func(b *testing.B) {
-			start := time.Now()
-			r := benchpair.Run(b, 16, sessions, latchOp, peerOp)
-			ratio := 100 * r[0].Rate() / r[1].Rate()
-			b.ReportMetric(ratio, "ratio-%")
-			if finalRound(b, time.Since(start)) {
-				med.Add(name+" ratio", ratio)
-				med.Add(name+" latch cpu", float64(r[0].CPUPerOp().Nanoseconds())/1e3)
-				med.Add(name+" peer cpu", float64(r[1].CPUPerOp().Nanoseconds())/1e3)
-			}
-		})
+		runRatio(b, &med, "db="+name, name, 16, sessions, latchOp, peerOp)
 	}
 
 	if ps := postgresStore(b); ps != nil {
